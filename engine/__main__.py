@@ -1,0 +1,5 @@
+"""`python -m engine` runs the command-line interface."""
+
+from engine.cli.main import main
+
+main()

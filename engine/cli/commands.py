@@ -1,0 +1,16 @@
+"""The list of subcommands; each lives in its own module under engine/cli/."""
+
+from __future__ import annotations
+
+import click
+
+from engine.cli import demo_cmd, journal_cmd
+
+
+def register(group: click.Group) -> None:
+    """Add every subcommand to `group`."""
+    for command in (
+        journal_cmd.command,
+        demo_cmd.command,
+    ):
+        group.add_command(command)
