@@ -1,0 +1,1 @@
+"""Effects: named async calls under idempotency keys, backoff, and replay mode."""

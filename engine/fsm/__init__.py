@@ -1,0 +1,1 @@
+"""The state machine: transition table, shared machine, fold and decide (all pure)."""

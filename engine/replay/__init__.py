@@ -1,0 +1,1 @@
+"""Offline replay of a journal: timelines, why-is-it-stuck, determinism checks."""

@@ -1,0 +1,1 @@
+"""The reconcile runtime: work queue, reconciler, operator API, health endpoints."""

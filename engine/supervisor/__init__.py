@@ -1,0 +1,1 @@
+"""Supervision: stuck and deadlock detection, healing, leader election."""

@@ -1,0 +1,1 @@
+"""OpenTelemetry tracer and meter setup, span helpers, Prometheus metrics."""

@@ -1,0 +1,1 @@
+"""List + watch of the cluster with kubernetes-asyncio; every change journaled first."""

@@ -1,0 +1,1 @@
+"""The example operator that ships with the engine, and its small external service."""
