@@ -3,11 +3,13 @@
 from engine.journal.errors import (
     ConcurrencyError,
     CorruptJournal,
+    JournalClosed,
     JournalError,
     JournalLocked,
     JournalUnavailable,
     NotAJournal,
     SchemaTooNew,
+    StaleTerm,
 )
 from engine.journal.record import NewEvent, Record, Snapshot, stream_name
 from engine.journal.store import ANY_VERSION, Journal
@@ -17,6 +19,7 @@ __all__ = [
     "ConcurrencyError",
     "CorruptJournal",
     "Journal",
+    "JournalClosed",
     "JournalError",
     "JournalLocked",
     "JournalUnavailable",
@@ -25,5 +28,6 @@ __all__ = [
     "Record",
     "SchemaTooNew",
     "Snapshot",
+    "StaleTerm",
     "stream_name",
 ]

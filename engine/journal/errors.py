@@ -47,3 +47,19 @@ class JournalLocked(JournalError):
 
 class JournalUnavailable(JournalError):
     """The path cannot be used: a directory, unreadable, read-only, missing parent, ..."""
+
+
+class JournalClosed(JournalError):
+    """The journal was closed; open it again to use it."""
+
+
+class StaleTerm(JournalError):
+    """`set_term` was given a lower term than the one already stamped (a deposed leader)."""
+
+    def __init__(self, current: int, offered: int) -> None:
+        super().__init__(
+            f"term {offered} is lower than the journal's current term {current}: "
+            "a newer leader has written; stop writing and re-acquire leadership"
+        )
+        self.current = current
+        self.offered = offered

@@ -1,0 +1,124 @@
+"""Planning a commit: turn pending appends into chained rows, pure and backend-neutral.
+
+Both backends call `plan_batch` with what they know (the chain head, the versions of the
+touched streams, the positions of already-used idempotency keys) and write its rows in
+one transaction. One append's `ConcurrencyError` never affects the others in the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from engine.journal.codec import GENESIS, EncodedEvent, Row, make_row
+from engine.journal.errors import ConcurrencyError
+from engine.journal.store import ANY_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The last committed record: its position (0 when empty) and checksum."""
+
+    position: int = 0
+    checksum: str = GENESIS
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAppend:
+    """One caller's `append`, encoded and waiting for the next commit."""
+
+    stream: str
+    events: tuple[EncodedEvent, ...]
+    expected_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPlan:
+    """What to write and what to answer each caller (positions, or the error to raise)."""
+
+    rows: tuple[Row, ...]
+    outcomes: tuple[tuple[int, ...] | ConcurrencyError, ...]
+    head: Head
+    versions: Mapping[str, int]
+    keys: Mapping[str, int]
+
+
+def keys_of(appends: Sequence[PendingAppend]) -> set[str]:
+    """Every idempotency key the batch mentions (to look up before planning)."""
+    return {
+        event.idempotency_key
+        for append in appends
+        for event in append.events
+        if event.idempotency_key is not None
+    }
+
+
+def plan_batch(
+    appends: Sequence[PendingAppend],
+    *,
+    head: Head,
+    versions: Mapping[str, int],
+    existing_keys: Mapping[str, int],
+    at: str,
+    term: int,
+) -> BatchPlan:
+    """Plan one transaction for `appends`, in order.
+
+    Assumptions: `versions` holds the current version of every stream in `appends`
+    (0 for a new stream); `existing_keys` maps each already-committed key of the batch
+    to its position. Returns the rows, one outcome per append, the new head, and the
+    versions and keys the batch changed.
+    """
+    rows: list[Row] = []
+    outcomes: list[tuple[int, ...] | ConcurrencyError] = []
+    new_versions: dict[str, int] = {}
+    keys: dict[str, int] = {}
+    position, previous = head.position, head.checksum
+    for append in appends:
+        version = new_versions.get(append.stream, versions.get(append.stream, 0))
+        answers: list[int | None] = []
+        fresh: list[EncodedEvent] = []
+        for event in append.events:
+            key = event.idempotency_key
+            known = None if key is None else keys.get(key, existing_keys.get(key))
+            answers.append(known)
+            if known is None:
+                fresh.append(event)
+        if fresh and append.expected_version not in (ANY_VERSION, version):
+            outcomes.append(ConcurrencyError(append.stream, append.expected_version, version))
+            continue
+        positions: list[int] = []
+        batch_keys: dict[str, int] = {}
+        for event, known in zip(append.events, answers, strict=True):
+            key = event.idempotency_key
+            if known is None and key is not None and key in batch_keys:
+                known = batch_keys[key]  # the same key twice in one append
+            if known is not None:
+                positions.append(known)
+                continue
+            position += 1
+            version += 1
+            row = make_row(
+                previous,
+                position=position,
+                stream=append.stream,
+                stream_version=version,
+                event=event,
+                at=at,
+                term=term,
+            )
+            rows.append(row)
+            previous = row.checksum
+            positions.append(position)
+            if key is not None:
+                batch_keys[key] = position
+        keys.update(batch_keys)
+        new_versions[append.stream] = version
+        outcomes.append(tuple(positions))
+    return BatchPlan(
+        rows=tuple(rows),
+        outcomes=tuple(outcomes),
+        head=Head(position, previous),
+        versions=new_versions,
+        keys=keys,
+    )
