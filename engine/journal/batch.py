@@ -7,11 +7,12 @@ one transaction. One append's `ConcurrencyError` never affects the others in the
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from engine.journal.codec import GENESIS, EncodedEvent, Row, make_row
-from engine.journal.errors import ConcurrencyError
+from engine.journal.codec import GENESIS, EncodedEvent, Row, make_row, row_checksum, row_of
+from engine.journal.errors import ConcurrencyError, CorruptJournal
+from engine.journal.record import Record
 from engine.journal.store import ANY_VERSION
 
 
@@ -122,3 +123,22 @@ def plan_batch(
         versions=new_versions,
         keys=keys,
     )
+
+
+def chain_for_import(records: Iterable[Record], *, where: str) -> tuple[list[Row], Head]:
+    """The rows of exported `records`, checked to chain unbroken from position 1.
+
+    Errors: `CorruptJournal` naming `where` and the first position that has a gap or
+    fails its checksum.
+    """
+    rows: list[Row] = []
+    previous = GENESIS
+    for expected, record in enumerate(records, start=1):
+        row = row_of(record)
+        if row.position != expected:
+            raise CorruptJournal(where, "the imported records have a gap", expected)
+        if row_checksum(previous, row) != row.checksum:
+            raise CorruptJournal(where, "an imported record fails its checksum", expected)
+        previous = row.checksum
+        rows.append(row)
+    return rows, Head(len(rows), previous)

@@ -320,3 +320,9 @@ def record_from_json(obj: Mapping[str, Any]) -> Record:
         term=int(obj["term"]),
         checksum=str(obj["checksum"]),
     )
+
+
+def snapshot_checksum(stream: str, version: int, state: str) -> str:
+    """The checksum of a stored snapshot (its stream, version and state text)."""
+    text = _SEPARATOR.join((stream, str(version), state))
+    return hashlib.sha256(text.encode()).hexdigest()

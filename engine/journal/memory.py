@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 from engine.clock import Clock, SystemClock
-from engine.journal.batch import Head, PendingAppend, plan_batch
+from engine.journal.batch import Head, PendingAppend, chain_for_import, plan_batch
 from engine.journal.codec import (
     GENESIS,
     Row,
@@ -21,7 +21,6 @@ from engine.journal.codec import (
     encode_event,
     encode_json,
     row_checksum,
-    row_of,
     verified_record,
 )
 from engine.journal.errors import CorruptJournal, JournalClosed, StaleTerm
@@ -182,16 +181,7 @@ class MemoryJournal:
         self._ensure_open()
         if self._rows:
             raise ValueError("import needs an empty journal")
-        previous = GENESIS
-        rows: list[Row] = []
-        for expected, record in enumerate(records, start=1):
-            row = row_of(record)
-            if row.position != expected:
-                raise CorruptJournal(_WHERE, "the imported records have a gap", expected)
-            if row_checksum(previous, row) != row.checksum:
-                raise CorruptJournal(_WHERE, "an imported record fails its checksum", expected)
-            previous = row.checksum
-            rows.append(row)
+        rows, _head = chain_for_import(records, where=_WHERE)
         for row in rows:
             self._rows.append(row)
             self._stream_positions.setdefault(row.stream, []).append(row.position)

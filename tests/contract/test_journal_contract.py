@@ -25,7 +25,7 @@ from engine.journal.memory import MemoryJournal
 
 Opener = Callable[..., Awaitable[Any]]
 
-BACKENDS = ["memory"]
+BACKENDS = ["memory", "sqlite"]
 
 
 @pytest.fixture(params=BACKENDS)

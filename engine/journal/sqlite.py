@@ -1,0 +1,416 @@
+"""The durable journal on SQLite (aiosqlite, WAL): group commit, checksums, one writer.
+
+Appends from any number of tasks go to one writer task, which drains everything
+pending into one transaction, commits, and only then answers each caller. Reads use a
+second connection, so they never wait behind a commit. See docs/journal.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote
+
+import aiosqlite
+
+from engine.clock import Clock, SystemClock
+from engine.journal import opening, schema
+from engine.journal.batch import Head, PendingAppend, chain_for_import, keys_of, plan_batch
+from engine.journal.codec import (
+    GENESIS,
+    Row,
+    encode_at,
+    encode_event,
+    encode_json,
+    snapshot_checksum,
+    verified_record,
+)
+from engine.journal.errors import (
+    CorruptJournal,
+    JournalClosed,
+    JournalError,
+    JournalUnavailable,
+    StaleTerm,
+)
+from engine.journal.files import (
+    WriterLock,
+    acquire_writer_lock,
+    check_readable,
+    prepare_writable,
+    tighten_sidecars,
+)
+from engine.journal.group_commit import GroupCommit, Outcome
+from engine.journal.record import NewEvent, Record, Snapshot
+from engine.journal.store import ANY_VERSION
+
+Synchronous = Literal["FULL", "NORMAL"]
+
+
+class SqliteJournal:
+    """A `Journal` in one SQLite file. Create it with `await SqliteJournal.open(path)`.
+
+    Guarantees beyond the `Journal` contract: one writer per file (a second is refused
+    with `JournalLocked`); files 0600, a created directory 0700; every read verifies the
+    checksum chain and raises `CorruptJournal` naming the position.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        reader: aiosqlite.Connection,
+        writer: aiosqlite.Connection | None,
+        lock: WriterLock | None,
+        clock: Clock,
+        redact: tuple[str, ...],
+        head: Head,
+        term: int,
+    ) -> None:
+        self._path = path
+        self._where = str(path)
+        self._reader = reader
+        self._writer = writer
+        self._lock = lock
+        self._clock = clock
+        self._redact = redact
+        self._head = head
+        self._term = term
+        self._versions: dict[str, int] = {}
+        self._committed = asyncio.Event()
+        self._write_lock = asyncio.Lock()
+        self._closed = False
+        self._broken = False
+        self._group = None if writer is None else GroupCommit(self._commit, self._commit_failed)
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        clock: Clock | None = None,
+        synchronous: Synchronous = "FULL",
+        redact: tuple[str, ...] = (),
+        readonly: bool = False,
+    ) -> SqliteJournal:
+        """Open (creating and migrating when writable) the journal at `path`.
+
+        `synchronous` is SQLite's setting for the writer: FULL (default) makes every
+        acknowledged append survive power loss; NORMAL only process crashes.
+        `readonly=True` takes no lock and never writes (for check, replay, export).
+        Errors: `JournalUnavailable`, `JournalLocked`, `NotAJournal`, `SchemaTooNew`,
+        `CorruptJournal`, each naming the path and what to do.
+        """
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
+        where = Path(path)
+        lock: WriterLock | None = None
+        writer: aiosqlite.Connection | None = None
+        reader: aiosqlite.Connection | None = None
+        try:
+            if readonly:
+                check_readable(where)
+            else:
+                prepare_writable(where)
+                lock = acquire_writer_lock(where)
+                writer = await _connect(where, readonly=False)
+                await opening.prepare_writer(writer, where, synchronous=synchronous)
+                tighten_sidecars(where)
+            reader = await _connect(where, readonly=True)
+            if readonly:
+                await opening.identify(reader, where, writable=False)
+            head, term = await opening.load_head(reader, where)
+        except BaseException as failure:
+            for connection in (reader, writer):
+                if connection is not None:
+                    await connection.close()
+            if lock is not None:
+                lock.release()
+            if isinstance(failure, sqlite3.Error):
+                raise opening.translate_error(where, failure) from None
+            raise
+        return cls(
+            path=where,
+            reader=reader,
+            writer=writer,
+            lock=lock,
+            clock=clock or SystemClock(),
+            redact=tuple(redact),
+            head=head,
+            term=term,
+        )
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def term(self) -> int:
+        return self._term
+
+    @property
+    def head(self) -> Head:
+        """The last committed record's position and checksum, as this process knows it."""
+        return self._head
+
+    def set_term(self, term: int) -> None:
+        """Stamp `term` on later records. Errors: `StaleTerm` when `term` is lower."""
+        if term < self._term:
+            raise StaleTerm(self._term, term)
+        self._term = term
+
+    async def append(
+        self, stream: str, events: Sequence[NewEvent], *, expected_version: int = ANY_VERSION
+    ) -> tuple[int, ...]:
+        """Append `events` to `stream` atomically; return once they are committed."""
+        self._ensure_writable()
+        pending = PendingAppend(
+            stream, tuple(encode_event(e, redact=self._redact) for e in events), expected_version
+        )
+        assert self._group is not None
+        return await self._group.submit(pending)
+
+    async def stream_version(self, stream: str) -> int:
+        """The stream's last version, 0 when it has no records."""
+        known = self._versions.get(stream)
+        if known is not None:
+            return known
+        rows = await self._fetch(
+            "SELECT MAX(stream_version) FROM records WHERE stream = ?", (stream,)
+        )
+        return int(rows[0][0] or 0)
+
+    async def read_stream(self, stream: str, from_version: int = 1) -> list[Record]:
+        """The stream's records with version >= `from_version`, in order, verified."""
+        start = max(from_version, 1)
+        rows = await self._fetch(schema.SELECT_STREAM, (stream, start))
+        records = []
+        for expected, row in enumerate(rows, start=start):
+            if row[2] != expected:
+                raise CorruptJournal(self._where, f"{stream} version {expected} is missing")
+            records.append(self._verified_joined(row))
+        return records
+
+    async def read_all(
+        self, from_position: int = 1, *, batch_size: int = 1000
+    ) -> AsyncIterator[Record]:
+        """Every record with position >= `from_position`, in order, fetched in batches.
+
+        Each record's checksum is verified against its predecessor's, and a missing
+        position raises `CorruptJournal`.
+        """
+        position = max(from_position, 1)
+        previous: str | None = GENESIS if position == 1 else None
+        where = self._where
+        while True:
+            rows = await self._fetch(schema.SELECT_FROM, (position, batch_size))
+            if not rows:
+                return
+            if previous is None:
+                previous = await self._checksum_at(position - 1)
+            for row in rows:
+                if row[0] != position:
+                    raise CorruptJournal(where, "a record is missing", position)
+                record = verified_record(where, previous, row)
+                previous = row[11]
+                position += 1
+                yield record
+
+    async def subscribe(self, from_position: int = 1) -> AsyncIterator[Record]:
+        """Like `read_all`, then tail this process's commits as they happen.
+
+        Wakes on each commit (no polling). Ends when the journal closes; a read-only
+        journal has no commits to tail, so its subscription ends at the current end.
+        """
+        position = max(from_position, 1)
+        while True:
+            committed = self._committed
+            async for record in self.read_all(position):
+                position = record.position + 1
+                yield record
+            if self._closed or self._writer is None:
+                return
+            await committed.wait()
+
+    async def find_by_key(self, idempotency_key: str) -> Record | None:
+        """The record carrying `idempotency_key`, if any (verified)."""
+        rows = await self._fetch(schema.SELECT_KEY, (idempotency_key,))
+        return self._verified_joined(rows[0]) if rows else None
+
+    async def streams(self) -> list[str]:
+        """Every stream that has at least one record, in order of first appearance."""
+        rows = await self._fetch(
+            "SELECT stream FROM records GROUP BY stream ORDER BY MIN(position)"
+        )
+        return [row[0] for row in rows]
+
+    async def save_snapshot(self, stream: str, version: int, state: Mapping[str, Any]) -> None:
+        """Keep `state` as of `version`; an older version never replaces a newer one.
+
+        Errors: `ValueError` when `version` is beyond the stream's last version.
+        """
+        self._ensure_writable()
+        if version < 1 or version > await self.stream_version(stream):
+            raise ValueError(f"stream {stream!r} has no version {version} to snapshot")
+        text = encode_json(state)
+        assert self._writer is not None
+        async with self._write_lock:
+            await self._writer.execute(
+                schema.UPSERT_SNAPSHOT,
+                (stream, version, text, snapshot_checksum(stream, version, text)),
+            )
+
+    async def load_snapshot(self, stream: str) -> Snapshot | None:
+        """The newest snapshot of `stream`, if any. Errors: `CorruptJournal` on a bad one."""
+        rows = await self._fetch(
+            "SELECT version, state, checksum FROM snapshots WHERE stream = ?", (stream,)
+        )
+        if not rows:
+            return None
+        version, text, digest = rows[0]
+        if snapshot_checksum(stream, version, text) != digest:
+            raise CorruptJournal(self._where, f"the snapshot of {stream} fails its checksum")
+        return Snapshot(stream, version, json.loads(text))
+
+    async def verify(self) -> int:
+        """Check the whole file: SQLite's quick_check, every record's checksum chain, the
+        chain head, every snapshot. Return the record count.
+
+        Errors: `CorruptJournal` naming the first problem (and position, where one).
+        """
+        problems = [row[0] for row in await self._fetch("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise CorruptJournal(self._where, "SQLite quick_check: " + "; ".join(problems[:3]))
+        count = 0
+        async for _ in self.read_all(batch_size=5000):
+            count += 1
+        head, _term = await opening.load_head(self._reader, self._path)
+        if head.position < count:
+            raise CorruptJournal(self._where, "records beyond the chain head", head.position + 1)
+        for stream in [row[0] for row in await self._fetch("SELECT stream FROM snapshots")]:
+            await self.load_snapshot(stream)
+        return count
+
+    async def import_records(self, records: Iterable[Record]) -> int:
+        """Load exported records into this empty journal, keeping positions and checksums.
+
+        Errors: `ValueError` when the journal is not empty; `CorruptJournal` when the
+        records do not form an unbroken chain from position 1 (nothing is written then).
+        """
+        self._ensure_writable()
+        assert self._writer is not None
+        async with self._write_lock:
+            if self._head.position != 0 or not (self._group is None or self._group.idle):
+                raise ValueError(f"import needs an empty journal, and {self._where} has records")
+            rows, head = chain_for_import(records, where=self._where)
+            await self._write_rows(rows, head)
+            self._head = head
+            self._versions.clear()
+            self._term = max([self._term, *(row.term for row in rows)])
+        self._signal_commit()
+        return len(rows)
+
+    async def close(self) -> None:
+        """Commit what is pending, then release the connections and the writer lock."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._group is not None:
+            await self._group.close()
+        self._signal_commit()
+        if self._writer is not None:
+            await self._writer.close()
+        await self._reader.close()
+        if self._lock is not None:
+            self._lock.release()
+
+    async def _commit(self, appends: Sequence[PendingAppend]) -> Sequence[Outcome]:
+        async with self._write_lock:
+            assert self._writer is not None
+            existing = await opening.key_positions(self._writer, keys_of(appends))
+            unknown = {a.stream for a in appends} - self._versions.keys()
+            self._versions.update(await opening.stream_versions(self._writer, unknown))
+            plan = plan_batch(
+                appends,
+                head=self._head,
+                versions=self._versions,
+                existing_keys=existing,
+                at=encode_at(self._clock.now()),
+                term=self._term,
+            )
+            if plan.rows:
+                await self._write_rows(plan.rows, plan.head)
+                self._head = plan.head
+                self._versions.update(plan.versions)
+        if plan.rows:
+            self._signal_commit()
+        return plan.outcomes
+
+    async def _commit_failed(self, failure: BaseException) -> BaseException:
+        self._versions.clear()
+        try:
+            self._head, _term = await opening.load_head(self._reader, self._path)
+        except (JournalError, sqlite3.Error):
+            self._broken = True  # a journal we cannot read back is not safe to write to
+        if isinstance(failure, sqlite3.Error):
+            return opening.translate_error(self._path, failure)
+        return failure
+
+    async def _write_rows(self, rows: Sequence[Row], head: Head) -> None:
+        assert self._writer is not None
+        await self._writer.execute("BEGIN IMMEDIATE")
+        try:
+            await self._writer.executemany(schema.INSERT_RECORD, rows)
+            await self._writer.execute(schema.UPDATE_HEAD, (head.position, head.checksum))
+            await self._writer.execute("COMMIT")
+        except BaseException:
+            if self._writer.in_transaction:
+                await self._writer.execute("ROLLBACK")
+            raise
+
+    async def _checksum_at(self, position: int) -> str:
+        rows = await self._fetch("SELECT checksum FROM records WHERE position = ?", (position,))
+        if not rows:
+            raise CorruptJournal(self._where, "a record is missing", position)
+        return str(rows[0][0])
+
+    def _verified_joined(self, row: Any) -> Record:
+        previous = GENESIS if row[0] == 1 else row[12]
+        if previous is None:
+            raise CorruptJournal(self._where, "the record before is missing", row[0])
+        return verified_record(self._where, previous, row[:12])
+
+    async def _fetch(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return list(await self._reader.execute_fetchall(sql, parameters))
+        except sqlite3.Error as failure:
+            raise opening.translate_error(self._path, failure) from None
+
+    def _signal_commit(self) -> None:
+        committed, self._committed = self._committed, asyncio.Event()
+        committed.set()
+
+    def _ensure_writable(self) -> None:
+        if self._closed:
+            raise JournalClosed(f"journal {self._where} is closed; open it again")
+        if self._broken:
+            raise JournalUnavailable(
+                f"journal {self._where} failed a commit and cannot be read back; "
+                "restart the engine to reopen it"
+            )
+        if self._writer is None:
+            raise JournalUnavailable(
+                f"journal {self._where} was opened read-only; open it without readonly to write"
+            )
+
+
+async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
+    return await aiosqlite.connect(_uri(path, readonly=readonly), uri=True, isolation_level=None)
+
+
+def _uri(path: Path, *, readonly: bool) -> str:
+    return f"file:{quote(os.path.abspath(path))}?mode={'ro' if readonly else 'rw'}"
