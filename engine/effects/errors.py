@@ -1,0 +1,79 @@
+"""The errors an effect raises, and those the runner raises after journaling an outcome."""
+
+from __future__ import annotations
+
+
+class EffectError(Exception):
+    """Base class of effect errors."""
+
+
+class PermanentError(EffectError):
+    """Raised by an effect that cannot succeed without a change (bad spec, 403, 422).
+
+    The runner journals it as a non-retryable failure; the resource goes to `Failed`
+    with the message as the reason. Keep secrets out of the message: it is journaled.
+    """
+
+
+class RetryableError(EffectError):
+    """Raised by an effect that may succeed later; `delay` is a lower bound in seconds
+    (a Retry-After). Any exception that is not a `PermanentError` is retryable too."""
+
+    def __init__(self, message: str, *, delay: float = 0.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class EffectRetryScheduled(RetryableError):
+    """The runner journaled a retryable failure of `key` and `RetryScheduled`: try again
+    in `delay` seconds (the reconciler's requeue-after). Retryable when it crosses an
+    enclosing effect, which then waits at least as long."""
+
+    def __init__(self, key: str, *, attempt: int, delay: float, message: str) -> None:
+        super().__init__(
+            f"effect {key} attempt {attempt} failed ({message}); retry in {delay:.3f}s",
+            delay=delay,
+        )
+        self.key = key
+        self.attempt = attempt
+
+
+class EffectFailedPermanently(PermanentError):
+    """`key` has a recorded permanent failure: it is not called again under this key."""
+
+    def __init__(self, key: str, *, error_class: str, message: str) -> None:
+        super().__init__(f"effect {key} failed for good: {error_class}: {message}")
+        self.key = key
+        self.error_class = error_class
+        self.reason = f"{error_class}: {message}"
+
+
+class EffectGaveUp(EffectFailedPermanently):
+    """`key` failed on every one of its allowed attempts (the trigger `gave_up`)."""
+
+    def __init__(self, key: str, *, attempts: int, error_class: str, message: str) -> None:
+        super().__init__(key, error_class=error_class, message=message)
+        self.args = (f"effect {key} gave up after {attempts} attempts: {error_class}: {message}",)
+        self.attempts = attempts
+
+
+class ReplayDivergence(EffectError):
+    """Replay asked for an effect the journal does not have at that point: the handler
+    code is not deterministic, or it changed since the journal was written.
+
+    `position` is the journal position of the first differing record (None: the journal
+    ended), `expected` the key recorded there, `got` the key the code asked for.
+    """
+
+    def __init__(
+        self, *, stream: str, position: int | None, expected: str | None, got: str, why: str
+    ) -> None:
+        where = f"position {position}" if position is not None else "the end of the journal"
+        super().__init__(
+            f"replay of {stream} diverges at {where}: {why} (journal: {expected!r}, "
+            f"code: {got!r}); replay with the engine version that wrote the journal"
+        )
+        self.stream = stream
+        self.position = position
+        self.expected = expected
+        self.got = got

@@ -1,0 +1,239 @@
+"""The effect runner: runs a named async call under its idempotency key, journaling the
+intent before and the outcome after, with timeouts, error classes and backoff; in replay
+mode it answers every effect from the journal and never calls anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any, Protocol
+
+from engine.clock import Clock
+from engine.effects.backoff import DEFAULT_BACKOFF, BackoffPolicy, next_delay
+from engine.effects.errors import (
+    EffectFailedPermanently,
+    EffectGaveUp,
+    EffectRetryScheduled,
+    PermanentError,
+    ReplayDivergence,
+    RetryableError,
+)
+from engine.effects.history import key_history
+from engine.effects.replay import RecordedOutcome, ReplayCursor
+from engine.fsm import events as ev
+from engine.journal.record import NewEvent
+from engine.journal.store import Journal
+
+EffectCall = Callable[[str], Awaitable[Any]]
+"""An effect: called with its idempotency key, returns a JSON-serialisable result."""
+
+TIMEOUT_CLASS = "Timeout"
+
+
+class Mode(StrEnum):
+    """`live` calls effects; `replay` answers them from the journal."""
+
+    LIVE = "live"
+    REPLAY = "replay"
+
+
+@dataclass(frozen=True, slots=True)
+class SpanIds:
+    """The trace and span of one effect attempt, stamped on its journal records."""
+
+    trace_id: str | None = None
+    span_id: str | None = None
+
+
+class AttemptTracer(Protocol):
+    """Opens a span around one effect attempt (blocking only for the span bookkeeping)."""
+
+    def attempt(self, *, key: str, name: str, attempt: int) -> AbstractContextManager[SpanIds]:
+        """A context manager around the attempt; it yields the span's ids."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerDeps:
+    """Everything the runner needs. `timeout`: seconds before a call is cancelled and
+    journaled as a `Timeout` failure. `term`: the current leader term (fencing token),
+    recorded in `EffectStarted`. `tracer`: optional span per attempt."""
+
+    journal: Journal
+    clock: Clock
+    backoff: BackoffPolicy = DEFAULT_BACKOFF
+    timeout: float = 30.0
+    mode: Mode = Mode.LIVE
+    term: Callable[[], int] | None = None
+    tracer: AttemptTracer | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    error_class: str
+    retryable: bool
+    message: str
+    at_least: float = 0.0
+
+
+class EffectRunner:
+    """Runs effects under idempotency keys (DESIGN.md, "Effects").
+
+    Guarantees (live): `EffectStarted` is committed before `call` runs; a key with a
+    recorded success is never called again (its recorded result is returned); a key
+    started with no outcome (a crash in between) is called again with the same key; at
+    most one `EffectSucceeded` per key (it carries the key as its idempotency key).
+    Guarantees (replay): `call` is never called.
+    Assumption: one caller runs a given key at a time (the work queue's promise).
+    """
+
+    def __init__(self, deps: RunnerDeps) -> None:
+        self._deps = deps
+        self._cursors: dict[str, ReplayCursor] = {}  # replay only: one per stream
+
+    @property
+    def mode(self) -> Mode:
+        return self._deps.mode
+
+    async def run(self, stream: str, key: str, name: str, call: EffectCall) -> Any:
+        """Run effect `name` of `stream` under `key`; return its (recorded) result.
+
+        Errors: `EffectRetryScheduled` (retryable failure journaled with its delay: requeue
+        after `.delay`); `EffectGaveUp` (the last allowed attempt failed: trigger
+        `gave_up`); `EffectFailedPermanently` (a `PermanentError`, now or recorded
+        before: trigger `permanent_error`); `ReplayDivergence` (replay mode only).
+        `asyncio.CancelledError` passes through with the attempt left in flight.
+        """
+        if self._deps.mode is Mode.REPLAY:
+            return await self._replay(stream, key, name)
+        journal = self._deps.journal
+        done = await journal.find_by_key(key)
+        if done is not None and done.type == ev.EFFECT_SUCCEEDED:
+            return done.data.get("result")
+        history = key_history(await journal.read_stream(stream), key)
+        last = history.last_failure
+        if last is not None and history.failed_for_good:
+            raise _permanent(
+                key, last.attempt, last.error_class, last.message, gave_up=last.gave_up
+            )
+        attempt = history.attempts + 1
+        span = self._span(key, name, attempt)
+        with span as ids:
+            term = self._deps.term() if self._deps.term is not None else None
+            started = ev.effect_started(key=key, name=name, attempt=attempt, term=term)
+            await journal.append(stream, [_stamp(started, ids)])
+            began = self._deps.clock.monotonic()
+            failure, result = await self._call(key, call)
+            seconds = self._deps.clock.monotonic() - began
+            if failure is None:
+                success = ev.effect_succeeded(
+                    key=key, name=name, attempt=attempt, result=result, seconds=seconds
+                )
+                await journal.append(stream, [_stamp(success, ids)])
+                return result
+            raise await self._record_failure(stream, key, name, attempt, failure, seconds, ids)
+
+    async def _call(self, key: str, call: EffectCall) -> tuple[_Failure | None, Any]:
+        timeout = self._deps.timeout
+        try:
+            result = await asyncio.wait_for(call(key), timeout)
+        except TimeoutError:
+            return _Failure(TIMEOUT_CLASS, True, f"no answer within {timeout:g}s"), None
+        except PermanentError as bad:
+            return _Failure(type(bad).__name__, False, str(bad)), None
+        except RetryableError as bad:
+            return _Failure(type(bad).__name__, True, str(bad), at_least=bad.delay), None
+        except Exception as bad:  # any other error is retryable (STYLE: one switch)
+            return _Failure(type(bad).__name__, True, str(bad)), None
+        try:
+            json.dumps(result, allow_nan=False)
+        except (TypeError, ValueError) as bad:
+            message = f"result is not JSON: {bad}"
+            return _Failure("ResultNotJson", False, message), None
+        return None, result
+
+    async def _record_failure(
+        self,
+        stream: str,
+        key: str,
+        name: str,
+        attempt: int,
+        failure: _Failure,
+        seconds: float,
+        ids: SpanIds,
+    ) -> EffectRetryScheduled | EffectFailedPermanently:
+        """Journal the failed attempt (and its retry); return the error to raise."""
+        policy = self._deps.backoff
+        gave_up = failure.retryable and attempt >= policy.max_attempts
+        failed = ev.effect_failed(
+            key=key,
+            name=name,
+            attempt=attempt,
+            error_class=failure.error_class,
+            retryable=failure.retryable,
+            message=failure.message,
+            gave_up=gave_up,
+            seconds=seconds,
+        )
+        if not failure.retryable or gave_up:
+            await self._deps.journal.append(stream, [_stamp(failed, ids)])
+            return _permanent(key, attempt, failure.error_class, failure.message, gave_up=gave_up)
+        backoff = next_delay(key, attempt, policy)
+        delay = max(backoff, failure.at_least)
+        retry = ev.retry_scheduled(key=key, attempt=attempt, delay=delay, backoff=backoff)
+        await self._deps.journal.append(stream, [_stamp(failed, ids), _stamp(retry, ids)])
+        return EffectRetryScheduled(key, attempt=attempt, delay=delay, message=failure.message)
+
+    async def _replay(self, stream: str, key: str, name: str) -> Any:
+        cursor = self._cursors.get(stream)
+        if cursor is None:
+            records = await self._deps.journal.read_stream(stream)
+            cursor = self._cursors[stream] = ReplayCursor(stream, records)
+        answer = cursor.take(key, name)
+        if not isinstance(answer, RecordedOutcome):
+            return answer.result
+        outcome = answer.outcome
+        if outcome.type == ev.EFFECT_SUCCEEDED:
+            return outcome.result
+        if outcome.gave_up or not outcome.retryable:
+            raise _permanent(
+                key, outcome.attempt, outcome.error_class, outcome.message, gave_up=outcome.gave_up
+            )
+        retry = answer.retry
+        expected = next_delay(key, outcome.attempt, self._deps.backoff)
+        if retry is None or retry.backoff != expected:
+            raise ReplayDivergence(
+                stream=stream,
+                position=answer.started.position,
+                expected=key,
+                got=key,
+                why=f"the recorded backoff is {retry and retry.backoff!r}, the code computes "
+                f"{expected!r}",
+            )
+        raise EffectRetryScheduled(
+            key, attempt=outcome.attempt, delay=retry.delay, message=outcome.message
+        )
+
+    def _span(self, key: str, name: str, attempt: int) -> AbstractContextManager[SpanIds]:
+        if self._deps.tracer is None:
+            return nullcontext(SpanIds())
+        return self._deps.tracer.attempt(key=key, name=name, attempt=attempt)
+
+
+def _stamp(event: NewEvent, ids: SpanIds) -> NewEvent:
+    if ids.trace_id is None and ids.span_id is None:
+        return event
+    return replace(event, trace_id=ids.trace_id, span_id=ids.span_id)
+
+
+def _permanent(
+    key: str, attempt: int, error_class: str, message: str, *, gave_up: bool
+) -> EffectFailedPermanently:
+    if gave_up:
+        return EffectGaveUp(key, attempts=attempt, error_class=error_class, message=message)
+    return EffectFailedPermanently(key, error_class=error_class, message=message)
