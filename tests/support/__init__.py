@@ -1,0 +1,1 @@
+"""Real components the tests stand up (an OTLP receiver, ...)."""
