@@ -1,0 +1,197 @@
+"""Validate a custom resource against its CRD schema with jsonschema, Kubernetes-worded.
+
+The OpenAPI v3 schema is rewritten once into plain Draft 4 (`nullable` and
+`x-kubernetes-int-or-string` become type unions) and the compiled validator is cached by
+the schema's canonical JSON; each jsonschema error becomes a `Cause` in the wording of
+the apiextensions-apiserver (kube-openapi messages wrapped in field errors).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from jsonschema import Draft4Validator, ValidationError
+
+from engine.apiserver import cause
+from engine.apiserver.cause import Cause
+from engine.apiserver.schema_format import KUBERNETES_FORMATS
+
+# Annotations that mean nothing to a JSON-schema validator (or that we translate ourselves).
+_DROPPED_KEYWORDS = frozenset(
+    {"nullable", "default", "description", "example", "externalDocs", "title", "$schema"}
+)
+_INT_OR_STRING = ({"type": "integer"}, {"type": "string"})
+
+
+def validation_causes(obj: Mapping[str, Any], schema: Mapping[str, Any]) -> list[Cause]:
+    """Every schema violation in `obj`, as Kubernetes field causes, in document order.
+
+    Assumes `obj` is already pruned and defaulted. Never raises for a bad `obj`; a schema
+    jsonschema cannot compile raises `jsonschema.SchemaError` (structural_problems catches
+    those before a CRD is accepted).
+    """
+    validator = _compiled(json.dumps(schema, sort_keys=True, separators=(",", ":")))
+    return _causes(validator.iter_errors(obj))
+
+
+@lru_cache(maxsize=256)
+def _compiled(canonical_schema: str) -> Draft4Validator:
+    # Keyed by the canonical JSON text of the schema: equal schemas share one validator.
+    draft4 = to_draft4(json.loads(canonical_schema))
+    Draft4Validator.check_schema(draft4)
+    return Draft4Validator(draft4, format_checker=KUBERNETES_FORMATS)
+
+
+def to_draft4(node: Any) -> Any:
+    """Rewrite an OpenAPI v3 (Kubernetes structural) schema into a Draft 4 schema."""
+    if not isinstance(node, Mapping):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROPPED_KEYWORDS or key.startswith("x-kubernetes-"):
+            continue
+        if key in ("properties", "patternProperties", "definitions") and isinstance(value, Mapping):
+            out[key] = {name: to_draft4(sub) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties", "additionalItems", "not"):
+            out[key] = (
+                [to_draft4(s) for s in value] if isinstance(value, list) else to_draft4(value)
+            )
+        elif key in ("allOf", "anyOf", "oneOf") and isinstance(value, list):
+            out[key] = [to_draft4(s) for s in value]
+        else:
+            out[key] = value
+    if node.get("x-kubernetes-int-or-string") is True:
+        out["type"] = ["integer", "string"]
+        # The conventional anyOf/allOf spelling of int-or-string is now redundant.
+        for junctor in ("anyOf", "allOf"):
+            if _is_int_or_string_junctor(out.get(junctor)):
+                del out[junctor]
+    if node.get("nullable") is True:
+        declared = out.get("type")
+        if isinstance(declared, str):
+            out["type"] = [declared, "null"]
+        elif isinstance(declared, list) and "null" not in declared:
+            out["type"] = [*declared, "null"]
+        if isinstance(out.get("enum"), list) and None not in out["enum"]:
+            out["enum"] = [*out["enum"], None]
+    return out
+
+
+def _is_int_or_string_junctor(value: Any) -> bool:
+    if not isinstance(value, list):
+        return False
+    if list(value) == list(_INT_OR_STRING):
+        return True
+    return len(value) == 1 and _is_int_or_string_junctor(
+        value[0].get("anyOf") if isinstance(value[0], Mapping) else None
+    )
+
+
+def field_path(parts: Iterable[str | int]) -> str:
+    """`("spec", "items", 2, "name")` -> `"spec.items[2].name"`."""
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def json_type_name(value: Any) -> str:
+    """The JSON type of a decoded value, as kube-openapi names it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _number(value: Any) -> str:
+    # Go prints a float64 limit with %v: 1.0 -> "1".
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _causes(errors: Iterable[ValidationError]) -> list[Cause]:
+    out: list[Cause] = []
+    seen_required: set[tuple[str, str]] = set()
+    for error in errors:
+        field = field_path(error.absolute_path)
+        if error.validator == "required":
+            # jsonschema yields one error per missing property; report each exactly once.
+            wanted: Any = error.validator_value
+            for prop in wanted:
+                if isinstance(error.instance, Mapping) and prop not in error.instance:
+                    child = f"{field}.{prop}" if field else str(prop)
+                    if (child, "required") not in seen_required:
+                        seen_required.add((child, "required"))
+                        out.append(cause.required(child))
+            continue
+        out.append(_cause(error, field))
+    return out
+
+
+def _cause(error: ValidationError, field: str) -> Cause:
+    name = field or "<root>"
+    value: Any = error.instance
+    limit: Any = error.validator_value
+    node: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
+    match error.validator:
+        case "type":
+            types = limit if isinstance(limit, list) else [limit]
+            actual = json_type_name(value)
+            detail = f'{name} in body must be of type {",".join(types)}: "{actual}"'
+            return cause.type_invalid(field, actual, detail)
+        case "enum":
+            shown = [v if isinstance(v, str) else json.dumps(v) for v in limit]
+            return cause.not_supported(field, value, shown)
+        case "maxLength":
+            return cause.too_long(field, int(limit))
+        case "maxItems":
+            return cause.too_many(field, len(value), int(limit))
+        case "minLength":
+            detail = f"{name} in body should be at least {limit} chars long"
+        case "minItems":
+            detail = f"{name} in body should have at least {limit} items"
+        case "minimum":
+            strict = node.get("exclusiveMinimum") is True
+            relation = "greater than" if strict else "greater than or equal to"
+            detail = f"{name} in body should be {relation} {_number(limit)}"
+        case "maximum":
+            strict = node.get("exclusiveMaximum") is True
+            relation = "less than" if strict else "less than or equal to"
+            detail = f"{name} in body should be {relation} {_number(limit)}"
+        case "multipleOf":
+            detail = f"{name} in body should be a multiple of {_number(limit)}"
+        case "pattern":
+            detail = f"{name} in body should match '{limit}'"
+        case "format":
+            detail = f"{name} in body must be of type {limit}: {cause.render_value(value)}"
+        case "uniqueItems":
+            detail = f"{name} in body shouldn't contain duplicates"
+        case "minProperties":
+            detail = f"{name} in body should have at least {limit} properties"
+        case "maxProperties":
+            detail = f"{name} in body should have at most {limit} properties"
+        case "anyOf":
+            detail = f"{name} in body must validate at least one schema (anyOf)"
+        case "oneOf":
+            detail = f"{name} in body must validate one and only one schema (oneOf)"
+        case "not":
+            detail = f"{name} in body must not validate the schema (not)"
+        case _:
+            detail = f"{name} in body: {error.message}"
+    return cause.invalid(field, value, detail)
