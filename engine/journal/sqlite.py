@@ -322,9 +322,9 @@ class SqliteJournal:
         if self._group is not None:
             await self._group.close()
         self._signal_commit()
-        if self._writer is not None:
-            await self._writer.close()
         await self._reader.close()
+        if self._writer is not None:
+            await self._writer.close()  # the last connection checkpoints and removes the -wal
         if self._lock is not None:
             self._lock.release()
 
@@ -413,4 +413,15 @@ async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
 
 
 def _uri(path: Path, *, readonly: bool) -> str:
-    return f"file:{quote(os.path.abspath(path))}?mode={'ro' if readonly else 'rw'}"
+    """The SQLite URI of `path`.
+
+    A reader of a WAL file needs to create its `-shm`; where the directory is read-only
+    and no `-wal` holds data, the file cannot change under us, so it is opened immutable.
+    """
+    absolute = os.path.abspath(path)
+    uri = f"file:{quote(absolute)}?mode={'ro' if readonly else 'rw'}"
+    if readonly and not os.access(os.path.dirname(absolute), os.W_OK):
+        wal = absolute + "-wal"
+        if not os.path.exists(wal) or os.path.getsize(wal) == 0:
+            uri += "&immutable=1"
+    return uri
