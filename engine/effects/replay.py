@@ -23,6 +23,9 @@ class RecordedOutcome:
     started: Record
     outcome: ev.EffectOutcome
     retry: ev.EffectOutcome | None
+    records: tuple[Record, ...]
+    """The effect records from its start to its outcome and retry, nested effects' and
+    crash-cut attempts' included (other records in between, like `Observed`, are not)."""
 
 
 @dataclass(slots=True)
@@ -65,15 +68,17 @@ class ReplayCursor:
             )
         outcome = ev.parse_effect(self.records[end])
         self.index = end + 1
+        own = [r for r in self.records[start : end + 1] if r.type in ev.EFFECT_TYPES]
         retry = None
         if self.index < len(self.records):
             following = self.records[self.index]
             if following.type == ev.RETRY_SCHEDULED and following.data.get("key") == key:
                 retry = ev.parse_effect(following)
+                own.append(following)
                 self.index += 1
         if outcome.type == ev.EFFECT_SUCCEEDED:
             self.succeeded[key] = outcome
-        return RecordedOutcome(started=started, outcome=outcome, retry=retry)
+        return RecordedOutcome(started=started, outcome=outcome, retry=retry, records=tuple(own))
 
     def _next_started(self) -> int | None:
         for index in range(self.index, len(self.records)):

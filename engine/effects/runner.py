@@ -26,7 +26,7 @@ from engine.effects.errors import (
 from engine.effects.history import key_history
 from engine.effects.replay import RecordedOutcome, ReplayCursor
 from engine.fsm import events as ev
-from engine.journal.record import NewEvent
+from engine.journal.record import NewEvent, Record
 from engine.journal.store import Journal
 
 EffectCall = Callable[[str], Awaitable[Any]]
@@ -62,7 +62,13 @@ class AttemptTracer(Protocol):
 class RunnerDeps:
     """Everything the runner needs. `timeout`: seconds before a call is cancelled and
     journaled as a `Timeout` failure. `term`: the current leader term (fencing token),
-    recorded in `EffectStarted`. `tracer`: optional span per attempt."""
+    recorded in `EffectStarted`. `tracer`: optional span per attempt.
+
+    Replay: with `recorded` unset the answers come from `journal` and nothing is written;
+    with `recorded` set they come from it, and each replayed attempt's records are
+    appended to `journal` too, so a replay into a fresh journal rebuilds the whole
+    timeline for a byte-for-byte comparison with the recorded one.
+    """
 
     journal: Journal
     clock: Clock
@@ -71,6 +77,7 @@ class RunnerDeps:
     mode: Mode = Mode.LIVE
     term: Callable[[], int] | None = None
     tracer: AttemptTracer | None = None
+    recorded: Journal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,12 +198,15 @@ class EffectRunner:
 
     async def _replay(self, stream: str, key: str, name: str) -> Any:
         cursor = self._cursors.get(stream)
+        source = self._deps.recorded or self._deps.journal
         if cursor is None:
-            records = await self._deps.journal.read_stream(stream)
+            records = await source.read_stream(stream)
             cursor = self._cursors[stream] = ReplayCursor(stream, records)
         answer = cursor.take(key, name)
         if not isinstance(answer, RecordedOutcome):
             return answer.result
+        if self._deps.recorded is not None:
+            await self._deps.journal.append(stream, [_copy(r) for r in answer.records])
         outcome = answer.outcome
         if outcome.type == ev.EFFECT_SUCCEEDED:
             return outcome.result
@@ -223,6 +233,17 @@ class EffectRunner:
         if self._deps.tracer is None:
             return nullcontext(SpanIds())
         return self._deps.tracer.attempt(key=key, name=name, attempt=attempt)
+
+
+def _copy(record: Record) -> NewEvent:
+    return NewEvent(
+        type=record.type,
+        data=record.data,
+        schema=record.schema,
+        idempotency_key=record.idempotency_key,
+        trace_id=record.trace_id,
+        span_id=record.span_id,
+    )
 
 
 def _stamp(event: NewEvent, ids: SpanIds) -> NewEvent:
