@@ -141,6 +141,7 @@ def reconcile_span(
     `follows` are the spans this reconcile continues (the span that scheduled its retry,
     the previous reconcile of the resource): each becomes a link with `link.reason`
     `follows`, which is how Jaeger joins one resource's reconciles across restarts.
+    Malformed or all-zero ids are skipped (a journal written with tracing off has none).
     An exception escaping the block marks the span failed with the exception's class
     name only, and is re-raised.
     """
@@ -154,7 +155,7 @@ def reconcile_span(
             ),
             {"link.reason": "follows"},
         )
-        for ids in follows
+        for ids in _well_formed(follows)
     ]
     attributes = redactor.attributes(
         {
@@ -225,6 +226,13 @@ def _span(
             span.set_attribute("error.type", _type_name(error))
             span.set_status(Status(StatusCode.ERROR, _type_name(error)))
             raise
+
+
+def _well_formed(follows: Sequence[SpanIds]) -> Iterator[SpanIds]:
+    for ids in follows:
+        parsed = SpanIds.parse(ids.trace_id, ids.span_id)
+        if parsed is not None:
+            yield parsed
 
 
 def _type_name(error: BaseException) -> str:

@@ -108,12 +108,13 @@ def test_current_ids_inside_an_effect_are_the_effect_span_and_none_outside(
     assert current_ids() is None
 
 
-def test_follows_becomes_a_link_to_the_earlier_span_with_its_reason(
+def test_follows_links_each_well_formed_earlier_span_with_its_reason(
     recorded: tuple[Tracer, InMemorySpanExporter],
 ) -> None:
     tracer, exporter = recorded
     earlier = SpanIds("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")
-    with reconcile_span(tracer, REF, follows=[earlier]):
+    malformed = SpanIds("0" * 32, "not-hex")
+    with reconcile_span(tracer, REF, follows=[malformed, earlier]):
         pass
     [link] = finished(exporter)["reconcile Widget"].links
     assert f"{link.context.trace_id:032x}" == earlier.trace_id
