@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from engine.cli import demo_cmd, example_service_cmd, fsm_cmd, journal_cmd
+from engine.cli import apiserver_cmd, demo_cmd, example_service_cmd, fsm_cmd, journal_cmd
 
 
 def register(group: click.Group) -> None:
@@ -14,5 +14,6 @@ def register(group: click.Group) -> None:
         demo_cmd.command,
         fsm_cmd.command,
         example_service_cmd.command,
+        apiserver_cmd.command,
     ):
         group.add_command(command)

@@ -1,0 +1,41 @@
+"""The audit log: one JSON line per request (verb, group, resource, subresource, namespace,
+name, status code), appended and flushed, the file created with mode 0600."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One request as the audit log records it; verb is the Kubernetes verb."""
+
+    verb: str
+    group: str
+    resource: str
+    subresource: str
+    namespace: str
+    name: str
+    code: int
+    path: str
+
+
+class AuditLog:
+    """An append-only JSON-lines file; `close()` when the server stops."""
+
+    def __init__(self, path: Path) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._file: IO[str] = os.fdopen(fd, "a", encoding="utf-8")
+
+    def record(self, entry: AuditEntry) -> None:
+        """Append `entry` as one line and flush it."""
+        self._file.write(json.dumps(asdict(entry), separators=(",", ":")) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()

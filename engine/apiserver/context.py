@@ -1,0 +1,34 @@
+"""What every request handler needs: the store, the registry, the settings and the clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from engine.apiserver.registry import Registry
+from engine.apiserver.storage import Store
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Tunables: change-log retention (entries), bookmark interval and GC debounce (s)."""
+
+    retention: int = 10_000
+    bookmark_interval: float = 5.0
+    gc_debounce: float = 0.005
+
+
+def utc_now() -> datetime:
+    """The wall clock in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    """The server's shared parts; the store and registry are the only mutable ones."""
+
+    store: Store
+    registry: Registry
+    settings: Settings
+    now: Callable[[], datetime] = utc_now

@@ -1,0 +1,108 @@
+"""Run the API server inside the current event loop: `serve_apiserver` starts it on a
+loopback port, writes a kubeconfig, and stops it cleanly on exit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from engine.apiserver.app import build_app
+from engine.apiserver.audit import AuditLog
+from engine.apiserver.collector import Collector
+from engine.apiserver.context import ApiContext, Settings
+from engine.apiserver.deletion import DeleteOptions
+from engine.apiserver.kubeconfig import write_kubeconfig
+from engine.apiserver.registry import BUILTINS, CRD_KEY_PREFIX, Registry
+from engine.apiserver.storage import Change, Store
+from engine.apiserver.target import Target
+from engine.apiserver.writes import WriteOptions, create
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+__all__ = ["DeleteOptions", "RunningApiServer", "serve_apiserver"]
+
+
+@dataclass(frozen=True)
+class RunningApiServer:
+    """A started server: its base URL, the kubeconfig written for it, and the bound port."""
+
+    url: str
+    kubeconfig_path: Path
+    port: int
+
+
+def _crds(store: Store) -> list[dict[str, object]]:
+    return [obj for _, obj in store.items(CRD_KEY_PREFIX)]
+
+
+async def _ensure_namespaces(ctx: ApiContext) -> None:
+    namespace_type = BUILTINS[0]
+    for name in SYSTEM_NAMESPACES:
+        if ctx.store.get(namespace_type.key("", name)) is None:
+            target = Target(rtype=namespace_type, namespace=None, name=None, subresource=None)
+            await create(ctx, target, {"metadata": {"name": name}}, WriteOptions())
+
+
+@contextlib.asynccontextmanager
+async def serve_apiserver(
+    *,
+    db: str = ":memory:",
+    host: str = "127.0.0.1",
+    port: int = 0,
+    kubeconfig_path: Path | None = None,
+    audit_log: Path | None = None,
+    settings: Settings | None = None,
+) -> AsyncIterator[RunningApiServer]:
+    """Serve the API at http://host:port (port 0: a free one) for the `async with` body.
+
+    `db` is an SQLite path (state survives a restart) or ":memory:". The kubeconfig goes to
+    `kubeconfig_path`, or to a temporary file removed on exit. Guarantees: on entry the
+    server answers requests and `default` exists; on exit watches end, the collector
+    stops and the database is closed.
+    """
+    settings = settings or Settings()
+    store = await Store.open(db, retention=settings.retention)
+    registry = Registry()
+    registry.refresh(_crds(store))
+
+    def refresh_types(changes: Sequence[Change]) -> None:
+        if any(change.key.startswith(CRD_KEY_PREFIX) for change in changes):
+            registry.refresh(_crds(store))
+
+    store.add_listener(refresh_types)
+    ctx = ApiContext(store=store, registry=registry, settings=settings)
+    log = AuditLog(audit_log) if audit_log is not None else None
+    runner = web.AppRunner(
+        build_app(ctx, audit_log=log), handle_signals=False, shutdown_timeout=1.0
+    )
+    collector_task: asyncio.Task[None] | None = None
+    scratch = None
+    try:
+        await _ensure_namespaces(ctx)
+        collector_task = asyncio.create_task(Collector(ctx).run(), name="apiserver-gc")
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = runner.addresses[0][1]
+        url = f"http://{host}:{bound}"
+        if kubeconfig_path is None:
+            scratch = tempfile.TemporaryDirectory(prefix="engine-apiserver-")
+            kubeconfig_path = Path(scratch.name) / "kubeconfig"
+        write_kubeconfig(kubeconfig_path, url=url)
+        yield RunningApiServer(url=url, kubeconfig_path=kubeconfig_path, port=bound)
+    finally:
+        if collector_task is not None:
+            collector_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await collector_task
+        await store.close()
+        await runner.cleanup()
+        if log is not None:
+            log.close()
+        if scratch is not None:
+            scratch.cleanup()

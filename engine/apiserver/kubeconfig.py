@@ -1,0 +1,36 @@
+"""Write a kubeconfig that points kubectl and kubernetes-asyncio at the embedded server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+CONTEXT = "engine-apiserver"
+
+
+def write_kubeconfig(path: Path, *, url: str, namespace: str = "default") -> None:
+    """Write (mode 0600) a kubeconfig with one cluster, user and current context for `url`.
+
+    The server does not authenticate; the token only keeps clients that insist on
+    credentials content.
+    """
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": CONTEXT, "cluster": {"server": url}}],
+        "users": [{"name": CONTEXT, "user": {"token": "engine-apiserver-local"}}],
+        "contexts": [
+            {
+                "name": CONTEXT,
+                "context": {"cluster": CONTEXT, "user": CONTEXT, "namespace": namespace},
+            }
+        ],
+        "current-context": CONTEXT,
+        "preferences": {},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        yaml.safe_dump(config, out, sort_keys=False)

@@ -1,0 +1,128 @@
+"""OpenAPI v3 documents: the index at /openapi/v3 and one document per group-version.
+
+Each resource's collection `post` and item `put`/`patch` carry
+`x-kubernetes-group-version-kind` and a `fieldValidation` parameter, which is what makes
+kubectl leave validation to the server. CRD schemas go under components.schemas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from engine.apiserver.registry import Registry, ResourceType
+
+_FIELD_VALIDATION = {
+    "name": "fieldValidation",
+    "in": "query",
+    "description": "Ignore, Warn or Strict handling of unknown or duplicate fields.",
+    "schema": {"type": "string", "uniqueItems": True},
+}
+_DRY_RUN = {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": True}}
+_FIELD_MANAGER = {
+    "name": "fieldManager",
+    "in": "query",
+    "schema": {"type": "string", "uniqueItems": True},
+}
+
+
+def gv_path(group: str, version: str) -> str:
+    """The index key of a group-version: "api/v1" or "apis/{group}/{version}"."""
+    return f"apis/{group}/{version}" if group else f"api/{version}"
+
+
+def schema_name(rtype: ResourceType) -> str:
+    """The components.schemas name, like the real server's (reversed group)."""
+    reversed_group = (
+        ".".join(reversed(rtype.group.split("."))) if rtype.group else "io.k8s.api.core"
+    )
+    return f"{reversed_group}.{rtype.version}.{rtype.kind}"
+
+
+def _operation(rtype: ResourceType, action: str, *, write: bool) -> dict[str, Any]:
+    gvk = {"group": rtype.group, "version": rtype.version, "kind": rtype.kind}
+    ref = {"$ref": f"#/components/schemas/{schema_name(rtype)}"}
+    operation: dict[str, Any] = {
+        "operationId": f"{action}{rtype.kind}",
+        "responses": {
+            "200": {"description": "OK", "content": {"application/json": {"schema": ref}}}
+        },
+        "x-kubernetes-action": action,
+        "x-kubernetes-group-version-kind": gvk,
+    }
+    if write:
+        operation["parameters"] = [_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION]
+        operation["requestBody"] = {"content": {"*/*": {"schema": ref}}, "required": True}
+    return operation
+
+
+def _paths(rtype: ResourceType) -> dict[str, Any]:
+    base = f"/{gv_path(rtype.group, rtype.version)}"
+    collection = (
+        f"{base}/namespaces/{{namespace}}/{rtype.plural}"
+        if rtype.namespaced
+        else f"{base}/{rtype.plural}"
+    )
+    item = f"{collection}/{{name}}"
+    paths: dict[str, Any] = {
+        collection: {
+            "get": _operation(rtype, "list", write=False),
+            "post": _operation(rtype, "post", write=True),
+            "delete": _operation(rtype, "deletecollection", write=False),
+        },
+        item: {
+            "get": _operation(rtype, "get", write=False),
+            "put": _operation(rtype, "put", write=True),
+            "patch": _operation(rtype, "patch", write=True),
+            "delete": _operation(rtype, "delete", write=False),
+        },
+    }
+    if rtype.status_subresource:
+        paths[f"{item}/status"] = {
+            "get": _operation(rtype, "get", write=False),
+            "put": _operation(rtype, "put", write=True),
+            "patch": _operation(rtype, "patch", write=True),
+        }
+    return paths
+
+
+def _schema(rtype: ResourceType) -> dict[str, Any]:
+    gvk = [{"group": rtype.group, "version": rtype.version, "kind": rtype.kind}]
+    if rtype.schema is not None:
+        return {**rtype.schema, "x-kubernetes-group-version-kind": gvk}
+    return {
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+        "x-kubernetes-group-version-kind": gvk,
+    }
+
+
+def group_version_document(registry: Registry, group: str, version: str) -> dict[str, Any] | None:
+    """The OpenAPI 3.0 document of one group-version, or None if it is not served."""
+    types = [t for t in registry.all_types() if t.group == group and t.version == version]
+    if not types:
+        return None
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    for rtype in sorted(types, key=lambda t: t.plural):
+        paths.update(_paths(rtype))
+        schemas[schema_name(rtype)] = _schema(rtype)
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.32.0"},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+
+
+def index_document(registry: Registry) -> dict[str, Any]:
+    """GET /openapi/v3: each group-version's document URL, with a content hash."""
+    paths: dict[str, Any] = {}
+    for group, versions in sorted(registry.groups().items()):
+        for version in versions:
+            doc = group_version_document(registry, group, version)
+            digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
+            path = gv_path(group, version)
+            paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest.upper()}"}
+    return {"paths": paths}

@@ -1,0 +1,143 @@
+"""GET and LIST: one object, or a filtered, paged collection (optionally as a Table)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from engine.apiserver import schema, selector, table
+from engine.apiserver.context import ApiContext
+from engine.apiserver.conversion import convert
+from engine.apiserver.errors import ApiError, not_found
+from engine.apiserver.registry import ResourceType
+from engine.apiserver.target import Target
+
+EXPIRED_CONTINUE = (
+    "The provided continue parameter is too old to display a consistent list result. You can "
+    "start a new list without the continue parameter."
+)
+
+
+def present(rtype: ResourceType, obj: Mapping[str, Any]) -> dict[str, Any]:
+    """`obj` as served through `rtype`: its kind and apiVersion, schema defaults applied."""
+    if obj.get("apiVersion") != rtype.group_version:
+        obj = convert(obj, api_version=rtype.group_version)
+    if rtype.custom and rtype.schema is not None and rtype.has_defaults:
+        return schema.apply_defaults(obj, rtype.schema)
+    return obj if isinstance(obj, dict) else dict(obj)
+
+
+def get_object(ctx: ApiContext, target: Target) -> dict[str, Any]:
+    """The object the target names; ApiError 404 if absent."""
+    obj = ctx.store.get(target.key())
+    if obj is None:
+        assert target.name is not None
+        raise not_found(target.rtype.plural, target.name, group=target.rtype.group)
+    return present(target.rtype, obj)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Label and field selectors of a list or watch."""
+
+    labels: selector.LabelSelector
+    fields: selector.FieldSelector
+
+    def matches(self, obj: Mapping[str, Any]) -> bool:
+        """Whether `obj` is selected."""
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        return self.labels.matches(labels) and self.fields.matches(obj)
+
+
+def parse_selection(query: Mapping[str, str]) -> Selection:
+    """Selectors from `labelSelector` and `fieldSelector`; ApiError 400 if malformed."""
+    try:
+        return Selection(
+            labels=selector.parse_label_selector(query.get("labelSelector", "")),
+            fields=selector.parse_field_selector(query.get("fieldSelector", "")),
+        )
+    except selector.SelectorError as bad:
+        raise ApiError(400, f"unable to parse requirement: {bad}") from None
+
+
+def _decode_continue(token: str) -> tuple[int, str]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return int(data["rv"]), str(data["start"])
+    except (ValueError, KeyError, TypeError):
+        raise ApiError(
+            400, "continue key is not valid: incorrect encoded start resourceVersion"
+        ) from None
+
+
+def _encode_continue(rv: int, start: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"rv": rv, "start": start}).encode()).decode()
+
+
+def _positive_int(query: Mapping[str, str], name: str) -> int:
+    raw = query.get(name, "")
+    if not raw:
+        return 0
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        raise ApiError(400, f"{name} must be an integer, got {raw!r}") from None
+
+
+def list_objects(
+    ctx: ApiContext, target: Target, query: Mapping[str, str], *, accept: str
+) -> dict[str, Any]:
+    """A `{Kind}List` (or Table) of the selected objects, paged by `limit`/`continue`.
+
+    The list's resourceVersion is the store revision it reflects. A continue token or an
+    Exact resourceVersion from before the compacted revision is ApiError 410 Expired.
+    """
+    store = ctx.store
+    rtype = target.rtype
+    selection = parse_selection(query)
+    limit = _positive_int(query, "limit")
+    start = ""
+    list_rv = store.revision
+    token = query.get("continue", "")
+    if token:
+        token_rv, start = _decode_continue(token)
+        if token_rv < store.compacted:
+            raise ApiError(410, EXPIRED_CONTINUE, reason="Expired")
+    requested = query.get("resourceVersion", "")
+    exact = query.get("resourceVersionMatch") == "Exact" and requested
+    if exact and (not requested.isdigit() or int(requested) < store.compacted):
+        raise ApiError(
+            410, f"too old resource version: {requested} ({store.compacted})", reason="Expired"
+        )
+    items: list[dict[str, Any]] = []
+    next_start = ""
+    remaining = 0
+    for key, obj in store.items(rtype.prefix(target.namespace)):
+        if start and key <= start:
+            continue
+        if not selection.matches(obj):
+            continue
+        if limit and len(items) >= limit:
+            remaining += 1
+            continue
+        items.append(present(rtype, obj))
+        next_start = key
+    metadata: dict[str, Any] = {"resourceVersion": str(list_rv)}
+    if remaining:
+        metadata["continue"] = _encode_continue(list_rv, next_start)
+        metadata["remainingItemCount"] = remaining
+    if table.wants_table(accept):
+        rendered = table.render_table(
+            items, columns=rtype.printer_columns, now=ctx.now(), resource_version=str(list_rv)
+        )
+        rendered.setdefault("metadata", {}).update(metadata)
+        return rendered
+    return {
+        "kind": f"{rtype.kind}List",
+        "apiVersion": rtype.group_version,
+        "metadata": metadata,
+        "items": items,
+    }

@@ -1,0 +1,38 @@
+"""Run the API server as a program until SIGTERM or SIGINT, announcing where it listens."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.apiserver.embedded import serve_apiserver
+
+
+async def run_apiserver(
+    *,
+    db: str,
+    host: str,
+    port: int,
+    kubeconfig_path: Path,
+    audit_log: Path | None,
+    announce: Callable[[str], None],
+) -> None:
+    """Serve until SIGTERM/SIGINT; `announce` gets one line with the URL and kubectl usage."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with serve_apiserver(
+            db=db, host=host, port=port, kubeconfig_path=kubeconfig_path, audit_log=audit_log
+        ) as running:
+            announce(
+                f"API server listening on {running.url} (port {running.port}); "
+                f"use: kubectl --kubeconfig {running.kubeconfig_path} get namespaces"
+            )
+            await stop.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,265 @@
+"""SQLite storage: the objects table, the append-only change log and the live change fan-out.
+
+One global revision numbers every write; an object's resourceVersion is that revision as a
+decimal string. All objects are also held in memory (the table is the durable copy), so
+reads never touch SQLite. The change log keeps a retention window; older revisions are
+compacted away and a watch or continue token from before them is Expired (410).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (key TEXT PRIMARY KEY, rv INTEGER NOT NULL,
+    uid TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS changes (rv INTEGER PRIMARY KEY, type TEXT NOT NULL,
+    key TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (id INTEGER PRIMARY KEY CHECK (id = 1),
+    revision INTEGER NOT NULL, compacted INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (id, revision, compacted) VALUES (1, 0, 0);
+"""
+
+
+CLOSED = "CLOSED"
+
+
+def _dumps(body: Any) -> str:
+    return json.dumps(body, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Change:
+    """One committed write: ADDED, MODIFIED or DELETED (body = last state, with the new rv)."""
+
+    rv: int
+    type: str
+    key: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Write:
+    """A write to commit; `expect_rv` 0 means the key must not exist.
+
+    With `delete`, the object is removed and `body` (or, if None, the stored object) is
+    the last state carried by the DELETED change.
+    """
+
+    key: str
+    body: dict[str, Any] | None
+    expect_rv: int
+    delete: bool = False
+
+
+class StaleWrite(Exception):
+    """The object changed (or appeared, or vanished) since the writer read it."""
+
+
+class Compacted(Exception):
+    """The requested revision is older than the retained change log."""
+
+    def __init__(self, requested: int, compacted: int) -> None:
+        super().__init__(f"too old resource version: {requested} ({compacted})")
+        self.requested = requested
+        self.compacted = compacted
+
+
+class Store:
+    """The durable object store. Create with `await Store.open(...)`, end with `close()`.
+
+    Guarantees: commits are serialised and atomic; `commit` checks every write's
+    `expect_rv` against the current revision of its key and raises StaleWrite on a
+    mismatch, writing nothing; each write gets its own revision, in order; after the
+    transaction commits, every subscriber queue receives the changes in revision order.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection, *, retention: int) -> None:
+        self._conn = conn
+        self._retention = retention
+        self._objects: dict[str, dict[str, Any]] = {}
+        self._lock = asyncio.Lock()
+        self._subscribers: set[asyncio.Queue[Change]] = set()
+        self._listeners: list[Callable[[Sequence[Change]], None]] = []
+        self.revision = 0
+        self.compacted = 0
+        self._since_compaction = 0
+
+    @classmethod
+    async def open(cls, path: str, *, retention: int = 10_000) -> Store:
+        """Open (creating if needed) the database at `path` (":memory:" for a scratch one)."""
+        conn = await aiosqlite.connect(path)
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.executescript(SCHEMA)
+        await conn.commit()
+        store = cls(conn, retention=max(1, retention))
+        async with conn.execute("SELECT revision, compacted FROM meta WHERE id = 1") as cur:
+            row = await cur.fetchone()
+        assert row is not None
+        store.revision, store.compacted = int(row[0]), int(row[1])
+        async with conn.execute("SELECT key, body FROM objects") as cur:
+            async for key, body in cur:
+                store._objects[key] = json.loads(body)
+        return store
+
+    async def close(self) -> None:
+        """Close the database and tell every subscriber (a change of type CLOSED)."""
+        for queue in tuple(self._subscribers):
+            queue.put_nowait(Change(-1, CLOSED, "", {}))
+        await self._conn.close()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The stored object at `key` (shared: callers must not mutate it)."""
+        return self._objects.get(key)
+
+    def items(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every (key, object) whose key starts with `prefix`, in key order."""
+        found = [(k, v) for k, v in self._objects.items() if k.startswith(prefix)]
+        found.sort(key=lambda kv: kv[0])
+        return found
+
+    def all_objects(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        """Every stored (key, object), unordered."""
+        return self._objects.items()
+
+    def add_listener(self, listener: Callable[[Sequence[Change]], None]) -> None:
+        """Call `listener(changes)` synchronously after each commit, before fan-out."""
+        self._listeners.append(listener)
+
+    def subscribe(self) -> asyncio.Queue[Change]:
+        """A queue that receives every change committed from now on."""
+        queue: asyncio.Queue[Change] = asyncio.Queue()
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[Change]) -> None:
+        """Stop delivering changes to `queue`."""
+        self._subscribers.discard(queue)
+
+    async def commit(self, writes: Sequence[Write]) -> list[Change]:
+        """Commit `writes` in one transaction and return their changes (empty if none)."""
+        if not writes:
+            return []
+        async with self._lock:
+            staged: dict[str, dict[str, Any] | None] = {}
+            for write in writes:
+                current = staged[write.key] if write.key in staged else self.get(write.key)
+                current_rv = int(current["metadata"]["resourceVersion"]) if current else 0
+                if write.expect_rv != current_rv:
+                    raise StaleWrite(write.key)
+                staged[write.key] = None if write.delete else write.body
+            changes = self._stage(writes)
+            await self._persist(changes)
+            self.revision = changes[-1].rv
+            for change in changes:
+                if change.type == "DELETED":
+                    self._objects.pop(change.key, None)
+                else:
+                    self._objects[change.key] = change.body
+            self._since_compaction += len(changes)
+            if self._since_compaction >= max(1, self._retention // 10):
+                await self._compact_locked()
+        for listener in self._listeners:
+            listener(changes)
+        for queue in tuple(self._subscribers):
+            for change in changes:
+                queue.put_nowait(change)
+        return changes
+
+    def _stage(self, writes: Sequence[Write]) -> list[Change]:
+        changes: list[Change] = []
+        rv = self.revision
+        existing = set(self._objects)
+        for write in writes:
+            rv += 1
+            if write.delete:
+                last = write.body or self._last_staged(changes, write.key)
+                assert last is not None
+                body = {**last, "metadata": {**last["metadata"], "resourceVersion": str(rv)}}
+                changes.append(Change(rv, "DELETED", write.key, body))
+                existing.discard(write.key)
+                continue
+            assert write.body is not None
+            body = {
+                **write.body,
+                "metadata": {**write.body["metadata"], "resourceVersion": str(rv)},
+            }
+            kind = "MODIFIED" if write.key in existing else "ADDED"
+            existing.add(write.key)
+            changes.append(Change(rv, kind, write.key, body))
+        return changes
+
+    def _last_staged(self, changes: Sequence[Change], key: str) -> dict[str, Any] | None:
+        for change in reversed(changes):
+            if change.key == key:
+                return change.body
+        return self.get(key)
+
+    async def _persist(self, changes: Sequence[Change]) -> None:
+        conn = self._conn
+        try:
+            rows = [(c.rv, c.type, c.key, _dumps(c.body)) for c in changes]
+            await conn.executemany(
+                "INSERT INTO changes (rv, type, key, body) VALUES (?,?,?,?)", rows
+            )
+            for change, row in zip(changes, rows, strict=True):
+                if change.type == "DELETED":
+                    await conn.execute("DELETE FROM objects WHERE key = ?", (change.key,))
+                else:
+                    await conn.execute(
+                        "INSERT OR REPLACE INTO objects (key, rv, uid, body) VALUES (?,?,?,?)",
+                        (change.key, change.rv, change.body["metadata"].get("uid", ""), row[3]),
+                    )
+            await conn.execute("UPDATE meta SET revision = ? WHERE id = 1", (changes[-1].rv,))
+            await conn.commit()
+        except BaseException:
+            await conn.rollback()
+            raise
+
+    async def changes_since(self, rv: int) -> list[Change]:
+        """Every retained change with revision > `rv`; Compacted if `rv` predates the log."""
+        if rv < self.compacted:
+            raise Compacted(rv, self.compacted)
+        async with self._conn.execute(
+            "SELECT rv, type, key, body FROM changes WHERE rv > ? ORDER BY rv", (rv,)
+        ) as cur:
+            rows = await cur.fetchall()
+        if rv < self.compacted:  # compacted while we read
+            raise Compacted(rv, self.compacted)
+        return [Change(int(r[0]), str(r[1]), str(r[2]), json.loads(r[3])) for r in rows]
+
+    async def state_at(self, key: str, rv: int) -> tuple[bool, dict[str, Any] | None]:
+        """(known, object) of `key` as of revision `rv`; object None when it did not exist.
+
+        `known` is False when the change log no longer reaches back far enough to tell.
+        """
+        async with self._conn.execute(
+            "SELECT type, body FROM changes WHERE key = ? AND rv <= ? ORDER BY rv DESC LIMIT 1",
+            (key, rv),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return self.compacted == 0, None
+        return True, None if row[0] == "DELETED" else json.loads(row[1])
+
+    async def compact(self) -> None:
+        """Drop change-log entries older than the retention window."""
+        async with self._lock:
+            await self._compact_locked()
+
+    async def _compact_locked(self) -> None:
+        self._since_compaction = 0
+        horizon = self.revision - self._retention
+        if horizon <= self.compacted:
+            return
+        await self._conn.execute("DELETE FROM changes WHERE rv <= ?", (horizon,))
+        await self._conn.execute("UPDATE meta SET compacted = ? WHERE id = 1", (horizon,))
+        await self._conn.commit()
+        self.compacted = horizon

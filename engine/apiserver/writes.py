@@ -1,0 +1,230 @@
+"""Create, replace (PUT) and patch: lifecycle rules, admission, conflicts, dry run, commit.
+
+These are the write paths of both the HTTP handlers and the garbage collector. A write
+that changes nothing stores nothing (no new resourceVersion, no watch event).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from engine.apiserver import lifecycle, patch
+from engine.apiserver.admission import admit, crd_status
+from engine.apiserver.cascade import removal_writes
+from engine.apiserver.context import ApiContext
+from engine.apiserver.errors import ApiError, already_exists, conflict, not_found
+from engine.apiserver.registry import ResourceType
+from engine.apiserver.storage import StaleWrite, Write
+from engine.apiserver.target import Target
+
+_MAX_RETRIES = 50
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """Query options of a write; `field_validation` is Strict, Warn, Ignore or ""."""
+
+    dry_run: bool = False
+    field_manager: str | None = None
+    field_validation: str = ""
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """The object as stored (or as it would be, with dry run) and the Warning headers."""
+
+    obj: dict[str, Any]
+    created: bool = False
+    warnings: tuple[str, ...] = ()
+
+
+def require_namespace(ctx: ApiContext, target: Target) -> None:
+    """ApiError 404 when a namespaced write targets a namespace that does not exist."""
+    if target.rtype.namespaced and ctx.store.get(f"/namespaces//{target.namespace}") is None:
+        raise not_found("namespaces", str(target.namespace), group="")
+
+
+def _server_status(rtype: ResourceType, obj: dict[str, Any], *, now: str) -> dict[str, Any]:
+    if rtype.group == "apiextensions.k8s.io" and rtype.kind == "CustomResourceDefinition":
+        return {**obj, "status": crd_status(obj, now=now)}
+    if rtype.group == "" and rtype.kind == "Namespace":
+        return {**obj, "status": {**(obj.get("status") or {}), "phase": "Active"}}
+    return obj
+
+
+def _with_manager(
+    obj: dict[str, Any], opts: WriteOptions, *, ctx: ApiContext, apply: bool
+) -> dict[str, Any]:
+    if not opts.field_manager:
+        return obj
+    return lifecycle.record_manager(
+        obj,
+        manager=opts.field_manager,
+        operation="Apply" if apply else "Update",
+        api_version=str(obj.get("apiVersion", "")),
+        now=ctx.now(),
+    )
+
+
+async def create(
+    ctx: ApiContext,
+    target: Target,
+    body: dict[str, Any],
+    opts: WriteOptions,
+    *,
+    apply: bool = False,
+) -> WriteResult:
+    """POST to a collection: 201 semantics; 409 AlreadyExists for a taken name."""
+    require_namespace(ctx, target)
+    rtype = target.rtype
+    obj = lifecycle.prepare_create(rtype, body, namespace=target.namespace, now=ctx.now())
+    if target.name is not None and obj["metadata"]["name"] != target.name:
+        raise ApiError(400, "the name of the object does not match the name on the URL")
+    obj = _server_status(rtype, obj, now=lifecycle.timestamp(ctx.now()))
+    admitted = admit(rtype, obj, field_validation=opts.field_validation)
+    obj = _with_manager(admitted.obj, opts, ctx=ctx, apply=apply)
+    name = obj["metadata"]["name"]
+    key = rtype.key(target.namespace or "", name)
+    if ctx.store.get(key) is not None:
+        raise already_exists(rtype.plural, name, group=rtype.group)
+    if opts.dry_run:
+        return WriteResult(obj=obj, created=True, warnings=admitted.warnings)
+    try:
+        changes = await ctx.store.commit([Write(key, obj, 0)])
+    except StaleWrite:
+        raise already_exists(rtype.plural, name, group=rtype.group) from None
+    return WriteResult(obj=changes[0].body, created=True, warnings=admitted.warnings)
+
+
+async def commit_prepared(
+    ctx: ApiContext, key: str, old: dict[str, Any], new: dict[str, Any], *, dry_run: bool
+) -> dict[str, Any]:
+    """Store `new` over `old` (removing it if it is deleting with no finalizers left).
+
+    Raises StaleWrite if `old` is no longer current. A no-op returns `old` untouched.
+    """
+    old_rv = old["metadata"]["resourceVersion"]
+    if lifecycle.should_remove(new):
+        final = {**new, "metadata": {**new["metadata"], "resourceVersion": old_rv}}
+        if dry_run:
+            return final
+        if ctx.store.get(key) is not old:
+            raise StaleWrite(key)
+        changes = await ctx.store.commit(removal_writes(ctx, key, final))
+        return changes[0].body
+    if lifecycle.same_content(
+        old, {**new, "metadata": {**new["metadata"], "resourceVersion": old_rv}}
+    ):
+        return old
+    if dry_run:
+        return {**new, "metadata": {**new["metadata"], "resourceVersion": old_rv}}
+    changes = await ctx.store.commit([Write(key, new, int(old_rv))])
+    return changes[0].body
+
+
+def _finish_update(
+    ctx: ApiContext,
+    target: Target,
+    old: dict[str, Any],
+    new: dict[str, Any],
+    opts: WriteOptions,
+    *,
+    apply: bool,
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    rtype = target.rtype
+    prepared = lifecycle.prepare_update(rtype, old, new, status_only=target.subresource == "status")
+    if target.subresource != "status":
+        prepared = _server_status(rtype, prepared, now=lifecycle.timestamp(ctx.now()))
+    admitted = admit(rtype, prepared, field_validation=opts.field_validation)
+    return _with_manager(admitted.obj, opts, ctx=ctx, apply=apply), admitted.warnings
+
+
+async def update(
+    ctx: ApiContext, target: Target, body: dict[str, Any], opts: WriteOptions
+) -> WriteResult:
+    """PUT: replace the object; 409 if the body's resourceVersion is stale, 404 if missing."""
+    rtype = target.rtype
+    assert target.name is not None
+    key = target.key()
+    meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    assert isinstance(meta, dict)
+    if meta.get("name") and meta["name"] != target.name:
+        raise ApiError(
+            400,
+            f"the name of the object ({meta['name']}) does not match the name on the URL "
+            f"({target.name})",
+        )
+    wanted_rv = str(meta.get("resourceVersion") or "")
+    for _ in range(_MAX_RETRIES):
+        old = ctx.store.get(key)
+        if old is None:
+            raise not_found(rtype.plural, target.name, group=rtype.group)
+        if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
+            raise conflict(rtype.plural, target.name, group=rtype.group)
+        new, warnings = _finish_update(ctx, target, old, body, opts, apply=False)
+        try:
+            stored = await commit_prepared(ctx, key, old, new, dry_run=opts.dry_run)
+        except StaleWrite:
+            if wanted_rv:
+                raise conflict(rtype.plural, target.name, group=rtype.group) from None
+            continue
+        return WriteResult(obj=stored, warnings=warnings)
+    raise conflict(rtype.plural, target.name, group=rtype.group)
+
+
+async def patch_object(
+    ctx: ApiContext, target: Target, raw: bytes, content_type: str, opts: WriteOptions
+) -> WriteResult:
+    """PATCH by content type (merge, JSON, strategic merge, apply); apply creates if missing.
+
+    A `metadata.resourceVersion` in the patch is a precondition (409 when stale).
+    """
+    rtype = target.rtype
+    assert target.name is not None
+    key = target.key()
+    kind = content_type.split(";", 1)[0].strip().lower()
+    is_apply = kind == patch.APPLY
+    if is_apply and not opts.field_manager:
+        raise ApiError(
+            422,
+            'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
+            "is required for apply patch",
+            reason="Invalid",
+        )
+    for _ in range(_MAX_RETRIES):
+        old = ctx.store.get(key)
+        if old is None:
+            if not is_apply or target.subresource:
+                raise not_found(rtype.plural, target.name, group=rtype.group)
+            body = _patched({}, raw, content_type, custom=rtype.custom)
+            body.setdefault("metadata", {}).setdefault("name", target.name)
+            try:
+                return await create(ctx, replace(target, name=target.name), body, opts, apply=True)
+            except ApiError as error:
+                if error.reason == "AlreadyExists":
+                    continue
+                raise
+        patched = _patched(old, raw, content_type, custom=rtype.custom)
+        old_rv = old["metadata"]["resourceVersion"]
+        given_rv = (patched.get("metadata") or {}).get("resourceVersion")
+        if given_rv and str(given_rv) != old_rv:
+            raise conflict(rtype.plural, target.name, group=rtype.group)
+        new, warnings = _finish_update(ctx, target, old, patched, opts, apply=is_apply)
+        try:
+            stored = await commit_prepared(ctx, key, old, new, dry_run=opts.dry_run)
+        except StaleWrite:
+            continue
+        return WriteResult(obj=stored, warnings=warnings)
+    raise conflict(rtype.plural, target.name, group=rtype.group)
+
+
+def _patched(old: dict[str, Any], raw: bytes, content_type: str, *, custom: bool) -> dict[str, Any]:
+    try:
+        result = patch.apply_patch(old, raw, content_type, custom_resource=custom)
+    except patch.PatchError as bad:
+        raise ApiError(bad.code, bad.message, reason=bad.reason) from None
+    if not isinstance(result.get("metadata", {}), dict):
+        raise ApiError(422, "metadata must be an object", reason="Invalid")
+    return result

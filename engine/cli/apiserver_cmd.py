@@ -1,0 +1,60 @@
+"""`engine apiserver`: run the embedded Kubernetes-compatible API server."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import sqlite3
+from pathlib import Path
+
+import click
+
+from engine.apiserver.server import run_apiserver
+
+
+@click.command(name="apiserver")
+@click.option("--db", default=":memory:", show_default=True, help="SQLite file, or :memory:.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0 picks a free one).",
+)
+@click.option(
+    "--kubeconfig",
+    "kubeconfig",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write a kubeconfig for kubectl and clients.",
+)
+@click.option(
+    "--audit-log",
+    "audit_log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append one JSON line per request to this file.",
+)
+def command(db: str, host: str, port: int, kubeconfig: Path, audit_log: Path | None) -> None:
+    """Serve the Kubernetes API from SQLite until Ctrl-C or SIGTERM; state survives restarts."""
+    if db != ":memory:" and not Path(db).resolve().parent.is_dir():
+        raise click.ClickException(f"--db {db}: the directory does not exist; create it first")
+    try:
+        asyncio.run(
+            run_apiserver(
+                db=db,
+                host=host,
+                port=port,
+                kubeconfig_path=kubeconfig,
+                audit_log=audit_log,
+                announce=lambda line: click.echo(line, err=False),
+            )
+        )
+    except OSError as bad:
+        if bad.errno == errno.EADDRINUSE:
+            raise click.ClickException(
+                f"port {port} on {host} is already in use; pick another --port (0 picks a free one)"
+            ) from None
+        raise click.ClickException(f"cannot start the API server: {bad}") from None
+    except sqlite3.DatabaseError as bad:
+        raise click.ClickException(f"--db {db} is not a usable SQLite database: {bad}") from None
