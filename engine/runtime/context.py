@@ -1,0 +1,73 @@
+"""The one object a handler receives: what it is reconciling and what it may do."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from engine.fsm.key import effect_key
+
+EffectFn = Callable[[str], Awaitable[Any]]
+"""An external call: receives its idempotency key, returns a JSON-serialisable result."""
+
+
+class HandlerBackend(Protocol):
+    """What the reconciler provides behind a `Context` (one per handler run)."""
+
+    async def run_step(self, key: str, name: str, call: EffectFn) -> Any:
+        """Run one step under `key` through the effect runner."""
+        ...
+
+    async def apply_child(self, key: str, manifest: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Apply `manifest` as an owned child under effect `key`; return the live object."""
+        ...
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a provision or finalize handler needs, in one value.
+
+    Guarantees: `spec` and `metadata` are the object as observed when the reconcile
+    began (read-only copies); `term` is the leader term (fencing token) to pass to
+    external services; every step runs under a deterministic idempotency key
+    `<uid>:<generation>:<step>[:<round>]`, so a step recorded as done is never run
+    again for this generation and round.
+    """
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    round: int
+    spec: Mapping[str, Any]
+    metadata: Mapping[str, Any]
+    term: int
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger]
+    backend: HandlerBackend
+
+    def key(self, step: str) -> str:
+        """The idempotency key step `step` runs under in this generation and round."""
+        return effect_key(self.uid, self.generation, step, self.round)
+
+    async def effect(self, step: str, call: EffectFn) -> Any:
+        """Run `call(key)` once for this generation and round, journaled as effect `step`.
+
+        `step` is lowercase letters, digits, '-', '_' or '.'. Returns the call's result,
+        or the recorded result when the step already succeeded. Errors: the call's
+        `PermanentError`; a retryable failure propagates as `EffectRetryScheduled`.
+        """
+        return await self.backend.run_step(self.key(step), step, call)
+
+    async def apply_child(self, manifest: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Create or update a child object, owned by this resource.
+
+        The manifest needs `apiVersion`, `kind` and a deterministic `metadata.name`; the
+        engine sets the namespace and the controller ownerReference, and applies it
+        idempotently (server-side apply). Returns the live child. The step is named
+        `apply.<kind>.<name>` (lowercased).
+        """
+        kind = str(manifest.get("kind", "")).lower()
+        name = str(manifest.get("metadata", {}).get("name", ""))
+        return await self.backend.apply_child(self.key(f"apply.{kind}.{name}"), manifest)

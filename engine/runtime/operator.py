@@ -1,0 +1,128 @@
+"""The operator API: what a user declares to get an operator from the engine.
+
+An operator is data: the custom resource it owns (group, version, kind, plural, OpenAPI
+v3 schema with required fields and defaults, printer columns), the child kinds it
+creates, and two async handlers, `provision` and `finalize`, that receive one `Context`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from engine.runtime.context import Context
+
+Handler = Callable[["Context"], Awaitable[None]]
+"""A provision or finalize handler. It runs as one effect; its own steps
+(`ctx.apply_child`, `ctx.effect`) are effects under their own keys, so a re-run after a
+crash or a retry skips the steps already recorded. Raise `PermanentError` for a failure
+that needs a spec change; any other exception is retried with backoff."""
+
+Propagation = Literal["Background", "Foreground", "Orphan"]
+
+
+@dataclass(frozen=True)
+class CustomResource:
+    """The primary custom resource the operator reconciles.
+
+    `schema` is the `openAPIV3Schema` of the served version (the whole object: `spec`
+    and `status` properties). `printer_columns` are CRD `additionalPrinterColumns`.
+    """
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    schema: Mapping[str, Any]
+    singular: str = ""
+    namespaced: bool = True
+    short_names: tuple[str, ...] = ()
+    printer_columns: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}"
+
+    def crd(self) -> dict[str, Any]:
+        """The CustomResourceDefinition manifest (apiextensions.k8s.io/v1), with a status
+        subresource so status writes never bump `generation`."""
+        singular = self.singular or self.kind.lower()
+        version: dict[str, Any] = {
+            "name": self.version,
+            "served": True,
+            "storage": True,
+            "schema": {"openAPIV3Schema": dict(self.schema)},
+            "subresources": {"status": {}},
+        }
+        if self.printer_columns:
+            version["additionalPrinterColumns"] = [dict(c) for c in self.printer_columns]
+        names: dict[str, Any] = {
+            "kind": self.kind,
+            "plural": self.plural,
+            "singular": singular,
+            "listKind": f"{self.kind}List",
+        }
+        if self.short_names:
+            names["shortNames"] = list(self.short_names)
+        return {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"{self.plural}.{self.group}"},
+            "spec": {
+                "group": self.group,
+                "names": names,
+                "scope": "Namespaced" if self.namespaced else "Cluster",
+                "versions": [version],
+            },
+        }
+
+
+@dataclass(frozen=True)
+class ChildKind:
+    """A kind of object the operator creates and owns (ownerReferences with
+    `controller: true` and `blockOwnerDeletion: true`).
+
+    `group` is "" for the core group. `delete_propagation` is the policy used when the
+    engine itself deletes a child of this kind.
+    """
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+    delete_propagation: Propagation = "Background"
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+
+@dataclass(frozen=True)
+class Operator:
+    """An operator: one custom resource, its child kinds, and its handlers.
+
+    `finalizer` defaults to `<group>/finalizer`. `secret_fields` are dotted paths (for
+    example `spec.password`) whose values never reach the journal, spans, logs, Events
+    or error messages.
+    """
+
+    resource: CustomResource
+    provision: Handler
+    finalize: Handler | None = None
+    children: tuple[ChildKind, ...] = ()
+    finalizer: str = ""
+    secret_fields: tuple[str, ...] = field(default=())
+
+    @property
+    def finalizer_name(self) -> str:
+        return self.finalizer or f"{self.resource.group}/finalizer"
+
+    def child_kind(self, api_version: str, kind: str) -> ChildKind | None:
+        """The declared child kind for a manifest's apiVersion and kind, if any."""
+        for child in self.children:
+            if child.api_version == api_version and child.kind == kind:
+                return child
+        return None
