@@ -24,13 +24,14 @@ from engine.apiserver.pruning import (
     prune_unknown,
 )
 from engine.apiserver.schema_validation import field_path, validation_causes
-from engine.apiserver.structural import structural_problems
+from engine.apiserver.structural import structural_causes, structural_problems
 
 __all__ = [
     "Admission",
     "Cause",
     "admit",
     "apply_defaults",
+    "structural_causes",
     "structural_problems",
     "validate_name",
 ]

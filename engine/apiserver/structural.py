@@ -14,6 +14,7 @@ from typing import Any
 
 from jsonschema import Draft4Validator, SchemaError
 
+from engine.apiserver.cause import Cause
 from engine.apiserver.pruning import Path, fill_defaults, prune_unknown
 from engine.apiserver.schema_validation import field_path, to_draft4, validation_causes
 
@@ -25,6 +26,11 @@ _NOT_IN_JUNCTOR = ("type", "default", "additionalProperties", "nullable", "descr
                    "x-kubernetes-preserve-unknown-fields", "x-kubernetes-embedded-resource",
                    "x-kubernetes-int-or-string")  # fmt: skip
 _METADATA_NAMES = frozenset({"name", "generateName"})
+_REASONS = (
+    ("Required value", "FieldValueRequired"),
+    ("Forbidden", "FieldValueForbidden"),
+    ("Unsupported value", "FieldValueNotSupported"),
+)
 
 
 def structural_problems(schema: Mapping[str, Any]) -> list[str]:
@@ -47,6 +53,20 @@ def structural_problems(schema: Mapping[str, Any]) -> list[str]:
     if not problems:
         _check_defaults(schema, where, problems)
     return problems
+
+
+def structural_causes(schema: Mapping[str, Any], *, prefix: str = "") -> list[Cause]:
+    """`structural_problems` as Status causes, each field prefixed with `prefix`.
+
+    For a CRD, `prefix="spec.versions[0].schema."` gives fields like
+    `spec.versions[0].schema.openAPIV3Schema.properties[spec].type`.
+    """
+    causes = []
+    for problem in structural_problems(schema):
+        path, _, message = problem.partition(": ")
+        reason = next((r for head, r in _REASONS if message.startswith(head)), "FieldValueInvalid")
+        causes.append(Cause(reason, prefix + path, message))
+    return causes
 
 
 def _check_node(node: Mapping[str, Any], where: str, problems: list[str]) -> None:

@@ -13,6 +13,7 @@ from engine.apiserver.cause import Cause, summarize
 from engine.apiserver.schema import (
     admit,
     apply_defaults,
+    structural_causes,
     structural_problems,
     validate_name,
 )
@@ -586,3 +587,14 @@ def test_admission_is_idempotent(spec: dict[str, Any]) -> None:
     assert second.obj == first.obj
     assert second.unknown_fields == ()
     assert second.causes == first.causes
+
+
+def test_structural_causes_carry_the_crd_field_path_and_reason() -> None:
+    schema = _schema_with({"properties": {"a": {"type": "string"}}})
+    assert structural_causes(schema, prefix="spec.versions[0].schema.") == [
+        Cause(
+            "FieldValueRequired",
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].type",
+            "Required value: must not be empty for specified object fields",
+        )
+    ]
