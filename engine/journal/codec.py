@@ -22,9 +22,13 @@ GENESIS = "0" * 64
 REDACTED = "<redacted>"
 """What a redacted field's value is replaced by before the record is written."""
 
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+"""One encoder for every call: `json.dumps` with options builds a new one each time."""
+
 _NONE = "\x01"
 _SEPARATOR = "\x00"
-_FORBIDDEN = (_NONE, _SEPARATOR)
 
 
 class Row(NamedTuple):
@@ -61,9 +65,7 @@ def encode_json(value: Any) -> str:
     Decoding and re-encoding canonical JSON gives the same text, which is what lets an
     export carry `data` as an object and still verify on import.
     """
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    return _CANONICAL.encode(value)
 
 
 def encode_at(at: datetime) -> str:
@@ -74,7 +76,7 @@ def encode_at(at: datetime) -> str:
 
 
 def _check_text(name: str, value: str | None) -> None:
-    if value is not None and any(ch in value for ch in _FORBIDDEN):
+    if value is not None and (_SEPARATOR in value or _NONE in value):
         raise ValueError(f"{name} {value!r} contains a control character \\x00 or \\x01")
 
 

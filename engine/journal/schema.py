@@ -42,6 +42,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             checksum TEXT NOT NULL
         )""",
         "INSERT INTO chain_head (id, position, checksum) VALUES (1, 0, '" + "0" * 64 + "')",
+        # the head moves in the same statement as each insert, so no commit can skip it
+        """CREATE TRIGGER records_move_chain_head AFTER INSERT ON records BEGIN
+            UPDATE chain_head SET position = NEW.position, checksum = NEW.checksum
+            WHERE id = 1;
+        END""",
         """CREATE TABLE snapshots (
             stream TEXT PRIMARY KEY,
             version INTEGER NOT NULL,
@@ -52,7 +57,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 INSERT_RECORD = f"INSERT INTO records ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-UPDATE_HEAD = "UPDATE chain_head SET position = ?, checksum = ? WHERE id = 1"
 SELECT_FROM = f"SELECT {COLUMNS} FROM records WHERE position >= ? ORDER BY position LIMIT ?"
 _WITH_PREVIOUS = (
     "SELECT r.position, r.stream, r.stream_version, r.type, r.schema, r.at, r.data, "

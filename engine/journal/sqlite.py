@@ -132,6 +132,11 @@ class SqliteJournal:
                 lock.release()
             if isinstance(failure, sqlite3.Error):
                 raise opening.translate_error(where, failure) from None
+            if isinstance(failure, OSError):
+                raise JournalUnavailable(
+                    f"cannot access journal {where}: {failure.strerror}; "
+                    "check the path and the permissions of its directories"
+                ) from None
             raise
         return cls(
             path=where,
@@ -151,6 +156,11 @@ class SqliteJournal:
     @property
     def term(self) -> int:
         return self._term
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` has been called."""
+        return self._closed
 
     @property
     def head(self) -> Head:
@@ -227,12 +237,17 @@ class SqliteJournal:
         journal has no commits to tail, so its subscription ends at the current end.
         """
         position = max(from_position, 1)
-        while True:
+        while not self._closed:
             committed = self._committed
-            async for record in self.read_all(position):
-                position = record.position + 1
-                yield record
-            if self._closed or self._writer is None:
+            try:
+                async for record in self.read_all(position):
+                    position = record.position + 1
+                    yield record
+            except JournalError:
+                if self.closed:
+                    return  # closed while reading: the end of the subscription
+                raise
+            if self._writer is None:
                 return
             await committed.wait()
 
@@ -263,6 +278,7 @@ class SqliteJournal:
                 schema.UPSERT_SNAPSHOT,
                 (stream, version, text, snapshot_checksum(stream, version, text)),
             )
+            await self._writer.commit()
 
     async def load_snapshot(self, stream: str) -> Snapshot | None:
         """The newest snapshot of `stream`, if any. Errors: `CorruptJournal` on a bad one."""
@@ -307,7 +323,7 @@ class SqliteJournal:
             if self._head.position != 0 or not (self._group is None or self._group.idle):
                 raise ValueError(f"import needs an empty journal, and {self._where} has records")
             rows, head = chain_for_import(records, where=self._where)
-            await self._write_rows(rows, head)
+            await self._write_rows(rows)
             self._head = head
             self._versions.clear()
             self._term = max([self._term, *(row.term for row in rows)])
@@ -343,7 +359,7 @@ class SqliteJournal:
                 term=self._term,
             )
             if plan.rows:
-                await self._write_rows(plan.rows, plan.head)
+                await self._write_rows(plan.rows)
                 self._head = plan.head
                 self._versions.update(plan.versions)
         if plan.rows:
@@ -360,16 +376,16 @@ class SqliteJournal:
             return opening.translate_error(self._path, failure)
         return failure
 
-    async def _write_rows(self, rows: Sequence[Row], head: Head) -> None:
+    async def _write_rows(self, rows: Sequence[Row]) -> None:
+        # the connection begins a transaction implicitly (isolation_level IMMEDIATE), and
+        # a trigger moves the chain head with each insert: two round trips per commit
         assert self._writer is not None
-        await self._writer.execute("BEGIN IMMEDIATE")
         try:
             await self._writer.executemany(schema.INSERT_RECORD, rows)
-            await self._writer.execute(schema.UPDATE_HEAD, (head.position, head.checksum))
-            await self._writer.execute("COMMIT")
+            await self._writer.commit()
         except BaseException:
             if self._writer.in_transaction:
-                await self._writer.execute("ROLLBACK")
+                await self._writer.rollback()
             raise
 
     async def _checksum_at(self, position: int) -> str:
@@ -409,7 +425,9 @@ class SqliteJournal:
 
 
 async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
-    return await aiosqlite.connect(_uri(path, readonly=readonly), uri=True, isolation_level=None)
+    return await aiosqlite.connect(
+        _uri(path, readonly=readonly), uri=True, isolation_level=None if readonly else "IMMEDIATE"
+    )
 
 
 def _uri(path: Path, *, readonly: bool) -> str:
