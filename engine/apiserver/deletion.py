@@ -18,6 +18,11 @@ from engine.apiserver.registry import ResourceType
 from engine.apiserver.storage import StaleWrite, Write
 
 POLICIES = ("Background", "Foreground", "Orphan")
+PROTECTED_NAMESPACES = (
+    "/namespaces//default",
+    "/namespaces//kube-system",
+    "/namespaces//kube-public",
+)
 _MAX_RETRIES = 50
 
 
@@ -62,6 +67,13 @@ async def delete_object(
 ) -> tuple[dict[str, Any], bool]:
     """Delete the object at `key`; returns (response body, removed at once)."""
     name = key.rsplit("/", 1)[-1]
+    if key in PROTECTED_NAMESPACES:
+        raise ApiError(
+            403,
+            f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+            reason="Forbidden",
+            details={"name": name, "kind": "namespaces"},
+        )
     for _ in range(_MAX_RETRIES):
         obj = ctx.store.get(key)
         if obj is None:
