@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from engine.cli import apiserver_cmd, demo_cmd, example_service_cmd, fsm_cmd, journal_cmd
+from engine.cli import apiserver_cmd, bench_cmd, demo_cmd, example_service_cmd, fsm_cmd, journal_cmd
 
 
 def register(group: click.Group) -> None:
@@ -12,8 +12,9 @@ def register(group: click.Group) -> None:
     for command in (
         journal_cmd.command,
         demo_cmd.command,
-        fsm_cmd.command,
+        bench_cmd.command,
         example_service_cmd.command,
+        fsm_cmd.command,
         apiserver_cmd.command,
     ):
         group.add_command(command)

@@ -1,0 +1,293 @@
+"""`engine bench apiserver`: the embedded API server's throughput, latency and memory.
+
+Starts `engine apiserver` in its own process on a throw-away SQLite file, then drives it
+with a plain aiohttp client: custom-resource creates and merge patches per second, one
+LIST of every stored object, watch delivery latency with concurrent watchers while
+writing, and the server's peak resident memory (VmHWM) with all the objects stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+GROUP = "bench.example.dev"
+PLURAL = "widgets"
+COLLECTION = f"/apis/{GROUP}/v1/namespaces/default/{PLURAL}"
+URL_PATTERN = re.compile(r"http://127\.0\.0\.1:\d+")
+MERGE = "application/merge-patch+json"
+CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": f"{PLURAL}.{GROUP}"},
+    "spec": {
+        "group": GROUP,
+        "scope": "Namespaced",
+        "names": {"plural": PLURAL, "singular": "widget", "kind": "Widget"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "required": ["size"],
+                                "properties": {
+                                    "size": {"type": "integer", "minimum": 0},
+                                    "colour": {"type": "string", "default": "blue"},
+                                },
+                            },
+                            "status": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            },
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+class BenchError(Exception):
+    """The benchmark could not run: the server did not start or answered an error."""
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What to measure: how many objects, how many concurrent writers and watchers."""
+
+    objects: int = 10_000
+    patches: int = 2_000
+    concurrency: int = 8
+    watchers: int = 10
+    watched_writes: int = 200
+
+
+@dataclass(frozen=True)
+class ApiServerFigures:
+    """Measured figures; rates per second, durations in seconds, memory in KiB."""
+
+    objects: int
+    concurrency: int
+    creates_per_second: float
+    merge_patches_per_second: float
+    list_all_seconds: float
+    list_all_items: int
+    watchers: int
+    watch_events_measured: int
+    watch_latency_p50_ms: float
+    watch_latency_p99_ms: float
+    server_peak_rss_kib: int
+    server_rss_kib: int
+
+    def as_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+@contextlib.asynccontextmanager
+async def _server_process(db: Path) -> AsyncIterator[tuple[str, int]]:
+    """Run `engine apiserver` on `db` in a child process; yield its URL and pid.
+
+    Its output goes to a file beside `db` (a pipe nobody drains could stall the server).
+    """
+    log_path = db.with_suffix(".log")
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "engine", "apiserver", "--db", str(db), "--port", "0"),
+            *("--kubeconfig", str(db.with_suffix(".kubeconfig"))),
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    try:
+        yield await _read_url(process, log_path), process.pid
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), timeout=10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+def _read_log(path: Path) -> str:
+    return path.read_text(errors="replace")
+
+
+async def _read_url(process: asyncio.subprocess.Process, log_path: Path) -> str:
+    """The URL the server prints once it listens (waits up to 30 s)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if found := URL_PATTERN.search(_read_log(log_path)):
+            return found.group(0)
+        if process.returncode is not None:
+            break
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), timeout=0.05)
+    output = _read_log(log_path).strip()[-2000:]
+    raise BenchError(f"`engine apiserver` printed no URL (exit {process.returncode}): {output}")
+
+
+async def _check(response: aiohttp.ClientResponse, expected: int) -> dict[str, Any]:
+    body: dict[str, Any] = await response.json(content_type=None)
+    if response.status != expected:
+        message = body.get("message", body)
+        raise BenchError(f"{response.method} {response.url.path} -> {response.status}: {message}")
+    return body
+
+
+async def _install_crd(session: aiohttp.ClientSession) -> None:
+    path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    async with session.post(path, json=CRD) as response:
+        await _check(response, 201)
+    for _ in range(100):
+        async with session.get(f"/apis/{GROUP}/v1") as response:
+            if response.status == 200:
+                return
+        await asyncio.sleep(0.05)
+    raise BenchError(f"the CRD {PLURAL}.{GROUP} never became discoverable")
+
+
+async def _in_parallel(
+    count: int, concurrency: int, job: Callable[[int], Awaitable[None]]
+) -> float:
+    """Run `job(i)` for i in range(count) on `concurrency` workers; the seconds it took."""
+    queue = iter(range(count))
+
+    async def worker() -> None:
+        for index in queue:
+            await job(index)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+async def _measure_watch(session: aiohttp.ClientSession, settings: BenchSettings) -> list[float]:
+    """Latency (s) from sending a patch to each watcher seeing its MODIFIED event."""
+    async with session.get(COLLECTION, params={"limit": "1"}) as response:
+        start_rv = (await _check(response, 200))["metadata"]["resourceVersion"]
+    sent: dict[str, float] = {}
+    seen: list[tuple[str, float]] = []
+    all_seen = asyncio.Event()
+
+    async def watcher() -> None:
+        params = {"watch": "true", "resourceVersion": start_rv, "timeoutSeconds": "120"}
+        async with session.get(COLLECTION, params=params) as response:
+            async for line in response.content:
+                event = json.loads(line)
+                if event["type"] not in {"ADDED", "MODIFIED", "DELETED"}:
+                    continue
+                name = event["object"]["metadata"]["name"]
+                version = event["object"]["metadata"]["resourceVersion"]
+                seen.append((name + version, time.perf_counter()))
+                if len(seen) >= settings.watchers * settings.watched_writes:
+                    all_seen.set()
+
+    tasks = [asyncio.create_task(watcher()) for _ in range(settings.watchers)]
+    await asyncio.sleep(0.5)  # let every watch reach the server's stream before writing
+    for index in range(settings.watched_writes):
+        name = f"w-{index % settings.objects}"
+        body = json.dumps({"spec": {"size": 100_000 + index}})
+        before = time.perf_counter()
+        async with session.patch(
+            f"{COLLECTION}/{name}", data=body, headers={"Content-Type": MERGE}
+        ) as response:
+            rv = (await _check(response, 200))["metadata"]["resourceVersion"]
+        sent[name + rv] = before
+    expected = settings.watchers * settings.watched_writes
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(all_seen.wait(), timeout=30)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    latencies = [at - sent[key] for key, at in seen if key in sent]
+    if len(latencies) < expected:
+        raise BenchError(f"watchers saw {len(latencies)} of {expected} events within 30 s")
+    return latencies
+
+
+def _memory_kib(pid: int) -> tuple[int, int]:
+    """(VmHWM, VmRSS) of a process, in KiB, from /proc."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        fields[name] = value.split()[0] if value.split() else "0"
+    return int(fields["VmHWM"]), int(fields["VmRSS"])
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+async def run_bench(settings: BenchSettings) -> ApiServerFigures:
+    """Start a server process, measure it, stop it; the figures measured."""
+    with tempfile.TemporaryDirectory(prefix="engine-bench-") as scratch:
+        async with _server_process(Path(scratch) / "apiserver.db") as (url, pid):
+            timeout = aiohttp.ClientTimeout(total=300)
+            connector = aiohttp.TCPConnector(limit=settings.concurrency + settings.watchers + 4)
+            async with aiohttp.ClientSession(url, timeout=timeout, connector=connector) as session:
+                await _install_crd(session)
+
+                async def create(index: int) -> None:
+                    body = {
+                        "apiVersion": f"{GROUP}/v1",
+                        "kind": "Widget",
+                        "metadata": {"name": f"w-{index}", "labels": {"bench": "yes"}},
+                        "spec": {"size": index},
+                    }
+                    async with session.post(COLLECTION, json=body) as response:
+                        await _check(response, 201)
+
+                async def patch(index: int) -> None:
+                    body = json.dumps({"spec": {"size": settings.objects + index}})
+                    async with session.patch(
+                        f"{COLLECTION}/w-{index % settings.objects}",
+                        data=body,
+                        headers={"Content-Type": MERGE},
+                    ) as response:
+                        await _check(response, 200)
+
+                create_s = await _in_parallel(settings.objects, settings.concurrency, create)
+                patch_s = await _in_parallel(settings.patches, settings.concurrency, patch)
+                started = time.perf_counter()
+                async with session.get(COLLECTION) as response:
+                    listed = await _check(response, 200)
+                list_s = time.perf_counter() - started
+                latencies = await _measure_watch(session, settings)
+            peak, rss = _memory_kib(pid)
+    return ApiServerFigures(
+        objects=settings.objects,
+        concurrency=settings.concurrency,
+        creates_per_second=round(settings.objects / create_s, 1),
+        merge_patches_per_second=round(settings.patches / patch_s, 1),
+        list_all_seconds=round(list_s, 3),
+        list_all_items=len(listed["items"]),
+        watchers=settings.watchers,
+        watch_events_measured=len(latencies),
+        watch_latency_p50_ms=round(statistics.median(latencies) * 1000, 2),
+        watch_latency_p99_ms=round(_percentile(latencies, 0.99) * 1000, 2),
+        server_peak_rss_kib=peak,
+        server_rss_kib=rss,
+    )
