@@ -225,14 +225,13 @@ class Store:
 
     async def changes_since(self, rv: int) -> list[Change]:
         """Every retained change with revision > `rv`; Compacted if `rv` predates the log."""
-        if rv < self.compacted:
-            raise Compacted(rv, self.compacted)
-        async with self._conn.execute(
-            "SELECT rv, type, key, body FROM changes WHERE rv > ? ORDER BY rv", (rv,)
-        ) as cur:
-            rows = await cur.fetchall()
-        if rv < self.compacted:  # compacted while we read
-            raise Compacted(rv, self.compacted)
+        async with self._lock:  # never read a half-written transaction of this connection
+            if rv < self.compacted:
+                raise Compacted(rv, self.compacted)
+            async with self._conn.execute(
+                "SELECT rv, type, key, body FROM changes WHERE rv > ? ORDER BY rv", (rv,)
+            ) as cur:
+                rows = await cur.fetchall()
         return [Change(int(r[0]), str(r[1]), str(r[2]), json.loads(r[3])) for r in rows]
 
     async def state_at(self, key: str, rv: int) -> tuple[bool, dict[str, Any] | None]:
@@ -240,10 +239,13 @@ class Store:
 
         `known` is False when the change log no longer reaches back far enough to tell.
         """
-        async with self._conn.execute(
-            "SELECT type, body FROM changes WHERE key = ? AND rv <= ? ORDER BY rv DESC LIMIT 1",
-            (key, rv),
-        ) as cur:
+        async with (
+            self._lock,
+            self._conn.execute(
+                "SELECT type, body FROM changes WHERE key = ? AND rv <= ? ORDER BY rv DESC LIMIT 1",
+                (key, rv),
+            ) as cur,
+        ):
             row = await cur.fetchone()
         if row is None:
             return self.compacted == 0, None

@@ -191,11 +191,16 @@ async def _stream_live(
 
 async def _seed_visible(stream: _Stream, changes: list[Change], *, since: int) -> None:
     """Which keys matched the selector as of revision `since` (what the client has seen)."""
-    changed = {c.key for c in changes if c.key.startswith(stream.prefix)}
+    first: dict[str, str] = {}
+    for change in changes:
+        if change.key.startswith(stream.prefix):
+            first.setdefault(change.key, change.type)
     for key, obj in stream.ctx.store.items(stream.prefix):
-        if key not in changed and stream.selection.matches(obj):
+        if key not in first and stream.selection.matches(obj):
             stream.visible.add(key)
-    for key in changed:
+    for key, kind in first.items():
+        if kind == "ADDED":  # did not exist at `since`
+            continue
         known, then = await stream.ctx.store.state_at(key, since)
         if known and then is not None and stream.selection.matches(then):
             stream.visible.add(key)

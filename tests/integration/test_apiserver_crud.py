@@ -88,6 +88,17 @@ async def test_list_pages_with_limit_and_continue() -> None:
         assert pages == 3
 
 
+async def test_deletecollection_deletes_only_the_selected_objects() -> None:
+    async with connected() as conn:
+        for name, tier in (("a", "web"), ("b", "db"), ("c", "web")):
+            await conn.core.create_namespaced_config_map("default", configmap(name, tier=tier))
+        await conn.core.delete_collection_namespaced_config_map(
+            "default", label_selector="tier=web"
+        )
+        left = await conn.core.list_namespaced_config_map("default")
+        assert [i.metadata.name for i in left.items] == ["b"]
+
+
 async def test_replace_with_stale_resource_version_is_409_conflict() -> None:
     async with connected() as conn:
         created = await conn.core.create_namespaced_config_map("default", configmap("x"))
