@@ -18,6 +18,8 @@ from kubernetes_asyncio.client import ApiClient
 
 _AUTH = ["BearerToken"]
 FIELD_MANAGER = "engine"
+KubeApi = ApiClient
+"""The client type callers outside the Kubernetes layers may name (they cannot import it)."""
 
 InstallOutcome = Literal["created", "exists", "applied"]
 
