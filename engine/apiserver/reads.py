@@ -26,7 +26,9 @@ def present(rtype: ResourceType, obj: Mapping[str, Any]) -> dict[str, Any]:
     if obj.get("apiVersion") != rtype.group_version:
         obj = convert(obj, api_version=rtype.group_version)
     if rtype.custom and rtype.schema is not None and rtype.has_defaults:
-        return schema.apply_defaults(obj, rtype.schema)
+        written = int((obj.get("metadata") or {}).get("resourceVersion") or 0)
+        if written <= rtype.schema_revision:  # admitted under an older schema: default now
+            return schema.apply_defaults(obj, rtype.schema)
     return obj if isinstance(obj, dict) else dict(obj)
 
 

@@ -33,6 +33,7 @@ class ResourceType:
     printer_columns: tuple[Mapping[str, Any], ...] = ()
     custom: bool = False
     has_defaults: bool = False
+    schema_revision: int = 0  # the CRD's resourceVersion: objects written later are defaulted
     storage_groups: tuple[str, ...] = field(default=())
 
     @property
@@ -129,6 +130,7 @@ def types_from_crd(crd: Mapping[str, Any]) -> list[ResourceType]:
                 printer_columns=tuple(version.get("additionalPrinterColumns") or ()),
                 custom=True,
                 has_defaults='"default"' in json.dumps(schema or {}),
+                schema_revision=int((crd.get("metadata") or {}).get("resourceVersion") or 0),
             )
         )
     return found

@@ -104,6 +104,25 @@ async def test_defaults_are_applied_and_unknown_fields_pruned() -> None:
         assert created["spec"] == {"size": 3, "tier": "small"}
 
 
+async def test_defaults_added_to_the_crd_later_apply_when_reading_older_objects() -> None:
+    async with connected() as conn:
+        await install_site_crd(conn)
+        await _create(conn, site("old"))
+        crds = client.ApiextensionsV1Api(conn.api)
+        name = SITE_CRD["metadata"]["name"]
+        schema_patch = [
+            {
+                "op": "add",
+                "path": "/spec/versions/0/schema/openAPIV3Schema"
+                "/properties/spec/properties/owner/default",
+                "value": "nobody",
+            }
+        ]
+        await crds.patch_custom_resource_definition(name, schema_patch)
+        read = await conn.custom.get_namespaced_custom_object(GROUP, "v1", "default", PLURAL, "old")
+        assert read["spec"]["owner"] == "nobody"
+
+
 async def test_strict_field_validation_rejects_unknown_fields_with_400() -> None:
     async with connected() as conn:
         await install_site_crd(conn)
