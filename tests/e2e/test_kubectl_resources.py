@@ -71,15 +71,19 @@ def test_get_prints_the_crd_printer_columns(kubectl: Kubectl) -> None:
 
 def test_get_watch_prints_a_row_for_a_change(kubectl: Kubectl) -> None:
     kubectl.ok("apply", "-f", "-", stdin=site_manifest("watched", "watched.example.com"))
-    watch = kubectl.start("get", "sites", "-w", "--request-timeout=4s")
+    watch = kubectl.start("get", "sites", "-w", "--request-timeout=10s")
+    assert watch.stdout is not None
     try:
-        time.sleep(1.5)  # let the watch open before changing anything
+        rows = [watch.stdout.readline().split()]  # the header
+        while rows[-1] and rows[-1][0] != "watched":  # the listed rows, before any change
+            rows.append(watch.stdout.readline().split())
+        assert rows[-1][:3] == ["watched", "watched.example.com", "2"], rows
         kubectl.ok("patch", "site/watched", "--type=merge", "-p", '{"spec":{"replicas":7}}')
-        stdout, stderr = watch.communicate(timeout=15)
+        row = watch.stdout.readline().split()  # the watch event, while kubectl keeps running
+        assert row[:3] == ["watched", "watched.example.com", "7"], row
     finally:
         watch.kill()
-    rows = [line.split() for line in stdout.splitlines()]
-    assert ["watched", "watched.example.com", "7"] in [row[:3] for row in rows], stdout + stderr
+        watch.communicate(timeout=10)
 
 
 def test_patch_merge_changes_the_spec(kubectl: Kubectl) -> None:
