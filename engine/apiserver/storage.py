@@ -62,6 +62,10 @@ class StaleWrite(Exception):
     """The object changed (or appeared, or vanished) since the writer read it."""
 
 
+class ForeignDatabase(Exception):
+    """The SQLite file belongs to something else (it has tables, but not the server's)."""
+
+
 class Compacted(Exception):
     """The requested revision is older than the retained change log."""
 
@@ -95,6 +99,19 @@ class Store:
     async def open(cls, path: str, *, retention: int = 10_000) -> Store:
         """Open (creating if needed) the database at `path` (":memory:" for a scratch one)."""
         conn = await aiosqlite.connect(path)
+        try:
+            store = await cls._load(conn, retention=retention)
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    @classmethod
+    async def _load(cls, conn: aiosqlite.Connection, *, retention: int) -> Store:
+        async with conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'") as cur:
+            tables = {str(row[0]) for row in await cur.fetchall()}
+        if tables and not {"objects", "changes", "meta"} <= tables:
+            raise ForeignDatabase(f"it holds other tables ({', '.join(sorted(tables))})")
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=NORMAL")
         await conn.executescript(SCHEMA)

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from engine.apiserver.server import run_apiserver
+from engine.apiserver.storage import ForeignDatabase
 
 
 @click.command(name="apiserver")
@@ -56,5 +57,9 @@ def command(db: str, host: str, port: int, kubeconfig: Path, audit_log: Path | N
                 f"port {port} on {host} is already in use; pick another --port (0 picks a free one)"
             ) from None
         raise click.ClickException(f"cannot start the API server: {bad}") from None
+    except ForeignDatabase as bad:
+        raise click.ClickException(
+            f"--db {db} is not an API server database: {bad}; pass a new file or :memory:"
+        ) from None
     except sqlite3.DatabaseError as bad:
         raise click.ClickException(f"--db {db} is not a usable SQLite database: {bad}") from None
