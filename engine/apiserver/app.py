@@ -3,6 +3,8 @@ turn every failure into a one-line Status body and write the audit log."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -13,6 +15,7 @@ from engine.apiserver.context import ApiContext
 from engine.apiserver.errors import ApiError, dumps, status_body
 from engine.apiserver.handlers import AUDIT_KEY, CONTEXT_KEY, json_response, resource
 
+LOG = logging.getLogger(__name__)
 AUDIT_LOG_KEY = web.AppKey("audit_log", AuditLog)
 VERSION = {
     "major": "1",
@@ -49,6 +52,12 @@ async def status_errors(request: web.Request, handler: Handler) -> web.StreamRes
             else http.reason
         )
         return _error_response(http.status, status_body(http.status, message, reason=reason))
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise
+    except Exception as unexpected:  # a bug: still answer with a Status, and log it
+        LOG.exception("internal error serving %s %s", request.method, request.path)
+        message = f"internal error: {type(unexpected).__name__}: {unexpected}"
+        return _error_response(500, status_body(500, message, reason="InternalError"))
 
 
 @web.middleware
