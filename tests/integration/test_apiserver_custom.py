@@ -132,6 +132,20 @@ async def test_strict_field_validation_rejects_unknown_fields_with_400() -> None
         assert 'unknown field "spec.surprise"' in json.loads(caught.value.body)["message"]
 
 
+async def test_warn_field_validation_answers_with_a_warning_header() -> None:
+    async with connected() as conn, aiohttp.ClientSession() as http:
+        await install_site_crd(conn)
+        url = f"{conn.server.url}/apis/{GROUP}/v1/namespaces/default/{PLURAL}?fieldValidation=Warn"
+        async with http.post(url, json=site("w", surprise=1)) as response:
+            assert response.status == 201
+            warnings = response.headers.getall("Warning")
+            stored = await response.json()
+        assert len(warnings) == 1
+        assert warnings[0].startswith("299 - ")
+        assert "spec.surprise" in warnings[0]
+        assert "surprise" not in stored["spec"]
+
+
 async def test_status_subresource_isolates_spec_and_status_and_generation_follows_spec() -> None:
     async with connected() as conn:
         await install_site_crd(conn)
