@@ -1,0 +1,328 @@
+"""The engine's Kubernetes writes: finalizers, status, children (server-side apply), child
+deletion and Events, over one kubernetes-asyncio `ApiClient`, with API errors mapped to
+the effect error classes (409 → re-read and retry; 429/5xx → retryable with Retry-After;
+403/422 → permanent; 404 on delete → done; connection errors → retryable).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import aiohttp
+from kubernetes_asyncio.client import ApiClient
+
+from engine.effects.errors import PermanentError, RetryableError
+
+FIELD_MANAGER: Final = "engine"
+MERGE_PATCH: Final = "application/merge-patch+json"
+APPLY_PATCH: Final = "application/apply-patch+yaml"
+_AUTH: Final = ["BearerToken"]
+_PERMANENT_CODES: Final = frozenset({400, 401, 403, 405, 415, 422})
+CONFLICT_RETRIES: Final = 3
+"""How many times a 409 on a finalizer write is answered by a re-read and a new try."""
+
+
+@dataclass(frozen=True)
+class KindRef:
+    """Where a kind is served: group ("" = core), version, plural, kind, scope."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str, name: str = "", subresource: str = "") -> str:
+        """The REST path of the collection (no `name`) or of one object."""
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced:
+            base = f"{base}/namespaces/{namespace}"
+        path = f"{base}/{self.plural}"
+        if name:
+            path = f"{path}/{name}"
+        if subresource:
+            path = f"{path}/{subresource}"
+        return path
+
+
+EVENTS: Final = KindRef("", "v1", "events", "Event")
+
+
+class KubeApiError(Exception):
+    """A non-2xx answer: `code`, the Status `reason` and `message`, and Retry-After."""
+
+    def __init__(self, code: int, reason: str, message: str, *, retry_after: float) -> None:
+        super().__init__(f"{code} {reason}: {message}")
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.retry_after = retry_after
+
+
+class KubeRetryableError(RetryableError):
+    """A write that may succeed later (429, 5xx, 409 left after re-reads, connection)."""
+
+
+class KubePermanentError(PermanentError):
+    """A write the API server refuses for good (403, 422, ...): fix RBAC or the object."""
+
+
+def _retry_after(raw: str | None) -> float:
+    if not raw:
+        return 0.0
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return 1.0  # an HTTP date: wait a little rather than parse clocks here
+
+
+def as_effect_error(error: KubeApiError, what: str) -> RetryableError | PermanentError:
+    """The effect error class of an API error met while doing `what`."""
+    text = f"{what}: {error.code} {error.reason}: {error.message}"
+    if error.code in _PERMANENT_CODES:
+        return KubePermanentError(text)
+    return KubeRetryableError(text, delay=error.retry_after)
+
+
+class KubeWriter:
+    """Every write the engine makes to the cluster.
+
+    Guarantees: each method is one request on the happy path (finalizer writes re-read
+    and retry on 409, at most `CONFLICT_RETRIES` times); the object the API server
+    returned is handed back so the caller's view is current without a GET.
+    Errors: `KubeRetryableError` (a `RetryableError` with `.delay` = Retry-After) and
+    `KubePermanentError` (a `PermanentError`), with messages naming the object.
+    Assumption: the caller owns and closes `api`.
+    """
+
+    def __init__(
+        self, api: ApiClient, *, field_manager: str = FIELD_MANAGER, timeout: float = 30.0
+    ) -> None:
+        self._api = api
+        self._field_manager = field_manager
+        self._timeout = timeout
+        self.requests = 0
+        """Requests sent (for benchmarks and the "no unneeded request" checks)."""
+
+    # -- finalizers ------------------------------------------------------------------------
+
+    async def add_finalizer(
+        self, kind: KindRef, obj: Mapping[str, Any], finalizer: str
+    ) -> dict[str, Any]:
+        """Add `finalizer` to `obj` (a merge patch guarded by its resourceVersion); return
+        the updated object. A no-op (no request) when it is already there."""
+        return await self._set_finalizer(kind, obj, finalizer, present=True)
+
+    async def remove_finalizer(
+        self, kind: KindRef, obj: Mapping[str, Any], finalizer: str
+    ) -> dict[str, Any] | None:
+        """Remove `finalizer`; return the updated object, or None when the object is gone
+        (404, or the API server deleted it as its last finalizer went)."""
+        try:
+            return await self._set_finalizer(kind, obj, finalizer, present=False)
+        except _Gone:
+            return None
+
+    async def _set_finalizer(
+        self, kind: KindRef, obj: Mapping[str, Any], finalizer: str, *, present: bool
+    ) -> dict[str, Any]:
+        current: Mapping[str, Any] = obj
+        metadata = current.get("metadata", {})
+        namespace, name = str(metadata.get("namespace") or ""), str(metadata["name"])
+        what = f"{'add' if present else 'remove'} finalizer of {kind.kind} {namespace}/{name}"
+        path = kind.path(namespace, name)
+        for _ in range(CONFLICT_RETRIES + 1):
+            finalizers = list(current.get("metadata", {}).get("finalizers") or [])
+            if (finalizer in finalizers) == present:
+                return dict(current)
+            if present:
+                finalizers.append(finalizer)
+            else:
+                finalizers = [f for f in finalizers if f != finalizer]
+            version = str(current.get("metadata", {}).get("resourceVersion") or "")
+            body = {"metadata": {"finalizers": finalizers, "resourceVersion": version}}
+            try:
+                return await self._request("PATCH", path, body=body, content_type=MERGE_PATCH)
+            except KubeApiError as error:
+                if error.code == 404:
+                    raise _Gone() from None
+                if error.code != 409:
+                    raise as_effect_error(error, what) from None
+            try:
+                current = await self._request("GET", path)
+            except KubeApiError as error:
+                if error.code == 404:
+                    raise _Gone() from None
+                raise as_effect_error(error, what) from None
+        raise KubeRetryableError(f"{what}: still conflicting after {CONFLICT_RETRIES} re-reads")
+
+    # -- status ----------------------------------------------------------------------------
+
+    async def patch_status(
+        self, kind: KindRef, obj: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge-patch `status` into the status subresource; return the updated object, or
+        None when the object is gone (404)."""
+        metadata = obj.get("metadata", {})
+        namespace, name = str(metadata.get("namespace") or ""), str(metadata["name"])
+        path = kind.path(namespace, name, "status")
+        try:
+            return await self._request(
+                "PATCH", path, body={"status": dict(status)}, content_type=MERGE_PATCH
+            )
+        except KubeApiError as error:
+            if error.code == 404:
+                return None
+            raise as_effect_error(
+                error, f"patch status of {kind.kind} {namespace}/{name}"
+            ) from None
+
+    # -- children --------------------------------------------------------------------------
+
+    async def apply(self, kind: KindRef, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply `manifest` (fieldManager, force): one request that creates
+        the object when missing and is idempotent; return the live object."""
+        metadata = manifest.get("metadata", {})
+        namespace, name = str(metadata.get("namespace") or ""), str(metadata["name"])
+        query = [("fieldManager", self._field_manager), ("force", "true")]
+        try:
+            return await self._request(
+                "PATCH",
+                kind.path(namespace, name),
+                body=dict(manifest),
+                content_type=APPLY_PATCH,
+                query=query,
+            )
+        except KubeApiError as error:
+            raise as_effect_error(error, f"apply {kind.kind} {namespace}/{name}") from None
+
+    async def delete(self, kind: KindRef, namespace: str, name: str, *, propagation: str) -> bool:
+        """Delete one object with `propagation` (Background, Foreground, Orphan); True if
+        it was there, False on 404 (already gone counts as done)."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        try:
+            await self._request("DELETE", kind.path(namespace, name), body=body)
+        except KubeApiError as error:
+            if error.code == 404:
+                return False
+            raise as_effect_error(error, f"delete {kind.kind} {namespace}/{name}") from None
+        return True
+
+    # -- events ----------------------------------------------------------------------------
+
+    async def record_event(
+        self,
+        involved: Mapping[str, Any],
+        *,
+        name: str,
+        reason: str,
+        message: str,
+        warning: bool = False,
+        now: datetime | None = None,
+    ) -> None:
+        """Create a core v1 Event about `involved` named `name` (deterministic, so a retry
+        finds it: 409 AlreadyExists counts as done). Type Warning when `warning`."""
+        metadata = involved.get("metadata", {})
+        namespace = str(metadata.get("namespace") or "default")
+        stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": metadata.get("name"),
+                "namespace": namespace,
+                "uid": metadata.get("uid"),
+                "resourceVersion": metadata.get("resourceVersion"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": self._field_manager},
+            "reportingComponent": self._field_manager,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            await self._request("POST", EVENTS.path(namespace), body=body)
+        except KubeApiError as error:
+            if error.code == 409:
+                return
+            raise as_effect_error(error, f"record event {namespace}/{name}") from None
+
+    # -- reads (only when the caller has no view of the object) --------------------------
+
+    async def get(self, kind: KindRef, namespace: str, name: str) -> dict[str, Any] | None:
+        """The live object, or None (404)."""
+        try:
+            return await self._request("GET", kind.path(namespace, name))
+        except KubeApiError as error:
+            if error.code == 404:
+                return None
+            raise as_effect_error(error, f"read {kind.kind} {namespace}/{name}") from None
+
+    # -- transport -------------------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        content_type: str = "application/json",
+        query: list[tuple[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        self.requests += 1
+        try:
+            response: aiohttp.ClientResponse = await self._api.call_api(
+                path,
+                method,
+                query_params=query or [],
+                header_params=headers,
+                body=body,
+                auth_settings=_AUTH,
+                _preload_content=False,
+                _request_timeout=self._timeout,
+            )
+            try:
+                raw = await response.read()
+            finally:
+                response.release()
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            detail = str(error) or type(error).__name__
+            raise KubeRetryableError(f"{method} {path}: {detail}") from None
+        document = _decode(raw)
+        if 200 <= response.status < 300:
+            if not isinstance(document, dict):
+                raise KubeRetryableError(f"{method} {path}: the answer is not a JSON object")
+            return document
+        status = document if isinstance(document, dict) else {}
+        raise KubeApiError(
+            response.status,
+            str(status.get("reason") or response.reason or ""),
+            str(status.get("message") or raw[:300].decode("utf-8", errors="replace")),
+            retry_after=_retry_after(response.headers.get("Retry-After")),
+        )
+
+
+class _Gone(Exception):
+    """The object is gone (404) while writing its finalizers."""
+
+
+def _decode(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None

@@ -1,0 +1,405 @@
+"""`Controller`: the running engine. It assembles the journal, the Kubernetes writer,
+the watchers (primary and children), the work queue and its workers, the health
+endpoints and the metrics, runs until stopped (or SIGTERM/SIGINT), and shuts down in
+order: watches first, then the queue drained (bounded), then the journal and tracing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import trace
+
+from engine.clock import Clock, SystemClock
+from engine.effects import BackoffPolicy, EffectRunner, RunnerDeps
+from engine.effects.kube import KubeWriter
+from engine.fsm.decide import DecidePolicy
+from engine.fsm.table import DELETED
+from engine.journal.sqlite import SqliteJournal
+from engine.journal.store import Journal
+from engine.runtime.children import ChildLedger
+from engine.runtime.handler_backend import SpanTracer
+from engine.runtime.health import Check, HealthDependencies, HealthServer
+from engine.runtime.observer import ObservationLog, Observer, ObserverDeps
+from engine.runtime.operator import Operator
+from engine.runtime.queue import WorkQueue
+from engine.runtime.ratelimit import KeyedBackoff, TokenBucket
+from engine.runtime.reconciler import Reconciler, ReconcilerDeps
+from engine.runtime.resource_view import ResourceView, ResourceViews
+from engine.runtime.settings import Settings
+from engine.runtime.states import StreamStates
+from engine.runtime.view import PrimaryView
+from engine.runtime.worker import Outcome, RetryableFailure, run_workers
+from engine.telemetry.metrics import EngineMetrics
+from engine.telemetry.setup import TracingHandle
+from engine.watchers import (
+    KubeResources,
+    WatchedKind,
+    Watcher,
+    WatcherConfig,
+    connect_in_cluster,
+    connect_kubeconfig,
+)
+
+log = logging.getLogger(__name__)
+
+JOURNAL_FILE = "journal.db"
+
+
+@dataclass(frozen=True)
+class ControllerDeps:
+    """What a `Controller` runs with.
+
+    - `operator`, `settings`: what to reconcile and how (namespaces, concurrency,
+      timeouts, health port, journal mode, ...).
+    - `api_client`: a kubernetes-asyncio `ApiClient` the caller owns; when None the
+      controller connects from `settings.kubeconfig` / `settings.in_cluster` (and closes
+      that client at the end).
+    - `journal`: a journal the caller owns; when None the controller opens
+      `journal_path` (default `<settings.state_dir>/journal.db`) and closes it.
+    - `clock`, `metrics` (a fresh `EngineMetrics` when None), `tracing` (its tracer is
+      used and it is shut down at the end; None: no spans recorded).
+    - `serve_health`: serve /healthz, /readyz, /metrics on `settings.health_host:port`.
+    - `handle_signals`: stop gracefully on SIGTERM and SIGINT (main thread only).
+    - `record_events`: a Kubernetes Event per transition.
+    - `shutdown_timeout`: seconds the queue may take to drain in-flight reconciles.
+    """
+
+    operator: Operator
+    settings: Settings = field(default_factory=Settings)
+    api_client: Any = None
+    journal: Journal | None = None
+    journal_path: Path | None = None
+    clock: Clock = field(default_factory=SystemClock)
+    metrics: EngineMetrics | None = None
+    tracing: TracingHandle | None = None
+    serve_health: bool = True
+    handle_signals: bool = True
+    record_events: bool = True
+    shutdown_timeout: float = 10.0
+
+
+class Controller:
+    """Runs one operator until stopped.
+
+    Expected flow: `task = asyncio.create_task(controller.run())`; `await
+    controller.ready.wait()` (every watch listed once, in-flight work enqueued first,
+    workers running); read `controller.snapshot()` for a live view; `await
+    controller.stop()` (or SIGTERM) to shut down gracefully; `run()` then returns.
+    Errors from `run()`: the connection and journal errors of start-up
+    (`ClusterConfigError`, `ClusterUnreachableError`, `JournalError` subclasses), each
+    with a message that says what to do.
+    """
+
+    def __init__(self, deps: ControllerDeps) -> None:
+        self._deps = deps
+        self.ready = asyncio.Event()
+        """Set once caches are synced, in-flight work is enqueued and workers run."""
+        self._stopping = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._views = ResourceViews()
+        self._watchers: list[Watcher] = []
+        self._watch_tasks: list[asyncio.Task[None]] = []
+        self._queue: WorkQueue | None = None
+        self._writer: KubeWriter | None = None
+        self.metrics = deps.metrics or EngineMetrics()
+        self.health_url: str | None = None
+        """The health server's base URL once it runs (port 0 picks a free port)."""
+
+    # -- public ----------------------------------------------------------------------------
+
+    def snapshot(self) -> tuple[ResourceView, ...]:
+        """Every resource the engine knows, with its state, generation and last event."""
+        return self._views.snapshot()
+
+    @property
+    def requests_sent(self) -> int:
+        """Kubernetes write requests the engine sent (finalizers, status, children, Events)."""
+        return self._writer.requests if self._writer is not None else 0
+
+    async def stop(self) -> None:
+        """Ask `run()` to shut down and wait until it has (returns at once if not running)."""
+        self._stopping.set()
+        if self._queue is not None or self._watch_tasks:
+            await self._finished.wait()
+
+    async def run(self) -> None:
+        """Run until `stop()` or a signal; clean up whatever was started."""
+        deps = self._deps
+        async with contextlib.AsyncExitStack() as stack:
+            stack.callback(self._finished.set)
+            api = deps.api_client
+            if api is None:
+                api = await self._connect()
+                stack.push_async_callback(api.close)
+            journal = deps.journal
+            if journal is None:
+                journal = await self._open_journal()
+                stack.push_async_callback(journal.close)
+            if deps.tracing is not None:
+                stack.callback(deps.tracing.shutdown)
+            if deps.handle_signals:
+                self._install_signals(stack)
+            reconciler, observer = self._assemble(api, journal)
+            if deps.serve_health:
+                server = HealthServer(
+                    self._health(),
+                    host=deps.settings.health_host,
+                    port=deps.settings.health_port,
+                )
+                await stack.enter_async_context(server)
+                self.health_url = server.url
+            self._start_watchers(api, observer)
+            stack.push_async_callback(self._stop_watchers)
+            if not await self._wait_synced():
+                return
+            await self._enqueue_in_flight(journal, reconciler)
+            workers = asyncio.create_task(
+                run_workers(
+                    self._require_queue(),
+                    self._handler(reconciler),
+                    workers=deps.settings.max_concurrent_reconciles,
+                ),
+                name="reconcile-workers",
+            )
+            stack.push_async_callback(self._drain, workers)
+            stack.push_async_callback(self._stop_watchers)  # runs before the drain
+            gauges = asyncio.create_task(self._update_gauges(), name="engine-gauges")
+            stack.push_async_callback(_cancel, gauges)
+            self.ready.set()
+            await self._stopping.wait()
+            log.info("stopping: watches, then in-flight reconciles, then the journal")
+
+    # -- assembly --------------------------------------------------------------------------
+
+    async def _connect(self) -> Any:
+        settings = self._deps.settings
+        if settings.in_cluster:
+            return await connect_in_cluster()
+        path = settings.kubeconfig or Path.home() / ".kube" / "config"
+        return await connect_kubeconfig(path)
+
+    async def _open_journal(self) -> Journal:
+        deps = self._deps
+        path = deps.journal_path or deps.settings.state_dir / JOURNAL_FILE
+        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        redact = tuple(deps.operator.secret_fields) + tuple(deps.settings.redact_fields)
+        return await SqliteJournal.open(
+            path, clock=deps.clock, synchronous=deps.settings.journal_synchronous, redact=redact
+        )
+
+    def _assemble(self, api: Any, journal: Journal) -> tuple[Reconciler, Observer]:
+        deps = self._deps
+        settings = deps.settings
+        tracer = deps.tracing.tracer if deps.tracing is not None else trace.NoOpTracer()
+        self._queue = WorkQueue(
+            backoff=KeyedBackoff(
+                base=settings.backoff_base_seconds,
+                cap=settings.backoff_cap_seconds,
+                rng=random.Random(),
+            ),
+            retry_bucket=TokenBucket(qps=settings.qps, burst=settings.burst),
+            max_concurrent=settings.max_concurrent_reconciles,
+        )
+        self._writer = KubeWriter(api)
+        view, ledger, observations = PrimaryView(), ChildLedger(), ObservationLog(journal)
+        runner = EffectRunner(
+            RunnerDeps(
+                journal=journal,
+                clock=deps.clock,
+                backoff=BackoffPolicy(max_attempts=settings.max_effect_attempts),
+                timeout=settings.effect_timeout_seconds,
+                term=lambda: journal.term,
+                tracer=SpanTracer(tracer),
+            )
+        )
+        reconciler = Reconciler(
+            ReconcilerDeps(
+                operator=deps.operator,
+                journal=journal,
+                runner=runner,
+                writer=self._writer,
+                view=view,
+                ledger=ledger,
+                log=observations,
+                states=StreamStates(journal, ledger=ledger, log=observations),
+                views=self._views,
+                clock=deps.clock,
+                tracer=tracer,
+                metrics=self.metrics,
+                policy=DecidePolicy(resync_after=settings.resync_seconds),
+                record_events=deps.record_events,
+            )
+        )
+        queue = self._queue
+        observer = Observer(
+            ObserverDeps(
+                operator=deps.operator,
+                view=view,
+                ledger=ledger,
+                log=observations,
+                enqueue=queue.add,
+                on_observed=self._noted,
+            )
+        )
+        return reconciler, observer
+
+    def _noted(self, key: str, obj: Mapping[str, Any], event: str) -> None:
+        self._views.note(key, obj, event=event, at=self._deps.clock.now())
+
+    def _require_queue(self) -> WorkQueue:
+        if self._queue is None:  # pragma: no cover - assembled before use
+            raise RuntimeError("the controller is not assembled")
+        return self._queue
+
+    def _handler(self, reconciler: Reconciler) -> Any:
+        timeout = self._deps.settings.reconcile_timeout_seconds
+
+        async def handle(key: str) -> Outcome:
+            try:
+                async with asyncio.timeout(timeout):
+                    return await reconciler.reconcile(key)
+            except TimeoutError:
+                log.warning("reconcile of %r took over %gs; retrying", key, timeout)
+                return RetryableFailure(f"reconcile took over {timeout:g}s")
+
+        return handle
+
+    # -- watches ---------------------------------------------------------------------------
+
+    def _start_watchers(self, api: Any, observer: Observer) -> None:
+        deps = self._deps
+        settings = deps.settings
+        resources = KubeResources(api)
+        resource = deps.operator.resource
+        kinds = [
+            (
+                WatchedKind(
+                    resource.group,
+                    resource.version,
+                    resource.plural,
+                    resource.kind,
+                    resource.namespaced,
+                ),
+                observer.primary,
+                settings.label_selector,
+            )
+        ]
+        for child in deps.operator.children:
+            kind = WatchedKind(
+                child.group, child.version, child.plural, child.kind, child.namespaced
+            )
+            kinds.append((kind, observer.child, ""))
+        for kind, sink, selector in kinds:
+            config = WatcherConfig(
+                sink=sink,
+                namespaces=settings.namespaces,
+                label_selector=selector,
+                resync_period=settings.resync_seconds,
+                inactivity_limit=settings.watch_inactivity_seconds,
+                clock=deps.clock,
+                on_restart=self._count_restart,
+            )
+            watcher = Watcher(kind, resources, config)
+            self._watchers.append(watcher)
+            self._watch_tasks.append(
+                asyncio.create_task(watcher.run(), name=f"watch-{kind.describe()}")
+            )
+
+    def _count_restart(self, kind: WatchedKind, reason: Any) -> None:
+        self.metrics.count_watch_restart(kind.kind, str(reason))
+
+    async def _wait_synced(self) -> bool:
+        """Wait for every watcher's first list, or a stop; True when synced."""
+        synced: asyncio.Future[list[bool]] = asyncio.gather(
+            *(w.synced.wait() for w in self._watchers)
+        )
+        stopping: asyncio.Future[bool] = asyncio.create_task(self._stopping.wait())
+        waiting: set[asyncio.Future[Any]] = {synced, stopping}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if not synced.done():
+            synced.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await synced
+            return False
+        stopping.cancel()
+        return True
+
+    async def _stop_watchers(self) -> None:
+        for task in self._watch_tasks:
+            task.cancel()
+        await asyncio.gather(*self._watch_tasks, return_exceptions=True)
+
+    async def _enqueue_in_flight(self, journal: Journal, reconciler: Reconciler) -> None:
+        """Streams with an effect started and no outcome go first (restart recovery)."""
+        resource = self._deps.operator.resource
+        prefix = f"{resource.group}/{resource.kind}/"
+        queue = self._require_queue()
+        states = reconciler.states
+        for stream in await journal.streams():
+            if not stream.startswith(prefix):
+                continue
+            state = await states.current(stream)
+            if state.state == DELETED:
+                states.forget(stream)
+                continue
+            if state.pending_effects:
+                namespace, _, rest = stream[len(prefix) :].partition("/")
+                name = rest.rpartition("#")[0]
+                queue.add(f"{namespace}/{name}", first=True)
+
+    # -- shutdown, signals, health, gauges -------------------------------------------------
+
+    async def _drain(self, workers: asyncio.Task[None]) -> None:
+        queue = self._require_queue()
+        try:
+            async with asyncio.timeout(self._deps.shutdown_timeout):
+                await queue.shutdown(drain=True)
+        except TimeoutError:
+            log.warning("in-flight reconciles did not finish in %gs", self._deps.shutdown_timeout)
+            workers.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await workers
+
+    def _install_signals(self, stack: contextlib.AsyncExitStack) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(signum, self._stopping.set)
+            except (NotImplementedError, RuntimeError, ValueError):
+                return  # not the main thread, or no signal support
+            stack.callback(loop.remove_signal_handler, signum)
+
+    def _health(self) -> HealthDependencies:
+        def watches_alive() -> bool:
+            return all(not task.done() for task in self._watch_tasks)
+
+        def synced() -> bool:
+            return self.ready.is_set() and all(w.synced.is_set() for w in self._watchers)
+
+        return HealthDependencies(
+            registry=self.metrics.registry,
+            liveness=(Check("event-loop", lambda: True), Check("watches", watches_alive)),
+            readiness=(Check("caches-synced", synced),),
+        )
+
+    async def _update_gauges(self) -> None:
+        queue = self._require_queue()
+        while True:
+            self.metrics.set_queue(depth=queue.depth, oldest_age_s=queue.oldest_age())
+            self.metrics.set_resources_per_state(self._views.counts())
+            await asyncio.sleep(1.0)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,134 @@
+"""What stands behind a handler's `Context`: its steps run through the effect runner,
+its children are applied through the `KubeWriter` (as effects too) and remembered in
+the child ledger for drift detection; and the tracer that gives each attempt a span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import trace
+
+from engine.effects import EffectRunner, SpanIds
+from engine.effects.errors import PermanentError
+from engine.effects.kube import KindRef, KubeWriter
+from engine.fsm.key import parse_key
+from engine.runtime.children import ChildLedger
+from engine.runtime.context import EffectFn
+from engine.runtime.operator import ChildKind, Operator
+from engine.telemetry.redaction import NO_SECRETS, Redactor
+from engine.telemetry.spans import effect_span
+
+
+def kind_ref(kind: ChildKind) -> KindRef:
+    """The writer's address of a declared child kind."""
+    return KindRef(kind.group, kind.version, kind.plural, kind.kind, kind.namespaced)
+
+
+def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
+    """The controller ownerReference pointing at `owner`."""
+    metadata = owner.get("metadata", {})
+    return {
+        "apiVersion": owner.get("apiVersion"),
+        "kind": owner.get("kind"),
+        "name": metadata.get("name"),
+        "uid": metadata.get("uid"),
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def child_manifest(manifest: Mapping[str, Any], owner: Mapping[str, Any]) -> dict[str, Any]:
+    """`manifest` with the owner's namespace and the controller ownerReference set."""
+    metadata = dict(manifest.get("metadata") or {})
+    namespace = owner.get("metadata", {}).get("namespace")
+    if namespace:
+        metadata["namespace"] = namespace
+    metadata["ownerReferences"] = [owner_reference(owner)]
+    return {**manifest, "metadata": metadata}
+
+
+@dataclass(frozen=True)
+class StepBackend:
+    """A `HandlerBackend` for one reconcile of one resource (`owner`, on `stream`).
+
+    `apply_child` returns a small JSON result (the child's identity and
+    resourceVersion, and the manifest applied) that the runner journals; on a re-run the
+    recorded result is returned and the manifest is remembered again for drift.
+    Errors: `PermanentError` for a manifest of an undeclared kind or without a name.
+    """
+
+    operator: Operator
+    runner: EffectRunner
+    writer: KubeWriter
+    ledger: ChildLedger
+    stream: str
+    owner: Mapping[str, Any]
+
+    async def run_step(self, key: str, name: str, call: EffectFn) -> Any:
+        return await self.runner.run(self.stream, key, name, call)
+
+    async def apply_child(self, key: str, manifest: Mapping[str, Any]) -> Mapping[str, Any]:
+        kind = self.operator.child_kind(
+            str(manifest.get("apiVersion") or ""), str(manifest.get("kind") or "")
+        )
+        if kind is None:
+            raise PermanentError(
+                f"apply_child: {manifest.get('apiVersion')}/{manifest.get('kind')} is not a "
+                "declared child kind; add it to Operator.children"
+            )
+        if not manifest.get("metadata", {}).get("name"):
+            raise PermanentError("apply_child: the manifest needs metadata.name")
+        full = child_manifest(manifest, self.owner)
+        owner_uid = str(self.owner.get("metadata", {}).get("uid") or "")
+        target = kind_ref(kind)
+
+        async def apply(_: str) -> dict[str, Any]:
+            live = await self.writer.apply(target, full)
+            self.ledger.applied(owner_uid, full, live)
+            metadata = live.get("metadata", {})
+            return {
+                "apiVersion": live.get("apiVersion"),
+                "kind": live.get("kind"),
+                "metadata": {
+                    "name": metadata.get("name"),
+                    "namespace": metadata.get("namespace"),
+                    "uid": metadata.get("uid"),
+                    "resourceVersion": metadata.get("resourceVersion"),
+                },
+                "applied": full,
+            }
+
+        parts = parse_key(key)
+        name = parts.name if parts is not None else "apply"
+        result: Mapping[str, Any] = await self.runner.run(self.stream, key, name, apply)
+        applied = result.get("applied")
+        if isinstance(applied, Mapping):  # a recorded result: remember it for drift
+            self.ledger.applied(owner_uid, applied, None)
+        return result
+
+
+class SpanTracer:
+    """The effect runner's `AttemptTracer`: one `effect_span` per attempt."""
+
+    def __init__(self, tracer: trace.Tracer, redactor: Redactor = NO_SECRETS) -> None:
+        self._tracer = tracer
+        self._redactor = redactor
+
+    def attempt(self, *, key: str, name: str, attempt: int) -> AbstractContextManager[SpanIds]:
+        return self._attempt(key=key, name=name, attempt=attempt)
+
+    @contextmanager
+    def _attempt(self, *, key: str, name: str, attempt: int) -> Iterator[SpanIds]:
+        with effect_span(
+            self._tracer,
+            effect=name,
+            idempotency_key=key,
+            attempt=attempt,
+            redactor=self._redactor,
+        ) as span:
+            ids = span.ids
+            yield SpanIds(ids.trace_id, ids.span_id) if ids is not None else SpanIds()

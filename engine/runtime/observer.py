@@ -1,0 +1,162 @@
+"""The watcher sinks: every real change of a primary object is journaled as `Observed`
+on its stream before its key is enqueued; a child's change is mapped to its owner's key
+(and a child deleted or changed behind the engine's back shows as drift).
+
+`ObservationLog` is the one place that journals observations: it appends only when an
+observation differs from the last one journaled for the stream, so a resync or a
+duplicate appends nothing (level-triggered: the key is enqueued all the same).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from engine.fsm import events as ev
+from engine.fsm.observation import Observation
+from engine.journal.record import Record, stream_name
+from engine.journal.store import Journal
+from engine.runtime.children import ChildLedger
+from engine.runtime.operator import Operator
+from engine.runtime.view import Entry, PrimaryView, object_key
+from engine.telemetry.spans import current_ids
+from engine.watchers import Change, ChangeType
+
+
+def spec_digest(spec: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of `spec` (sorted keys, no spaces)."""
+    text = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def stream_of(operator: Operator, obj: Mapping[str, Any]) -> str:
+    """The journal stream of a primary object."""
+    metadata = obj.get("metadata", {})
+    resource = operator.resource
+    return stream_name(
+        group=resource.group,
+        kind=resource.kind,
+        namespace=str(metadata.get("namespace") or ""),
+        name=str(metadata.get("name") or ""),
+        uid=str(metadata.get("uid") or ""),
+    )
+
+
+def observation_of(entry: Entry, *, finalizer: str, child_drift: bool) -> Observation:
+    """The plain values decide needs, read from one object (pure)."""
+    obj = entry.obj
+    metadata = obj.get("metadata", {})
+    status = obj.get("status") or {}
+    observed_generation = status.get("observedGeneration")
+    return Observation(
+        uid=str(metadata.get("uid") or ""),
+        generation=int(metadata.get("generation") or 0),
+        resource_version=str(metadata.get("resourceVersion") or ""),
+        spec_digest=spec_digest(obj.get("spec") or {}),
+        exists=entry.exists,
+        deletion_requested=bool(metadata.get("deletionTimestamp")),
+        has_finalizer=finalizer in (metadata.get("finalizers") or ()),
+        child_drift=child_drift,
+        status_phase=_text(status.get("phase")),
+        status_observed_generation=observed_generation
+        if isinstance(observed_generation, int) and not isinstance(observed_generation, bool)
+        else None,
+        status_reason=_text(status.get("reason")),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+class ObservationLog:
+    """Journals observations, skipping one equal to the last journaled on its stream."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+        self._last: dict[str, Observation] = {}
+
+    def seed(self, stream: str, records: list[Record]) -> None:
+        """Learn the last journaled observation of `stream` from its records (at start)."""
+        if stream in self._last:
+            return
+        for record in reversed(records):
+            if record.type == ev.OBSERVED:
+                self._last[stream] = ev.parse_observation(record)
+                return
+
+    async def record(
+        self, stream: str, observation: Observation, *, spec: Mapping[str, Any], watch_event: str
+    ) -> bool:
+        """Append `Observed` unless it equals the last one journaled; True if appended."""
+        if self._last.get(stream) == observation:
+            return False
+        event = ev.observed(observation, watch_event=watch_event, spec=spec)
+        ids = current_ids()
+        if ids is not None:
+            event = replace(event, trace_id=ids.trace_id, span_id=ids.span_id)
+        await self._journal.append(stream, [event])
+        self._last[stream] = observation
+        return True
+
+    def forget(self, stream: str) -> None:
+        self._last.pop(stream, None)
+
+
+Enqueue = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ObserverDeps:
+    """What the sinks need: the operator, the view, the ledger, the log, the queue's add."""
+
+    operator: Operator
+    view: PrimaryView
+    ledger: ChildLedger
+    log: ObservationLog
+    enqueue: Enqueue
+    on_observed: Callable[[str, Mapping[str, Any], str], None] | None = None
+
+
+class Observer:
+    """`primary(change)` and `child(change)`: the sinks of the primary and child watchers.
+
+    Guarantees: a primary change is journaled (when it is a real change) before its key
+    is enqueued; a child change never journals by itself: it enqueues the owner, whose
+    next reconcile journals the observation with `child_drift` set if it drifted.
+    """
+
+    def __init__(self, deps: ObserverDeps) -> None:
+        self._deps = deps
+
+    async def primary(self, change: Change) -> None:
+        deps = self._deps
+        deleted = change.type is ChangeType.DELETED
+        entry = deps.view.update(change.obj, exists=not deleted)
+        key = object_key(entry.obj)
+        if not entry.uid:
+            return
+        stream = stream_of(deps.operator, entry.obj)
+        observation = observation_of(
+            entry,
+            finalizer=deps.operator.finalizer_name,
+            child_drift=deps.ledger.drift(entry.uid),
+        )
+        appended = await deps.log.record(
+            stream, observation, spec=entry.obj.get("spec") or {}, watch_event=change.type.value
+        )
+        if appended and deps.on_observed is not None:
+            deps.on_observed(key, entry.obj, f"Observed {change.type.value}")
+        deps.enqueue(key)
+
+    async def child(self, change: Change) -> None:
+        deps = self._deps
+        owner = deps.ledger.observed(change.obj, deleted=change.type is ChangeType.DELETED)
+        if owner is None:
+            return
+        key = deps.view.key_of_uid(owner)
+        if key is not None:
+            deps.enqueue(key)
