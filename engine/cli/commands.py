@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from engine.cli import apiserver_cmd, bench_cmd, demo_cmd, example_service_cmd, fsm_cmd, journal_cmd
+from engine.cli import (
+    apiserver_cmd,
+    bench_cmd,
+    demo_cmd,
+    example_service_cmd,
+    fsm_cmd,
+    journal_cmd,
+    run_cmd,
+)
 
 
 def register(group: click.Group) -> None:
@@ -16,5 +24,6 @@ def register(group: click.Group) -> None:
         example_service_cmd.command,
         fsm_cmd.command,
         apiserver_cmd.command,
+        run_cmd.command,
     ):
         group.add_command(command)

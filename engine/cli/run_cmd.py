@@ -1,0 +1,112 @@
+"""`engine run`: the example operator's engine, on the embedded API server (`--local`) or
+on a real cluster (`--kubeconfig PATH` / `--in-cluster`), until Ctrl-C, SIGTERM or
+`--duration` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import click
+
+from engine.cli.run_engine import RunPlan, run_engine
+from engine.runtime.settings import SettingsError, load_settings
+
+REPO_SAMPLES = Path(__file__).resolve().parents[2] / "config" / "samples"
+
+
+@click.command(name="run")
+@click.option("--local", is_flag=True, help="Start the embedded API server in the state dir.")
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Run against the cluster in this kubeconfig.",
+)
+@click.option("--in-cluster", is_flag=True, help="Run against the cluster of this pod.")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Journal, API server database, registry state and kubeconfig [setting state_dir].",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML settings file (see config/engine.toml).",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop after this many seconds (default: run until Ctrl-C or SIGTERM).",
+)
+@click.option("--no-samples", is_flag=True, help="With --local: do not create the samples.")
+@click.option(
+    "--samples",
+    "samples_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory of sample Sites to create with --local [default: config/samples].",
+)
+@click.option(
+    "--registry-url",
+    default=None,
+    help="The example registry service to use (default: one started in-process).",
+)
+@click.option(
+    "--health-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port of /healthz, /readyz, /metrics; 0 picks a free one [setting health_port].",
+)
+@click.option("--plain", is_flag=True, help="Print one line per change, even on a terminal.")
+def command(
+    local: bool,
+    kubeconfig: Path | None,
+    in_cluster: bool,
+    state_dir: Path | None,
+    config_path: Path | None,
+    duration: float | None,
+    no_samples: bool,
+    samples_dir: Path | None,
+    registry_url: str | None,
+    health_port: int | None,
+    plain: bool,
+) -> None:
+    """Reconcile the example Site operator and show every Site's state as it changes."""
+    chosen = [name for name, on in (("--local", local), ("--kubeconfig", kubeconfig is not None),
+                                    ("--in-cluster", in_cluster)) if on]  # fmt: skip
+    if len(chosen) != 1:
+        raise click.UsageError(
+            "choose exactly one of --local, --kubeconfig PATH or --in-cluster"
+            + (f" (got {' and '.join(chosen)})" if chosen else "")
+        )
+    if samples_dir is not None and not samples_dir.is_dir():
+        raise click.BadParameter(f"{samples_dir} is not a directory", param_hint="--samples")
+    overrides: dict[str, object] = {
+        "state_dir": state_dir,
+        "kubeconfig": kubeconfig,
+        "in_cluster": True if in_cluster else None,
+        "health_port": health_port,
+    }
+    try:
+        settings = load_settings(config_path=config_path, env=os.environ, overrides=overrides)
+    except SettingsError as bad:
+        raise click.ClickException(str(bad)) from None
+    samples = None
+    if local and not no_samples:
+        samples = samples_dir or (REPO_SAMPLES if REPO_SAMPLES.is_dir() else None)
+    plan = RunPlan(
+        settings=settings,
+        local=local,
+        samples_dir=samples,
+        registry_url=registry_url,
+        duration=duration,
+        plain=plain,
+    )
+    asyncio.run(run_engine(plan))
