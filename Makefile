@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_FLAGS ?=
 
 .PHONY: run test lint unit format bench clean
 
@@ -13,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/engine demo
+	$(BIN)/engine run --local --state-dir state $(RUN_FLAGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
