@@ -48,6 +48,10 @@ def read_acknowledged(fd: int) -> list[tuple[int, int, int]]:
 
 
 async def verify_after_kill(path: Path, acked: list[tuple[int, int, int]]) -> int:
+    # Reopen as the restarted engine does (a kill may land before the new file got its
+    # schema: the writer initialises it then), then check the file as `engine journal check`.
+    writer = await SqliteJournal.open(path)
+    await writer.close()
     journal = await SqliteJournal.open(path, readonly=True)
     try:
         count = await journal.verify()
