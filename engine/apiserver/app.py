@@ -70,7 +70,14 @@ async def audit(request: web.Request, handler: Handler) -> web.StreamResponse:
             "verb": request.method.lower(), "group": "", "resource": "",
             "subresource": "", "namespace": "", "name": "",
         }  # fmt: skip
-        log.record(AuditEntry(**fields, code=response.status, path=request.path))
+        log.record(
+            AuditEntry(
+                **fields,
+                code=response.status,
+                path=request.path,
+                user_agent=request.headers.get("User-Agent", ""),
+            )
+        )
     return response
 
 

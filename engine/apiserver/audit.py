@@ -1,5 +1,5 @@
 """The audit log: one JSON line per request (verb, group, resource, subresource, namespace,
-name, status code), appended and flushed, the file created with mode 0600."""
+name, status code, path, User-Agent), appended and flushed, the file created with mode 0600."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import IO
 
 @dataclass(frozen=True)
 class AuditEntry:
-    """One request as the audit log records it; verb is the Kubernetes verb."""
+    """One request as the audit log records it; verb is the Kubernetes verb, `user_agent`
+    the client's User-Agent header (which client sent it, as in a Kubernetes audit event)."""
 
     verb: str
     group: str
@@ -22,6 +23,7 @@ class AuditEntry:
     name: str
     code: int
     path: str
+    user_agent: str = ""
 
 
 class AuditLog:
