@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -202,18 +204,64 @@ async def install_crd(api: Api, operator: Operator) -> None:
     await eventually(served, "the Widget CRD is served")
 
 
+@dataclass(frozen=True)
+class Server:
+    url: str
+    kubeconfig_path: Path
+
+
+@asynccontextmanager
+async def apiserver_process(tmp_path: Path) -> AsyncIterator[Server]:
+    """`engine apiserver` in its own process (so it does not share the engine's core)."""
+    kubeconfig = tmp_path / "kubeconfig"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "engine",
+        "apiserver",
+        "--db",
+        str(tmp_path / "apiserver.db"),
+        "--kubeconfig",
+        str(kubeconfig),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
+        url = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert url is not None, f"no URL in {line!r}"
+        yield Server(url.group(0), kubeconfig)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), 20)
+
+
+@asynccontextmanager
+async def _server(tmp_path: Path, *, separate: bool) -> AsyncIterator[Server]:
+    if separate:
+        async with apiserver_process(tmp_path) as server:
+            yield server
+    else:
+        async with serve_apiserver(kubeconfig_path=tmp_path / "kubeconfig") as running:
+            yield Server(running.url, running.kubeconfig_path)
+
+
 @asynccontextmanager
 async def running_engine(
     tmp_path: Path,
     *,
     service: ExternalService | None = None,
     settings: Settings | None = None,
+    separate_apiserver: bool = False,
 ) -> AsyncIterator[Engine]:
-    """The embedded API server, the Widget CRD, and a Controller running against it."""
+    """The API server (in this process, or its own with `separate_apiserver`), the Widget
+    CRD, and a Controller running against it."""
     service = service or ExternalService()
     operator = widget_operator(service)
     async with (
-        serve_apiserver(kubeconfig_path=tmp_path / "kubeconfig") as server,
+        _server(tmp_path, separate=separate_apiserver) as server,
         aiohttp.ClientSession() as session,
     ):
         api = Api(session, server.url)
