@@ -41,13 +41,13 @@ def conditions_for(phase: str, reason: str | None) -> list[dict[str, str]]:
             "type": "Provisioning",
             "status": "True" if provisioning else "False",
             "reason": ("Retrying" if reason else "Provisioning") if provisioning else phase,
-            "message": reason or "" if provisioning else "",
+            "message": (reason or "") if provisioning else "",
         },
         {
             "type": "Failed",
             "status": "True" if failed else "False",
-            "reason": error or "Failed" if failed else phase,
-            "message": reason or "" if failed else "",
+            "reason": (error or "Failed") if failed else phase,
+            "message": (reason or "") if failed else "",
         },
     ]
 
