@@ -21,6 +21,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy engine
 	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
+	@if command -v kubectl >/dev/null 2>&1; then \
+	  kubectl kustomize config/ > $(VENV)/rendered-config.yaml \
+	  && $(BIN)/kubernetes-validate --strict -k 1.31 --quiet $(VENV)/rendered-config.yaml; \
+	else echo "kubectl not found: manifest validation left to the tests (skipped)"; fi
 
 unit: $(STAMP)
 	$(BIN)/pytest -q -n 2 --dist loadfile
