@@ -11,7 +11,9 @@ from engine.cli import (
     example_service_cmd,
     fsm_cmd,
     journal_cmd,
+    replay_cmd,
     run_cmd,
+    why_cmd,
 )
 
 
@@ -25,5 +27,7 @@ def register(group: click.Group) -> None:
         fsm_cmd.command,
         apiserver_cmd.command,
         run_cmd.command,
+        replay_cmd.command,
+        why_cmd.command,
     ):
         group.add_command(command)

@@ -1,0 +1,204 @@
+"""`engine replay JOURNAL`: the timeline of every resource, as a table, JSON, a Mermaid
+diagram or one HTML page; `--verify` re-drives fold, decide and the operator's handlers
+over the journal and reports the first position where today's code differs.
+
+Exit codes: 0 done (and, with --verify, no divergence), 1 a divergence, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from engine.effects.backoff import DEFAULT_BACKOFF, BackoffPolicy
+from engine.example.registry_client import RegistryClient
+from engine.example.site import site_operator
+from engine.fsm.errors import FsmError
+from engine.journal.errors import JournalError
+from engine.replay.driver import (
+    UnknownResource,
+    check_all_decisions,
+    load_streams,
+    replay_timelines,
+)
+from engine.replay.handlers import check_handlers, load_operator
+from engine.replay.render_html import render_html
+from engine.replay.render_json import render_json
+from engine.replay.render_mermaid import render_mermaid
+from engine.replay.render_table import DEFAULT_WIDTH, render_table
+from engine.replay.source import record_count
+from engine.replay.timeline import Window
+from engine.replay.verify import Divergence
+from engine.runtime.operator import Operator
+
+FORMATS = ("table", "json", "mermaid", "html")
+PROGRESS_ABOVE = 100_000
+DEFAULT_OPERATOR = "engine.cli.replay_cmd:example_operator"
+
+
+def example_operator() -> Operator:
+    """The example Site operator for replay: its registry client is never opened,
+    because replay answers every effect from the journal and calls nothing."""
+    return site_operator(RegistryClient("http://registry.replay.invalid"))
+
+
+class BadInput(click.ClickException):
+    """A bad file or argument: one line, exit code 2."""
+
+    exit_code = 2
+
+
+class Diverged(click.ClickException):
+    """`--verify` found the code differing from the journal: exit code 1."""
+
+    exit_code = 1
+
+
+def parse_bound(text: str | None, flag: str) -> tuple[int | None, datetime | None]:
+    """`--since/--until` as a position (digits) or an ISO-8601 time with a zone."""
+    if text is None:
+        return None, None
+    if text.isdigit():
+        return int(text), None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(
+            f"{flag} {text!r} is neither a position nor an ISO-8601 time "
+            "(for example 2026-01-01T00:00:00Z)"
+        ) from None
+    if moment.tzinfo is None:
+        raise BadInput(f"{flag} {text!r} needs a time zone, for example a trailing Z for UTC")
+    return None, moment
+
+
+@contextmanager
+def progress_bar(path: Path) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr for a journal of more than 100,000 records on a terminal."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    total = asyncio.run(record_count(path))
+    if total <= PROGRESS_ABOVE:
+        yield None
+        return
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("replaying", total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+@click.command(name="replay")
+@click.argument("journal", type=click.Path(path_type=Path, readable=False))
+@click.option("--resource", metavar="NS/NAME", help="Only this resource (NAME if cluster-scoped).")
+@click.option("--since", metavar="POSITION|TIME", help="Show records from here on.")
+@click.option("--until", metavar="POSITION|TIME", help="Replay only up to here.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--jaeger-url", metavar="URL", help="Link trace ids to this Jaeger (html).")
+@click.option("--width", default=DEFAULT_WIDTH, show_default=True, help="Table width.")
+@click.option("--verify", is_flag=True, help="Re-drive fold, decide and the handlers; report.")
+@click.option(
+    "--operator",
+    "operator_ref",
+    default=DEFAULT_OPERATOR,
+    show_default=True,
+    metavar="MODULE:ATTRIBUTE",
+    help="The operator whose handlers --verify re-runs (an Operator or a factory of one).",
+)
+@click.option(
+    "--backoff-base",
+    default=DEFAULT_BACKOFF.base,
+    show_default=True,
+    help="The engine's backoff base (s), to re-check recorded retry delays.",
+)
+@click.option(
+    "--backoff-cap", default=DEFAULT_BACKOFF.cap, show_default=True, help="Its backoff cap (s)."
+)
+def command(
+    journal: Path,
+    resource: str | None,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+    jaeger_url: str | None,
+    width: int,
+    verify: bool,
+    operator_ref: str,
+    backoff_base: float,
+    backoff_cap: float,
+) -> None:
+    """Replay the journal at JOURNAL offline: no effect runs, nothing is written."""
+    if verify:
+        try:
+            backoff = BackoffPolicy(base=backoff_base, cap=backoff_cap)
+        except ValueError as bad:
+            raise BadInput(str(bad)) from None
+        _verify(journal, resource, operator_ref, backoff)
+        return
+    since_position, since_time = parse_bound(since, "--since")
+    until_position, until_time = parse_bound(until, "--until")
+    window = Window(since_position, since_time, until_position, until_time)
+    try:
+        with progress_bar(journal) as progress:
+            timelines = asyncio.run(
+                replay_timelines(journal, window=window, resource=resource, progress=progress)
+            )
+    except (UnknownResource, FsmError, JournalError) as bad:
+        raise BadInput(str(bad)) from None
+    if fmt == "json":
+        text = render_json(timelines)
+    elif fmt == "mermaid":
+        text = render_mermaid(timelines)
+    elif fmt == "html":
+        text = render_html(timelines, title=f"Replay of {journal.name}", jaeger_url=jaeger_url)
+    else:
+        text = render_table(timelines, width=width)
+    click.echo(text, nl=False)
+
+
+def _verify(journal: Path, resource: str | None, operator_ref: str, backoff: BackoffPolicy) -> None:
+    try:
+        operator = load_operator(operator_ref)
+    except ValueError as bad:
+        raise BadInput(str(bad)) from None
+    try:
+        with progress_bar(journal) as progress:
+            loaded = asyncio.run(load_streams(journal, resource=resource, progress=progress))
+        decisions = check_all_decisions(loaded)
+        handlers = asyncio.run(check_handlers(loaded, operator, backoff=backoff))
+    except (UnknownResource, FsmError, JournalError) as bad:
+        raise BadInput(str(bad)) from None
+    divergences: list[Divergence] = []
+    for check in (*decisions, *handlers):
+        if check.divergence is not None:
+            divergences.append(check.divergence)
+    checked_decisions = sum(c.checked for c in decisions)
+    checked_runs = sum(c.checked for c in handlers)
+    click.echo(
+        f"verified {loaded.records} records in {len(loaded.streams)} streams: "
+        f"{checked_decisions} decisions re-decided, {checked_runs} handler runs replayed"
+    )
+    if not divergences:
+        click.echo("no divergence: the code makes the decisions and effects the journal recorded")
+        return
+    divergences.sort(key=lambda d: (d.position is None, d.position or 0, d.stream))
+    first = divergences[0]
+    click.echo(f"first divergence at {first.describe()}")
+    for other in divergences[1:]:
+        click.echo(f"also at {other.describe()}")
+    where = f"position {first.position}" if first.position is not None else "the journal's end"
+    raise Diverged(f"the code diverges from the journal at {where}")
