@@ -18,7 +18,6 @@ from opentelemetry import trace
 from engine.clock import Clock, SystemClock
 
 logger = logging.getLogger(__name__)
-_tracer = trace.get_tracer(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +43,9 @@ class LoopLagMonitor:
 
     Expected flow: `task = asyncio.create_task(monitor.run())`, register
     `Check("event-loop", monitor.healthy)` as a liveness check, cancel the task on exit.
-    `on_lag(seconds)` is called (on the loop) for every lag above `warn_after`; an
-    exception it raises is logged and ignored. `healthy()` reads two floats and may be
+    Spans go to `tracer` (default: the global provider's). `on_lag(seconds)` is called
+    (on the loop) for every lag above `warn_after`; an exception it raises is logged and
+    ignored. `healthy()` reads two floats and may be
     called from any thread. If the heartbeat task dies, its beats stop and `healthy()`
     turns False after `unhealthy_after`, as for a blocked loop.
     """
@@ -56,10 +56,12 @@ class LoopLagMonitor:
         *,
         on_lag: Callable[[float], None] | None = None,
         clock: Clock | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._config = config
         self._on_lag = on_lag
         self._clock = clock or SystemClock()
+        self._tracer = tracer or trace.get_tracer(__name__)
         self._last_beat = self._clock.monotonic()
         self._unhealthy_until = float("-inf")
         self._last_lag = 0.0
@@ -102,7 +104,7 @@ class LoopLagMonitor:
             self._unhealthy_until = now + self._config.hold_unhealthy
         logger.warning("event loop lagged %.3f s (warn after %.3f s)", lag, self._config.warn_after)
         end_ns = self._clock_ns()
-        span = _tracer.start_span(
+        span = self._tracer.start_span(
             "event_loop.lag",
             start_time=end_ns - int(lag * 1e9),
             attributes={"engine.loop.lag_seconds": lag},
