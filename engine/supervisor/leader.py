@@ -138,7 +138,7 @@ class LeaderElector:
                 else:
                     if await self._attempt(acquiring=True):
                         continue
-                    await asyncio.sleep(self._config.retry_period)
+                    await asyncio.sleep(self._until_next_attempt())
         except asyncio.CancelledError:
             if self._config.release_on_cancel and self.leading.is_set():
                 with contextlib.suppress(Exception):
@@ -165,6 +165,15 @@ class LeaderElector:
             logger.warning("lease release failed (it will expire): %s", _describe(failed))
 
     # ---- internals ----------------------------------------------------------------------
+
+    def _until_next_attempt(self) -> float:
+        """One retry period, or less when the holder's lease expires sooner: a standby
+        tries right at expiry, so failover takes at most lease duration + retry period
+        from the holder's last renewal seen."""
+        expires_in = self._seen_at + self._config.lease_duration - self._clock.monotonic()
+        if self._seen is None or not self._seen.holder or expires_in <= 0:
+            return self._config.retry_period
+        return min(self._config.retry_period, expires_in + 0.001)
 
     async def _renew_until_lost(self) -> None:
         while self.leading.is_set():
