@@ -8,7 +8,7 @@ transition the table refuses stops the fold with `FoldError` rather than mis-fol
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
+from typing import Any
 
 from engine.fsm import events as ev
 from engine.fsm.errors import FoldError, FsmError
@@ -20,6 +20,8 @@ from engine.fsm.state import (
     SUCCEEDED,
     EffectRecord,
     ResourceState,
+    evolve_effect,
+    evolve_state,
     from_snapshot,
     interned_state,
 )
@@ -52,44 +54,51 @@ def apply(state: ResourceState, record: Record) -> ResourceState:
             record.position,
             f"record version {record.stream_version} is not after the folded {state.version}",
         )
-    state = replace(state, version=record.stream_version)
-    if record.type == ev.OBSERVED:
-        return _observed(state, record)
-    if record.type == ev.TRANSITION_TAKEN:
-        return _transition(state, record)
-    if record.type in ev.EFFECT_TYPES:
-        return _effect(state, record)
-    if record.type == ev.HEALING_APPLIED:
+    # each branch makes one copy of the state (the fold's hot path: see evolve_state)
+    version = record.stream_version
+    kind = record.type
+    if kind == ev.OBSERVED:
+        return _observed(state, record, version)
+    if kind == ev.TRANSITION_TAKEN:
+        return _transition(state, record, version)
+    if kind in ev.EFFECT_TYPES:
+        return _effect(state, record, version)
+    if kind == ev.HEALING_APPLIED:
         ev.check_schema(record)
-        return replace(state, healing_requested=True)
-    if record.type in ev.EVENT_TYPES:
+        return evolve_state(state, {"version": version, "healing_requested": True})
+    if kind in ev.EVENT_TYPES:
         ev.check_schema(record)
-    return state  # a known type without bearing on state, or a type from a newer engine
+    # a known type without bearing on state, or a type from a newer engine
+    return evolve_state(state, {"version": version})
 
 
-def _observed(state: ResourceState, record: Record) -> ResourceState:
+def _observed(state: ResourceState, record: Record, version: int) -> ResourceState:
     obs = ev.parse_observation(record)
     if state.uid and obs.uid != state.uid:
         raise FoldError(record.position, f"uid {obs.uid!r} in the stream of {state.uid!r}")
-    state = replace(
-        state,
-        uid=obs.uid,
-        has_finalizer=obs.has_finalizer,
-        deletion_requested=obs.deletion_requested or not obs.exists,
-    )
+    changes: dict[str, Any] = {
+        "version": version,
+        "uid": obs.uid,
+        "has_finalizer": obs.has_finalizer,
+        "deletion_requested": obs.deletion_requested or not obs.exists,
+    }
     if obs.generation < state.generation:
-        return state  # an older generation arriving late: its spec is not the newest
+        # an older generation arriving late: its spec is not the newest
+        return evolve_state(state, changes)
     if obs.generation > state.generation:
-        kept = tuple(
+        changes["generation"] = obs.generation
+        changes["round"] = 0
+        changes["effects"] = tuple(
             r
             for r in state.effects
             if r.outcome == PENDING_OUTCOME or r.generation >= obs.generation
         )
-        state = replace(state, generation=obs.generation, round=0, effects=kept)
-    return replace(state, spec_digest=obs.spec_digest, resource_version=obs.resource_version)
+    changes["spec_digest"] = obs.spec_digest
+    changes["resource_version"] = obs.resource_version
+    return evolve_state(state, changes)
 
 
-def _transition(state: ResourceState, record: Record) -> ResourceState:
+def _transition(state: ResourceState, record: Record, version: int) -> ResourceState:
     facts = ev.parse_transition(record)
     if facts.source != state.state:
         raise FoldError(
@@ -103,13 +112,16 @@ def _transition(state: ResourceState, record: Record) -> ResourceState:
         raise FoldError(
             record.position, f"{facts.trigger!r} leads to {dest!r}, the journal says {facts.dest!r}"
         )
-    return after_transition(
+    changes = _transition_changes(
         state,
+        dest=dest,
         trigger=facts.trigger,
         generation=facts.generation,
         effect_key=facts.effect_key,
         attempt=facts.attempt,
     )
+    changes["version"] = version
+    return evolve_state(state, changes)
 
 
 def after_transition(
@@ -123,19 +135,39 @@ def after_transition(
     """The state once `TransitionTaken(trigger, generation, ...)` is folded; decide uses it
     to look one step ahead. Errors: `IllegalTransition`, `UnknownState`."""
     dest = next_state(state.state, trigger)
-    state = replace(state, state=interned_state(dest), observed_generation=generation)
+    changes = _transition_changes(
+        state,
+        dest=dest,
+        trigger=trigger,
+        generation=generation,
+        effect_key=effect_key,
+        attempt=attempt,
+    )
+    return evolve_state(state, changes)
+
+
+def _transition_changes(
+    state: ResourceState,
+    *,
+    dest: str,
+    trigger: str,
+    generation: int,
+    effect_key: str | None,
+    attempt: int | None,
+) -> dict[str, Any]:
+    changes: dict[str, Any] = {"state": interned_state(dest), "observed_generation": generation}
     if trigger in (DRIFT_DETECTED, HEALING):
-        state = replace(state, round=state.round + 1)
+        changes["round"] = state.round + 1
     if trigger == HEALING:
-        state = replace(state, healing_requested=False)
+        changes["healing_requested"] = False
     if trigger == PROVISIONED:
-        state = replace(state, last_error=None)
+        changes["last_error"] = None
     if trigger == EFFECT_FAILED and effect_key is not None:
-        state = replace(state, acknowledged_failure=f"{effect_key}#{attempt}")
-    return state
+        changes["acknowledged_failure"] = f"{effect_key}#{attempt}"
+    return changes
 
 
-def _effect(state: ResourceState, record: Record) -> ResourceState:
+def _effect(state: ResourceState, record: Record, version: int) -> ResourceState:
     fact = ev.parse_effect(record)
     current = state.effect(fact.key)
     is_new = current is None
@@ -146,30 +178,38 @@ def _effect(state: ResourceState, record: Record) -> ResourceState:
         current = EffectRecord(
             key=fact.key, name=fact.name, generation=-1 if parts is None else parts.generation
         )
+    changes: dict[str, Any] = {"version": version}
     if record.type == ev.EFFECT_STARTED:
-        updated = replace(
+        updated = evolve_effect(
             current,
-            attempts=max(current.attempts + 1, fact.attempt),
-            outcome=PENDING_OUTCOME,
-            retry_at=None,
+            {
+                "attempts": max(current.attempts + 1, fact.attempt),
+                "outcome": PENDING_OUTCOME,
+                "retry_at": None,
+            },
         )
         if fact.name == PROVISION:
-            state = replace(state, cleanup_needed=True)
+            changes["cleanup_needed"] = True
     elif record.type == ev.EFFECT_SUCCEEDED:
-        updated = replace(current, outcome=SUCCEEDED, last_error=None, retry_at=None)
+        updated = evolve_effect(
+            current, {"outcome": SUCCEEDED, "last_error": None, "retry_at": None}
+        )
     elif record.type == ev.EFFECT_FAILED:
         error = f"{fact.error_class}: {fact.message}"
-        updated = replace(
+        updated = evolve_effect(
             current,
-            outcome=FAILED_OUTCOME,
-            retryable=fact.retryable,
-            gave_up=fact.gave_up,
-            last_error=error,
+            {
+                "outcome": FAILED_OUTCOME,
+                "retryable": fact.retryable,
+                "gave_up": fact.gave_up,
+                "last_error": error,
+            },
         )
-        state = replace(state, last_error=error)
+        changes["last_error"] = error
     else:  # RetryScheduled
-        updated = replace(current, retry_at=record.at.timestamp() + fact.delay)
-    effects = tuple(updated if r.key == fact.key else r for r in state.effects)
+        updated = evolve_effect(current, {"retry_at": record.at.timestamp() + fact.delay})
     if is_new:
-        effects += (updated,)
-    return replace(state, effects=effects)
+        changes["effects"] = (*state.effects, updated)
+    else:
+        changes["effects"] = tuple(updated if r.key == fact.key else r for r in state.effects)
+    return evolve_state(state, changes)

@@ -105,6 +105,32 @@ class ResourceState:
         return min(deadlines) if deadlines else None
 
 
+_STATE_FIELDS: Final = tuple(f.name for f in fields(ResourceState))
+_EFFECT_FIELDS: Final = tuple(f.name for f in fields(EffectRecord))
+_new = object.__new__
+_set = object.__setattr__
+
+
+def evolve_state(state: ResourceState, changes: Mapping[str, Any]) -> ResourceState:
+    """`dataclasses.replace(state, **changes)`, about three times faster (fold's hot path).
+
+    Assumption: `changes` names fields of `ResourceState` with values of their types
+    (fold's own callers; there is no `__post_init__` to run).
+    """
+    new: ResourceState = _new(ResourceState)
+    for name in _STATE_FIELDS:
+        _set(new, name, changes[name] if name in changes else getattr(state, name))
+    return new
+
+
+def evolve_effect(record: EffectRecord, changes: Mapping[str, Any]) -> EffectRecord:
+    """`dataclasses.replace(record, **changes)`, faster; as `evolve_state`."""
+    new: EffectRecord = _new(EffectRecord)
+    for name in _EFFECT_FIELDS:
+        _set(new, name, changes[name] if name in changes else getattr(record, name))
+    return new
+
+
 def to_snapshot(state: ResourceState) -> dict[str, Any]:
     """A JSON-ready mapping of `state`, for `Journal.save_snapshot`."""
     data: dict[str, Any] = {f.name: getattr(state, f.name) for f in fields(state)}
