@@ -11,6 +11,7 @@ from aiohttp import web
 
 from engine.apiserver import openapi
 from engine.apiserver.audit import AuditEntry, AuditLog
+from engine.apiserver.auth import bearer_auth
 from engine.apiserver.context import ApiContext
 from engine.apiserver.errors import ApiError, dumps, status_body
 from engine.apiserver.handlers import AUDIT_KEY, CONTEXT_KEY, json_response, resource
@@ -138,9 +139,13 @@ async def healthy(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
-def build_app(ctx: ApiContext, *, audit_log: AuditLog | None) -> web.Application:
-    """The application serving `ctx`; `audit_log` receives one entry per request."""
-    app = web.Application(middlewares=[audit, status_errors], client_max_size=16 * 1024 * 1024)
+def build_app(
+    ctx: ApiContext, *, audit_log: AuditLog | None, token: str | None = None
+) -> web.Application:
+    """The application serving `ctx`; `audit_log` receives one entry per request; with a
+    `token`, every request but the health probes must carry it (401 otherwise, audited)."""
+    middlewares = [audit, status_errors, *([bearer_auth(token)] if token is not None else [])]
+    app = web.Application(middlewares=middlewares, client_max_size=16 * 1024 * 1024)
     app[CONTEXT_KEY] = ctx
     if audit_log is not None:
         app[AUDIT_LOG_KEY] = audit_log

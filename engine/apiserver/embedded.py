@@ -14,6 +14,7 @@ from aiohttp import web
 
 from engine.apiserver.app import build_app
 from engine.apiserver.audit import AuditLog
+from engine.apiserver.auth import LOCAL_TOKEN, required_token
 from engine.apiserver.collector import Collector
 from engine.apiserver.context import ApiContext, Settings
 from engine.apiserver.deletion import DeleteOptions
@@ -29,11 +30,13 @@ __all__ = ["DeleteOptions", "RunningApiServer", "serve_apiserver"]
 
 @dataclass(frozen=True)
 class RunningApiServer:
-    """A started server: its base URL, the kubeconfig written for it, and the bound port."""
+    """A started server: its base URL, the kubeconfig written for it, the bound port, and
+    whether clients must send the kubeconfig's bearer token (off loopback)."""
 
     url: str
     kubeconfig_path: Path
     port: int
+    token_required: bool = False
 
 
 def _crds(store: Store) -> list[dict[str, object]]:
@@ -57,6 +60,7 @@ async def serve_apiserver(
     kubeconfig_path: Path | None = None,
     audit_log: Path | None = None,
     settings: Settings | None = None,
+    token: str | None = None,
 ) -> AsyncIterator[RunningApiServer]:
     """Serve the API at http://host:port (port 0: a free one) for the `async with` body.
 
@@ -64,6 +68,8 @@ async def serve_apiserver(
     `kubeconfig_path`, or to a temporary file removed on exit. Guarantees: on entry the
     server answers requests and `default` exists; on exit watches end, the collector
     stops and the database is closed.
+    Authentication: on a loopback `host` none; on any other address every request needs
+    the bearer token `token` (a random one when None), which the kubeconfig carries.
     """
     settings = settings or Settings()
     store = await Store.open(db, retention=settings.retention)
@@ -77,8 +83,9 @@ async def serve_apiserver(
     store.add_listener(refresh_types)
     ctx = ApiContext(store=store, registry=registry, settings=settings)
     log = AuditLog(audit_log) if audit_log is not None else None
+    token = required_token(host, token)
     runner = web.AppRunner(
-        build_app(ctx, audit_log=log), handle_signals=False, shutdown_timeout=1.0
+        build_app(ctx, audit_log=log, token=token), handle_signals=False, shutdown_timeout=1.0
     )
     collector_task: asyncio.Task[None] | None = None
     scratch = None
@@ -93,8 +100,10 @@ async def serve_apiserver(
         if kubeconfig_path is None:
             scratch = tempfile.TemporaryDirectory(prefix="engine-apiserver-")
             kubeconfig_path = Path(scratch.name) / "kubeconfig"
-        write_kubeconfig(kubeconfig_path, url=url)
-        yield RunningApiServer(url=url, kubeconfig_path=kubeconfig_path, port=bound)
+        write_kubeconfig(kubeconfig_path, url=url, token=token or LOCAL_TOKEN)
+        yield RunningApiServer(
+            url=url, kubeconfig_path=kubeconfig_path, port=bound, token_required=token is not None
+        )
     finally:
         if collector_task is not None:
             collector_task.cancel()

@@ -7,20 +7,25 @@ from pathlib import Path
 
 import yaml
 
+from engine.apiserver.auth import LOCAL_TOKEN
+
 CONTEXT = "engine-apiserver"
 
 
-def write_kubeconfig(path: Path, *, url: str, namespace: str = "default") -> None:
+def write_kubeconfig(
+    path: Path, *, url: str, token: str = LOCAL_TOKEN, namespace: str = "default"
+) -> None:
     """Write (mode 0600) a kubeconfig with one cluster, user and current context for `url`.
 
-    The server does not authenticate; the token only keeps clients that insist on
+    `token` is the bearer token the server requires off loopback; on loopback the server
+    does not authenticate and the placeholder only keeps clients that insist on
     credentials content.
     """
     config = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": CONTEXT, "cluster": {"server": url}}],
-        "users": [{"name": CONTEXT, "user": {"token": "engine-apiserver-local"}}],
+        "users": [{"name": CONTEXT, "user": {"token": token}}],
         "contexts": [
             {
                 "name": CONTEXT,

@@ -32,6 +32,12 @@ async def run_apiserver(
                 f"API server listening on {running.url} (port {running.port}); "
                 f"use: kubectl --kubeconfig {running.kubeconfig_path} get namespaces"
             )
+            if running.token_required:
+                announce(
+                    f"{host} is not a loopback address: every request must carry the bearer "
+                    f"token written to {running.kubeconfig_path} (plain HTTP: use a trusted "
+                    "network)"
+                )
             await stop.wait()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
