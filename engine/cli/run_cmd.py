@@ -93,6 +93,8 @@ def command(
         "kubeconfig": kubeconfig,
         "in_cluster": True if in_cluster else None,
         "health_port": health_port,
+        # On a laptop the health endpoints stay on loopback unless asked otherwise.
+        "health_host": "127.0.0.1" if local and "ENGINE_HEALTH_HOST" not in os.environ else None,
     }
     try:
         settings = load_settings(config_path=config_path, env=os.environ, overrides=overrides)

@@ -170,7 +170,8 @@ async def _registry(state_dir: Path) -> AsyncIterator[str]:
 
 def _state_dir(path: Path) -> Path:
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        # The journal and the API server's database hold object specs: owner-only (R16).
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as error:
         raise click.ClickException(
             f"state dir {path} cannot be created: {error.strerror}; pass another --state-dir"
