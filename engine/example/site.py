@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.effects.errors import PermanentError, RetryableError
+from engine.example.child_names import label_child, label_value, subdomain_child
 from engine.example.registry_client import (
     PermanentRegistryError,
     RegistryClient,
@@ -68,12 +69,17 @@ def registration_payload(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def config_map(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The `<name>-config` ConfigMap: the public spec as data (never the password)."""
+    """The `<name>-config` ConfigMap: the public spec as data (never the password).
+
+    A name too long for the suffix is shortened with a hash (`child_names`)."""
     public = registration_payload(spec)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": f"{name}-config", "labels": {INSTANCE_LABEL: name}},
+        "metadata": {
+            "name": subdomain_child(name, "config"),
+            "labels": {INSTANCE_LABEL: label_value(name)},
+        },
         "data": {
             "domain": public["domain"],
             "replicas": str(public["replicas"]),
@@ -85,14 +91,19 @@ def config_map(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def web_service(name: str) -> dict[str, Any]:
-    """The `<name>-web` Service in front of the site's pods."""
+    """The `<name>-web` Service in front of the site's pods; a Site name that is no
+    DNS-1035 label with the suffix (over 63 characters, dots, a digit first) gives a
+    hash-shortened one (`child_names`)."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": f"{name}-web", "labels": {INSTANCE_LABEL: name}},
+        "metadata": {
+            "name": label_child(name, "web"),
+            "labels": {INSTANCE_LABEL: label_value(name)},
+        },
         "spec": {
             "type": "ClusterIP",
-            "selector": {INSTANCE_LABEL: name},
+            "selector": {INSTANCE_LABEL: label_value(name)},
             "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
         },
     }

@@ -13,6 +13,7 @@ from typing import Any, Final, TypeVar
 
 from engine.fsm.errors import FoldError
 from engine.fsm.observation import Observation
+from engine.fsm.spec_excerpt import stored_spec
 from engine.journal.record import NewEvent, Record
 
 OBSERVED: Final = "Observed"
@@ -55,14 +56,18 @@ _T = TypeVar("_T")
 
 
 def observed(obs: Observation, *, watch_event: str, spec: Mapping[str, Any]) -> NewEvent:
-    """`Observed`: what a watch event (ADDED, MODIFIED, DELETED, RESYNC) showed."""
+    """`Observed`: what a watch event (ADDED, MODIFIED, DELETED, RESYNC) showed.
+
+    The spec itself is stored when it is small and shallow; a huge or deeply nested one
+    as an excerpt (see `stored_spec`), so one odd object cannot bloat the journal.
+    """
     data: dict[str, Any] = {
         "watch_event": watch_event,
         "uid": obs.uid,
         "generation": obs.generation,
         "resource_version": obs.resource_version,
         "spec_digest": obs.spec_digest,
-        "spec": dict(spec),
+        **stored_spec(spec),
         "exists": obs.exists,
         "deletion_requested": obs.deletion_requested,
         "has_finalizer": obs.has_finalizer,

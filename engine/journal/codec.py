@@ -26,6 +26,11 @@ _CANONICAL = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 )
 """One encoder for every call: `json.dumps` with options builds a new one each time."""
+_CANONICAL_ASCII = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+)
+"""For a payload holding a lone surrogate (`"\\ud800"` in the API server's JSON), which
+UTF-8 cannot carry: every non-ASCII character is then written as a `\\u` escape."""
 
 _NONE = "\x01"
 _SEPARATOR = "\x00"
@@ -63,9 +68,16 @@ def encode_json(value: Any) -> str:
     """Canonical JSON: sorted keys, no spaces, UTF-8 kept, NaN refused.
 
     Decoding and re-encoding canonical JSON gives the same text, which is what lets an
-    export carry `data` as an object and still verify on import.
+    export carry `data` as an object and still verify on import. A payload with a lone
+    surrogate is written all-ASCII (escapes), which decodes and re-encodes the same way.
     """
-    return _CANONICAL.encode(value)
+    text = _CANONICAL.encode(value)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return _CANONICAL_ASCII.encode(value)
+    return text
 
 
 def encode_at(at: datetime) -> str:

@@ -19,6 +19,7 @@ from engine.fsm.key import parse_key
 from engine.runtime.children import ChildLedger
 from engine.runtime.context import EffectFn
 from engine.runtime.operator import ChildKind, Operator
+from engine.runtime.secret_scrub import scrubbed
 from engine.telemetry.redaction import NO_SECRETS, Redactor
 from engine.telemetry.spans import effect_span
 
@@ -67,9 +68,11 @@ class StepBackend:
     ledger: ChildLedger
     stream: str
     owner: Mapping[str, Any]
+    redactor: Redactor = NO_SECRETS
+    """Secret values scrubbed from the text of a failing step's error (R16)."""
 
     async def run_step(self, key: str, name: str, call: EffectFn) -> Any:
-        return await self.runner.run(self.stream, key, name, call)
+        return await self.runner.run(self.stream, key, name, scrubbed(call, self.redactor))
 
     async def apply_child(self, key: str, manifest: Mapping[str, Any]) -> Mapping[str, Any]:
         kind = self.operator.child_kind(
@@ -104,7 +107,9 @@ class StepBackend:
 
         parts = parse_key(key)
         name = parts.name if parts is not None else "apply"
-        result: Mapping[str, Any] = await self.runner.run(self.stream, key, name, apply)
+        result: Mapping[str, Any] = await self.runner.run(
+            self.stream, key, name, scrubbed(apply, self.redactor)
+        )
         applied = result.get("applied")
         if isinstance(applied, Mapping):  # a recorded result: remember it for drift
             self.ledger.applied(owner_uid, applied, None)

@@ -47,6 +47,7 @@ from engine.runtime.handler_backend import StepBackend
 from engine.runtime.observer import ObservationLog, observation_of, stream_of
 from engine.runtime.operator import Operator
 from engine.runtime.resource_view import ResourceViews
+from engine.runtime.secret_scrub import scrubbed
 from engine.runtime.states import StreamStates
 from engine.runtime.status import status_body
 from engine.runtime.view import Entry, PrimaryView
@@ -329,6 +330,7 @@ class Reconciler:
             deps.operator.provision if isinstance(effect, RunProvision) else deps.operator.finalize
         )
         metadata = entry.obj.get("metadata", {})
+        redactor = Redactor.from_object(entry.obj, deps.operator.secret_fields)
         context = Context(
             name=str(metadata.get("name") or ""),
             namespace=str(metadata.get("namespace") or ""),
@@ -346,6 +348,7 @@ class Reconciler:
                 ledger=deps.ledger,
                 stream=stream,
                 owner=entry.obj,
+                redactor=redactor,
             ),
         )
 
@@ -354,7 +357,7 @@ class Reconciler:
                 await handler(context)
 
         name = PROVISION if isinstance(effect, RunProvision) else FINALIZE
-        await deps.runner.run(stream, effect.key, name, call)
+        await deps.runner.run(stream, effect.key, name, scrubbed(call, redactor))
 
     async def _patch_status(self, key: str, stream: str, entry: Entry, effect: PatchStatus) -> None:
         deps = self._deps
