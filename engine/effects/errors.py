@@ -24,6 +24,23 @@ class RetryableError(EffectError):
         self.delay = delay
 
 
+class DependencyNotReady(RetryableError):
+    """Raised by a handler that waits for another resource to be Ready (`what` names it).
+
+    Retryable, but never the attempt that gives up: the runner retries it after `delay`
+    however many attempts were made, so a wait holds for as long as it lasts.
+    """
+
+    def __init__(self, what: str, *, delay: float) -> None:
+        super().__init__(f"waiting for {what} to be Ready", delay=delay)
+        self.what = what
+
+
+class NotLeading(Exception):
+    """This replica may not act now (it is not, or no longer, the leader): nothing was
+    started. Not an effect outcome: the runner journals nothing and lets it through."""
+
+
 class EffectRetryScheduled(RetryableError):
     """The runner journaled a retryable failure of `key` and `RetryScheduled`: try again
     in `delay` seconds (the reconciler's requeue-after). Retryable when it crosses an

@@ -2,9 +2,10 @@
 example registry service; deleting it unregisters it (which is why it needs a finalizer).
 
 Provision: check the spec is one the registry accepts (else `PermanentError` → Failed),
-apply `<name>-config` and `<name>-web`, then register under the step's idempotency key and
-the leader term. Finalize: unregister. The children go with the Site through the API
-server's garbage collector (ownerReferences).
+apply `<name>-config` and `<name>-web`, wait until every Site named in `dependsOn` is
+Ready, then register under the step's idempotency key and the leader term. Finalize:
+unregister. The children go with the Site through the API server's garbage collector
+(ownerReferences).
 """
 
 from __future__ import annotations
@@ -143,6 +144,8 @@ class SiteHandlers:
         await ctx.apply_child(web_service(ctx.name))
         name = registration_name(ctx.namespace, ctx.name)
         payload = registration_payload(ctx.spec)
+        for needed in payload["dependsOn"]:
+            await ctx.wait_until_ready(needed)
 
         async def register(key: str) -> dict[str, Any]:
             try:

@@ -25,10 +25,11 @@ from engine.fsm.state import (
     from_snapshot,
     interned_state,
 )
-from engine.fsm.table import DRIFT_DETECTED, EFFECT_FAILED, HEALING, PROVISIONED
+from engine.fsm.table import DRIFT_DETECTED, EFFECT_FAILED, FAILED, HEALING, PROVISIONED, READY
 from engine.journal.record import Record, Snapshot
 
 INITIAL = ResourceState()
+_HEALABLE = (READY, FAILED)
 
 
 def fold(records: Iterable[Record], *, snapshot: Snapshot | None = None) -> ResourceState:
@@ -65,7 +66,10 @@ def apply(state: ResourceState, record: Record) -> ResourceState:
         return _effect(state, record, version)
     if kind == ev.HEALING_APPLIED:
         ev.check_schema(record)
-        return evolve_state(state, {"version": version, "healing_requested": True})
+        # only Ready and Failed take the `healing` trigger; elsewhere the supervisor heals
+        # by re-driving (Provisioning, Finalizing) and the record is a note, not a request
+        requested = state.healing_requested or state.state in _HEALABLE
+        return evolve_state(state, {"version": version, "healing_requested": requested})
     if kind in ev.EVENT_TYPES:
         ev.check_schema(record)
     # a known type without bearing on state, or a type from a newer engine

@@ -19,6 +19,7 @@ from urllib.parse import quote
 import aiosqlite
 
 from engine.clock import Clock, SystemClock
+from engine.failpoint import failpoint
 from engine.journal import opening, schema
 from engine.journal.batch import Head, PendingAppend, chain_for_import, keys_of, plan_batch
 from engine.journal.codec import (
@@ -360,6 +361,7 @@ class SqliteJournal:
             )
             if plan.rows:
                 await self._write_rows(plan.rows)
+                failpoint("journal.after_commit")
                 self._head = plan.head
                 self._versions.update(plan.versions)
         if plan.rows:
@@ -382,6 +384,7 @@ class SqliteJournal:
         assert self._writer is not None
         try:
             await self._writer.executemany(schema.INSERT_RECORD, rows)
+            failpoint("journal.before_commit")
             await self._writer.commit()
         except BaseException:
             if self._writer.in_transaction:

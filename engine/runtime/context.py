@@ -25,6 +25,16 @@ class HandlerBackend(Protocol):
         ...
 
 
+class ReadinessWaits(Protocol):
+    """What stands behind `Context.wait_until_ready` (the engine's waits-for graph)."""
+
+    async def wait_until_ready(self, waiter: str, target: str) -> None:
+        """Return when `target` (`namespace/name`) is Ready; otherwise record that
+        `waiter` waits for it and raise `DependencyNotReady` (or `PermanentError` when the
+        wait must be broken)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Context:
     """Everything a provision or finalize handler needs, in one value.
@@ -46,6 +56,7 @@ class Context:
     term: int
     logger: logging.Logger | logging.LoggerAdapter[logging.Logger]
     backend: HandlerBackend
+    waits: ReadinessWaits | None = None
 
     def key(self, step: str) -> str:
         """The idempotency key step `step` runs under in this generation and round."""
@@ -59,6 +70,22 @@ class Context:
         `PermanentError`; a retryable failure propagates as `EffectRetryScheduled`.
         """
         return await self.backend.run_step(self.key(step), step, call)
+
+    async def wait_until_ready(self, name: str, namespace: str | None = None) -> None:
+        """Go on only once the resource `name` of the same kind (in `namespace`, default
+        this one's) is Ready.
+
+        When it is not, this provision attempt ends here (`DependencyNotReady`, retried
+        every little while and when that resource changes) and the engine records the
+        wait in its waits-for graph; a wait cycle is reported as a deadlock on every
+        member. Call it before the steps that need the other resource.
+        Errors: `DependencyNotReady`; `PermanentError` when the engine breaks a deadlock
+        by failing this resource; `RuntimeError` without the engine behind the Context.
+        """
+        if self.waits is None:
+            raise RuntimeError("wait_until_ready needs the engine's reconciler behind the Context")
+        target = f"{namespace or self.namespace}/{name}"
+        await self.waits.wait_until_ready(f"{self.namespace}/{self.name}", target)
 
     async def apply_child(self, manifest: Mapping[str, Any]) -> Mapping[str, Any]:
         """Create or update a child object, owned by this resource.

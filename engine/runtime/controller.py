@@ -20,14 +20,16 @@ from opentelemetry import trace
 
 from engine.clock import Clock, SystemClock
 from engine.effects import BackoffPolicy, EffectRunner, RunnerDeps
-from engine.effects.kube import KubeWriter
+from engine.effects.kube import KindRef, KubeWriter
 from engine.fsm.decide import DecidePolicy
 from engine.fsm.table import DELETED
 from engine.journal.sqlite import SqliteJournal
 from engine.journal.store import Journal
 from engine.runtime.children import ChildLedger
+from engine.runtime.conditions import DEADLOCKED, STUCK, SupervisorConditions
 from engine.runtime.handler_backend import SpanTracer
 from engine.runtime.health import Check, HealthDependencies, HealthServer
+from engine.runtime.leadership import Leadership, LeadershipDeps
 from engine.runtime.observer import ObservationLog, Observer, ObserverDeps
 from engine.runtime.operator import Operator
 from engine.runtime.queue import WorkQueue
@@ -37,7 +39,12 @@ from engine.runtime.resource_view import ResourceView, ResourceViews
 from engine.runtime.settings import Settings
 from engine.runtime.states import StreamStates
 from engine.runtime.view import PrimaryView
-from engine.runtime.worker import Outcome, RetryableFailure, run_workers
+from engine.runtime.waits import DependencyWaits, WaitsDeps
+from engine.runtime.watchdog import RunningReconciles, Watchdog, WatchdogDeps, watchdog_period
+from engine.runtime.worker import Outcome
+from engine.supervisor.loop_lag import LoopLagConfig, LoopLagMonitor
+from engine.supervisor.stuck import HealingPolicy
+from engine.supervisor.waits_for import DeadlockPolicy
 from engine.telemetry.metrics import EngineMetrics
 from engine.telemetry.setup import TracingHandle
 from engine.watchers import (
@@ -110,6 +117,17 @@ class Controller:
         self._watch_tasks: list[asyncio.Task[None]] = []
         self._queue: WorkQueue | None = None
         self._writer: KubeWriter | None = None
+        self._running = RunningReconciles()
+        self._conditions = SupervisorConditions()
+        self._leadership: Leadership | None = None
+        self._watchdog: Watchdog | None = None
+        self._loop_lag = LoopLagMonitor(
+            LoopLagConfig(
+                warn_after=deps.settings.loop_lag_warn_seconds,
+                unhealthy_after=deps.settings.loop_lag_unhealthy_seconds,
+            ),
+            on_lag=self._lagged,
+        )
         self.metrics = deps.metrics or EngineMetrics()
         self.health_url: str | None = None
         """The health server's base URL once it runs (port 0 picks a free port)."""
@@ -119,6 +137,16 @@ class Controller:
     def snapshot(self) -> tuple[ResourceView, ...]:
         """Every resource the engine knows, with its state, generation and last event."""
         return self._views.snapshot()
+
+    @property
+    def leadership(self) -> Leadership | None:
+        """Who may act (the elector, the term), once `run()` has assembled it."""
+        return self._leadership
+
+    @property
+    def watchdog(self) -> Watchdog | None:
+        """The stuck-resource watchdog, once `run()` has assembled it."""
+        return self._watchdog
 
     @property
     def requests_sent(self) -> int:
@@ -149,6 +177,8 @@ class Controller:
             if deps.handle_signals:
                 self._install_signals(stack)
             reconciler, observer = self._assemble(api, journal)
+            lag = asyncio.create_task(self._loop_lag.run(), name="event-loop-lag")
+            stack.push_async_callback(_cancel, lag)
             if deps.serve_health:
                 server = HealthServer(
                     self._health(),
@@ -161,17 +191,25 @@ class Controller:
             stack.push_async_callback(self._stop_watchers)
             if not await self._wait_synced():
                 return
-            await self._enqueue_in_flight(journal, reconciler)
-            workers = asyncio.create_task(
-                run_workers(
-                    self._require_queue(),
-                    self._handler(reconciler),
-                    workers=deps.settings.max_concurrent_reconciles,
-                ),
-                name="reconcile-workers",
+            leadership = self._leadership = Leadership(
+                LeadershipDeps(
+                    settings=deps.settings,
+                    api_client=api,
+                    journal=journal,
+                    queue=self._require_queue(),
+                    handler=self._handler(reconciler),
+                    enqueue_in_flight=lambda: self._enqueue_in_flight(journal, reconciler),
+                    cached_keys=self._views_keys,
+                )
             )
-            stack.push_async_callback(self._drain, workers)
+            await leadership.start()
+            # the queue drains before the Lease is released
+            stack.push_async_callback(leadership.stop, deps.shutdown_timeout)
             stack.push_async_callback(self._stop_watchers)  # runs before the drain
+            if self._watchdog is not None:
+                period = watchdog_period(deps.settings.stuck_deadlines)
+                watchdog = asyncio.create_task(self._watchdog.run(period), name="watchdog")
+                stack.push_async_callback(_cancel, watchdog)
             gauges = asyncio.create_task(self._update_gauges(), name="engine-gauges")
             stack.push_async_callback(_cancel, gauges)
             self.ready.set()
@@ -219,6 +257,23 @@ class Controller:
                 timeout=settings.effect_timeout_seconds,
                 term=lambda: journal.term,
                 tracer=SpanTracer(tracer),
+                may_act=self._may_act,
+            )
+        )
+        queue = self._queue
+        waits = DependencyWaits(
+            WaitsDeps(
+                operator=deps.operator,
+                journal=journal,
+                writer=self._writer,
+                kind=_kind_ref(deps.operator),
+                view=view,
+                conditions=self._conditions,
+                enqueue=queue.add,
+                clock=deps.clock,
+                policy=DeadlockPolicy(settings.deadlock_policy),
+                poll_seconds=settings.dependency_poll_seconds,
+                record_events=deps.record_events,
             )
         )
         reconciler = Reconciler(
@@ -237,16 +292,39 @@ class Controller:
                 metrics=self.metrics,
                 policy=DecidePolicy(resync_after=settings.resync_seconds),
                 record_events=deps.record_events,
+                may_act=self._may_act,
+                waits=waits,
+                conditions=self._conditions,
             )
         )
-        queue = self._queue
+        self._watchdog = Watchdog(
+            WatchdogDeps(
+                operator=deps.operator,
+                journal=journal,
+                writer=self._writer,
+                kind=reconciler.kind,
+                view=view,
+                states=reconciler.states,
+                conditions=self._conditions,
+                running=self._running,
+                enqueue=queue.add,
+                clock=deps.clock,
+                deadlines=settings.stuck_deadlines,
+                policy=HealingPolicy(
+                    enabled=settings.healing_enabled,
+                    max_heals_without_progress=settings.max_heals_without_progress,
+                ),
+                may_act=self._may_act,
+                record_events=deps.record_events,
+            )
+        )
         observer = Observer(
             ObserverDeps(
                 operator=deps.operator,
                 view=view,
                 ledger=ledger,
                 log=observations,
-                enqueue=queue.add,
+                enqueue=waits.notify,
                 on_observed=self._noted,
             )
         )
@@ -262,16 +340,25 @@ class Controller:
 
     def _handler(self, reconciler: Reconciler) -> Any:
         timeout = self._deps.settings.reconcile_timeout_seconds
+        running = self._running
 
         async def handle(key: str) -> Outcome:
             try:
-                async with asyncio.timeout(timeout):
+                async with running.guard(key, timeout):
                     return await reconciler.reconcile(key)
             except TimeoutError:
-                log.warning("reconcile of %r took over %gs; retrying", key, timeout)
-                return RetryableFailure(f"reconcile took over {timeout:g}s")
+                return running.outcome_after_timeout(key, timeout)
 
         return handle
+
+    def _may_act(self) -> bool:
+        return self._leadership is None or self._leadership.may_act()
+
+    def _views_keys(self) -> list[str]:
+        return [f"{v.namespace}/{v.name}" for v in self._views.snapshot()]
+
+    def _lagged(self, seconds: float) -> None:
+        self.metrics.observe_loop_lag(seconds)
 
     # -- watches ---------------------------------------------------------------------------
 
@@ -358,17 +445,6 @@ class Controller:
 
     # -- shutdown, signals, health, gauges -------------------------------------------------
 
-    async def _drain(self, workers: asyncio.Task[None]) -> None:
-        queue = self._require_queue()
-        try:
-            async with asyncio.timeout(self._deps.shutdown_timeout):
-                await queue.shutdown(drain=True)
-        except TimeoutError:
-            log.warning("in-flight reconciles did not finish in %gs", self._deps.shutdown_timeout)
-            workers.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await workers
-
     def _install_signals(self, stack: contextlib.AsyncExitStack) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -385,9 +461,17 @@ class Controller:
         def synced() -> bool:
             return self.ready.is_set() and all(w.synced.is_set() for w in self._watchers)
 
+        def elector_alive() -> bool:
+            return self._leadership is None or self._leadership.alive()
+
+        # readiness: caches synced, as leader or as standby (a standby serves failover)
         return HealthDependencies(
             registry=self.metrics.registry,
-            liveness=(Check("event-loop", lambda: True), Check("watches", watches_alive)),
+            liveness=(
+                Check("event-loop", self._loop_lag.healthy),
+                Check("watches", watches_alive),
+                Check("leader-election", elector_alive),
+            ),
             readiness=(Check("caches-synced", synced),),
         )
 
@@ -396,7 +480,16 @@ class Controller:
         while True:
             self.metrics.set_queue(depth=queue.depth, oldest_age_s=queue.oldest_age())
             self.metrics.set_resources_per_state(self._views.counts())
+            self.metrics.set_stuck(self._conditions.count(STUCK))
+            self.metrics.set_deadlocked(self._conditions.count(DEADLOCKED))
             await asyncio.sleep(1.0)
+
+
+def _kind_ref(operator: Operator) -> KindRef:
+    resource = operator.resource
+    return KindRef(
+        resource.group, resource.version, resource.plural, resource.kind, resource.namespaced
+    )
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 LogFormat = Literal["text", "json"]
 Synchronous = Literal["NORMAL", "FULL"]
+DeadlockPolicyName = Literal["report-and-hold", "fail-newest"]
 
 
 class SettingsError(ValueError):
@@ -120,6 +121,32 @@ class Settings:
     stuck_deadlines: Mapping[str, float] = field(
         default_factory=_default_stuck_deadlines,
         metadata=_about("seconds a resource may stay in a state before it is reported stuck"),
+    )
+    healing_enabled: bool = field(
+        default=True,
+        metadata=_about("re-drive stuck resources (off: only report them)"),
+    )
+    max_heals_without_progress: int = field(
+        default=3,
+        metadata=_about("re-drives of a stuck resource before it is moved to Failed", bound=">= 0"),
+    )
+    deadlock_policy: DeadlockPolicyName = field(
+        default="report-and-hold",
+        metadata=_about("on a waits-for cycle: report and hold, or fail its newest member"),
+    )
+    dependency_poll_seconds: float = field(
+        default=5.0,
+        metadata=_about(
+            "how soon a provision waiting for another resource tries again", bound="> 0"
+        ),
+    )
+    loop_lag_warn_seconds: float = field(
+        default=0.1,
+        metadata=_about("event-loop lag that is logged, counted and traced", bound="> 0"),
+    )
+    loop_lag_unhealthy_seconds: float = field(
+        default=10.0,
+        metadata=_about("event-loop stall that fails /healthz", bound="> 0"),
     )
 
     def __post_init__(self) -> None:

@@ -4,7 +4,7 @@ status does not change)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -59,11 +59,14 @@ def status_body(
     reason: str | None,
     current: Mapping[str, Any] | None,
     now: datetime,
+    extra: Sequence[Mapping[str, str]] = (),
 ) -> dict[str, Any]:
     """The merge patch body of `status` (reason None removes the field).
 
     `current` is the object's status as the engine last saw it: a condition whose
-    `status` is unchanged keeps its `lastTransitionTime`.
+    `status` is unchanged keeps its `lastTransitionTime`. `extra` are further conditions
+    (the supervisor's `Stuck`, `Deadlocked`), written after the three unless the phase is
+    Ready, which clears them.
     """
     previous = {
         c.get("type"): c
@@ -77,6 +80,8 @@ def status_body(
         kept = before is not None and before.get("status") == condition["status"]
         since = str(before.get("lastTransitionTime")) if kept and before else stamp
         conditions.append({**condition, "lastTransitionTime": since})
+    if phase != READY:
+        conditions.extend(dict(condition) for condition in extra)
     return {
         "phase": phase,
         "observedGeneration": observed_generation,

@@ -38,6 +38,7 @@ class EngineMetrics:
         "_journal_append",
         "_journal_bytes",
         "_journal_records",
+        "_loop_lag",
         "_queue_age",
         "_queue_depth",
         "_reconcile_seconds",
@@ -107,6 +108,12 @@ class EngineMetrics:
             ("reason",),
             registry=r,
         )
+        self._loop_lag = Histogram(
+            "engine_event_loop_lag_seconds",
+            "Event-loop lags above the warning threshold (a heartbeat woke this late).",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=r,
+        )
         self._states_seen: set[str] = set()
         self._states_lock = threading.Lock()
 
@@ -138,6 +145,10 @@ class EngineMetrics:
     def set_deadlocked(self, count: int) -> None:
         """Resources currently on a waits-for cycle."""
         self._deadlocked.set(count)
+
+    def observe_loop_lag(self, seconds: float) -> None:
+        """One event-loop lag above the warning threshold."""
+        self._loop_lag.observe(seconds)
 
     def observe_journal_append(self, seconds: float) -> None:
         """One journal append, from call to commit."""

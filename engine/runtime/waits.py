@@ -1,0 +1,179 @@
+"""`Context.wait_until_ready` in the running engine: the waits-for graph between resources,
+deadlock reports (journal, Warning Event, `Deadlocked` condition on every member of a
+cycle) and the deadlock policy; waiters are enqueued again when what they wait for changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine.clock import Clock
+from engine.effects.errors import DependencyNotReady, PermanentError, RetryableError
+from engine.effects.kube import KindRef, KubeWriter
+from engine.fsm import events as ev
+from engine.fsm.table import READY
+from engine.journal.store import Journal
+from engine.runtime.conditions import DEADLOCKED, SupervisorConditions, patch_conditions
+from engine.runtime.observer import stream_of
+from engine.runtime.operator import Operator
+from engine.runtime.view import PrimaryView
+from engine.supervisor.waits_for import (
+    DeadlockPolicy,
+    WaitsForGraph,
+    deadlock_message,
+    resolve_deadlock,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WaitsDeps:
+    """What the waits need. `poll_seconds`: how soon a waiting provision is retried (it
+    is also enqueued at once when its target changes); `enqueue`: the work queue's add."""
+
+    operator: Operator
+    journal: Journal
+    writer: KubeWriter
+    kind: KindRef
+    view: PrimaryView
+    conditions: SupervisorConditions
+    enqueue: Callable[[str], None]
+    clock: Clock
+    policy: DeadlockPolicy = DeadlockPolicy.REPORT_AND_HOLD
+    poll_seconds: float = 5.0
+    record_events: bool = True
+
+
+class DependencyWaits:
+    """The engine's `ReadinessWaits`. One event loop; keys are `namespace/name`.
+
+    Expected flow: the reconciler runs each handler inside `attempt(waiter)`; a handler's
+    `wait_until_ready` returns when the target's status says Ready, else adds the edge
+    waiter → target and raises `DependencyNotReady`. An edge the attempt did not ask for
+    again is dropped when the attempt ends (the waiter moved on or stopped waiting).
+    Guarantees: a cycle is reported once, when its closing edge is added: a
+    `DeadlockDetected` record (the cycle's streams, in wait order) in every member's
+    stream, a Warning Event and a `Deadlocked` condition naming the others; with
+    `FAIL_NEWEST` the newest member's next wait raises `PermanentError` (→ Failed).
+    """
+
+    def __init__(self, deps: WaitsDeps) -> None:
+        self._deps = deps
+        self.graph = WaitsForGraph()
+        self._touched: dict[str, set[str]] = {}
+        self._doomed: dict[str, str] = {}
+
+    @contextlib.contextmanager
+    def attempt(self, waiter: str) -> Iterator[None]:
+        """Scope one handler run of `waiter`: edges it did not ask for again are dropped."""
+        touched = self._touched[waiter] = set()
+        try:
+            yield
+        finally:
+            self._touched.pop(waiter, None)
+            for target in self.graph.edges_of(waiter) - touched:
+                self.graph.remove_edge(waiter, target)
+            if not self.graph.edges_of(waiter):
+                self._deps.conditions.clear(waiter, DEADLOCKED)
+
+    async def wait_until_ready(self, waiter: str, target: str) -> None:
+        """See `ReadinessWaits.wait_until_ready`."""
+        reason = self._doomed.pop(waiter, None)
+        if reason is not None:
+            raise PermanentError(reason)
+        self._touched.setdefault(waiter, set()).add(target)
+        entry = self._deps.view.get(target)
+        if entry is not None and entry.exists:
+            status = entry.obj.get("status") or {}
+            if status.get("phase") == READY:
+                self.graph.remove_edge(waiter, target)
+                return
+        cycle = self.graph.add_edge(waiter, target)
+        if cycle is not None:
+            await self._report(cycle)
+            reason = self._doomed.pop(waiter, None)
+            if reason is not None:
+                raise PermanentError(reason)
+        missing = entry is None or not entry.exists
+        what = f"{target}, which does not exist yet" if missing else target
+        raise DependencyNotReady(what, delay=self._deps.poll_seconds)
+
+    def notify(self, key: str) -> None:
+        """`key` changed: enqueue it and whatever waits for it; forget a deleted key."""
+        deps = self._deps
+        deps.enqueue(key)
+        for waiter in self.graph.waiters_of(key):
+            deps.enqueue(waiter)
+        entry = deps.view.get(key)
+        if entry is None or not entry.exists:
+            self.graph.remove_key(key)
+
+    def deadlocked(self) -> int:
+        """Resources holding a `Deadlocked` condition (for the gauge)."""
+        return self._deps.conditions.count(DEADLOCKED)
+
+    async def _report(self, cycle: tuple[str, ...]) -> None:
+        deps = self._deps
+        now = deps.clock.now()
+        streams = {m: self._stream(m) for m in cycle}
+        log.warning("deadlock: %s", " → ".join((*cycle, cycle[0])))
+        record = ev.deadlock_detected(cycle=tuple(s or m for m, s in streams.items()))
+        for member in cycle:
+            stream = streams[member]
+            if stream is None:
+                continue
+            position = (await deps.journal.append(stream, [record]))[0]
+            message = deadlock_message(cycle, member)
+            condition = {
+                "type": DEADLOCKED,
+                "status": "True",
+                "reason": "WaitCycle",
+                "message": message,
+            }
+            deps.conditions.set(member, condition, now=now)
+            await patch_conditions(deps.writer, deps.kind, deps.view, member, deps.conditions)
+            await self._event(member, position, message, now)
+        created = {m: c for m in cycle if (c := self._created(m)) is not None}
+        resolution = resolve_deadlock(cycle, created=created, policy=deps.policy)
+        if resolution.fail is not None:
+            self._doomed[resolution.fail] = resolution.reason
+            deps.enqueue(resolution.fail)
+
+    def _stream(self, key: str) -> str | None:
+        entry = self._deps.view.get(key)
+        if entry is None or not entry.uid:
+            return None
+        return stream_of(self._deps.operator, entry.obj)
+
+    def _created(self, key: str) -> datetime | None:
+        entry = self._deps.view.get(key)
+        if entry is None:
+            return None
+        text = str(entry.obj.get("metadata", {}).get("creationTimestamp") or "")
+        try:
+            return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+
+    async def _event(self, key: str, position: int, message: str, now: datetime) -> None:
+        deps = self._deps
+        entry = deps.view.get(key)
+        if not deps.record_events or entry is None or not entry.exists:
+            return
+        name = f"{entry.obj['metadata']['name']}.{entry.uid[:8]}.{position:x}"
+        try:
+            await deps.writer.record_event(
+                entry.obj,
+                name=name,
+                reason="DeadlockDetected",
+                message=message,
+                warning=True,
+                now=now,
+            )
+        except (RetryableError, PermanentError) as error:
+            log.warning("could not record the deadlock event of %r: %s", key, error)
