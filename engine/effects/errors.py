@@ -46,13 +46,17 @@ class EffectRetryScheduled(RetryableError):
     in `delay` seconds (the reconciler's requeue-after). Retryable when it crosses an
     enclosing effect, which then waits at least as long."""
 
-    def __init__(self, key: str, *, attempt: int, delay: float, message: str) -> None:
+    def __init__(
+        self, key: str, *, attempt: int, delay: float, message: str, error_class: str = ""
+    ) -> None:
         super().__init__(
             f"effect {key} attempt {attempt} failed ({message}); retry in {delay:.3f}s",
             delay=delay,
         )
         self.key = key
         self.attempt = attempt
+        self.error_class = error_class
+        """The class name of the failure (as journaled in `EffectFailed`), "" if unknown."""
 
 
 class EffectFailedPermanently(PermanentError):

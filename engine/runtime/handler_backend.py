@@ -13,7 +13,7 @@ from typing import Any
 from opentelemetry import trace
 
 from engine.effects import EffectRunner, SpanIds
-from engine.effects.errors import PermanentError
+from engine.effects.errors import EffectFailedPermanently, EffectRetryScheduled, PermanentError
 from engine.effects.kube import KindRef, KubeWriter
 from engine.fsm.key import parse_key
 from engine.runtime.children import ChildLedger
@@ -117,7 +117,10 @@ class StepBackend:
 
 
 class SpanTracer:
-    """The effect runner's `AttemptTracer`: one `effect_span` per attempt."""
+    """The effect runner's `AttemptTracer`: one `effect_span` per attempt, its
+    `effect.outcome` read from how the attempt ended: `succeeded`; `failed` (with the
+    failure's class and whether it is retried) when the runner raises its retry or
+    permanent-failure error; `error` for anything else (cancelled, not leading)."""
 
     def __init__(self, tracer: trace.Tracer, redactor: Redactor = NO_SECRETS) -> None:
         self._tracer = tracer
@@ -136,4 +139,12 @@ class SpanTracer:
             redactor=self._redactor,
         ) as span:
             ids = span.ids
-            yield SpanIds(ids.trace_id, ids.span_id) if ids is not None else SpanIds()
+            try:
+                yield SpanIds(ids.trace_id, ids.span_id) if ids is not None else SpanIds()
+            except EffectRetryScheduled as retry:
+                span.set_outcome("failed", error_type=retry.error_class, retryable=True)
+                raise
+            except EffectFailedPermanently as failed:
+                span.set_outcome("failed", error_type=failed.error_class, retryable=False)
+                raise
+            span.set_outcome("succeeded")

@@ -70,6 +70,7 @@ class ReconcileSpan:
     def __init__(self, span: trace.Span, redactor: Redactor) -> None:
         self._span = span
         self._redactor = redactor
+        self._from_state: str | None = None
 
     @property
     def ids(self) -> SpanIds | None:
@@ -77,8 +78,17 @@ class ReconcileSpan:
         return ids_of(self._span)
 
     def record_transition(self, *, from_state: str, to_state: str, trigger: str) -> None:
-        """The state machine transition this reconcile took."""
-        self.set_attributes({"fsm.from": from_state, "fsm.to": to_state, "fsm.trigger": trigger})
+        """A state machine transition this reconcile took.
+
+        One reconcile may take several (Pending → Provisioning, then Provisioning →
+        Ready): `fsm.from` keeps the state the reconcile started in, `fsm.to` and
+        `fsm.trigger` the last transition's; each transition is also a `transition` event.
+        """
+        if self._from_state is None:
+            self._from_state = from_state
+        step = {"fsm.from": from_state, "fsm.to": to_state, "fsm.trigger": trigger}
+        self._span.add_event("transition", self._redactor.attributes(step))
+        self.set_attributes({**step, "fsm.from": self._from_state})
 
     def record_retry(self, *, delay_s: float, attempt: int, error_type: str = "") -> None:
         """A retry scheduled after `delay_s` seconds, as a `retry_scheduled` span event.
@@ -109,6 +119,8 @@ class EffectSpan:
     def __init__(self, span: trace.Span, redactor: Redactor) -> None:
         self._span = span
         self._redactor = redactor
+        self.outcome: str | None = None
+        """The outcome set with `set_outcome`, None until then."""
 
     @property
     def ids(self) -> SpanIds | None:
@@ -119,6 +131,7 @@ class EffectSpan:
         self, outcome: str, *, error_type: str = "", retryable: bool | None = None
     ) -> None:
         """The attempt's outcome (`succeeded`, `failed`, `replayed`, ...)."""
+        self.outcome = outcome
         attributes: dict[str, AttributeValue] = {"effect.outcome": outcome}
         if error_type:
             attributes["error.type"] = error_type
@@ -184,8 +197,9 @@ def effect_span(
 ) -> Iterator[EffectSpan]:
     """Run one effect attempt inside a child span of the current (reconcile) span.
 
-    An exception escaping the block sets `effect.outcome=error` and `error.type` to the
-    exception's class name (never its message), and is re-raised.
+    An exception escaping the block sets `error.type` to the exception's class name
+    (never its message), and `effect.outcome=error` unless `set_outcome` was called
+    (a failure the caller classified); it is re-raised.
     """
     attributes = redactor.attributes(
         {
@@ -194,11 +208,16 @@ def effect_span(
             "effect.attempt": attempt,
         }
     )
-    with _span(tracer, f"effect {effect}", attributes, links=(), context=None) as span:
+    with _span(
+        tracer, f"effect {effect}", attributes, links=(), context=None, mark_errors=False
+    ) as span:
+        attempt_span = EffectSpan(span, redactor)
         try:
-            yield EffectSpan(span, redactor)
+            yield attempt_span
         except BaseException as error:
-            span.set_attributes({"effect.outcome": "error", "error.type": _type_name(error)})
+            if attempt_span.outcome is None:
+                span.set_attributes({"effect.outcome": "error", "error.type": _type_name(error)})
+                span.set_status(Status(StatusCode.ERROR, _type_name(error)))
             raise
 
 
@@ -210,6 +229,7 @@ def _span(
     *,
     links: Sequence[Link],
     context: Context | None,
+    mark_errors: bool = True,
 ) -> Iterator[trace.Span]:
     with tracer.start_as_current_span(
         name,
@@ -223,8 +243,9 @@ def _span(
         try:
             yield span
         except BaseException as error:
-            span.set_attribute("error.type", _type_name(error))
-            span.set_status(Status(StatusCode.ERROR, _type_name(error)))
+            if mark_errors:
+                span.set_attribute("error.type", _type_name(error))
+                span.set_status(Status(StatusCode.ERROR, _type_name(error)))
             raise
 
 

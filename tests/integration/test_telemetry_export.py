@@ -95,7 +95,13 @@ def test_reconcile_span_tree_reaches_the_collector_with_parents_attributes_and_l
     assert failed_effect.attributes["effect.outcome"] == "failed"
     assert failed_effect.attributes["effect.retryable"] is True
     assert failed_effect.attributes["effect.idempotency_key"] == "4f1c-77:3:cd"
-    [retry] = first_span.events
+    [transition, retry] = first_span.events
+    assert transition.name == "transition"
+    assert transition.attributes == {
+        "fsm.from": "Pending",
+        "fsm.to": "Provisioning",
+        "fsm.trigger": "x",
+    }
     assert retry.name == "retry_scheduled"
     assert retry.attributes == {
         "retry.delay_s": 0.25,
