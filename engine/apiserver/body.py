@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from engine.apiserver.errors import ApiError
+from engine.apiserver.nesting import TOO_DEEP, too_deep
 
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 PROTOBUF_MESSAGE = (
@@ -39,12 +40,16 @@ def decode_object(raw: bytes, content_type: str, *, strict: bool) -> dict[str, A
             parsed = json.loads(raw, object_pairs_hook=_reject_duplicates if strict else None)
         else:
             raise ApiError(415, f"the body of the request was in an unknown format: {kind}")
+    except RecursionError:
+        raise ApiError(400, TOO_DEEP) from None
     except (ValueError, yaml.YAMLError) as bad:
         if isinstance(bad, _DuplicateField):
             raise ApiError(400, f'strict decoding error: duplicate field "{bad}"') from None
         raise ApiError(400, f"the request body is not valid JSON or YAML: {bad}") from None
     if not isinstance(parsed, dict):
         raise ApiError(400, "the request body must be a JSON object")
+    if too_deep(parsed):
+        raise ApiError(400, TOO_DEEP)
     return parsed
 
 

@@ -16,6 +16,7 @@ import jsonpatch
 import jsonpointer
 import yaml
 
+from engine.apiserver.nesting import TOO_DEEP, too_deep
 from engine.apiserver.strategic_merge import StrategicMergeError, strategic_merge
 
 MERGE, JSON_PATCH, STRATEGIC, APPLY = (
@@ -105,9 +106,14 @@ def _merge_object(original: dict[str, Any], patch: dict[str, Any]) -> dict[str, 
 
 def _decode_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        value = json.loads(body)
+    except RecursionError:
+        raise PatchError(400, "BadRequest", TOO_DEEP) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as bad:
         raise PatchError(400, "BadRequest", f"error decoding patch: {bad}") from None
+    if too_deep(value):
+        raise PatchError(400, "BadRequest", TOO_DEEP)
+    return value
 
 
 def _object_body(value: Any, kind: str) -> dict[str, Any]:
@@ -159,11 +165,19 @@ _ApplyLoader.yaml_implicit_resolvers = {
 
 def _decode_apply(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        value = json.loads(body)
+    except RecursionError:
+        raise PatchError(400, "BadRequest", TOO_DEEP) from None
     except (UnicodeDecodeError, json.JSONDecodeError):
         pass
+    else:
+        if too_deep(value):
+            raise PatchError(400, "BadRequest", TOO_DEEP)
+        return value
     try:
         loaded = yaml.load(body, Loader=_ApplyLoader)  # a SafeLoader subclass
+    except RecursionError:
+        raise PatchError(400, "BadRequest", TOO_DEEP) from None
     except yaml.YAMLError as bad:
         raise PatchError(400, "BadRequest", f"error decoding YAML apply patch: {bad}") from None
     return _as_json(loaded)

@@ -197,7 +197,7 @@ class KubeResources:
             document = json.loads(await response.read())
         except (aiohttp.ClientError, TimeoutError) as error:
             raise TransportError(f"GET {path}: body cut short: {error}") from error
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise TransportError(f"GET {path}: the list is not JSON: {error}") from error
         finally:
             response.release()

@@ -412,3 +412,24 @@ def test_strategic_merge_without_directives_equals_merge_patch(
 ) -> None:
     # keys a-d are not keyed list fields, so strategic merge must behave like RFC 7386
     assert patched(source, patch, STRATEGIC, custom=False) == patched(source, patch, MERGE)
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"spec":' + b'{"a":' * depth + b"1" + b"}" * depth + b"}"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        pytest.param(MERGE, id="merge"),
+        pytest.param(APPLY, id="apply"),
+    ],
+)
+@pytest.mark.parametrize(
+    "depth", [pytest.param(600, id="too-deep"), pytest.param(5000, id="recursion")]
+)
+def test_patch_nested_too_deeply_is_a_400_not_a_crash(content_type: str, depth: int) -> None:
+    with pytest.raises(PatchError) as raised:
+        apply_patch({"spec": {}}, _nested(depth), content_type, custom_resource=True)
+    assert raised.value.code == 400
+    assert "nests deeper than" in str(raised.value)
