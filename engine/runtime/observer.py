@@ -9,6 +9,7 @@ duplicate appends nothing (level-triggered: the key is enqueued all the same).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -78,6 +79,7 @@ class ObservationLog:
     def __init__(self, journal: Journal) -> None:
         self._journal = journal
         self._last: dict[str, Observation] = {}
+        self._inflight: dict[str, tuple[Observation, asyncio.Future[None]]] = {}
 
     def seed(self, stream: str, records: list[Record]) -> None:
         """Learn the last journaled observation of `stream` from its records (at start)."""
@@ -92,18 +94,31 @@ class ObservationLog:
         self, stream: str, observation: Observation, *, spec: Mapping[str, Any], watch_event: str
     ) -> bool:
         """Append `Observed` unless it equals the last one journaled; True if appended."""
+        inflight = self._inflight.get(stream)
+        if inflight is not None and inflight[0] == observation:
+            # the same observation is being journaled (the watch echoing the engine's own
+            # write): wait for that commit rather than journal it twice
+            await asyncio.wait([inflight[1]])
         if self._last.get(stream) == observation:
             return False
         event = ev.observed(observation, watch_event=watch_event, spec=spec)
         ids = current_ids()
         if ids is not None:
             event = replace(event, trace_id=ids.trace_id, span_id=ids.span_id)
-        await self._journal.append(stream, [event])
-        self._last[stream] = observation
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inflight[stream] = (observation, committed)
+        try:
+            await self._journal.append(stream, [event])
+            self._last[stream] = observation
+        finally:
+            committed.set_result(None)  # waiters re-check `_last`: appended or not, it is over
+            if self._inflight.get(stream, (None, None))[1] is committed:
+                del self._inflight[stream]
         return True
 
     def forget(self, stream: str) -> None:
         self._last.pop(stream, None)
+        self._inflight.pop(stream, None)
 
 
 Enqueue = Callable[[str], None]
