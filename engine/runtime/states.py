@@ -48,6 +48,8 @@ class StreamStates:
         folded = self._folded.get(stream)
         if folded is None:
             return await self._load(stream)
+        if await self._journal.stream_version(stream) == folded.state.version:
+            return folded.state  # nothing new: the journal knows its heads in memory
         tail = await self._journal.read_stream(stream, folded.state.version + 1)
         if tail:
             folded.state = _fold_on(folded.state, tail)
