@@ -25,6 +25,7 @@ from engine.effects.errors import (
 )
 from engine.effects.history import key_history
 from engine.effects.replay import RecordedOutcome, ReplayCursor
+from engine.effects.stream_index import StreamEffectIndex
 from engine.fsm import events as ev
 from engine.journal.record import NewEvent, Record
 from engine.journal.store import Journal
@@ -102,10 +103,15 @@ class EffectRunner:
     def __init__(self, deps: RunnerDeps) -> None:
         self._deps = deps
         self._cursors: dict[str, ReplayCursor] = {}  # replay only: one per stream
+        self._index = StreamEffectIndex(deps.journal)  # live: each stream's keys, in memory
 
     @property
     def mode(self) -> Mode:
         return self._deps.mode
+
+    def forget(self, stream: str) -> None:
+        """Drop what is kept in memory of a closed stream (the journal keeps it all)."""
+        self._index.forget(stream)
 
     async def run(self, stream: str, key: str, name: str, call: EffectCall) -> Any:
         """Run effect `name` of `stream` under `key`; return its (recorded) result.
@@ -119,10 +125,17 @@ class EffectRunner:
         if self._deps.mode is Mode.REPLAY:
             return await self._replay(stream, key, name)
         journal = self._deps.journal
-        done = await journal.find_by_key(key)
-        if done is not None and done.type == ev.EFFECT_SUCCEEDED:
-            return done.data.get("result")
-        history = key_history(await journal.read_stream(stream), key)
+        if _belongs(key, stream):
+            await self._index.refresh(stream)
+            recorded = self._index.success(stream, key)
+            if recorded is not None:
+                return recorded.result
+            history = self._index.history(stream, key)
+        else:
+            done = await journal.find_by_key(key)
+            if done is not None and done.type == ev.EFFECT_SUCCEEDED:
+                return done.data.get("result")
+            history = key_history(await journal.read_stream(stream), key)
         last = history.last_failure
         if last is not None and history.failed_for_good:
             raise _permanent(
@@ -194,13 +207,7 @@ class EffectRunner:
         delay = max(backoff, failure.at_least)
         retry = ev.retry_scheduled(key=key, attempt=attempt, delay=delay, backoff=backoff)
         await self._deps.journal.append(stream, [_stamp(failed, ids), _stamp(retry, ids)])
-        return EffectRetryScheduled(
-            key,
-            attempt=attempt,
-            delay=delay,
-            message=failure.message,
-            error_class=failure.error_class,
-        )
+        return EffectRetryScheduled(key, attempt=attempt, delay=delay, message=failure.message)
 
     async def _replay(self, stream: str, key: str, name: str) -> Any:
         cursor = self._cursors.get(stream)
@@ -232,17 +239,20 @@ class EffectRunner:
                 f"{expected!r}",
             )
         raise EffectRetryScheduled(
-            key,
-            attempt=outcome.attempt,
-            delay=retry.delay,
-            message=outcome.message,
-            error_class=outcome.error_class,
+            key, attempt=outcome.attempt, delay=retry.delay, message=outcome.message
         )
 
     def _span(self, key: str, name: str, attempt: int) -> AbstractContextManager[SpanIds]:
         if self._deps.tracer is None:
             return nullcontext(SpanIds())
         return self._deps.tracer.attempt(key=key, name=name, attempt=attempt)
+
+
+def _belongs(key: str, stream: str) -> bool:
+    """Whether `key` (`<uid>:...`) is one of `stream`'s (`...#<uid>`) keys: then its whole
+    history, success included, is in that stream."""
+    uid = stream.rpartition("#")[2]
+    return bool(uid) and key.partition(":")[0] == uid
 
 
 def _copy(record: Record) -> NewEvent:

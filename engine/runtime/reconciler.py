@@ -188,18 +188,7 @@ class Reconciler:
                 try:
                     await self._run(key, stream, effect)
                 except EffectRetryScheduled as retry:
-                    span.record_retry(
-                        delay_s=retry.delay, attempt=retry.attempt, error_type=retry.error_class
-                    )
-                    log.info(
-                        "%s: %s attempt %d failed (%s), retry in %.3fs",
-                        key,
-                        _name(effect),
-                        retry.attempt,
-                        retry.error_class,
-                        retry.delay,
-                        extra={"resource": key, "effect": _name(effect), "delay_s": retry.delay},
-                    )
+                    span.record_retry(delay_s=retry.delay, attempt=retry.attempt)
                     if deps.metrics is not None:
                         deps.metrics.count_retry(deps.operator.resource.kind, _name(effect))
                     retry_pending = True
@@ -220,6 +209,7 @@ class Reconciler:
             deps.ledger.forget(entry.uid)
             deps.states.forget(stream)
             deps.log.forget(stream)
+            deps.runner.forget(stream)
             self._follows.pop(stream, None)
             return Succeeded()
         if decision.requeue_after is not None:
@@ -263,14 +253,6 @@ class Reconciler:
         )
         position = await self._append(stream, event)
         span.record_transition(from_state=state.state, to_state=dest, trigger=trigger)
-        log.info(
-            "%s: %s → %s (%s)",
-            key,
-            state.state,
-            dest,
-            trigger,
-            extra={"resource": key, "from": state.state, "to": dest, "trigger": trigger},
-        )
         now = deps.clock.now()
         deps.views.note(key, entry.obj, event=f"{state.state} → {dest}", at=now, state=dest)
         if deps.record_events and entry.exists:
