@@ -207,7 +207,13 @@ class EffectRunner:
         delay = max(backoff, failure.at_least)
         retry = ev.retry_scheduled(key=key, attempt=attempt, delay=delay, backoff=backoff)
         await self._deps.journal.append(stream, [_stamp(failed, ids), _stamp(retry, ids)])
-        return EffectRetryScheduled(key, attempt=attempt, delay=delay, message=failure.message)
+        return EffectRetryScheduled(
+            key,
+            attempt=attempt,
+            delay=delay,
+            message=failure.message,
+            error_class=failure.error_class,
+        )
 
     async def _replay(self, stream: str, key: str, name: str) -> Any:
         cursor = self._cursors.get(stream)
@@ -239,7 +245,11 @@ class EffectRunner:
                 f"{expected!r}",
             )
         raise EffectRetryScheduled(
-            key, attempt=outcome.attempt, delay=retry.delay, message=outcome.message
+            key,
+            attempt=outcome.attempt,
+            delay=retry.delay,
+            message=outcome.message,
+            error_class=outcome.error_class,
         )
 
     def _span(self, key: str, name: str, attempt: int) -> AbstractContextManager[SpanIds]:

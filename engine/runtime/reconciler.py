@@ -188,7 +188,18 @@ class Reconciler:
                 try:
                     await self._run(key, stream, effect)
                 except EffectRetryScheduled as retry:
-                    span.record_retry(delay_s=retry.delay, attempt=retry.attempt)
+                    span.record_retry(
+                        delay_s=retry.delay, attempt=retry.attempt, error_type=retry.error_class
+                    )
+                    log.info(
+                        "%s: %s attempt %d failed (%s), retry in %.3fs",
+                        key,
+                        _name(effect),
+                        retry.attempt,
+                        retry.error_class,
+                        retry.delay,
+                        extra={"resource": key, "effect": _name(effect), "delay_s": retry.delay},
+                    )
                     if deps.metrics is not None:
                         deps.metrics.count_retry(deps.operator.resource.kind, _name(effect))
                     retry_pending = True
@@ -253,6 +264,14 @@ class Reconciler:
         )
         position = await self._append(stream, event)
         span.record_transition(from_state=state.state, to_state=dest, trigger=trigger)
+        log.info(
+            "%s: %s → %s (%s)",
+            key,
+            state.state,
+            dest,
+            trigger,
+            extra={"resource": key, "from": state.state, "to": dest, "trigger": trigger},
+        )
         now = deps.clock.now()
         deps.views.note(key, entry.obj, event=f"{state.state} → {dest}", at=now, state=dest)
         if deps.record_events and entry.exists:
