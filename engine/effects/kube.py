@@ -6,14 +6,18 @@ the effect error classes (409 → re-read and retry; 429/5xx → retryable with 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import urlencode
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
 from kubernetes_asyncio.client import ApiClient
+from yarl import URL
 
 from engine.effects.errors import PermanentError, RetryableError
 
@@ -109,6 +113,7 @@ class KubeWriter:
         self._api = api
         self._field_manager = field_manager
         self._timeout = timeout
+        self._transport: _Transport | None = None
         self.requests = 0
         """Requests sent (for benchmarks and the "no unneeded request" checks)."""
 
@@ -286,20 +291,7 @@ class KubeWriter:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         self.requests += 1
         try:
-            response: aiohttp.ClientResponse = await self._api.call_api(
-                path,
-                method,
-                query_params=query or [],
-                header_params=headers,
-                body=body,
-                auth_settings=_AUTH,
-                _preload_content=False,
-                _request_timeout=self._timeout,
-            )
-            try:
-                raw = await response.read()
-            finally:
-                response.release()
+            raw, response = await self._send(method, path, headers, body, query or [])
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             detail = str(error) or type(error).__name__
             raise KubeRetryableError(f"{method} {path}: {detail}") from None
@@ -315,6 +307,75 @@ class KubeWriter:
             str(status.get("message") or raw[:300].decode("utf-8", errors="replace")),
             retry_after=_retry_after(response.headers.get("Retry-After")),
         )
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: Mapping[str, Any] | None,
+        query: list[tuple[str, str]],
+    ) -> tuple[bytes, aiohttp.ClientResponse]:
+        """One request with the client's host, TLS, proxy, default headers and credentials
+        (refreshed tokens included), straight over its connection pool: no model
+        (de)serialisation, and no proxy or netrc lookup in a thread per request."""
+        api = self._api
+        transport = self._transport or _Transport.of(api)
+        self._transport = transport
+        headers.update(api.default_headers)
+        if api.cookie:
+            headers["Cookie"] = api.cookie
+        await api.update_params_for_auth(headers, query, _AUTH)
+        url = f"{api.configuration.host or ''}{path}"
+        if query:
+            url = f"{url}?{urlencode(query)}"
+        data = None if body is None or method == "GET" else _encode(api, body)
+        async with transport.session.request(
+            method,
+            url,
+            data=data,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            **transport.options,
+        ) as response:
+            return await response.read(), response
+
+
+@dataclass(frozen=True)
+class _Transport:
+    """A session without environment lookups over the `ApiClient`'s own connection pool
+    (closed with it, so this session needs no closing of its own), and the proxy and
+    TLS server name the client's session would use, resolved once."""
+
+    session: aiohttp.ClientSession
+    options: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, api: ApiClient) -> _Transport:
+        rest = api.rest_client
+        host = URL(api.configuration.host or "")
+        options: dict[str, Any] = {}
+        if rest.proxy:
+            options["proxy"] = rest.proxy
+        else:
+            with contextlib.suppress(LookupError):
+                options["proxy"], options["proxy_auth"] = get_env_proxy_for_url(host)
+        if rest.proxy_headers:
+            options["proxy_headers"] = rest.proxy_headers
+        if rest.server_hostname:
+            options["server_hostname"] = rest.server_hostname
+        pool: aiohttp.ClientSession = rest.pool_manager
+        session = aiohttp.ClientSession(
+            connector=pool.connector, connector_owner=False, read_bufsize=2**21
+        )
+        return cls(session, options)
+
+
+def _encode(api: ApiClient, body: Mapping[str, Any]) -> bytes:
+    try:
+        return json.dumps(body).encode()
+    except TypeError:  # dates and client models: the client's own sanitising
+        return json.dumps(api.sanitize_for_serialization(body)).encode()
 
 
 class _Gone(Exception):
