@@ -11,6 +11,7 @@ from engine.cli import (
     example_service_cmd,
     fsm_cmd,
     journal_cmd,
+    release_finalizer_cmd,
     replay_cmd,
     run_cmd,
     why_cmd,
@@ -29,5 +30,6 @@ def register(group: click.Group) -> None:
         run_cmd.command,
         replay_cmd.command,
         why_cmd.command,
+        release_finalizer_cmd.command,
     ):
         group.add_command(command)

@@ -20,8 +20,10 @@ from engine.clock import Clock
 from engine.effects.errors import PermanentError, RetryableError
 from engine.effects.kube import KindRef, KubeWriter
 from engine.fsm import events as ev
+from engine.fsm.fold import fold
 from engine.fsm.key import PROVISION
 from engine.fsm.state import SUCCEEDED, EffectRecord, ResourceState
+from engine.fsm.table import READY
 from engine.journal.record import Record
 from engine.journal.store import Journal
 from engine.runtime.conditions import STUCK, SupervisorConditions, patch_conditions
@@ -163,7 +165,7 @@ class Watchdog:
                 continue
             await self._act(report, candidate, now)
             acted.append(report)
-        for key in [c.key for c in candidates.values() if c.item.state.state == "Ready"]:
+        for key in [c.key for c in candidates.values() if c.item.state.state == READY]:
             deps.conditions.clear(key, STUCK)
         return tuple(acted)
 
@@ -175,15 +177,21 @@ class Watchdog:
             if entry is None or not entry.uid:
                 continue
             stream = stream_of(deps.operator, entry.obj)
-            state = deps.states.cached(stream)
-            if state is None:
+            cached = deps.states.cached(stream)
+            if cached is None:
                 continue
             deleting = _deletion_time(entry.obj)
-            if state.state not in deps.deadlines and deleting is None:
-                if state.state == "Ready":
+            # a running reconcile may have moved the state on since it was cached
+            if (
+                cached.state not in deps.deadlines
+                and deleting is None
+                and not deps.running.running(key)
+            ):
+                if cached.state == READY:
                     deps.conditions.clear(key, STUCK)
                 continue
             records = await deps.journal.read_stream(stream)
+            state = fold(records)
             entered = entered_state_at(records)
             if entered is None:
                 continue
@@ -221,15 +229,12 @@ class Watchdog:
             await self._fail(report.key, candidate, decision.reason)
 
     async def _fail(self, key: str, candidate: _Candidate, reason: str) -> None:
-        """Record the overdue provision as given up (decide then takes `gave_up` → Failed)."""
+        """Record the overdue provision as given up (decide then takes `gave_up` → Failed),
+        then cancel the hung reconcile. In that order: a cancelled attempt journals
+        nothing more, so nothing can land between; an attempt that was not hung after
+        all may still record its success, which then wins (progress)."""
         deps = self._deps
-        deps.running.cancel(key)
-        for _ in range(200):  # the cancelled reconcile ends at its next await
-            if not deps.running.running(key):
-                break
-            await asyncio.sleep(0.01)
-        state = await deps.states.current(candidate.stream)
-        record = _overdue_provision(state)
+        record = _overdue_provision(candidate.item.state)
         if record is None:
             log.warning("%s: nothing to fail (no provision in flight); reported only", key)
             return
@@ -239,11 +244,12 @@ class Watchdog:
             attempt=max(record.attempts, 1),
             error_class="Stuck",
             retryable=True,
-            message=reason,
+            message=reason.removeprefix("Stuck: "),
             gave_up=True,
             seconds=0.0,
         )
         await deps.journal.append(candidate.stream, [failed])
+        deps.running.cancel(key)
         deps.enqueue(key)
 
     async def _event(self, key: str, position: int, message: str, now: datetime) -> None:
