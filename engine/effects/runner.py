@@ -16,9 +16,11 @@ from typing import Any, Protocol
 from engine.clock import Clock
 from engine.effects.backoff import DEFAULT_BACKOFF, BackoffPolicy, next_delay
 from engine.effects.errors import (
+    DependencyNotReady,
     EffectFailedPermanently,
     EffectGaveUp,
     EffectRetryScheduled,
+    NotLeading,
     PermanentError,
     ReplayDivergence,
     RetryableError,
@@ -26,6 +28,7 @@ from engine.effects.errors import (
 from engine.effects.history import key_history
 from engine.effects.replay import RecordedOutcome, ReplayCursor
 from engine.effects.stream_index import StreamEffectIndex
+from engine.failpoint import afailpoint
 from engine.fsm import events as ev
 from engine.journal.record import NewEvent, Record
 from engine.journal.store import Journal
@@ -79,6 +82,9 @@ class RunnerDeps:
     term: Callable[[], int] | None = None
     tracer: AttemptTracer | None = None
     recorded: Journal | None = None
+    may_act: Callable[[], bool] | None = None
+    """Asked right before each `EffectStarted`: False (this replica lost the Lease)
+    raises `NotLeading`, and nothing is journaled or called."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +93,7 @@ class _Failure:
     retryable: bool
     message: str
     at_least: float = 0.0
+    waiting: bool = False
 
 
 class EffectRunner:
@@ -142,13 +149,17 @@ class EffectRunner:
                 key, last.attempt, last.error_class, last.message, gave_up=last.gave_up
             )
         attempt = history.attempts + 1
+        if self._deps.may_act is not None and not self._deps.may_act():
+            raise NotLeading(f"not the leader: effect {key} not started")
         span = self._span(key, name, attempt)
         with span as ids:
             term = self._deps.term() if self._deps.term is not None else None
             started = ev.effect_started(key=key, name=name, attempt=attempt, term=term)
             await journal.append(stream, [_stamp(started, ids)])
+            await afailpoint("effect.before_send")
             began = self._deps.clock.monotonic()
             failure, result = await self._call(key, call)
+            await afailpoint("effect.after_send")
             seconds = self._deps.clock.monotonic() - began
             if failure is None:
                 success = ev.effect_succeeded(
@@ -164,6 +175,10 @@ class EffectRunner:
             result = await asyncio.wait_for(call(key), timeout)
         except TimeoutError:
             return _Failure(TIMEOUT_CLASS, True, f"no answer within {timeout:g}s"), None
+        except NotLeading:
+            raise  # a nested step refused to start: this attempt stays in flight
+        except DependencyNotReady as waiting:
+            return _Failure(type(waiting).__name__, True, str(waiting), waiting.delay, True), None
         except PermanentError as bad:
             return _Failure(type(bad).__name__, False, str(bad)), None
         except RetryableError as bad:
@@ -189,7 +204,7 @@ class EffectRunner:
     ) -> EffectRetryScheduled | EffectFailedPermanently:
         """Journal the failed attempt (and its retry); return the error to raise."""
         policy = self._deps.backoff
-        gave_up = failure.retryable and attempt >= policy.max_attempts
+        gave_up = failure.retryable and not failure.waiting and attempt >= policy.max_attempts
         failed = ev.effect_failed(
             key=key,
             name=name,
@@ -204,7 +219,8 @@ class EffectRunner:
             await self._deps.journal.append(stream, [_stamp(failed, ids)])
             return _permanent(key, attempt, failure.error_class, failure.message, gave_up=gave_up)
         backoff = next_delay(key, attempt, policy)
-        delay = max(backoff, failure.at_least)
+        # a wait is polled at its own pace, not at the growing backoff of failures
+        delay = failure.at_least if failure.waiting else max(backoff, failure.at_least)
         retry = ev.retry_scheduled(key=key, attempt=attempt, delay=delay, backoff=backoff)
         await self._deps.journal.append(stream, [_stamp(failed, ids), _stamp(retry, ids)])
         return EffectRetryScheduled(

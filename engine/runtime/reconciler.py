@@ -19,10 +19,12 @@ from engine.effects import EffectRunner
 from engine.effects.errors import (
     EffectFailedPermanently,
     EffectRetryScheduled,
+    NotLeading,
     PermanentError,
     RetryableError,
 )
 from engine.effects.kube import KindRef, KubeWriter
+from engine.failpoint import afailpoint
 from engine.fsm import events as ev
 from engine.fsm.decide import DEFAULT_POLICY, DecidePolicy, decide
 from engine.fsm.decision import (
@@ -42,6 +44,7 @@ from engine.fsm.table import DELETED, EFFECT_FAILED, FAILED, GAVE_UP, PERMANENT_
 from engine.journal.record import NewEvent
 from engine.journal.store import Journal
 from engine.runtime.children import ChildLedger
+from engine.runtime.conditions import SupervisorConditions
 from engine.runtime.context import Context
 from engine.runtime.handler_backend import StepBackend
 from engine.runtime.observer import ObservationLog, observation_of, stream_of
@@ -51,6 +54,7 @@ from engine.runtime.secret_scrub import scrubbed
 from engine.runtime.states import StreamStates
 from engine.runtime.status import status_body
 from engine.runtime.view import Entry, PrimaryView
+from engine.runtime.waits import DependencyWaits
 from engine.runtime.worker import (
     Outcome,
     RequeueAfter,
@@ -70,7 +74,10 @@ _WARNING_TRIGGERS = frozenset({EFFECT_FAILED, PERMANENT_ERROR, GAVE_UP})
 @dataclass(frozen=True)
 class ReconcilerDeps:
     """Everything a reconcile needs. `max_passes` bounds decide→act loops per reconcile;
-    `record_events` turns the Kubernetes Event per transition on or off."""
+    `record_events` turns the Kubernetes Event per transition on or off. Supervision:
+    `may_act` is asked before each Kubernetes write (False: stop and requeue);
+    `waits` backs `Context.wait_until_ready`; `conditions` are the supervisor's extra
+    status conditions, kept on every status patch."""
 
     operator: Operator
     journal: Journal
@@ -88,6 +95,9 @@ class ReconcilerDeps:
     term: Callable[[], int] | None = None
     max_passes: int = 16
     record_events: bool = True
+    may_act: Callable[[], bool] | None = None
+    waits: DependencyWaits | None = None
+    conditions: SupervisorConditions | None = None
 
 
 class _Stop(Exception):
@@ -151,6 +161,8 @@ class Reconciler:
                 outcome = await self._passes(key, stream, entry.uid, span)
             except _Stop as stop:
                 outcome = stop.outcome
+            except NotLeading:
+                outcome = RetryableFailure("not the leader: stopped before acting")
             span.set_outcome(_label(outcome))
         if deps.metrics is not None:
             seconds = deps.clock.monotonic() - began
@@ -297,6 +309,8 @@ class Reconciler:
         entry = deps.view.get(key)
         if entry is None:
             return
+        if deps.may_act is not None and not deps.may_act():
+            raise NotLeading(f"not the leader: {key} not acted on")
         finalizer = deps.operator.finalizer_name
         match effect:
             case AddFinalizer():
@@ -304,7 +318,9 @@ class Reconciler:
                 if updated is not None:
                     deps.view.update(updated)
             case RemoveFinalizer():
+                await afailpoint("finalizer.before_remove")
                 updated = await self._write(key, entry, deps.writer.remove_finalizer, finalizer)
+                await afailpoint("finalizer.after_remove")
                 if updated is None or not updated.get("metadata", {}).get("finalizers"):
                     gone = updated if updated is not None else entry.obj
                     deps.view.update(gone, exists=updated is not None and not _deleting(updated))
@@ -312,6 +328,7 @@ class Reconciler:
                     deps.view.update(updated)
             case RunProvision() | RunFinalize():
                 await self._run_handler(stream, entry, effect)
+                await afailpoint("effect.after_record")
             case PatchStatus():
                 await self._patch_status(key, stream, entry, effect)
 
@@ -361,6 +378,7 @@ class Reconciler:
             metadata=MappingProxyType(dict(metadata)),
             term=deps.term() if deps.term is not None else deps.journal.term,
             logger=self._logger,
+            waits=deps.waits,
             backend=StepBackend(
                 operator=deps.operator,
                 runner=deps.runner,
@@ -373,7 +391,12 @@ class Reconciler:
         )
 
         async def call(_: str) -> None:
-            if handler is not None:
+            if handler is None:
+                return
+            if deps.waits is None:
+                await handler(context)
+                return
+            with deps.waits.attempt(f"{context.namespace}/{context.name}"):
                 await handler(context)
 
         name = PROVISION if isinstance(effect, RunProvision) else FINALIZE
@@ -387,7 +410,9 @@ class Reconciler:
             reason=effect.reason,
             current=entry.obj.get("status"),
             now=deps.clock.now(),
+            extra=deps.conditions.of(key) if deps.conditions is not None else (),
         )
+        await afailpoint("status.before_patch")
         try:
             updated = await deps.writer.patch_status(self._kind, entry.obj, body)
         except RetryableError as error:
@@ -395,6 +420,7 @@ class Reconciler:
         except PermanentError as error:
             await self._refused(key, entry, error)
             raise _Stop(TerminalFailure(str(error))) from None
+        await afailpoint("status.after_patch")
         if updated is None:
             deps.view.update(entry.obj, exists=False)
             return
