@@ -184,7 +184,7 @@ async def _engine_until_ready(
 
 
 def _ready(controller: Controller) -> int:
-    return sum(1 for v in controller.snapshot() if v.state == "Ready" and v.phase == "Ready")
+    return controller.count(state="Ready", phase="Ready")
 
 
 async def run_bench(

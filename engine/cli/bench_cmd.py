@@ -79,13 +79,22 @@ def journal(as_json: bool, events: int, synchronous: str) -> None:
 
 @command.command(name="reconcile")
 @click.option("--resources", default=1_000, show_default=True, help="Sites to reconcile.")
+@click.option(
+    "--concurrency",
+    default=16,
+    show_default=True,
+    help="Keys the engine reconciles at once; the ceiling replays at the same concurrency.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def reconcile(resources: int, as_json: bool) -> None:
+def reconcile(resources: int, concurrency: int, as_json: bool) -> None:
     """Sites created, then reconciled to Ready by the engine; beside the raw API ceiling."""
     if resources < 1:
         raise click.BadParameter("--resources must be >= 1")
+    if concurrency < 1:
+        raise click.BadParameter("--concurrency must be >= 1")
     try:
-        settings = load_settings(config_path=None, env=os.environ, overrides={"health_port": 0})
+        overrides = {"health_port": 0, "max_concurrent_reconciles": concurrency}
+        settings = load_settings(config_path=None, env=os.environ, overrides=overrides)
         figures = asyncio.run(reconcile_bench.run_bench(resources=resources, settings=settings))
     except (SettingsError, reconcile_bench.ReconcileBenchError) as failed:
         raise click.ClickException(str(failed)) from None

@@ -80,6 +80,10 @@ class ResourceViews:
         """Every resource, sorted by namespace and name."""
         return tuple(sorted(self._views.values(), key=lambda v: (v.namespace, v.name)))
 
+    def count(self, *, state: str, phase: str) -> int:
+        """Resources in `state` whose status says `phase` (no copy, no sort)."""
+        return sum(1 for v in self._views.values() if v.state == state and v.phase == phase)
+
     def counts(self) -> dict[str, int]:
         """Resources per state (for the `engine_resources` gauge)."""
         counts: dict[str, int] = {}
