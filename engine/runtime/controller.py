@@ -45,6 +45,7 @@ from engine.runtime.worker import Outcome
 from engine.supervisor.loop_lag import LoopLagConfig, LoopLagMonitor
 from engine.supervisor.stuck import HealingPolicy
 from engine.supervisor.waits_for import DeadlockPolicy
+from engine.telemetry.journal_metrics import MeteredJournal
 from engine.telemetry.metrics import EngineMetrics
 from engine.telemetry.setup import TracingHandle
 from engine.watchers import (
@@ -129,6 +130,7 @@ class Controller:
             on_lag=self._lagged,
         )
         self.metrics = deps.metrics or EngineMetrics()
+        self._metered: MeteredJournal | None = None
         self.health_url: str | None = None
         """The health server's base URL once it runs (port 0 picks a free port)."""
 
@@ -176,6 +178,7 @@ class Controller:
             if journal is None:
                 journal = await self._open_journal()
                 stack.push_async_callback(journal.close)
+            journal = self._metered = MeteredJournal(journal, self.metrics)
             if deps.tracing is not None:
                 stack.callback(deps.tracing.shutdown)
             if deps.handle_signals:
@@ -486,6 +489,8 @@ class Controller:
             self.metrics.set_resources_per_state(self._views.counts())
             self.metrics.set_stuck(self._conditions.count(STUCK))
             self.metrics.set_deadlocked(self._conditions.count(DEADLOCKED))
+            if self._metered is not None:
+                self._metered.record_size()
             await asyncio.sleep(1.0)
 
 

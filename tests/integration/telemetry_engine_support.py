@@ -20,6 +20,7 @@ from engine.apiserver.embedded import serve_apiserver
 from engine.journal.record import Record
 from engine.journal.sqlite import SqliteJournal
 from engine.runtime.controller import Controller, ControllerDeps
+from engine.runtime.operator import Operator
 from engine.telemetry import EngineMetrics, TracingHandle, configure_logging, configure_tracing
 from engine.watchers import connect_kubeconfig
 from tests.integration.reconcile_support import (
@@ -58,13 +59,16 @@ async def telemetry_engine(
     *,
     otel_env: Mapping[str, str],
     service: ExternalService | None = None,
+    operator: Operator | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[TelemetryEngine]:
     """The API server, the Widget CRD, and a Controller with tracing configured from
     `otel_env` (as `engine run` passes os.environ), metrics, /metrics served on a free
     loopback port, and JSON log lines captured. The engine is stopped on exit (a test
-    may stop it first, e.g. to time the stop)."""
+    may stop it first, e.g. to time the stop). `operator` replaces the Widget operator
+    over `service`; `settings` changes the fast test settings."""
     service = service or ExternalService()
-    operator = widget_operator(service)
+    operator = operator or widget_operator(service)
     logs = io.StringIO()
     root = logging.getLogger()
     level = root.level
@@ -85,7 +89,7 @@ async def telemetry_engine(
             controller = Controller(
                 ControllerDeps(
                     operator=operator,
-                    settings=fast_settings(tmp_path),
+                    settings=fast_settings(tmp_path, **(settings or {})),
                     api_client=client,
                     journal=journal,
                     metrics=metrics,
