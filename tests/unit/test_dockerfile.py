@@ -213,8 +213,11 @@ def test_the_build_stage_installs_the_engine_where_the_final_stage_copies_from(
     # Same arguments with the temporary prefix; the pip cache is allowed here (only to
     # fetch the build backend faster: the Dockerfile's --no-cache-dir is checked above).
     arguments = [w.replace("=/install", f"={prefix}") for w in words[2:] if w != "--no-cache-dir"]
+    # --ignore-installed: without it pip uninstalls the test venv's own editable `engine`
+    # before installing into the prefix, breaking every test that runs `python -m engine`.
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", *arguments],
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--ignore-installed",
+         *arguments],
         cwd=workdir, capture_output=True, text=True, timeout=110, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -20,6 +20,7 @@ EXPECTED = {
     "engine_journal_records",
     "engine_watch_restarts",
     "engine_spans_dropped",
+    "engine_event_loop_lag_seconds",
 }
 
 
