@@ -13,6 +13,7 @@ import contextlib
 import random
 import socket
 import struct
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Final
@@ -52,7 +53,7 @@ class FaultSettings:
     drawn from (uniformly); `seed`: the random source; `methods` / `path_contains`: only
     requests with one of these methods (empty: all) and a path containing this text are
     candidates. `cut_watch` applies only to watch requests and is the only fault drawn
-    for them when it is among `kinds`.
+    for them when it is among `kinds`; `watch_rate` (None: `rate`) is their share.
     """
 
     rate: float = 0.0
@@ -63,10 +64,13 @@ class FaultSettings:
     cut_after_lines: int = 1
     methods: tuple[str, ...] = ()
     path_contains: str = ""
+    watch_rate: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError(f"fault rate must be within 0..1, got {self.rate}")
+        if self.watch_rate is not None and not 0.0 <= self.watch_rate <= 1.0:
+            raise ValueError(f"watch fault rate must be within 0..1, got {self.watch_rate}")
         unknown = set(self.kinds) - set(FAULT_KINDS)
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULT_KINDS}")
@@ -79,6 +83,20 @@ class InjectedFault:
     kind: str
     method: str
     path: str
+
+
+@dataclass(frozen=True)
+class RequestSeen:
+    """One request the proxy received: when (`time.monotonic()`), the fault it got (None:
+    forwarded untouched), and for a throttle the Retry-After sent and when it was answered."""
+
+    method: str
+    path: str
+    watch: bool
+    at: float
+    fault: str | None
+    retry_after: int | None = None
+    answered_at: float = 0.0
 
 
 class FaultPlan:
@@ -99,7 +117,8 @@ class FaultPlan:
         kinds = [k for k in s.kinds if watch or k != CUT_WATCH]
         if watch and CUT_WATCH in kinds:
             kinds = [CUT_WATCH]
-        if not kinds or self._rng.random() >= s.rate:
+        rate = s.watch_rate if watch and s.watch_rate is not None else s.rate
+        if not kinds or self._rng.random() >= rate:
             return None
         return self._rng.choice(kinds)
 
@@ -141,6 +160,8 @@ class FaultProxy:
     url: str = ""
     injected: list[InjectedFault] = field(default_factory=list)
     forwarded: int = 0
+    requests: list[RequestSeen] = field(default_factory=list)
+    _watches: set[aiohttp.ClientResponse] = field(default_factory=set)
     _plan: FaultPlan = field(default_factory=lambda: FaultPlan(FaultSettings()))
     _session: aiohttp.ClientSession | None = None
 
@@ -157,9 +178,12 @@ class FaultProxy:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         watch = _is_watch(request)
+        received = time.monotonic()
         kind = self._plan.choose(request.method, request.path, watch=watch)
         if kind is not None:
             self.injected.append(InjectedFault(kind, request.method, request.path))
+        if kind != THROTTLE:
+            self.requests.append(RequestSeen(request.method, request.path, watch, received, kind))
         body = await request.read()
         if kind == CONFLICT:
             return web.json_response(
@@ -167,11 +191,17 @@ class FaultProxy:
                 status=409,
             )
         if kind == THROTTLE:
-            return web.json_response(
+            retry_after = self.settings.retry_after
+            response = web.json_response(
                 _status(429, "TooManyRequests", "injected throttling"),
                 status=429,
-                headers={"Retry-After": str(self.settings.retry_after)},
+                headers={"Retry-After": str(retry_after)},
             )
+            await response.prepare(request)
+            await response.write_eof()
+            self.requests.append(RequestSeen(request.method, request.path, watch, received,
+                                             kind, retry_after, time.monotonic()))  # fmt: skip
+            return response
         if kind == SERVER_ERROR:
             return web.json_response(
                 _status(500, "InternalError", "injected server error"), status=500
@@ -206,13 +236,20 @@ class FaultProxy:
                 )
             response = web.StreamResponse(status=upstream.status, headers=reply_headers)
             await response.prepare(request)
-            lines = 0
-            async for line in upstream.content:
-                await response.write(line)
-                lines += 1
-                if cut_after is not None and lines >= cut_after:
-                    _reset(request)
-                    return response
+            self._watches.add(upstream)  # closed at shutdown: watches do not end by themselves
+            try:
+                lines = 0
+                async for line in upstream.content:
+                    await response.write(line)
+                    lines += 1
+                    if cut_after is not None and lines >= cut_after:
+                        _reset(request)
+                        return response
+            except aiohttp.ClientError:
+                _reset(request)
+                return response
+            finally:
+                self._watches.discard(upstream)
             await response.write_eof()
             return response
 
@@ -238,5 +275,7 @@ async def serve_fault_proxy(
     try:
         yield proxy
     finally:
+        for stream in list(proxy._watches):
+            stream.close()
         await proxy._session.close()
         await runner.cleanup()

@@ -1,0 +1,118 @@
+"""SIGKILL the engine at random moments, 30 times, during a 200-Site workload of creates,
+updates and deletes: everything converges, the registry applied each idempotency key
+once, the journal holds one success per key, and `engine journal check` passes on the
+journal as every kill left it (R1-R4, R12).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.fault_harness import Cluster, EngineProcess, read_log, running_cluster
+from tests.support.history import (
+    JournalEffects,
+    RegistryLog,
+    accepted_under_stale_term,
+    applied_more_than_once,
+    applied_without_success,
+    journal_check,
+    succeeded_more_than_once,
+    successes_without_target_call,
+)
+from tests.support.workload import SiteWorkload
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(240)]
+
+SEED = 20240531
+SITES = 200
+KILLS = 30
+CONNECTED = "example registry at"
+"""What `engine run` prints once connected to the API server (after its imports)."""
+
+
+def snapshot_journal(journal: Path, into: Path) -> Path | None:
+    """Copy the journal and its WAL as the kill left them (None: no journal yet)."""
+    if not journal.exists():
+        return None
+    into.mkdir(parents=True)
+    for suffix in ("", "-wal"):
+        source = journal.with_name(journal.name + suffix)
+        if source.exists():
+            shutil.copyfile(source, into / (journal.name + suffix))
+    return into / journal.name
+
+
+async def kill_at_random_moment(engine: EngineProcess, rng: random.Random) -> str:
+    """Wait a random 0.2-1.5 s and SIGKILL: every fifth kill counts from the spawn (so it
+    lands during start-up), the others from the moment the engine connected."""
+    if rng.random() < 0.2:
+        where = "start-up"
+    else:
+        where = "running"
+        deadline = time.monotonic() + 20
+        while CONNECTED not in engine.output():
+            assert time.monotonic() < deadline, read_log(engine.log)[-3000:]
+            await asyncio.sleep(0.02)
+    await asyncio.sleep(rng.uniform(0.2, 1.5))
+    await engine.kill()
+    return where
+
+
+async def churn_with_kills(
+    cluster: Cluster, workload: SiteWorkload, engine: EngineProcess, rng: random.Random
+) -> list[tuple[int, Path | None]]:
+    """Kill and restart `engine` KILLS times, changing Sites between kills; the journal
+    snapshot each kill left."""
+    snapshots: list[tuple[int, Path | None]] = []
+    for kill in range(KILLS):
+        await kill_at_random_moment(engine, rng)
+        snapshot = snapshot_journal(engine.journal, cluster.workdir / f"after-kill-{kill:02d}")
+        snapshots.append((kill, snapshot))
+        await engine.start()
+        await workload.churn(updates=2, deletes=1)
+    return snapshots
+
+
+async def test_engine_killed_30_times_during_a_200_site_workload_converges_once_per_key(
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(SEED)
+    began = time.monotonic()
+    async with running_cluster(tmp_path) as cluster:
+        workload = SiteWorkload(cluster.api, cluster.registry_url, seed=SEED)
+        await workload.create(SITES)
+        engine = await cluster.start_engine("engine-0")
+        snapshots = await churn_with_kills(cluster, workload, engine, rng)
+        killed_in = time.monotonic() - began
+        converged_in = await workload.wait_converged(within=60)
+        assert await engine.stop() == 0, read_log(engine.log)[-3000:]
+        log = await RegistryLog.fetch(cluster.registry_url)
+
+    checks = [(kill, await journal_check(path)) for kill, path in snapshots if path is not None]
+    failed = [f"after kill {kill}: exit {code}: {out}" for kill, (code, out) in checks if code]
+    assert not failed, "\n".join(failed)
+    assert len(checks) >= KILLS // 2, "most kills should find a journal to check"
+    final_code, final_out = await journal_check(engine.journal)
+    assert final_code == 0, final_out
+
+    effects = await JournalEffects.read(engine.journal)
+    assert applied_more_than_once(log) == []
+    assert accepted_under_stale_term(log) == []
+    assert succeeded_more_than_once([effects]) == []
+    assert successes_without_target_call([effects], log, steps=("register", "unregister")) == []
+    assert applied_without_success([effects], log) == []
+    registered = [key for key in effects.succeeded if key.split(":")[2] == "register"]
+    # one registration per Site and per update that reached its own generation at least
+    assert len(registered) >= SITES
+    print(
+        f"kills={KILLS} journal checks={len(checks)} keys={len(effects.succeeded)} "
+        f"registry keys={len(log.applied)} calls={len(log.calls)} updates={workload.updates} "
+        f"deletes={len(workload.deleted)} kills done at {killed_in:.1f} s, converged "
+        f"{converged_in:.1f} s after the last kill, total {time.monotonic() - began:.1f} s"
+    )
