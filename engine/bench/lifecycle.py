@@ -1,0 +1,131 @@
+"""Realistic, foldable journal rows for replay benchmarks: many resources, each going
+Pending → Provisioning → Ready → Finalizing → Deleted through the event builders of
+`engine.fsm.events`, interleaved across resources as a live engine writes them.
+
+The events of one lifecycle are built and encoded once, with placeholders for the
+resource's name and uid; each resource then costs a text substitution and a checksum
+per row, so a million rows take seconds to make.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+from engine.fsm import events as ev
+from engine.fsm.observation import Observation
+from engine.journal.codec import GENESIS, EncodedEvent, Row, encode_at, encode_event, make_row
+from engine.journal.record import NewEvent
+
+_NAME = "NAME-PLACEHOLDER"
+_UID = "UID-PLACEHOLDER"
+WAVE = 500
+"""Resources whose records interleave (round-robin), as concurrent reconciles do."""
+
+
+def _observed(version: int, **changes: object) -> NewEvent:
+    fields: dict[str, object] = {
+        "uid": _UID,
+        "generation": 1,
+        "resource_version": str(100 + version),
+        "spec_digest": "59676135926f57114b3b082c69128a7f8fed779ca25c0893ebc9ad661faedbda",
+        "has_finalizer": version > 1,
+        **changes,
+    }
+    obs = Observation(**fields)  # type: ignore[arg-type]
+    return ev.observed(
+        obs,
+        watch_event="ADDED" if version == 1 else "MODIFIED",
+        spec={"bucket": f"{_NAME}-data", "region": "eu-west-1", "versioning": True},
+    )
+
+
+def _effect(key: str, name: str, result: object) -> list[NewEvent]:
+    return [
+        ev.effect_started(key=key, name=name, attempt=1, term=1),
+        ev.effect_succeeded(key=key, name=name, attempt=1, result=result, seconds=0.012),
+    ]
+
+
+def lifecycle_events() -> list[NewEvent]:
+    """One resource's events from creation to deletion (25 events), with placeholders."""
+    prefix = f"{_UID}:1:"
+    step = {"bucket": f"{_NAME}-data"}
+    return [
+        _observed(1),
+        ev.transition_taken(
+            source="Pending", dest="Provisioning", trigger="observed_live", generation=1
+        ),
+        _observed(2),
+        ev.status_written(phase="Provisioning", observed_generation=1, reason=None),
+        _observed(3, status_phase="Provisioning", status_observed_generation=1),
+        ev.effect_started(key=prefix + "provision", name="provision", attempt=1, term=1),
+        *_effect(prefix + "create-bucket", "create-bucket", {**step, "step": "create-bucket"}),
+        *_effect(prefix + "create-user", "create-user", {**step, "step": "create-user"}),
+        ev.effect_succeeded(
+            key=prefix + "provision", name="provision", attempt=1, result=None, seconds=0.03
+        ),
+        ev.transition_taken(
+            source="Provisioning", dest="Ready", trigger="provisioned", generation=1
+        ),
+        ev.status_written(phase="Ready", observed_generation=1, reason=None),
+        _observed(4, status_phase="Ready", status_observed_generation=1),
+        _observed(5, deletion_requested=True, status_phase="Ready", status_observed_generation=1),
+        ev.transition_taken(
+            source="Ready", dest="Finalizing", trigger="deletion_requested", generation=1
+        ),
+        ev.status_written(phase="Finalizing", observed_generation=1, reason=None),
+        _observed(
+            6, deletion_requested=True, status_phase="Finalizing", status_observed_generation=1
+        ),
+        ev.effect_started(key=prefix + "finalize", name="finalize", attempt=1, term=1),
+        *_effect(prefix + "delete-bucket", "delete-bucket", {**step, "step": "delete-bucket"}),
+        ev.effect_succeeded(
+            key=prefix + "finalize", name="finalize", attempt=1, result=None, seconds=0.02
+        ),
+        _observed(7, exists=False, deletion_requested=True, has_finalizer=False),
+        ev.transition_taken(source="Finalizing", dest="Deleted", trigger="finalized", generation=1),
+    ]
+
+
+def _for_resource(template: EncodedEvent, name: str, uid: str, position: int) -> EncodedEvent:
+    key = template.idempotency_key
+    return template._replace(
+        data=template.data.replace(_UID, uid).replace(_NAME, name),
+        idempotency_key=None if key is None else key.replace(_UID, uid),
+        trace_id=f"{position:032x}",
+        span_id=f"{position:016x}",
+    )
+
+
+def lifecycle_rows(count: int, *, start: datetime | None = None) -> Iterator[Row]:
+    """`count` chained rows: whole lifecycles of resources `site-000000`, … in waves of
+    `WAVE` interleaved resources (the last lifecycles may be cut off at `count`)."""
+    templates = [encode_event(event) for event in lifecycle_events()]
+    moment = start if start is not None else datetime(2026, 1, 1, tzinfo=UTC)
+    tick = timedelta(milliseconds=1)
+    previous = GENESIS
+    position = 0
+    first = 0
+    while position < count:
+        wave = range(first, first + WAVE)
+        for version, template in enumerate(templates, start=1):
+            at = encode_at(moment)
+            moment += tick
+            for number in wave:
+                if position >= count:
+                    return
+                name, uid = f"site-{number:06d}", f"uid-{number:08x}-5a1e"
+                position += 1
+                row = make_row(
+                    previous,
+                    position=position,
+                    stream=f"example.com/Bucket/default/{name}#{uid}",
+                    stream_version=version,
+                    event=_for_resource(template, name, uid, position),
+                    at=at,
+                    term=1,
+                )
+                previous = row.checksum
+                yield row
+        first += WAVE
