@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -31,9 +31,9 @@ from engine.replay.driver import (
 )
 from engine.replay.handlers import check_handlers, load_operator
 from engine.replay.render_html import render_html
-from engine.replay.render_json import render_json
+from engine.replay.render_json import json_chunks
 from engine.replay.render_mermaid import render_mermaid
-from engine.replay.render_table import DEFAULT_WIDTH, render_table
+from engine.replay.render_table import DEFAULT_WIDTH, table_chunks
 from engine.replay.source import record_count
 from engine.replay.timeline import Window
 from engine.replay.verify import Divergence
@@ -159,15 +159,17 @@ def command(
             )
     except (UnknownResource, FsmError, JournalError) as bad:
         raise BadInput(str(bad)) from None
+    chunks: Iterable[str]
     if fmt == "json":
-        text = render_json(timelines)
+        chunks = json_chunks(timelines)  # written one resource at a time
     elif fmt == "mermaid":
-        text = render_mermaid(timelines)
+        chunks = [render_mermaid(timelines)]
     elif fmt == "html":
-        text = render_html(timelines, title=f"Replay of {journal.name}", jaeger_url=jaeger_url)
+        chunks = [render_html(timelines, title=f"Replay of {journal.name}", jaeger_url=jaeger_url)]
     else:
-        text = render_table(timelines, width=width)
-    click.echo(text, nl=False)
+        chunks = table_chunks(timelines, width=width)
+    for chunk in chunks:
+        click.echo(chunk, nl=False)
 
 
 def _verify(journal: Path, resource: str | None, operator_ref: str, backoff: BackoffPolicy) -> None:

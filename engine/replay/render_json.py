@@ -1,8 +1,15 @@
-"""The timeline as one JSON document (sorted keys), for scripts and diffs."""
+"""The timeline as one JSON document (sorted keys, indent 1), for scripts and diffs.
+
+Written piece by piece, one resource at a time, so a large replay is never held as one
+document; the bytes are those of `json.dumps(..., sort_keys=True, indent=1,
+ensure_ascii=False)` over `timelines_json`, which stays the reference shape.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
+from json.encoder import encode_basestring
 from typing import Any
 
 from engine.replay.timeline import StreamTimeline, TimelineRow
@@ -29,29 +36,101 @@ def row_json(row: TimelineRow) -> dict[str, Any]:
     }
 
 
+def resource_json(timeline: StreamTimeline) -> dict[str, Any]:
+    """One resource's timeline as a JSON-ready mapping."""
+    resource = timeline.resource
+    return {
+        "stream": resource.stream,
+        "group": resource.group,
+        "kind": resource.kind,
+        "namespace": resource.namespace,
+        "name": resource.name,
+        "uid": resource.uid,
+        "state": timeline.state.state,
+        "generation": timeline.state.generation,
+        "records": timeline.records,
+        "rows": [row_json(row) for row in timeline.rows],
+    }
+
+
 def timelines_json(timelines: tuple[StreamTimeline, ...]) -> dict[str, Any]:
     """The whole replay as a JSON-ready mapping."""
-    resources = []
-    for timeline in timelines:
-        resource = timeline.resource
-        resources.append(
-            {
-                "stream": resource.stream,
-                "group": resource.group,
-                "kind": resource.kind,
-                "namespace": resource.namespace,
-                "name": resource.name,
-                "uid": resource.uid,
-                "state": timeline.state.state,
-                "generation": timeline.state.generation,
-                "records": timeline.records,
-                "rows": [row_json(row) for row in timeline.rows],
-            }
-        )
+    resources = [resource_json(timeline) for timeline in timelines]
     return {"format": FORMAT, "version": VERSION, "resources": resources}
+
+
+def _value(value: Any) -> str:
+    """One scalar as `json.dumps` writes it (strings unescaped beyond JSON's needs)."""
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return encode_basestring(value)
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+_ROW = (
+    '    {{\n     "at": {},\n     "attempt": {},\n     "effect": {},\n     "event": {},\n'
+    '     "from": {},\n     "key": {},\n     "outcome": {},\n     "position": {},\n'
+    '     "to": {},\n     "trace_id": {},\n     "trigger": {},\n     "version": {}\n    }}'
+)
+
+
+def _row_text(row: TimelineRow) -> str:
+    value = _value
+    return _ROW.format(
+        value(row.at),
+        value(row.attempt),
+        value(row.effect),
+        value(row.event),
+        value(row.source),
+        value(row.key),
+        value(row.outcome),
+        value(row.position),
+        value(row.dest),
+        value(row.trace_id),
+        value(row.trigger),
+        value(row.version),
+    )
+
+
+def _resource_text(timeline: StreamTimeline) -> str:
+    resource = timeline.resource
+    if timeline.rows:
+        rows = "[\n" + ",\n".join(_row_text(row) for row in timeline.rows) + "\n   ]"
+    else:
+        rows = "[]"
+    fields = (
+        ("generation", _value(timeline.state.generation)),
+        ("group", _value(resource.group)),
+        ("kind", _value(resource.kind)),
+        ("name", _value(resource.name)),
+        ("namespace", _value(resource.namespace)),
+        ("records", _value(timeline.records)),
+        ("rows", rows),
+        ("state", _value(timeline.state.state)),
+        ("stream", _value(resource.stream)),
+        ("uid", _value(resource.uid)),
+    )
+    return "  {\n" + ",\n".join(f'   "{name}": {text}' for name, text in fields) + "\n  }"
+
+
+def json_chunks(timelines: Iterable[StreamTimeline]) -> Iterator[str]:
+    """The document of `render_json` in pieces (about one per resource), to write out
+    as they come."""
+    yield f'{{\n "format": {_value(FORMAT)},\n "resources": ['
+    first = True
+    for timeline in timelines:
+        yield ("\n" if first else ",\n") + _resource_text(timeline)
+        first = False
+    yield ("],\n" if first else "\n ],\n") + f' "version": {_value(VERSION)}\n}}\n'
 
 
 def render_json(timelines: tuple[StreamTimeline, ...]) -> str:
     """The replay as indented JSON text with sorted keys and a final newline."""
-    text = json.dumps(timelines_json(timelines), sort_keys=True, indent=1, ensure_ascii=False)
-    return text + "\n"
+    return "".join(json_chunks(timelines))

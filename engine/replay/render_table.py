@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable, Iterator
 
 from rich.console import Console
 from rich.table import Table
@@ -19,8 +20,10 @@ def transition_text(row: TimelineRow) -> str:
     return row.dest
 
 
-def render_table(timelines: tuple[StreamTimeline, ...], *, width: int = DEFAULT_WIDTH) -> str:
-    """One titled table per resource. Deterministic: no colour, no terminal probing."""
+def table_chunks(
+    timelines: Iterable[StreamTimeline], *, width: int = DEFAULT_WIDTH
+) -> Iterator[str]:
+    """The text of `render_table`, one resource's table at a time."""
     out = io.StringIO()
     console = Console(
         file=out,
@@ -55,4 +58,11 @@ def render_table(timelines: tuple[StreamTimeline, ...], *, width: int = DEFAULT_
                 row.trace_id or "",
             )
         console.print(table)
-    return out.getvalue()
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
+
+
+def render_table(timelines: tuple[StreamTimeline, ...], *, width: int = DEFAULT_WIDTH) -> str:
+    """One titled table per resource. Deterministic: no colour, no terminal probing."""
+    return "".join(table_chunks(timelines, width=width))

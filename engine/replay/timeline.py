@@ -119,6 +119,8 @@ class TimelineBuilder:
     def __init__(self, window: Window = EVERYTHING) -> None:
         self._window = window
         self._streams: dict[str, _Stream] = {}
+        self._moment: datetime | None = None
+        self._moment_text = ""
         self.done = False
         """True once a record past `until` was seen: the caller may stop reading."""
 
@@ -135,7 +137,9 @@ class TimelineBuilder:
         stream.state = after
         stream.records += 1
         if not self._window.before_start(record):
-            stream.rows.append(row_of(record, before, after))
+            if record.at is not self._moment:  # records of one commit share their time
+                self._moment, self._moment_text = record.at, encode_at(record.at)
+            stream.rows.append(row_of(record, before, after, at=self._moment_text))
 
     def result(self) -> tuple[StreamTimeline, ...]:
         """The timelines, sorted by namespace, name and stream."""
@@ -158,8 +162,11 @@ def build_timeline(
     return builder.result()
 
 
-def row_of(record: Record, before: ResourceState, after: ResourceState) -> TimelineRow:
-    """The timeline row of `record`, folded from `before` to `after`."""
+def row_of(
+    record: Record, before: ResourceState, after: ResourceState, *, at: str | None = None
+) -> TimelineRow:
+    """The timeline row of `record`, folded from `before` to `after`; `at`, when given,
+    is `record.at` already encoded."""
     source, dest = before.state, after.state
     trigger = effect = key = None
     attempt: int | None = None
@@ -180,7 +187,7 @@ def row_of(record: Record, before: ResourceState, after: ResourceState) -> Timel
     return TimelineRow(
         position=record.position,
         version=record.stream_version,
-        at=encode_at(record.at),
+        at=encode_at(record.at) if at is None else at,
         event=kind,
         source=source,
         dest=dest,
