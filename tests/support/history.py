@@ -76,24 +76,30 @@ class JournalEffects:
     path: Path
     started: Counter[str]
     succeeded: Counter[str]
-    started_terms: dict[str, list[int | None]]
+    attempts: list[tuple[float, int | None]]
+    """(epoch seconds, term) of every `EffectStarted`, in journal order."""
+    elected_terms: list[int]
+    """The terms of this replica's `LeaderElected` records."""
 
     @classmethod
     async def read(cls, path: Path) -> JournalEffects:
         started: Counter[str] = Counter()
         succeeded: Counter[str] = Counter()
-        terms: dict[str, list[int | None]] = {}
+        attempts: list[tuple[float, int | None]] = []
+        elected: list[int] = []
         journal = await SqliteJournal.open(path, readonly=True)
         try:
             async for record in journal.read_all():
                 if record.type == ev.EFFECT_STARTED:
                     started[record.data["key"]] += 1
-                    terms.setdefault(record.data["key"], []).append(record.data.get("term"))
+                    attempts.append((record.at.timestamp(), record.data.get("term")))
                 elif record.type == ev.EFFECT_SUCCEEDED:
                     succeeded[record.data["key"]] += 1
+                elif record.type == ev.LEADER_ELECTED:
+                    elected.append(int(record.data["term"]))
         finally:
             await journal.close()
-        return cls(path, started, succeeded, terms)
+        return cls(path, started, succeeded, attempts, elected)
 
 
 def succeeded_more_than_once(journals: Iterable[JournalEffects]) -> list[str]:
