@@ -106,6 +106,9 @@ class FaultPlan:
     def __init__(self, settings: FaultSettings) -> None:
         self.settings = settings
         self._rng = random.Random(settings.seed)
+        # watches draw from their own source, so whether the n-th watch is cut does not
+        # depend on how other requests interleave with it
+        self._watch_rng = random.Random(f"watch-{settings.seed}")
 
     def choose(self, method: str, path: str, *, watch: bool) -> str | None:
         """The fault for this request, or None to forward it untouched."""
@@ -118,9 +121,10 @@ class FaultPlan:
         if watch and CUT_WATCH in kinds:
             kinds = [CUT_WATCH]
         rate = s.watch_rate if watch and s.watch_rate is not None else s.rate
-        if not kinds or self._rng.random() >= rate:
+        rng = self._watch_rng if watch else self._rng
+        if not kinds or rng.random() >= rate:
             return None
-        return self._rng.choice(kinds)
+        return rng.choice(kinds)
 
 
 def _status(code: int, reason: str, message: str) -> dict[str, object]:
