@@ -103,12 +103,16 @@ async def test_engine_killed_30_times_during_a_200_site_workload_converges_once_
         engine = await cluster.start_engine("engine-0")
         landed: Counter[str] = Counter()
         checks = await churn_with_kills(cluster, workload, engine, rng=rng, landed=landed)
-        killed_in = time.monotonic() - began
-        converged_in = await workload.wait_converged(within=60)
-        assert await engine.stop() == 0, read_log(engine.log)[-3000:]
-        log = await RegistryLog.fetch(cluster.registry_url)
+        try:
+            killed_in = time.monotonic() - began
+            converged_in = await workload.wait_converged(within=60)
+            assert await engine.stop() == 0, read_log(engine.log)[-3000:]
+            log = await RegistryLog.fetch(cluster.registry_url)
+            results = [(task.get_name(), *await task) for task in checks]
+        finally:
+            for task in checks:
+                task.cancel()
 
-    results = [(task.get_name(), *await task) for task in checks]
     failed = [f"{name}: exit {code}: {out}" for name, code, out in results if code != 0]
     assert not failed, "\n".join(failed)
     assert len(checks) >= KILLS // 2, "most kills should find a journal to check"
