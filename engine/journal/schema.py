@@ -58,7 +58,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 INSERT_RECORD = f"INSERT INTO records ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 SELECT_FROM = f"SELECT {COLUMNS} FROM records WHERE position >= ? ORDER BY position LIMIT ?"
-SELECT_EXISTS_FROM = "SELECT 1 FROM records WHERE position >= ? LIMIT 1"
 _WITH_PREVIOUS = (
     "SELECT r.position, r.stream, r.stream_version, r.type, r.schema, r.at, r.data, "
     "r.idempotency_key, r.trace_id, r.span_id, r.term, r.checksum, p.checksum "

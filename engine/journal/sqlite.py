@@ -47,12 +47,9 @@ from engine.journal.files import (
 )
 from engine.journal.group_commit import GroupCommit, Outcome
 from engine.journal.record import NewEvent, Record, Snapshot
-from engine.journal.scan import scan_records
 from engine.journal.store import ANY_VERSION
 
 Synchronous = Literal["FULL", "NORMAL"]
-SCAN_ABOVE = 5_000
-"""A read of at least this many records runs as a sequential scan (see `read_all`)."""
 
 
 class SqliteJournal:
@@ -215,15 +212,9 @@ class SqliteJournal:
         """Every record with position >= `from_position`, in order, fetched in batches.
 
         Each record's checksum is verified against its predecessor's, and a missing
-        position raises `CorruptJournal`. A read-only journal, or a read of at least
-        `SCAN_ABOVE` records, runs as one sequential scan in a worker thread (the next
-        batch is read while the caller handles this one).
+        position raises `CorruptJournal`.
         """
         position = max(from_position, 1)
-        if self._writer is None or self._head.position - position + 1 >= SCAN_ABOVE:
-            async for record in self._scan_all(position, batch_size):
-                yield record
-            return
         previous: str | None = GENESIS if position == 1 else None
         where = self._where
         while True:
@@ -239,21 +230,6 @@ class SqliteJournal:
                 previous = row[11]
                 position += 1
                 yield record
-
-    async def _scan_all(self, position: int, batch_size: int) -> AsyncIterator[Record]:
-        previous = GENESIS
-        if position > 1:
-            if not await self._fetch(schema.SELECT_EXISTS_FROM, (position,)):
-                return
-            previous = await self._checksum_at(position - 1)
-        uri = _uri(self._path, readonly=True)
-        try:
-            async for record in scan_records(
-                uri, where=self._where, start=position, previous=previous, batch_size=batch_size
-            ):
-                yield record
-        except sqlite3.Error as failure:
-            raise opening.translate_error(self._path, failure) from None
 
     async def subscribe(self, from_position: int = 1) -> AsyncIterator[Record]:
         """Like `read_all`, then tail this process's commits as they happen.
