@@ -60,7 +60,8 @@ class SiteWorkload:
 
     async def create(self, count: int, *, concurrency: int = 16) -> None:
         """Create Sites `s-000`… up to `count` (in parallel, `concurrency` at a time)."""
-        names = [f"s-{n:03d}" for n in range(len(self.live), len(self.live) + count)]
+        first = len(self.live) + len(self.deleted)
+        names = [f"s-{n:03d}" for n in range(first, first + count)]
         gate = asyncio.Semaphore(concurrency)
 
         async def one(name: str) -> None:
