@@ -24,6 +24,7 @@ BENCH_KEYS = {
     "append_p99_ms_c1",
     "raw_read_eps",
     "replay_eps",
+    "replay_fold_eps",
     "ratio_append",
     "ratio_replay",
 }
