@@ -22,6 +22,7 @@ from tests.support.history import (
     applied_more_than_once,
     applied_without_success,
     journal_check,
+    key_reused_for_another_request,
     succeeded_more_than_once,
     successes_without_target_call,
 )
@@ -106,6 +107,7 @@ async def test_only_the_leader_acts_and_the_standby_takes_over_after_a_kill(
     assert {term for _, term in new.attempts} == {new_term}, "the standby acted under one term"
     assert min(at for at, _ in new.attempts) >= killed_at, "the standby acted before the kill"
     assert applied_more_than_once(log) == []
+    assert key_reused_for_another_request(log) == []
     assert succeeded_more_than_once(journals) == []
     assert successes_without_target_call(journals, log, steps=("register", "unregister")) == []
     assert applied_without_success(journals, log) == []

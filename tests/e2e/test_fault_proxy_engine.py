@@ -28,6 +28,7 @@ from tests.support.history import (
     applied_more_than_once,
     applied_without_success,
     journal_check,
+    key_reused_for_another_request,
     retry_after_ignored,
     succeeded_more_than_once,
     successes_without_target_call,
@@ -79,6 +80,7 @@ async def test_engine_behind_a_faulty_proxy_converges_with_no_duplicate_child_or
         )
     # children exactly once per live Site: checked by the convergence itself
     assert applied_more_than_once(log) == []
+    assert key_reused_for_another_request(log) == []
     assert accepted_under_stale_term(log) == []
     assert succeeded_more_than_once([effects]) == []
     assert successes_without_target_call([effects], log, steps=("register", "unregister")) == []

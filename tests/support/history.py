@@ -69,6 +69,16 @@ def accepted_under_stale_term(log: RegistryLog) -> list[str]:
     return problems
 
 
+def key_reused_for_another_request(log: RegistryLog) -> list[str]:
+    """Calls the registry refused because their idempotency key had been used before
+    with a different request (outcome `conflict`): one key must always mean one request."""
+    return [
+        f"{c['method']} {c['name']} reused key {c['idempotency_key']} with another request"
+        for c in log.calls
+        if c["outcome"] == "conflict"
+    ]
+
+
 @dataclass(frozen=True)
 class JournalEffects:
     """Per idempotency key: attempts started and successes recorded, in one journal."""
