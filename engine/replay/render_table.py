@@ -1,16 +1,29 @@
-"""The timeline as plain-text tables, one per resource (rich, no colour, fixed width)."""
+"""The timeline as plain-text tables, one per resource: box-drawn, no colour, at most
+`--width` cells wide, written with plain string formatting.
+
+Layout (the one these tables were first drawn with, by rich, kept byte for byte): each
+column is as wide as its widest cell or header plus one space each side; while the
+table is wider than `width`, the widest columns are narrowed together, down to the next
+widest, and as a last resort every column evenly. A cell wider than its column wraps at
+spaces (a longer word is folded). The title line is wrapped to the table's width.
+Every journal value goes through `visible`, so control and bidi characters print as
+escapes and cannot break the table or the terminal.
+"""
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
-from rich.console import Console
-from rich.table import Table
-
+from engine.replay.cell_text import cell_width, visible, wrap
 from engine.replay.timeline import StreamTimeline, TimelineRow
 
 DEFAULT_WIDTH = 200
+MIN_WIDTH = 40
+"""Narrower `--width`s are raised to this: below it the columns cannot hold a word."""
+HEADERS = ("time", "pos", "event", "from → to", "effect", "att", "outcome", "trace")
+PADDING = 2
+"""One space either side of a cell."""
+BORDERS = len(HEADERS) + 1
 
 
 def transition_text(row: TimelineRow) -> str:
@@ -20,47 +33,148 @@ def transition_text(row: TimelineRow) -> str:
     return row.dest
 
 
+def row_cells(row: TimelineRow) -> tuple[str, ...]:
+    """The row's eight cells, journal text made visible."""
+    cells = (
+        row.at,
+        str(row.position),
+        row.event,
+        transition_text(row),
+        row.effect or "",
+        "" if row.attempt is None else str(row.attempt),
+        row.outcome,
+        row.trace_id or "",
+    )
+    if "".join(cells).isprintable():
+        return cells
+    return tuple(visible(cell) for cell in cells)
+
+
+def column_widths(natural: Sequence[int], available: int) -> list[int]:
+    """Column widths (padding included) within `available` cells, from each column's
+    `natural` width: the widest columns shrink first, then every column evenly."""
+    widths = list(natural)
+    excess = sum(widths) - available
+    while excess > 0:
+        widest = max(widths)
+        second = max((w for w in widths if w != widest), default=0)
+        if widest == second:
+            break
+        shrinking = [1 if w == widest else 0 for w in widths]
+        widths = _reduce(excess, shrinking, [min(excess, widest - second)] * len(widths), widths)
+        excess = sum(widths) - available
+    if excess > 0:
+        widths = _reduce(excess, [1] * len(widths), widths, widths)
+    return widths
+
+
+def _reduce(
+    total: int, ratios: Sequence[int], maximums: Sequence[int], values: Sequence[int]
+) -> list[int]:
+    """Take `total` from `values` in proportion to `ratios`, at most `maximums` each."""
+    ratios = [ratio if most else 0 for ratio, most in zip(ratios, maximums, strict=True)]
+    remaining_ratio = sum(ratios)
+    if not remaining_ratio:
+        return list(values)
+    remaining = total
+    result: list[int] = []
+    for ratio, most, value in zip(ratios, maximums, values, strict=True):
+        if ratio and remaining_ratio > 0:
+            taken = min(most, round(ratio * remaining / remaining_ratio))
+            result.append(value - taken)
+            remaining -= taken
+            remaining_ratio -= ratio
+        else:
+            result.append(value)
+    return result
+
+
+def _cell_lines(text: str, size: int, width: int) -> list[str]:
+    """A cell's lines, each exactly `width` cells: a space, the text wrapped, a space."""
+    inner = width - PADDING
+    if inner < 1:
+        return [" " * width]
+    if size <= inner:
+        return [f" {text}{' ' * (inner - size)} "]
+    return [f" {line} " for line in wrap(text, inner)]
+
+
+def _row_lines(
+    cells: Sequence[str],
+    sizes: Sequence[int],
+    widths: Sequence[int],
+    *,
+    bar: str,
+    bottom: bool = False,
+) -> list[str]:
+    """One table row: its cells side by side, shorter cells filled with blank lines
+    (below the text, or above it when `bottom`)."""
+    columns = [
+        _cell_lines(text, size, width)
+        for text, size, width in zip(cells, sizes, widths, strict=True)
+    ]
+    height = max(len(lines) for lines in columns)
+    if height == 1:
+        return [f"{bar}{bar.join(lines[0] for lines in columns)}{bar}\n"]
+    for column, width in zip(columns, widths, strict=True):
+        blank = [" " * width] * (height - len(column))
+        column[:] = blank + column if bottom else column + blank
+    return [f"{bar}{bar.join(lines[line] for lines in columns)}{bar}\n" for line in range(height)]
+
+
+def _rule(widths: Sequence[int], left: str, fill: str, joint: str, right: str) -> str:
+    return f"{left}{joint.join(fill * width for width in widths)}{right}\n"
+
+
+def table_text(timeline: StreamTimeline, *, width: int = DEFAULT_WIDTH) -> str:
+    """One resource's titled table, every line at most `max(width, MIN_WIDTH)` cells."""
+    width = max(width, MIN_WIDTH)
+    rows = [row_cells(row) for row in timeline.rows]
+    sizes = [_sizes(cells) for cells in rows]
+    header_sizes = _sizes(HEADERS)
+    natural = [
+        max(header_sizes[index], max((row[index] for row in sizes), default=0)) + PADDING
+        for index in range(len(HEADERS))
+    ]
+    available = width - BORDERS
+    widths = column_widths([min(size, available) for size in natural], available)
+    inner = [w - PADDING for w in widths]
+    table_width = sum(widths) + BORDERS
+    resource = timeline.resource
+    title = visible(
+        f"{resource.label} ({resource.kind} {resource.uid}): {timeline.state.state}, "
+        f"{timeline.records} records"
+    )
+    parts = [f"{line}\n" for line in wrap(title, table_width)]
+    parts.append(_rule(widths, "┏", "━", "┳", "┓"))
+    parts.extend(_row_lines(HEADERS, header_sizes, widths, bar="┃", bottom=True))
+    parts.append(_rule(widths, "┡", "━", "╇", "┩"))
+    for cells, row_sizes in zip(rows, sizes, strict=True):
+        if all(size <= room for size, room in zip(row_sizes, inner, strict=True)):
+            spaced = " │ ".join(
+                f"{text}{' ' * (room - size)}"
+                for text, size, room in zip(cells, row_sizes, inner, strict=True)
+            )
+            parts.append(f"│ {spaced} │\n")
+        else:
+            parts.extend(_row_lines(cells, row_sizes, widths, bar="│"))
+    parts.append(_rule(widths, "└", "─", "┴", "┘"))
+    return "".join(parts)
+
+
+def _sizes(cells: Sequence[str]) -> list[int]:
+    """The cells' widths in terminal cells."""
+    if "".join(cells).isascii():
+        return [len(text) for text in cells]
+    return [cell_width(text) for text in cells]
+
+
 def table_chunks(
     timelines: Iterable[StreamTimeline], *, width: int = DEFAULT_WIDTH
 ) -> Iterator[str]:
     """The text of `render_table`, one resource's table at a time."""
-    out = io.StringIO()
-    console = Console(
-        file=out,
-        width=width,
-        color_system=None,
-        force_terminal=False,
-        force_interactive=False,
-        legacy_windows=False,
-        soft_wrap=False,
-        emoji=False,
-        highlight=False,
-        markup=False,
-    )
     for timeline in timelines:
-        resource = timeline.resource
-        title = (
-            f"{resource.label} ({resource.kind} {resource.uid}): {timeline.state.state}, "
-            f"{timeline.records} records"
-        )
-        table = Table(title=title, title_justify="left", expand=False, safe_box=True)
-        for header in ("time", "pos", "event", "from → to", "effect", "att", "outcome", "trace"):
-            table.add_column(header, overflow="fold")
-        for row in timeline.rows:
-            table.add_row(
-                row.at,
-                str(row.position),
-                row.event,
-                transition_text(row),
-                row.effect or "",
-                "" if row.attempt is None else str(row.attempt),
-                row.outcome,
-                row.trace_id or "",
-            )
-        console.print(table)
-        yield out.getvalue()
-        out.seek(0)
-        out.truncate()
+        yield table_text(timeline, width=width)
 
 
 def render_table(timelines: tuple[StreamTimeline, ...], *, width: int = DEFAULT_WIDTH) -> str:
