@@ -192,7 +192,11 @@ def _finalizing(state: ResourceState, obs: Observation, now: datetime) -> Decisi
     generation = state.observed_generation
     key = effect_key(obs.uid, generation, FINALIZE)
     record = state.effect(key)
-    if state.cleanup_needed and (record is None or record.outcome != SUCCEEDED):
+    # Cleanup is needed when this journal saw provisioning start, or when the object
+    # carries the engine's finalizer: it is added before the first effect (R9), so its
+    # presence is cluster state that a new leader or a fresh journal can rely on.
+    needs_cleanup = state.cleanup_needed or (obs.exists and obs.has_finalizer)
+    if needs_cleanup and (record is None or record.outcome != SUCCEEDED):
         run = RunFinalize(key, generation)
         if record is None:
             return Decision("finalize", effects=(*_status(obs, FINALIZING, generation, None), run))

@@ -121,12 +121,6 @@ async def test_only_the_leader_acts_and_the_standby_takes_over_after_a_kill(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the new leader decides from its own journal only: a Site it never acted on folds "
-    "to Pending, so its deletion goes Pending -> Finalizing -> Deleted without the finalize "
-    "effect, the finalizer is removed and the old leader's registration is left behind",
-)
 async def test_a_site_deleted_after_a_failover_is_unregistered_by_the_new_leader(
     tmp_path: Path,
 ) -> None:

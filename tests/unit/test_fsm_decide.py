@@ -228,3 +228,25 @@ def test_deleted_is_final() -> None:
         moved("Finalizing", "Deleted", "finalized"),
     )
     assert decide(state, obs(exists=False), START).idle
+
+
+def test_a_journal_that_never_saw_provisioning_cleans_up_when_the_finalizer_is_there() -> None:
+    # A new leader (or a fresh journal) knows the object only from cluster state: the
+    # engine's finalizer on it means an earlier engine may have run effects (R9).
+    deleting = obs(deletion_requested=True, has_finalizer=True)
+    state = history(
+        seen(deleting),
+        moved("Pending", "Finalizing", "deletion_requested", generation=0),
+    )
+    decision = decide(state, deleting, START)
+    assert any(isinstance(effect, RunFinalize) for effect in decision.effects)
+    assert RemoveFinalizer() not in decision.effects
+
+
+def test_without_the_finalizer_and_no_provisioning_there_is_nothing_to_clean_up() -> None:
+    deleting = obs(deletion_requested=True, has_finalizer=False)
+    state = history(
+        seen(deleting),
+        moved("Pending", "Finalizing", "deletion_requested", generation=0),
+    )
+    assert decide(state, deleting, START).trigger == "finalized"
