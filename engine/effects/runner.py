@@ -156,6 +156,10 @@ class EffectRunner:
             term = self._deps.term() if self._deps.term is not None else None
             started = ev.effect_started(key=key, name=name, attempt=attempt, term=term)
             await journal.append(stream, [_stamp(started, ids)])
+            # The append may have waited (a paused process, a slow disk): leadership can
+            # be gone by now, so look again right before the call (R10).
+            if self._deps.may_act is not None and not self._deps.may_act():
+                raise NotLeading(f"not the leader any more: effect {key} left in flight")
             await afailpoint("effect.before_send")
             began = self._deps.clock.monotonic()
             failure, result = await self._call(key, call)

@@ -22,6 +22,7 @@ from engine.effects import (
     RunnerDeps,
     next_delay,
 )
+from engine.effects.errors import NotLeading
 from engine.fsm import events as ev
 from engine.fsm import fold
 from engine.journal.memory import MemoryJournal
@@ -271,3 +272,17 @@ async def test_replay_with_a_different_backoff_policy_diverges(
     )
     with pytest.raises(ReplayDivergence, match="backoff"):
         await other.run(STREAM, KEY, "create", busy)
+
+
+async def test_leadership_lost_while_the_intent_was_written_means_no_call(
+    journal: MemoryJournal, clock: FakeClock
+) -> None:
+    answers = iter([True, False])  # leading when the attempt begins, not after the append
+
+    async def call(key: str) -> Any:
+        raise AssertionError("a deposed leader must not call the effect")
+
+    runner = runner_on(journal, clock, may_act=lambda: next(answers))
+    with pytest.raises(NotLeading):
+        await runner.run(STREAM, KEY, "create", call)
+    assert await types(journal) == [ev.EFFECT_STARTED]  # left in flight for the next leader
