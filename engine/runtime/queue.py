@@ -51,6 +51,10 @@ class WorkQueue:
       `retry_after` is a lower bound, clamped to the backoff cap; the optional global
       `retry_bucket` spaces all retries (R7). First attempts are not rate-limited, so an
       initial list of many keys is not throttled to the bucket's qps.
+    - A `retry_after` holds the key: no add, and no event that arrived while it was being
+      processed, makes it ready before that time (a server's Retry-After is a lower bound,
+      R7), until `forget(key)`. Plain backoff is not a hold: as in client-go, an event
+      that arrives meanwhile reconciles the key at once (level-triggered).
     - After `shutdown()`, adds are ignored, delayed keys are dropped (the next start finds
       them again from the journal and the list), and `get()` raises `QueueShutDown`.
     """
@@ -80,6 +84,7 @@ class WorkQueue:
         self._waiting_first: set[str] = set()
         self._processing: set[str] = set()
         self._dirty: dict[str, _Pending] = {}
+        self._not_before: dict[str, float] = {}  # Retry-After holds, by key
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
         self._getters: set[asyncio.Future[None]] = set()
@@ -101,20 +106,29 @@ class WorkQueue:
                 first = first or earlier.first
             self._dirty[key] = _Pending(deadline, first)
             return
-        self._schedule(key, deadline=deadline, first=first, now=now)
+        self._schedule(key, deadline=self._held(key, deadline), first=first, now=now)
+
+    def _held(self, key: str, deadline: float) -> float:
+        """`deadline`, or later if a Retry-After holds `key`."""
+        return max(deadline, self._not_before.get(key, deadline))
 
     def add_after_failure(self, key: str, *, retry_after: float | None = None) -> None:
         """Re-add `key` after its backoff delay, at least `retry_after` (capped) seconds."""
         delay = self._backoff.next_delay(key)
+        now = asyncio.get_running_loop().time()
         if retry_after is not None:
-            delay = max(delay, min(retry_after, self._backoff.cap))
+            held = min(retry_after, self._backoff.cap)
+            delay = max(delay, held)
+            self._not_before[key] = max(self._not_before.get(key, now), now + held)
         if self._bucket is not None:
-            delay = max(delay, self._bucket.reserve(asyncio.get_running_loop().time()))
+            delay = max(delay, self._bucket.reserve(now))
         self.add(key, after=delay)
 
     def forget(self, key: str) -> None:
-        """Reset the failure count of `key` (after a success or a terminal error)."""
+        """Reset the failure count and any Retry-After hold of `key` (after a success or a
+        terminal error)."""
         self._backoff.forget(key)
+        self._not_before.pop(key, None)
 
     def failures(self, key: str) -> int:
         """Failures of `key` counted since it was last forgotten."""
@@ -222,7 +236,8 @@ class WorkQueue:
         pending = self._dirty.pop(key, None)
         if pending is not None and not self._shut_down:
             now = asyncio.get_running_loop().time()
-            self._schedule(key, deadline=pending.deadline, first=pending.first, now=now)
+            deadline = self._held(key, pending.deadline)
+            self._schedule(key, deadline=deadline, first=pending.first, now=now)
         self._wake(self._getters)
         if not self._processing:
             self._wake(self._idle)

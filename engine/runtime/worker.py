@@ -63,8 +63,10 @@ def apply_outcome(queue: WorkQueue, key: str, outcome: Outcome) -> None:
             queue.done(key)
             queue.add(key, after=seconds)
         case RetryableFailure(retry_after=retry_after):
-            queue.done(key)
+            # add first: a Retry-After hold must be in place before `done` schedules a
+            # key that events made dirty meanwhile
             queue.add_after_failure(key, retry_after=retry_after)
+            queue.done(key)
         case TerminalFailure():
             queue.forget(key)
             queue.done(key)

@@ -95,12 +95,6 @@ async def test_engine_behind_a_faulty_proxy_converges_with_no_duplicate_child_or
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="WorkQueue.add keeps the earlier deadline and done() re-readies a dirty key at "
-    "once, so a watch event during (or after) a reconcile that ended with a 429 makes the key "
-    "ready before its Retry-After: the next PATCH of sites/NAME/status follows in 0.01-0.5 s",
-)
 async def test_engine_waits_at_least_retry_after_before_the_next_request_for_an_object(
     tmp_path: Path,
 ) -> None:

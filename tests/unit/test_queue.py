@@ -10,6 +10,7 @@ import pytest
 
 from engine.runtime.queue import QueueShutDown, WorkQueue
 from engine.runtime.ratelimit import KeyedBackoff, TokenBucket
+from engine.runtime.worker import RetryableFailure, apply_outcome
 
 pytestmark = pytest.mark.looptime
 
@@ -283,3 +284,40 @@ async def test_shutdown_with_drain_returns_at_once_when_idle() -> None:
     start = now()
     await queue.shutdown(drain=True)
     assert now() == start
+
+
+async def test_retry_after_holds_a_key_that_events_made_dirty_meanwhile() -> None:
+    # B.2 A3: a 429 with Retry-After 2 during a reconcile, while the engine's own write
+    # echoes back as a watch event: the key must not be retried before 2 s.
+    queue = WorkQueue(backoff=KeyedBackoff(base=0.005, cap=10.0, rng=random.Random(1)))
+    queue.add("k")
+    assert await queue.get() == "k"
+    queue.add("k")  # an event while processing: dirty
+    start = now()
+    apply_outcome(queue, "k", RetryableFailure("throttled", retry_after=2.0))
+    queue.add("k")  # another event after the failure
+    assert await ready_at(queue, "k") - start >= 2.0
+
+
+async def test_forget_lifts_the_retry_after_hold() -> None:
+    queue = WorkQueue(backoff=KeyedBackoff(base=0.005, cap=10.0, rng=random.Random(1)))
+    queue.add("k")
+    assert await queue.get() == "k"
+    queue.add_after_failure("k", retry_after=5.0)
+    queue.done("k")
+    assert await ready_at(queue, "k") >= 5.0
+    queue.forget("k")
+    queue.done("k")
+    start = now()
+    queue.add("k")
+    assert await ready_at(queue, "k") == start
+
+
+async def test_plain_backoff_still_yields_to_an_event_that_arrived_meanwhile() -> None:
+    queue = WorkQueue(backoff=KeyedBackoff(base=5.0, cap=10.0, rng=random.Random(3)))
+    queue.add("k")
+    assert await queue.get() == "k"
+    queue.add("k")  # dirty
+    start = now()
+    apply_outcome(queue, "k", RetryableFailure("conflict"))
+    assert await ready_at(queue, "k") == start
