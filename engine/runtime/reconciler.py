@@ -49,6 +49,7 @@ from engine.runtime.context import Context
 from engine.runtime.handler_backend import StepBackend
 from engine.runtime.observer import ObservationLog, observation_of, stream_of
 from engine.runtime.operator import Operator
+from engine.runtime.recorded_spec import restore_secrets, spec_at_generation
 from engine.runtime.resource_view import ResourceViews
 from engine.runtime.secret_scrub import scrubbed
 from engine.runtime.states import StreamStates
@@ -368,13 +369,14 @@ class Reconciler:
         )
         metadata = entry.obj.get("metadata", {})
         redactor = Redactor.from_object(entry.obj, deps.operator.secret_fields)
+        spec = await self._spec_for(stream, entry, effect.generation)
         context = Context(
             name=str(metadata.get("name") or ""),
             namespace=str(metadata.get("namespace") or ""),
             uid=entry.uid,
             generation=effect.generation,
             round=effect.round if isinstance(effect, RunProvision) else 0,
-            spec=MappingProxyType(dict(entry.obj.get("spec") or {})),
+            spec=MappingProxyType(spec),
             metadata=MappingProxyType(dict(metadata)),
             term=deps.term() if deps.term is not None else deps.journal.term,
             logger=self._logger,
@@ -401,6 +403,24 @@ class Reconciler:
 
         name = PROVISION if isinstance(effect, RunProvision) else FINALIZE
         await deps.runner.run(stream, effect.key, name, scrubbed(call, redactor))
+
+    async def _spec_for(self, stream: str, entry: Entry, generation: int) -> dict[str, Any]:
+        """The spec a handler run of `generation` gets: the live one, or — when an effect
+        of an older generation is resumed after a crash — that generation's, so the callee
+        sees the same request under the same key (R3)."""
+        live = dict(entry.obj.get("spec") or {})
+        if generation == int(entry.obj.get("metadata", {}).get("generation") or 0):
+            return live
+        recorded = spec_at_generation(await self._deps.journal.read_stream(stream), generation)
+        if recorded is None:
+            log.warning(
+                "the spec of generation %d of %s is not in the journal in full; "
+                "resuming its effect with the live spec",
+                generation,
+                stream,
+            )
+            return live
+        return restore_secrets(recorded, live, self._deps.operator.secret_fields)
 
     async def _patch_status(self, key: str, stream: str, entry: Entry, effect: PatchStatus) -> None:
         deps = self._deps

@@ -157,13 +157,6 @@ async def wait_for(what: str, check: Callable[[], Awaitable[bool]], *, within: f
         await asyncio.sleep(0.05)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after a restart the engine re-runs the in-flight key <uid>:1:register with the "
-    "spec of generation 2 (the handler reads the current object): the registry refuses the "
-    "reused key (422, 'conflict'), the effect is journaled as a PermanentError although the "
-    "registry applied it; one key no longer means one request (R3)",
-)
 async def test_a_registration_in_flight_at_a_kill_is_not_reissued_with_a_newer_spec(
     tmp_path: Path,
 ) -> None:
