@@ -52,7 +52,9 @@ def subdomain_child(owner: str, suffix: str) -> str:
     if is_subdomain(plain):
         return plain
     room = SUBDOMAIN_MAX - len(suffix) - _DIGEST_CHARS - 2
-    head = re.sub(r"[^a-z0-9.-]", "-", owner.lower())[:room].rstrip("-.")
+    cleaned = re.sub(r"[^a-z0-9.-]", "-", owner.lower())[:room]
+    # every dot-separated part must be a non-empty label that starts and ends alphanumeric
+    head = ".".join(part.strip("-") for part in cleaned.split(".") if part.strip("-"))
     return f"{head}-{_digest(owner)}-{suffix}" if head else f"{_digest(owner)}-{suffix}"
 
 

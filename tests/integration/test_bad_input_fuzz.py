@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from engine.apiserver.embedded import serve_apiserver
@@ -150,6 +150,8 @@ async def test_observing_odd_objects_never_raises_and_stays_small(
 
 @settings(max_examples=100, deadline=None)
 @given(st.from_regex(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", fullmatch=True))
+@example("0..0")  # empty parts between dots once broke the ConfigMap name
+@example("a-.b")
 def test_derived_child_names_are_valid_for_any_site_name(name: str) -> None:
     assert is_subdomain(subdomain_child(name, "config"))
     assert is_dns1035_label(label_child(name, "web"))
