@@ -1,35 +1,41 @@
-"""The list of subcommands; each lives in its own module under engine/cli/."""
+"""The subcommands, each in its own module under engine/cli/, imported only when used.
+
+Importing every subcommand costs about a second and a half (the Kubernetes client, the
+API server, the benchmarks); `engine run` after a crash should not pay for `engine bench`.
+"""
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from engine.cli import (
-    apiserver_cmd,
-    bench_cmd,
-    demo_cmd,
-    example_service_cmd,
-    fsm_cmd,
-    journal_cmd,
-    release_finalizer_cmd,
-    replay_cmd,
-    run_cmd,
-    why_cmd,
-)
+SUBCOMMANDS = {
+    "apiserver": "engine.cli.apiserver_cmd",
+    "bench": "engine.cli.bench_cmd",
+    "demo": "engine.cli.demo_cmd",
+    "example-service": "engine.cli.example_service_cmd",
+    "fsm": "engine.cli.fsm_cmd",
+    "journal": "engine.cli.journal_cmd",
+    "release-finalizer": "engine.cli.release_finalizer_cmd",
+    "replay": "engine.cli.replay_cmd",
+    "run": "engine.cli.run_cmd",
+    "why": "engine.cli.why_cmd",
+}
+"""Command name → the module whose `command` attribute is that click command."""
 
 
-def register(group: click.Group) -> None:
-    """Add every subcommand to `group`."""
-    for command in (
-        journal_cmd.command,
-        demo_cmd.command,
-        bench_cmd.command,
-        example_service_cmd.command,
-        fsm_cmd.command,
-        apiserver_cmd.command,
-        run_cmd.command,
-        replay_cmd.command,
-        why_cmd.command,
-        release_finalizer_cmd.command,
-    ):
-        group.add_command(command)
+class LazyGroup(click.Group):
+    """A click group that imports a subcommand's module when the subcommand is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *SUBCOMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = SUBCOMMANDS.get(cmd_name)
+        if module_name is None:
+            return super().get_command(ctx, cmd_name)
+        command = importlib.import_module(module_name).command
+        if not isinstance(command, click.Command):  # pragma: no cover - a wiring bug
+            raise TypeError(f"{module_name}.command is not a click command")
+        return command

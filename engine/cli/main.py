@@ -8,17 +8,14 @@ import sys
 import click
 
 from engine import __version__
-from engine.cli.commands import register
+from engine.cli.commands import LazyGroup
 from engine.journal import JournalError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="engine")
 def cli() -> None:
     """An event-sourced reconciliation engine for Kubernetes operators."""
-
-
-register(cli)
 
 
 def main() -> None:
