@@ -28,7 +28,7 @@ lint: $(STAMP)
 	else echo "kubectl not found: manifest validation left to the tests (skipped)"; fi
 
 unit: $(STAMP)
-	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15
+	$(BIN)/pytest -q -n 2 --dist worksteal --durations=15
 
 test: lint unit
 
