@@ -207,6 +207,7 @@ class Controller:
                     handler=self._handler(reconciler),
                     enqueue_in_flight=lambda: self._enqueue_in_flight(journal, reconciler),
                     cached_keys=self._views_keys,
+                    tracer=deps.tracing.tracer if deps.tracing is not None else trace.NoOpTracer(),
                 )
             )
             await leadership.start()
@@ -323,6 +324,7 @@ class Controller:
                 ),
                 may_act=self._may_act,
                 record_events=deps.record_events,
+                tracer=tracer,
             )
         )
         observer = Observer(
@@ -333,6 +335,7 @@ class Controller:
                 log=observations,
                 enqueue=waits.notify,
                 on_observed=self._noted,
+                tracer=tracer,
             )
         )
         return reconciler, observer

@@ -15,8 +15,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from opentelemetry import trace
 
 from engine.failpoint import afailpoint
 from engine.fsm import events as ev
@@ -26,6 +28,8 @@ from engine.runtime.queue import WorkQueue
 from engine.runtime.settings import Settings
 from engine.runtime.worker import Handler, run_workers
 from engine.supervisor.leader import LeaderElectionConfig, LeaderElector, default_identity
+from engine.telemetry.operation_spans import operation_span, stamped
+from engine.telemetry.redaction import AttributeValue
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,7 @@ class LeadershipDeps:
     handler: Handler
     enqueue_in_flight: Callable[[], Awaitable[None]]
     cached_keys: Callable[[], Iterable[str]]
+    tracer: trace.Tracer = field(default_factory=trace.NoOpTracer)
 
 
 class Leadership:
@@ -145,9 +150,13 @@ class Leadership:
                 deps.journal.term,
             )
             return
-        await deps.journal.append(
-            LEADERSHIP_STREAM, [ev.leader_elected(holder=self.identity, term=term)]
-        )
+        attributes: dict[str, AttributeValue] = {
+            "leader.term": term,
+            "leader.identity": self.identity,
+        }
+        with operation_span(deps.tracer, "leader elected", attributes):
+            elected = stamped(ev.leader_elected(holder=self.identity, term=term))
+            await deps.journal.append(LEADERSHIP_STREAM, [elected])
         log.info("leading with term %d", term)
         if deps.queue.is_shut_down:
             return

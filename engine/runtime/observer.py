@@ -13,8 +13,10 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from opentelemetry import trace
 
 from engine.fsm import events as ev
 from engine.fsm.observation import Observation
@@ -23,7 +25,9 @@ from engine.journal.store import Journal
 from engine.runtime.children import ChildLedger
 from engine.runtime.operator import Operator
 from engine.runtime.view import Entry, PrimaryView, object_key
-from engine.telemetry.spans import current_ids
+from engine.telemetry.operation_spans import observe_span
+from engine.telemetry.redaction import NO_SECRETS, Redactor
+from engine.telemetry.spans import ResourceRef, current_ids
 from engine.watchers import Change, ChangeType
 
 
@@ -43,6 +47,19 @@ def stream_of(operator: Operator, obj: Mapping[str, Any]) -> str:
         namespace=str(metadata.get("namespace") or ""),
         name=str(metadata.get("name") or ""),
         uid=str(metadata.get("uid") or ""),
+    )
+
+
+def resource_ref_of(operator: Operator, obj: Mapping[str, Any]) -> ResourceRef:
+    """Which resource `obj` is, as span attributes name it."""
+    metadata = obj.get("metadata", {})
+    return ResourceRef(
+        namespace=str(metadata.get("namespace") or ""),
+        kind=operator.resource.kind,
+        name=str(metadata.get("name") or ""),
+        uid=str(metadata.get("uid") or ""),
+        generation=int(metadata.get("generation") or 0),
+        group=operator.resource.group,
     )
 
 
@@ -126,7 +143,8 @@ Enqueue = Callable[[str], None]
 
 @dataclass(frozen=True)
 class ObserverDeps:
-    """What the sinks need: the operator, the view, the ledger, the log, the queue's add."""
+    """What the sinks need: the operator, the view, the ledger, the log, the queue's add;
+    `tracer` for the `observe` span each journaled watch event runs in."""
 
     operator: Operator
     view: PrimaryView
@@ -134,6 +152,7 @@ class ObserverDeps:
     log: ObservationLog
     enqueue: Enqueue
     on_observed: Callable[[str, Mapping[str, Any], str], None] | None = None
+    tracer: trace.Tracer = field(default_factory=trace.NoOpTracer)
 
 
 class Observer:
@@ -141,7 +160,9 @@ class Observer:
 
     Guarantees: a primary change is journaled (when it is a real change) before its key
     is enqueued; a child change never journals by itself: it enqueues the owner, whose
-    next reconcile journals the observation with `child_drift` set if it drifted.
+    next reconcile journals the observation with `child_drift` set if it drifted. A
+    primary change is journaled inside a short `observe <Kind>` span (the root of its
+    own trace), so its `Observed` record carries that span's ids when tracing is on.
     """
 
     def __init__(self, deps: ObserverDeps) -> None:
@@ -160,9 +181,18 @@ class Observer:
             finalizer=deps.operator.finalizer_name,
             child_drift=deps.ledger.drift(entry.uid),
         )
-        appended = await deps.log.record(
-            stream, observation, spec=entry.obj.get("spec") or {}, watch_event=change.type.value
-        )
+        with observe_span(
+            deps.tracer,
+            resource_ref_of(deps.operator, entry.obj),
+            watch_event=change.type.value,
+            redactor=_redactor(deps, entry),
+        ):
+            appended = await deps.log.record(
+                stream,
+                observation,
+                spec=entry.obj.get("spec") or {},
+                watch_event=change.type.value,
+            )
         if appended and deps.on_observed is not None:
             deps.on_observed(key, entry.obj, f"Observed {change.type.value}")
         deps.enqueue(key)
@@ -175,3 +205,9 @@ class Observer:
         key = deps.view.key_of_uid(owner)
         if key is not None:
             deps.enqueue(key)
+
+
+def _redactor(deps: ObserverDeps, entry: Entry) -> Redactor:
+    if isinstance(deps.tracer, trace.NoOpTracer):
+        return NO_SECRETS  # nothing is recorded: skip walking the object
+    return Redactor.from_object(entry.obj, deps.operator.secret_fields)

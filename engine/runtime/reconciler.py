@@ -153,7 +153,9 @@ class Reconciler:
             group=deps.operator.resource.group,
         )
         redactor = Redactor.from_object(entry.obj, deps.operator.secret_fields)
-        follows = (self._follows[stream],) if stream in self._follows else ()
+        # the previous reconcile in this process, else the newest one the journal holds
+        link = self._follows.get(stream) or await deps.states.journaled_link(stream)
+        follows = (link,) if link is not None else ()
         began = deps.clock.monotonic()
         with reconcile_span(deps.tracer, ref, follows=follows, redactor=redactor) as span:
             if span.ids is not None:

@@ -1,7 +1,8 @@
 """Folded states of the streams the reconciler works on, kept in memory and advanced
 by reading only each stream's new records; snapshots every N records so a fold after a
 restart starts late. The first load of a stream also teaches the child ledger the
-manifests last applied and the observation log the last observation journaled.
+manifests last applied, the observation log the last observation journaled, and keeps
+the span ids of the newest record a reconcile journaled (the link after a restart).
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from engine.journal.record import Record
 from engine.journal.store import Journal
 from engine.runtime.children import ChildLedger
 from engine.runtime.observer import ObservationLog
+from engine.telemetry.spans import SpanIds
 
 
 @dataclass
 class _Folded:
     state: ResourceState
     snapshot_version: int
+    journaled_link: SpanIds | None = None
 
 
 class StreamStates:
@@ -59,12 +62,25 @@ class StreamStates:
         snapshot = await self._journal.load_snapshot(stream)
         records = await self._journal.read_stream(stream)
         state = fold(records, snapshot=snapshot)
-        self._folded[stream] = _Folded(state, snapshot.version if snapshot else 0)
+        self._folded[stream] = _Folded(
+            state, snapshot.version if snapshot else 0, newest_reconcile_ids(records)
+        )
         owner_uid = stream.rpartition("#")[2]
         for manifest in applied_manifests(records):
             self._ledger.applied(owner_uid, manifest, None)
         self._log.seed(stream, records)
         return state
+
+    async def journaled_link(self, stream: str) -> SpanIds | None:
+        """The span ids of the newest record a reconcile journaled on `stream` before it
+        was first loaded (e.g. before a restart or a leader change), or None: what the
+        first reconcile of the stream in this process follows. Loads the stream when it
+        is not loaded yet (errors: `FoldError`); otherwise reads nothing."""
+        folded = self._folded.get(stream)
+        if folded is None:
+            await self._load(stream)
+            folded = self._folded[stream]
+        return folded.journaled_link
 
     def cached(self, stream: str) -> ResourceState | None:
         """The state last folded, without reading the journal."""
@@ -88,6 +104,19 @@ def _fold_on(state: ResourceState, tail: list[Record]) -> ResourceState:
         if record.stream_version > state.version:
             state = apply(state, record)
     return state
+
+
+def newest_reconcile_ids(records: list[Record]) -> SpanIds | None:
+    """The well-formed span ids of the newest record in `records` that a reconcile (or
+    another engine operation) journaled; the watch sink's `Observed` records are skipped:
+    their `observe` spans are not a step of the resource's reconciles."""
+    for record in reversed(records):
+        if record.type == ev.OBSERVED and record.data.get("watch_event") != "reconcile":
+            continue
+        ids = SpanIds.parse(record.trace_id, record.span_id)
+        if ids is not None:
+            return ids
+    return None
 
 
 def applied_manifests(records: list[Record]) -> list[Mapping[str, object]]:

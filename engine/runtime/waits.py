@@ -27,6 +27,7 @@ from engine.supervisor.waits_for import (
     deadlock_message,
     resolve_deadlock,
 )
+from engine.telemetry.operation_spans import stamped
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class DependencyWaits:
             stream = streams[member]
             if stream is None:
                 continue
-            position = (await deps.journal.append(stream, [record]))[0]
+            position = (await deps.journal.append(stream, [stamped(record)]))[0]
             message = deadlock_message(cycle, member)
             condition = {
                 "type": DEADLOCKED,

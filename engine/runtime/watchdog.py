@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from opentelemetry import trace
 
 from engine.clock import Clock
 from engine.effects.errors import PermanentError, RetryableError
@@ -27,7 +29,7 @@ from engine.fsm.table import READY
 from engine.journal.record import Record
 from engine.journal.store import Journal
 from engine.runtime.conditions import STUCK, SupervisorConditions, patch_conditions
-from engine.runtime.observer import stream_of
+from engine.runtime.observer import resource_ref_of, stream_of
 from engine.runtime.operator import Operator
 from engine.runtime.states import StreamStates
 from engine.runtime.view import PrimaryView
@@ -45,6 +47,7 @@ from engine.supervisor.stuck import (
     stuck_condition,
     stuck_event,
 )
+from engine.telemetry.operation_spans import operation_span, resource_attributes, stamped
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +114,7 @@ class WatchdogDeps:
     policy: HealingPolicy = DEFAULT_HEALING
     may_act: Callable[[], bool] = lambda: True
     record_events: bool = True
+    tracer: trace.Tracer = field(default_factory=trace.NoOpTracer)
 
 
 def watchdog_period(deadlines: Mapping[str, float]) -> float:
@@ -163,7 +167,9 @@ class Watchdog:
             since = candidate.last_report
             if since is not None and (now - since).total_seconds() <= report.deadline:
                 continue
-            await self._act(report, candidate, now)
+            ref = resource_ref_of(deps.operator, candidate.obj)
+            with operation_span(deps.tracer, f"heal {ref.kind}", resource_attributes(ref)):
+                await self._act(report, candidate, now)  # its records carry the span's ids
             acted.append(report)
         for key in [c.key for c in candidates.values() if c.item.state.state == READY]:
             deps.conditions.clear(key, STUCK)
@@ -217,7 +223,7 @@ class Watchdog:
         records = [stuck_event(report)]
         if decision.action is not HealingAction.REPORT:
             records.append(ev.healing_applied(action=decision.action.value, reason=decision.reason))
-        positions = await deps.journal.append(candidate.stream, records)
+        positions = await deps.journal.append(candidate.stream, [stamped(r) for r in records])
         condition = stuck_condition(report)
         deps.conditions.set(report.key, condition, now=now)
         await patch_conditions(deps.writer, deps.kind, deps.view, report.key, deps.conditions)
@@ -248,7 +254,7 @@ class Watchdog:
             gave_up=True,
             seconds=0.0,
         )
-        await deps.journal.append(candidate.stream, [failed])
+        await deps.journal.append(candidate.stream, [stamped(failed)])
         deps.running.cancel(key)
         deps.enqueue(key)
 

@@ -33,6 +33,11 @@ ALLOWED_ATTRIBUTES = frozenset(
         "reconcile.outcome",
         "reconcile.worker",
         "leader.term",
+        "leader.identity",
+        # an observation journaled from a watch event (added, modified, deleted)
+        "watch.event_type",
+        # the watchdog
+        "healing.action",
         # an effect attempt
         "effect.name",
         "effect.idempotency_key",

@@ -172,17 +172,20 @@ async def test_a_create_ready_delete_run_exports_linked_reconcile_and_effect_spa
         chain.append(linked_from[chain[-1]])
     assert len(chain) == len(reconciles)
 
-    # every journal record carries the ids of a span the collector received, except the
-    # observations journaled by the watch sink, which runs outside any reconcile
-    unstamped = [r for r in records if r.span_id is None]
-    assert unstamped, "the watch sink's observations were expected to carry no span"
-    for record in unstamped:
-        assert record.type == ev.OBSERVED
-        assert record.data["watch_event"] in ("added", "modified", "deleted")
-        assert record.trace_id is None
+    # every journal record carries the ids of a span the collector received; the
+    # observations the watch sink journals carry those of their own `observe` span
     for record in records:
-        if record.span_id is not None:
-            assert by_id[record.span_id].trace_id == record.trace_id
+        assert record.span_id is not None, f"{record.type} #{record.global_position} has no span"
+        assert by_id[record.span_id].trace_id == record.trace_id
+    watched = [r for r in of_type(records, ev.OBSERVED) if r.data["watch_event"] != "reconcile"]
+    assert "added" in {r.data["watch_event"] for r in watched}
+    for record in watched:
+        span = by_id[str(record.span_id)]
+        assert span.name == "observe Widget"
+        assert span.parent_span_id == ""
+        assert span.attributes["watch.event_type"] == record.data["watch_event"]
+        assert span.attributes["k8s.resource.name"] == "blue"
+        assert span.attributes["k8s.resource.uid"] == uid
 
     # JSON log lines of a reconcile carry its span's ids
     transition_lines = [line for line in logs if "trigger" in line and "to" in line]
