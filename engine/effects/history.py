@@ -1,4 +1,5 @@
-"""What a stream's records say about one effect key: attempts so far and the last failure."""
+"""What a stream's records say about one effect key: attempts so far, how many of them
+ended waiting for another resource, and the last failure."""
 
 from __future__ import annotations
 
@@ -11,10 +12,17 @@ from engine.journal.record import Record
 
 @dataclass(frozen=True, slots=True)
 class KeyHistory:
-    """The attempts (`EffectStarted` records) of one key and its last recorded failure."""
+    """The attempts (`EffectStarted` records) of one key, the `waits` among them (failures
+    marked `waiting`), and its last recorded failure."""
 
     attempts: int = 0
     last_failure: ev.EffectOutcome | None = None
+    waits: int = 0
+
+    def counted(self, attempt: int) -> int:
+        """The number of attempt `attempt` (the next, or the last) among the attempts that
+        count toward giving up and the backoff: the waits before it are left out."""
+        return max(1, attempt - self.waits)
 
     @property
     def failed_for_good(self) -> bool:
@@ -25,7 +33,7 @@ class KeyHistory:
 
 def key_history(records: Iterable[Record], key: str) -> KeyHistory:
     """The history of `key` in `records` (one stream, in order)."""
-    attempts = 0
+    attempts = waits = 0
     last_failure: ev.EffectOutcome | None = None
     for record in records:
         if record.type not in (ev.EFFECT_STARTED, ev.EFFECT_FAILED):
@@ -37,4 +45,5 @@ def key_history(records: Iterable[Record], key: str) -> KeyHistory:
             attempts = max(attempts + 1, fact.attempt)
         else:
             last_failure = fact
-    return KeyHistory(attempts=attempts, last_failure=last_failure)
+            waits += fact.waiting
+    return KeyHistory(attempts=attempts, last_failure=last_failure, waits=waits)

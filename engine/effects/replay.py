@@ -26,6 +26,9 @@ class RecordedOutcome:
     records: tuple[Record, ...]
     """The effect records from its start to its outcome and retry, nested effects' and
     crash-cut attempts' included (other records in between, like `Observed`, are not)."""
+    waits_before: int = 0
+    """How many earlier attempts of the key ended waiting (`EffectFailed` marked
+    `waiting`): the backoff counts attempts without them."""
 
 
 @dataclass(slots=True)
@@ -36,6 +39,7 @@ class ReplayCursor:
     records: list[Record]
     index: int = 0
     succeeded: dict[str, ev.EffectOutcome] = field(default_factory=dict)
+    waits: dict[str, int] = field(default_factory=dict)
 
     def take(self, key: str, name: str) -> RecordedOutcome | ev.EffectOutcome:
         """The recorded answer to running `key` now. Errors: `ReplayDivergence`."""
@@ -78,7 +82,16 @@ class ReplayCursor:
                 self.index += 1
         if outcome.type == ev.EFFECT_SUCCEEDED:
             self.succeeded[key] = outcome
-        return RecordedOutcome(started=started, outcome=outcome, retry=retry, records=tuple(own))
+        waits_before = self.waits.get(key, 0)
+        if outcome.waiting:
+            self.waits[key] = waits_before + 1
+        return RecordedOutcome(
+            started=started,
+            outcome=outcome,
+            retry=retry,
+            records=tuple(own),
+            waits_before=waits_before,
+        )
 
     def _next_started(self) -> int | None:
         for index in range(self.index, len(self.records)):

@@ -171,7 +171,9 @@ class EffectRunner:
                 )
                 await journal.append(stream, [_stamp(success, ids)])
                 return result
-            raise await self._record_failure(stream, key, name, attempt, failure, seconds, ids)
+            raise await self._record_failure(
+                stream, key, name, attempt, failure, seconds, ids, counted=history.counted(attempt)
+            )
 
     async def _call(self, key: str, call: EffectCall) -> tuple[_Failure | None, Any]:
         timeout = self._deps.timeout
@@ -205,10 +207,16 @@ class EffectRunner:
         failure: _Failure,
         seconds: float,
         ids: SpanIds,
+        *,
+        counted: int,
     ) -> EffectRetryScheduled | EffectFailedPermanently:
-        """Journal the failed attempt (and its retry); return the error to raise."""
+        """Journal the failed attempt (and its retry); return the error to raise.
+
+        `counted`: the attempt's number with the earlier waits left out; it decides
+        giving up and the backoff, so time spent waiting for another resource costs no
+        attempts. A wait itself never gives up."""
         policy = self._deps.backoff
-        gave_up = failure.retryable and not failure.waiting and attempt >= policy.max_attempts
+        gave_up = failure.retryable and not failure.waiting and counted >= policy.max_attempts
         failed = ev.effect_failed(
             key=key,
             name=name,
@@ -218,11 +226,12 @@ class EffectRunner:
             message=failure.message,
             gave_up=gave_up,
             seconds=seconds,
+            waiting=failure.waiting,
         )
         if not failure.retryable or gave_up:
             await self._deps.journal.append(stream, [_stamp(failed, ids)])
             return _permanent(key, attempt, failure.error_class, failure.message, gave_up=gave_up)
-        backoff = next_delay(key, attempt, policy)
+        backoff = next_delay(key, counted, policy)
         # a wait is polled at its own pace, not at the growing backoff of failures
         delay = failure.at_least if failure.waiting else max(backoff, failure.at_least)
         retry = ev.retry_scheduled(key=key, attempt=attempt, delay=delay, backoff=backoff)
@@ -254,7 +263,8 @@ class EffectRunner:
                 key, outcome.attempt, outcome.error_class, outcome.message, gave_up=outcome.gave_up
             )
         retry = answer.retry
-        expected = next_delay(key, outcome.attempt, self._deps.backoff)
+        counted = max(1, outcome.attempt - answer.waits_before)
+        expected = next_delay(key, counted, self._deps.backoff)
         if retry is None or retry.backoff != expected:
             raise ReplayDivergence(
                 stream=stream,

@@ -26,6 +26,7 @@ class _KeyFacts:
     attempts: int = 0
     last_failure: ev.EffectOutcome | None = None
     success: RecordedSuccess | None = None
+    waits: int = 0
 
 
 @dataclass
@@ -62,7 +63,9 @@ class StreamEffectIndex:
         facts = self._key(stream, key)
         if facts is None:
             return KeyHistory()
-        return KeyHistory(attempts=facts.attempts, last_failure=facts.last_failure)
+        return KeyHistory(
+            attempts=facts.attempts, last_failure=facts.last_failure, waits=facts.waits
+        )
 
     def success(self, stream: str, key: str) -> RecordedSuccess | None:
         facts = self._key(stream, key)
@@ -89,5 +92,6 @@ def _learn(facts: _StreamFacts, record: Record) -> None:
         known.attempts = max(known.attempts + 1, fact.attempt)
     elif record.type == ev.EFFECT_FAILED:
         known.last_failure = fact
+        known.waits += fact.waiting
     elif known.success is None and record.idempotency_key == key:
         known.success = RecordedSuccess(fact.result)

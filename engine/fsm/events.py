@@ -134,9 +134,15 @@ def effect_failed(
     message: str,
     gave_up: bool = False,
     seconds: float | None = None,
+    waiting: bool = False,
 ) -> NewEvent:
-    """`EffectFailed`: one failed attempt; `gave_up` marks the last one allowed."""
-    data = {
+    """`EffectFailed`: one failed attempt; `gave_up` marks the last one allowed.
+
+    `waiting` marks an attempt that ended waiting for another resource
+    (`DependencyNotReady`): it is not a failure of the effect, so it counts neither
+    toward giving up nor toward the backoff. The field is written only when true, so
+    the records of real failures keep their earlier form."""
+    data: dict[str, Any] = {
         "key": key,
         "name": name,
         "attempt": attempt,
@@ -146,6 +152,8 @@ def effect_failed(
         "message": message[:MAX_MESSAGE],
         "seconds": seconds,
     }
+    if waiting:
+        data["waiting"] = True
     return NewEvent(type=EFFECT_FAILED, data=data, schema=SCHEMA)
 
 
@@ -203,6 +211,7 @@ class EffectOutcome:
     message: str = ""
     delay: float = 0.0
     backoff: float = 0.0
+    waiting: bool = False
 
 
 def check_schema(record: Record) -> None:
@@ -297,6 +306,7 @@ def parse_effect(record: Record) -> EffectOutcome:
             retryable=_get(record, "retryable", bool),
             gave_up=_get(record, "gave_up", bool),
             message=_get(record, "message", str),
+            waiting=bool(_get(record, "waiting", bool, optional=True)),
         )
     return EffectOutcome(type=record.type, key=key, name=name, attempt=attempt)
 
