@@ -1,5 +1,4 @@
-"""Opening a SQLite journal: recognise the file, migrate its schema, read its chain head;
-and the writer's look-ups (key positions, stream versions) before planning a commit.
+"""Opening a SQLite journal: recognise the file, migrate its schema, read its chain head.
 
 Also turns SQLite's errors into the journal's typed errors, each naming the path and
 what to do. The connection is anything with aiosqlite's `execute`/`execute_fetchall`.
@@ -8,7 +7,7 @@ what to do. The connection is anything with aiosqlite's `execute`/`execute_fetch
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Set
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,9 +21,6 @@ from engine.journal.errors import (
     NotAJournal,
     SchemaTooNew,
 )
-
-_CHUNK = 500
-"""Values per `IN (...)` look-up, well under SQLite's parameter limit."""
 
 
 class SqlConnection(Protocol):
@@ -146,34 +142,3 @@ async def load_head(connection: SqlConnection, path: Path) -> tuple[Head, int]:
             last.position + 1,
         )
     return last, int(last_term or 0)
-
-
-async def key_positions(connection: SqlConnection, keys: Set[str]) -> dict[str, int]:
-    """The position of each of `keys` that is already committed."""
-    found: dict[str, int] = {}
-    ordered = sorted(keys)
-    for start in range(0, len(ordered), _CHUNK):
-        chunk = ordered[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        rows = await connection.execute_fetchall(
-            f"SELECT idempotency_key, position FROM records WHERE idempotency_key IN ({marks})",
-            chunk,
-        )
-        found.update((key, position) for key, position in rows)
-    return found
-
-
-async def stream_versions(connection: SqlConnection, streams: Set[str]) -> dict[str, int]:
-    """The last version of each of `streams` (0 for a stream with no records)."""
-    versions = dict.fromkeys(streams, 0)
-    ordered = sorted(streams)
-    for start in range(0, len(ordered), _CHUNK):
-        chunk = ordered[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        rows = await connection.execute_fetchall(
-            f"SELECT stream, MAX(stream_version) FROM records "
-            f"WHERE stream IN ({marks}) GROUP BY stream",
-            chunk,
-        )
-        versions.update((stream, version) for stream, version in rows)
-    return versions

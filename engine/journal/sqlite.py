@@ -8,12 +8,14 @@ second connection, so they never wait behind a commit. See docs/journal.md.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 from urllib.parse import quote
 
 import aiosqlite
@@ -21,7 +23,7 @@ import aiosqlite
 from engine.clock import Clock, SystemClock
 from engine.failpoint import failpoint
 from engine.journal import opening, schema
-from engine.journal.batch import Head, PendingAppend, chain_for_import, keys_of, plan_batch
+from engine.journal.batch import Head, PendingAppend, chain_for_import
 from engine.journal.codec import (
     GENESIS,
     Row,
@@ -47,9 +49,11 @@ from engine.journal.files import (
 )
 from engine.journal.group_commit import GroupCommit, Outcome
 from engine.journal.record import NewEvent, Record, Snapshot
+from engine.journal.sqlite_commit import commit_batch, write_rows
 from engine.journal.store import ANY_VERSION
 
 Synchronous = Literal["FULL", "NORMAL"]
+_T = TypeVar("_T")
 
 
 class SqliteJournal:
@@ -348,19 +352,20 @@ class SqliteJournal:
     async def _commit(self, appends: Sequence[PendingAppend]) -> Sequence[Outcome]:
         async with self._write_lock:
             assert self._writer is not None
-            existing = await opening.key_positions(self._writer, keys_of(appends))
-            unknown = {a.stream for a in appends} - self._versions.keys()
-            self._versions.update(await opening.stream_versions(self._writer, unknown))
-            plan = plan_batch(
-                appends,
-                head=self._head,
-                versions=self._versions,
-                existing_keys=existing,
-                at=encode_at(self._clock.now()),
-                term=self._term,
+            result = await _on_writer_thread(
+                self._writer,
+                functools.partial(
+                    commit_batch,
+                    appends=appends,
+                    head=self._head,
+                    known_versions=self._versions,
+                    at=encode_at(self._clock.now()),
+                    term=self._term,
+                ),
             )
+            self._versions.update(result.versions_read)
+            plan = result.plan
             if plan.rows:
-                await self._write_rows(plan.rows)
                 failpoint("journal.after_commit")
                 self._head = plan.head
                 self._versions.update(plan.versions)
@@ -379,17 +384,8 @@ class SqliteJournal:
         return failure
 
     async def _write_rows(self, rows: Sequence[Row]) -> None:
-        # the connection begins a transaction implicitly (isolation_level IMMEDIATE), and
-        # a trigger moves the chain head with each insert: two round trips per commit
         assert self._writer is not None
-        try:
-            await self._writer.executemany(schema.INSERT_RECORD, rows)
-            failpoint("journal.before_commit")
-            await self._writer.commit()
-        except BaseException:
-            if self._writer.in_transaction:
-                await self._writer.rollback()
-            raise
+        await _on_writer_thread(self._writer, functools.partial(write_rows, rows=rows))
 
     async def _checksum_at(self, position: int) -> str:
         rows = await self._fetch("SELECT checksum FROM records WHERE position = ?", (position,))
@@ -425,6 +421,20 @@ class SqliteJournal:
             raise JournalUnavailable(
                 f"journal {self._where} was opened read-only; open it without readonly to write"
             )
+
+
+async def _on_writer_thread(
+    connection: aiosqlite.Connection, function: Callable[[sqlite3.Connection], _T]
+) -> _T:
+    """`function(the sqlite3 connection)` run on `connection`'s own thread: one round trip.
+
+    `_execute` is the dispatch each of aiosqlite's public methods goes through; the
+    caller's context goes along, so failpoints armed in a test apply on that thread too.
+    """
+    context = contextvars.copy_context()
+    raw: sqlite3.Connection = connection._conn
+    result = await connection._execute(context.run, function, raw)  # type: ignore[no-untyped-call]
+    return cast(_T, result)
 
 
 async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
