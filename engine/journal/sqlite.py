@@ -1,8 +1,9 @@
 """The durable journal on SQLite (aiosqlite, WAL): group commit, checksums, one writer.
 
 Appends from any number of tasks go to one writer task, which drains everything
-pending into one transaction, commits, and only then answers each caller. Reads use a
-second connection, so they never wait behind a commit. See docs/journal.md.
+pending into one transaction, commits (one call on the writer's thread, `sqlite_commit`),
+and only then answers each caller. Reads use a second connection (`sqlite_reader`), so
+they never wait behind a commit. See docs/journal.md.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import json
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -25,16 +25,13 @@ from engine.failpoint import failpoint
 from engine.journal import opening, schema
 from engine.journal.batch import Head, PendingAppend, chain_for_import
 from engine.journal.codec import (
-    GENESIS,
     Row,
     encode_at,
     encode_event,
     encode_json,
     snapshot_checksum,
-    verified_record,
 )
 from engine.journal.errors import (
-    CorruptJournal,
     JournalClosed,
     JournalError,
     JournalUnavailable,
@@ -50,6 +47,7 @@ from engine.journal.files import (
 from engine.journal.group_commit import GroupCommit, Outcome
 from engine.journal.record import NewEvent, Record, Snapshot
 from engine.journal.sqlite_commit import commit_batch, write_rows
+from engine.journal.sqlite_reader import RecordReader
 from engine.journal.store import ANY_VERSION
 
 Synchronous = Literal["FULL", "NORMAL"]
@@ -79,6 +77,7 @@ class SqliteJournal:
         self._path = path
         self._where = str(path)
         self._reader = reader
+        self._records = RecordReader(reader, path)
         self._writer = writer
         self._lock = lock
         self._clock = clock
@@ -194,46 +193,16 @@ class SqliteJournal:
         known = self._versions.get(stream)
         if known is not None:
             return known
-        rows = await self._fetch(
-            "SELECT MAX(stream_version) FROM records WHERE stream = ?", (stream,)
-        )
-        return int(rows[0][0] or 0)
+        return await self._records.stream_version(stream)
 
     async def read_stream(self, stream: str, from_version: int = 1) -> list[Record]:
         """The stream's records with version >= `from_version`, in order, verified."""
-        start = max(from_version, 1)
-        rows = await self._fetch(schema.SELECT_STREAM, (stream, start))
-        records = []
-        for expected, row in enumerate(rows, start=start):
-            if row[2] != expected:
-                raise CorruptJournal(self._where, f"{stream} version {expected} is missing")
-            records.append(self._verified_joined(row))
-        return records
+        return await self._records.read_stream(stream, from_version)
 
-    async def read_all(
-        self, from_position: int = 1, *, batch_size: int = 1000
-    ) -> AsyncIterator[Record]:
-        """Every record with position >= `from_position`, in order, fetched in batches.
-
-        Each record's checksum is verified against its predecessor's, and a missing
-        position raises `CorruptJournal`.
-        """
-        position = max(from_position, 1)
-        previous: str | None = GENESIS if position == 1 else None
-        where = self._where
-        while True:
-            rows = await self._fetch(schema.SELECT_FROM, (position, batch_size))
-            if not rows:
-                return
-            if previous is None:
-                previous = await self._checksum_at(position - 1)
-            for row in rows:
-                if row[0] != position:
-                    raise CorruptJournal(where, "a record is missing", position)
-                record = verified_record(where, previous, row)
-                previous = row[11]
-                position += 1
-                yield record
+    def read_all(self, from_position: int = 1, *, batch_size: int = 1000) -> AsyncIterator[Record]:
+        """Every record with position >= `from_position`, in order, fetched in batches and
+        verified (see `RecordReader.read_all`)."""
+        return self._records.read_all(from_position, batch_size=batch_size)
 
     async def subscribe(self, from_position: int = 1) -> AsyncIterator[Record]:
         """Like `read_all`, then tail this process's commits as they happen.
@@ -258,15 +227,11 @@ class SqliteJournal:
 
     async def find_by_key(self, idempotency_key: str) -> Record | None:
         """The record carrying `idempotency_key`, if any (verified)."""
-        rows = await self._fetch(schema.SELECT_KEY, (idempotency_key,))
-        return self._verified_joined(rows[0]) if rows else None
+        return await self._records.find_by_key(idempotency_key)
 
     async def streams(self) -> list[str]:
         """Every stream that has at least one record, in order of first appearance."""
-        rows = await self._fetch(
-            "SELECT stream FROM records GROUP BY stream ORDER BY MIN(position)"
-        )
-        return [row[0] for row in rows]
+        return await self._records.streams()
 
     async def save_snapshot(self, stream: str, version: int, state: Mapping[str, Any]) -> None:
         """Keep `state` as of `version`; an older version never replaces a newer one.
@@ -287,34 +252,11 @@ class SqliteJournal:
 
     async def load_snapshot(self, stream: str) -> Snapshot | None:
         """The newest snapshot of `stream`, if any. Errors: `CorruptJournal` on a bad one."""
-        rows = await self._fetch(
-            "SELECT version, state, checksum FROM snapshots WHERE stream = ?", (stream,)
-        )
-        if not rows:
-            return None
-        version, text, digest = rows[0]
-        if snapshot_checksum(stream, version, text) != digest:
-            raise CorruptJournal(self._where, f"the snapshot of {stream} fails its checksum")
-        return Snapshot(stream, version, json.loads(text))
+        return await self._records.load_snapshot(stream)
 
     async def verify(self) -> int:
-        """Check the whole file: SQLite's quick_check, every record's checksum chain, the
-        chain head, every snapshot. Return the record count.
-
-        Errors: `CorruptJournal` naming the first problem (and position, where one).
-        """
-        problems = [row[0] for row in await self._fetch("PRAGMA quick_check")]
-        if problems != ["ok"]:
-            raise CorruptJournal(self._where, "SQLite quick_check: " + "; ".join(problems[:3]))
-        count = 0
-        async for _ in self.read_all(batch_size=5000):
-            count += 1
-        head, _term = await opening.load_head(self._reader, self._path)
-        if head.position < count:
-            raise CorruptJournal(self._where, "records beyond the chain head", head.position + 1)
-        for stream in [row[0] for row in await self._fetch("SELECT stream FROM snapshots")]:
-            await self.load_snapshot(stream)
-        return count
+        """Check the whole file (see `RecordReader.verify`); return the record count."""
+        return await self._records.verify()
 
     async def import_records(self, records: Iterable[Record]) -> int:
         """Load exported records into this empty journal, keeping positions and checksums.
@@ -386,24 +328,6 @@ class SqliteJournal:
     async def _write_rows(self, rows: Sequence[Row]) -> None:
         assert self._writer is not None
         await _on_writer_thread(self._writer, functools.partial(write_rows, rows=rows))
-
-    async def _checksum_at(self, position: int) -> str:
-        rows = await self._fetch("SELECT checksum FROM records WHERE position = ?", (position,))
-        if not rows:
-            raise CorruptJournal(self._where, "a record is missing", position)
-        return str(rows[0][0])
-
-    def _verified_joined(self, row: Any) -> Record:
-        previous = GENESIS if row[0] == 1 else row[12]
-        if previous is None:
-            raise CorruptJournal(self._where, "the record before is missing", row[0])
-        return verified_record(self._where, previous, row[:12])
-
-    async def _fetch(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
-        try:
-            return list(await self._reader.execute_fetchall(sql, parameters))
-        except sqlite3.Error as failure:
-            raise opening.translate_error(self._path, failure) from None
 
     def _signal_commit(self) -> None:
         committed, self._committed = self._committed, asyncio.Event()
