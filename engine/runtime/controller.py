@@ -34,7 +34,8 @@ from engine.runtime.observer import ObservationLog, Observer, ObserverDeps
 from engine.runtime.operator import Operator
 from engine.runtime.queue import WorkQueue
 from engine.runtime.ratelimit import KeyedBackoff, TokenBucket
-from engine.runtime.reconciler import Reconciler, ReconcilerDeps
+from engine.runtime.reconciler import Reconciler
+from engine.runtime.reconciler_deps import ReconcilerDeps
 from engine.runtime.resource_view import ResourceView, ResourceViews
 from engine.runtime.settings import Settings
 from engine.runtime.states import StreamStates

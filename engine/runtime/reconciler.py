@@ -5,17 +5,8 @@ decision is idle; map what happened to one queue `Outcome`.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
-from types import MappingProxyType
-from typing import Any
 
-from opentelemetry import trace
-
-from engine.clock import Clock
-from engine.effects import EffectRunner
 from engine.effects.errors import (
     EffectFailedPermanently,
     EffectRetryScheduled,
@@ -23,16 +14,12 @@ from engine.effects.errors import (
     PermanentError,
     RetryableError,
 )
-from engine.effects.kube import KindRef, KubeWriter
-from engine.failpoint import afailpoint
+from engine.effects.kube import KindRef
 from engine.fsm import events as ev
-from engine.fsm.decide import DEFAULT_POLICY, DecidePolicy, decide
+from engine.fsm.decide import decide
 from engine.fsm.decision import (
-    AddFinalizer,
     Decision,
     Effect,
-    PatchStatus,
-    RemoveFinalizer,
     RunFinalize,
     RunProvision,
 )
@@ -41,21 +28,11 @@ from engine.fsm.key import FINALIZE, PROVISION
 from engine.fsm.machine import next_state
 from engine.fsm.state import ResourceState
 from engine.fsm.table import DELETED, EFFECT_FAILED, FAILED, GAVE_UP, PERMANENT_ERROR
-from engine.journal.record import NewEvent
-from engine.journal.store import Journal
-from engine.runtime.children import ChildLedger
-from engine.runtime.conditions import SupervisorConditions
-from engine.runtime.context import Context
-from engine.runtime.handler_backend import StepBackend
-from engine.runtime.observer import ObservationLog, observation_of, stream_of
-from engine.runtime.operator import Operator
-from engine.runtime.recorded_spec import restore_secrets, spec_at_generation
-from engine.runtime.resource_view import ResourceViews
-from engine.runtime.secret_scrub import scrubbed
+from engine.runtime.effect_actions import EffectActions, ReconcileStopped, append_traced
+from engine.runtime.observer import observation_of, stream_of
+from engine.runtime.reconciler_deps import ReconcilerDeps
 from engine.runtime.states import StreamStates
-from engine.runtime.status import status_body
-from engine.runtime.view import Entry, PrimaryView
-from engine.runtime.waits import DependencyWaits
+from engine.runtime.view import Entry
 from engine.runtime.worker import (
     Outcome,
     RequeueAfter,
@@ -63,50 +40,12 @@ from engine.runtime.worker import (
     Succeeded,
     TerminalFailure,
 )
-from engine.telemetry.metrics import EngineMetrics
 from engine.telemetry.redaction import Redactor
-from engine.telemetry.spans import ReconcileSpan, ResourceRef, SpanIds, current_ids, reconcile_span
+from engine.telemetry.spans import ReconcileSpan, ResourceRef, SpanIds, reconcile_span
 
 log = logging.getLogger(__name__)
 
 _WARNING_TRIGGERS = frozenset({EFFECT_FAILED, PERMANENT_ERROR, GAVE_UP})
-
-
-@dataclass(frozen=True)
-class ReconcilerDeps:
-    """Everything a reconcile needs. `max_passes` bounds decide→act loops per reconcile;
-    `record_events` turns the Kubernetes Event per transition on or off. Supervision:
-    `may_act` is asked before each Kubernetes write (False: stop and requeue);
-    `waits` backs `Context.wait_until_ready`; `conditions` are the supervisor's extra
-    status conditions, kept on every status patch."""
-
-    operator: Operator
-    journal: Journal
-    runner: EffectRunner
-    writer: KubeWriter
-    view: PrimaryView
-    ledger: ChildLedger
-    log: ObservationLog
-    states: StreamStates
-    views: ResourceViews
-    clock: Clock
-    tracer: trace.Tracer
-    metrics: EngineMetrics | None = None
-    policy: DecidePolicy = DEFAULT_POLICY
-    term: Callable[[], int] | None = None
-    max_passes: int = 16
-    record_events: bool = True
-    may_act: Callable[[], bool] | None = None
-    waits: DependencyWaits | None = None
-    conditions: SupervisorConditions | None = None
-
-
-class _Stop(Exception):
-    """Ends the reconcile with `outcome` (a write the engine could not make)."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(str(outcome))
-        self.outcome = outcome
 
 
 class Reconciler:
@@ -126,7 +65,7 @@ class Reconciler:
             resource.group, resource.version, resource.plural, resource.kind, resource.namespaced
         )
         self._follows: dict[str, SpanIds] = {}
-        self._logger = logging.getLogger(f"engine.operator.{resource.kind.lower()}")
+        self._effects = EffectActions(deps, self._kind)
 
     @property
     def kind(self) -> KindRef:
@@ -162,7 +101,7 @@ class Reconciler:
                 self._follows[stream] = span.ids
             try:
                 outcome = await self._passes(key, stream, entry.uid, span)
-            except _Stop as stop:
+            except ReconcileStopped as stop:
                 outcome = stop.outcome
             except NotLeading:
                 outcome = RetryableFailure("not the leader: stopped before acting")
@@ -201,7 +140,7 @@ class Reconciler:
                 return RequeueAfter(0.0)  # the backoff passed already: go again via the queue
             for effect in decision.effects:
                 try:
-                    await self._run(key, stream, effect)
+                    await self._effects.run(key, stream, effect)
                 except EffectRetryScheduled as retry:
                     span.record_retry(
                         delay_s=retry.delay, attempt=retry.attempt, error_type=retry.error_class
@@ -242,13 +181,6 @@ class Reconciler:
             return RequeueAfter(decision.requeue_after)
         return Succeeded()
 
-    async def _append(self, stream: str, event: NewEvent) -> int:
-        ids = current_ids()
-        if ids is not None:
-            event = replace(event, trace_id=ids.trace_id, span_id=ids.span_id)
-        positions = await self._deps.journal.append(stream, [event])
-        return positions[0]
-
     async def _transition(
         self,
         key: str,
@@ -264,8 +196,10 @@ class Reconciler:
         try:
             dest = next_state(state.state, trigger)
         except IllegalTransition as illegal:
-            await self._append(
-                stream, ev.illegal_trigger(state=state.state, trigger=trigger, message=str(illegal))
+            await append_traced(
+                deps.journal,
+                stream,
+                ev.illegal_trigger(state=state.state, trigger=trigger, message=str(illegal)),
             )
             log.error("illegal trigger %s in state %s for %r", trigger, state.state, key)
             return False
@@ -277,7 +211,7 @@ class Reconciler:
             effect_key=decision.effect_key,
             attempt=decision.attempt,
         )
-        position = await self._append(stream, event)
+        position = await append_traced(deps.journal, stream, event)
         span.record_transition(from_state=state.state, to_state=dest, trigger=trigger)
         log.info(
             "%s: %s → %s (%s)",
@@ -306,160 +240,6 @@ class Reconciler:
             except (RetryableError, PermanentError) as error:
                 log.warning("could not record the event of %r: %s", key, type(error).__name__)
         return True
-
-    async def _run(self, key: str, stream: str, effect: Effect) -> None:
-        deps = self._deps
-        entry = deps.view.get(key)
-        if entry is None:
-            return
-        if deps.may_act is not None and not deps.may_act():
-            raise NotLeading(f"not the leader: {key} not acted on")
-        finalizer = deps.operator.finalizer_name
-        match effect:
-            case AddFinalizer():
-                updated = await self._write(key, entry, deps.writer.add_finalizer, finalizer)
-                if updated is not None:
-                    deps.view.update(updated)
-            case RemoveFinalizer():
-                await afailpoint("finalizer.before_remove")
-                updated = await self._write(key, entry, deps.writer.remove_finalizer, finalizer)
-                await afailpoint("finalizer.after_remove")
-                if updated is None or not updated.get("metadata", {}).get("finalizers"):
-                    gone = updated if updated is not None else entry.obj
-                    deps.view.update(gone, exists=updated is not None and not _deleting(updated))
-                else:
-                    deps.view.update(updated)
-            case RunProvision() | RunFinalize():
-                await self._run_handler(stream, entry, effect)
-                await afailpoint("effect.after_record")
-            case PatchStatus():
-                await self._patch_status(key, stream, entry, effect)
-
-    async def _write(
-        self, key: str, entry: Entry, write: Callable[..., Any], finalizer: str
-    ) -> Mapping[str, Any] | None:
-        try:
-            result: Mapping[str, Any] | None = await write(self._kind, entry.obj, finalizer)
-        except RetryableError as error:
-            raise _Stop(RetryableFailure(str(error), retry_after=error.delay or None)) from None
-        except PermanentError as error:
-            await self._refused(key, entry, error)
-            raise _Stop(TerminalFailure(str(error))) from None
-        return result
-
-    async def _refused(self, key: str, entry: Entry, error: PermanentError) -> None:
-        """A write the API server refuses for good: a Warning Event, no retry storm."""
-        log.error("the API server refused a write for %r: %s", key, error)
-        if not self._deps.record_events:
-            return
-        with contextlib.suppress(RetryableError, PermanentError):
-            await self._deps.writer.record_event(
-                entry.obj,
-                name=f"{entry.obj['metadata']['name']}.{entry.uid[:8]}.refused",
-                reason="WriteRefused",
-                message=str(error),
-                warning=True,
-                now=self._deps.clock.now(),
-            )
-
-    async def _run_handler(
-        self, stream: str, entry: Entry, effect: RunProvision | RunFinalize
-    ) -> None:
-        deps = self._deps
-        handler = (
-            deps.operator.provision if isinstance(effect, RunProvision) else deps.operator.finalize
-        )
-        metadata = entry.obj.get("metadata", {})
-        redactor = Redactor.from_object(entry.obj, deps.operator.secret_fields)
-        spec = await self._spec_for(stream, entry, effect.generation)
-        context = Context(
-            name=str(metadata.get("name") or ""),
-            namespace=str(metadata.get("namespace") or ""),
-            uid=entry.uid,
-            generation=effect.generation,
-            round=effect.round if isinstance(effect, RunProvision) else 0,
-            spec=MappingProxyType(spec),
-            metadata=MappingProxyType(dict(metadata)),
-            term=deps.term() if deps.term is not None else deps.journal.term,
-            logger=self._logger,
-            waits=deps.waits,
-            backend=StepBackend(
-                operator=deps.operator,
-                runner=deps.runner,
-                writer=deps.writer,
-                ledger=deps.ledger,
-                stream=stream,
-                owner=entry.obj,
-                redactor=redactor,
-            ),
-        )
-
-        async def call(_: str) -> None:
-            if handler is None:
-                return
-            if deps.waits is None:
-                await handler(context)
-                return
-            with deps.waits.attempt(f"{context.namespace}/{context.name}"):
-                await handler(context)
-
-        name = PROVISION if isinstance(effect, RunProvision) else FINALIZE
-        await deps.runner.run(stream, effect.key, name, scrubbed(call, redactor))
-
-    async def _spec_for(self, stream: str, entry: Entry, generation: int) -> dict[str, Any]:
-        """The spec a handler run of `generation` gets: the live one, or — when an effect
-        of an older generation is resumed after a crash — that generation's, so the callee
-        sees the same request under the same key (R3)."""
-        live = dict(entry.obj.get("spec") or {})
-        if generation == int(entry.obj.get("metadata", {}).get("generation") or 0):
-            return live
-        recorded = spec_at_generation(await self._deps.journal.read_stream(stream), generation)
-        if recorded is None:
-            log.warning(
-                "the spec of generation %d of %s is not in the journal in full; "
-                "resuming its effect with the live spec",
-                generation,
-                stream,
-            )
-            return live
-        return restore_secrets(recorded, live, self._deps.operator.secret_fields)
-
-    async def _patch_status(self, key: str, stream: str, entry: Entry, effect: PatchStatus) -> None:
-        deps = self._deps
-        body = status_body(
-            phase=effect.phase,
-            observed_generation=effect.observed_generation,
-            reason=effect.reason,
-            current=entry.obj.get("status"),
-            now=deps.clock.now(),
-            extra=deps.conditions.of(key) if deps.conditions is not None else (),
-        )
-        await afailpoint("status.before_patch")
-        try:
-            updated = await deps.writer.patch_status(self._kind, entry.obj, body)
-        except RetryableError as error:
-            raise _Stop(RetryableFailure(str(error), retry_after=error.delay or None)) from None
-        except PermanentError as error:
-            await self._refused(key, entry, error)
-            raise _Stop(TerminalFailure(str(error))) from None
-        await afailpoint("status.after_patch")
-        if updated is None:
-            deps.view.update(entry.obj, exists=False)
-            return
-        deps.view.update(updated)
-        await self._append(
-            stream,
-            ev.status_written(
-                phase=effect.phase,
-                observed_generation=effect.observed_generation,
-                reason=effect.reason,
-            ),
-        )
-        deps.views.note(key, updated, event=f"status {effect.phase}", at=deps.clock.now())
-
-
-def _deleting(obj: Mapping[str, Any]) -> bool:
-    return bool(obj.get("metadata", {}).get("deletionTimestamp"))
 
 
 def _camel(trigger: str) -> str:
