@@ -140,7 +140,7 @@ async def test_metrics_report_reconciles_retries_states_queue_and_journal(tmp_pa
     reconciles = total(
         settled, "engine_reconciles_total", lambda labels: labels.items() >= widget.items()
     )
-    assert reconciles >= 6  # at least: two per widget (to Provisioning, to Ready)
+    assert reconciles >= 3  # at least one per widget (one reconcile may take it to Ready)
     outcomes = {
         dict(labels)["outcome"]
         for (name, labels), count in settled.items()
