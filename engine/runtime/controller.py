@@ -2,6 +2,7 @@
 the watchers (primary and children), the work queue and its workers, the health
 endpoints and the metrics, runs until stopped (or SIGTERM/SIGINT), and shuts down in
 order: watches first, then the queue drained (bounded), then the journal and tracing.
+The parts are wired in `assembly`; the watches are kept in `watch_set`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,41 +19,28 @@ from typing import Any
 from opentelemetry import trace
 
 from engine.clock import Clock, SystemClock
-from engine.effects import BackoffPolicy, EffectRunner, RunnerDeps
-from engine.effects.kube import KindRef, KubeWriter
-from engine.fsm.decide import DecidePolicy
+from engine.effects.kube import KubeWriter
 from engine.fsm.table import DELETED
 from engine.journal.sqlite import SqliteJournal
 from engine.journal.store import Journal
-from engine.runtime.children import ChildLedger
+from engine.runtime.assembly import assemble
 from engine.runtime.conditions import DEADLOCKED, STUCK, SupervisorConditions
-from engine.runtime.handler_backend import SpanTracer
 from engine.runtime.health import Check, HealthDependencies, HealthServer
 from engine.runtime.leadership import Leadership, LeadershipDeps
-from engine.runtime.observer import ObservationLog, Observer, ObserverDeps
 from engine.runtime.operator import Operator
 from engine.runtime.queue import WorkQueue
-from engine.runtime.ratelimit import KeyedBackoff, TokenBucket
 from engine.runtime.reconciler import Reconciler
-from engine.runtime.reconciler_deps import ReconcilerDeps
 from engine.runtime.resource_view import ResourceView, ResourceViews
 from engine.runtime.settings import Settings
-from engine.runtime.states import StreamStates
-from engine.runtime.view import PrimaryView
-from engine.runtime.waits import DependencyWaits, WaitsDeps
-from engine.runtime.watchdog import RunningReconciles, Watchdog, WatchdogDeps, watchdog_period
+from engine.runtime.watch_set import Watches
+from engine.runtime.watchdog import RunningReconciles, Watchdog, watchdog_period
 from engine.runtime.worker import Outcome
 from engine.supervisor.loop_lag import LoopLagConfig, LoopLagMonitor
-from engine.supervisor.stuck import HealingPolicy
-from engine.supervisor.waits_for import DeadlockPolicy
 from engine.telemetry.journal_metrics import MeteredJournal
 from engine.telemetry.metrics import EngineMetrics
 from engine.telemetry.setup import TracingHandle
 from engine.watchers import (
-    KubeResources,
     WatchedKind,
-    Watcher,
-    WatcherConfig,
     connect_in_cluster,
     connect_kubeconfig,
 )
@@ -115,8 +102,12 @@ class Controller:
         self._stopping = asyncio.Event()
         self._finished = asyncio.Event()
         self._views = ResourceViews()
-        self._watchers: list[Watcher] = []
-        self._watch_tasks: list[asyncio.Task[None]] = []
+        self._watches = Watches(
+            operator=deps.operator,
+            settings=deps.settings,
+            clock=deps.clock,
+            on_restart=self._count_restart,
+        )
         self._queue: WorkQueue | None = None
         self._writer: KubeWriter | None = None
         self._running = RunningReconciles()
@@ -163,7 +154,7 @@ class Controller:
     async def stop(self) -> None:
         """Ask `run()` to shut down and wait until it has (returns at once if not running)."""
         self._stopping.set()
-        if self._queue is not None or self._watch_tasks:
+        if self._queue is not None or self._watches.tasks:
             await self._finished.wait()
 
     async def run(self) -> None:
@@ -184,7 +175,23 @@ class Controller:
                 stack.callback(deps.tracing.shutdown)
             if deps.handle_signals:
                 self._install_signals(stack)
-            reconciler, observer = self._assemble(api, journal)
+            parts = assemble(
+                operator=deps.operator,
+                settings=deps.settings,
+                api=api,
+                journal=journal,
+                clock=deps.clock,
+                tracer=deps.tracing.tracer if deps.tracing is not None else trace.NoOpTracer(),
+                metrics=self.metrics,
+                views=self._views,
+                conditions=self._conditions,
+                running=self._running,
+                may_act=self._may_act,
+                on_observed=self._noted,
+                record_events=deps.record_events,
+            )
+            self._queue, self._writer, self._watchdog = parts.queue, parts.writer, parts.watchdog
+            reconciler, observer = parts.reconciler, parts.observer
             lag = asyncio.create_task(self._loop_lag.run(), name="event-loop-lag")
             stack.push_async_callback(_cancel, lag)
             if deps.serve_health:
@@ -195,9 +202,9 @@ class Controller:
                 )
                 await stack.enter_async_context(server)
                 self.health_url = server.url
-            self._start_watchers(api, observer)
-            stack.push_async_callback(self._stop_watchers)
-            if not await self._wait_synced():
+            self._watches.start(api, observer)
+            stack.push_async_callback(self._watches.stop)
+            if not await self._watches.wait_synced(self._stopping):
                 return
             leadership = self._leadership = Leadership(
                 LeadershipDeps(
@@ -214,7 +221,7 @@ class Controller:
             await leadership.start()
             # the queue drains before the Lease is released
             stack.push_async_callback(leadership.stop, deps.shutdown_timeout)
-            stack.push_async_callback(self._stop_watchers)  # runs before the drain
+            stack.push_async_callback(self._watches.stop)  # runs before the drain
             if self._watchdog is not None:
                 period = watchdog_period(deps.settings.stuck_deadlines)
                 watchdog = asyncio.create_task(self._watchdog.run(period), name="watchdog")
@@ -243,104 +250,6 @@ class Controller:
             path, clock=deps.clock, synchronous=deps.settings.journal_synchronous, redact=redact
         )
 
-    def _assemble(self, api: Any, journal: Journal) -> tuple[Reconciler, Observer]:
-        deps = self._deps
-        settings = deps.settings
-        tracer = deps.tracing.tracer if deps.tracing is not None else trace.NoOpTracer()
-        self._queue = WorkQueue(
-            backoff=KeyedBackoff(
-                base=settings.backoff_base_seconds,
-                cap=settings.backoff_cap_seconds,
-                rng=random.Random(),
-            ),
-            retry_bucket=TokenBucket(qps=settings.qps, burst=settings.burst),
-            max_concurrent=settings.max_concurrent_reconciles,
-        )
-        self._writer = KubeWriter(api)
-        view, ledger, observations = PrimaryView(), ChildLedger(), ObservationLog(journal)
-        runner = EffectRunner(
-            RunnerDeps(
-                journal=journal,
-                clock=deps.clock,
-                backoff=BackoffPolicy(max_attempts=settings.max_effect_attempts),
-                timeout=settings.effect_timeout_seconds,
-                term=lambda: journal.term,
-                tracer=SpanTracer(tracer),
-                may_act=self._may_act,
-            )
-        )
-        queue = self._queue
-        waits = DependencyWaits(
-            WaitsDeps(
-                operator=deps.operator,
-                journal=journal,
-                writer=self._writer,
-                kind=_kind_ref(deps.operator),
-                view=view,
-                conditions=self._conditions,
-                enqueue=queue.add,
-                clock=deps.clock,
-                policy=DeadlockPolicy(settings.deadlock_policy),
-                poll_seconds=settings.dependency_poll_seconds,
-                record_events=deps.record_events,
-            )
-        )
-        reconciler = Reconciler(
-            ReconcilerDeps(
-                operator=deps.operator,
-                journal=journal,
-                runner=runner,
-                writer=self._writer,
-                view=view,
-                ledger=ledger,
-                log=observations,
-                states=StreamStates(journal, ledger=ledger, log=observations),
-                views=self._views,
-                clock=deps.clock,
-                tracer=tracer,
-                metrics=self.metrics,
-                policy=DecidePolicy(resync_after=settings.resync_seconds),
-                record_events=deps.record_events,
-                may_act=self._may_act,
-                waits=waits,
-                conditions=self._conditions,
-            )
-        )
-        self._watchdog = Watchdog(
-            WatchdogDeps(
-                operator=deps.operator,
-                journal=journal,
-                writer=self._writer,
-                kind=reconciler.kind,
-                view=view,
-                states=reconciler.states,
-                conditions=self._conditions,
-                running=self._running,
-                enqueue=queue.add,
-                clock=deps.clock,
-                deadlines=settings.stuck_deadlines,
-                policy=HealingPolicy(
-                    enabled=settings.healing_enabled,
-                    max_heals_without_progress=settings.max_heals_without_progress,
-                ),
-                may_act=self._may_act,
-                record_events=deps.record_events,
-                tracer=tracer,
-            )
-        )
-        observer = Observer(
-            ObserverDeps(
-                operator=deps.operator,
-                view=view,
-                ledger=ledger,
-                log=observations,
-                enqueue=waits.notify,
-                on_observed=self._noted,
-                tracer=tracer,
-            )
-        )
-        return reconciler, observer
-
     def _noted(self, key: str, obj: Mapping[str, Any], event: str) -> None:
         self._views.note(key, obj, event=event, at=self._deps.clock.now())
 
@@ -368,73 +277,13 @@ class Controller:
     def _views_keys(self) -> list[str]:
         return [f"{v.namespace}/{v.name}" for v in self._views.snapshot()]
 
+    def _count_restart(self, kind: WatchedKind, reason: Any) -> None:
+        self.metrics.count_watch_restart(kind.kind, str(reason))
+
     def _lagged(self, seconds: float) -> None:
         self.metrics.observe_loop_lag(seconds)
 
     # -- watches ---------------------------------------------------------------------------
-
-    def _start_watchers(self, api: Any, observer: Observer) -> None:
-        deps = self._deps
-        settings = deps.settings
-        resources = KubeResources(api)
-        resource = deps.operator.resource
-        kinds = [
-            (
-                WatchedKind(
-                    resource.group,
-                    resource.version,
-                    resource.plural,
-                    resource.kind,
-                    resource.namespaced,
-                ),
-                observer.primary,
-                settings.label_selector,
-            )
-        ]
-        for child in deps.operator.children:
-            kind = WatchedKind(
-                child.group, child.version, child.plural, child.kind, child.namespaced
-            )
-            kinds.append((kind, observer.child, ""))
-        for kind, sink, selector in kinds:
-            config = WatcherConfig(
-                sink=sink,
-                namespaces=settings.namespaces,
-                label_selector=selector,
-                resync_period=settings.resync_seconds,
-                inactivity_limit=settings.watch_inactivity_seconds,
-                clock=deps.clock,
-                on_restart=self._count_restart,
-            )
-            watcher = Watcher(kind, resources, config)
-            self._watchers.append(watcher)
-            self._watch_tasks.append(
-                asyncio.create_task(watcher.run(), name=f"watch-{kind.describe()}")
-            )
-
-    def _count_restart(self, kind: WatchedKind, reason: Any) -> None:
-        self.metrics.count_watch_restart(kind.kind, str(reason))
-
-    async def _wait_synced(self) -> bool:
-        """Wait for every watcher's first list, or a stop; True when synced."""
-        synced: asyncio.Future[list[bool]] = asyncio.gather(
-            *(w.synced.wait() for w in self._watchers)
-        )
-        stopping: asyncio.Future[bool] = asyncio.create_task(self._stopping.wait())
-        waiting: set[asyncio.Future[Any]] = {synced, stopping}
-        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        if not synced.done():
-            synced.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await synced
-            return False
-        stopping.cancel()
-        return True
-
-    async def _stop_watchers(self) -> None:
-        for task in self._watch_tasks:
-            task.cancel()
-        await asyncio.gather(*self._watch_tasks, return_exceptions=True)
 
     async def _enqueue_in_flight(self, journal: Journal, reconciler: Reconciler) -> None:
         """Streams with an effect started and no outcome go first (restart recovery)."""
@@ -467,10 +316,10 @@ class Controller:
 
     def _health(self) -> HealthDependencies:
         def watches_alive() -> bool:
-            return all(not task.done() for task in self._watch_tasks)
+            return all(not task.done() for task in self._watches.tasks)
 
         def synced() -> bool:
-            return self.ready.is_set() and all(w.synced.is_set() for w in self._watchers)
+            return self.ready.is_set() and all(w.synced.is_set() for w in self._watches.watchers)
 
         def elector_alive() -> bool:
             return self._leadership is None or self._leadership.alive()
@@ -496,13 +345,6 @@ class Controller:
             if self._metered is not None:
                 self._metered.record_size()
             await asyncio.sleep(1.0)
-
-
-def _kind_ref(operator: Operator) -> KindRef:
-    resource = operator.resource
-    return KindRef(
-        resource.group, resource.version, resource.plural, resource.kind, resource.namespaced
-    )
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

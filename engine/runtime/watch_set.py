@@ -1,0 +1,91 @@
+"""The controller's watches: one watcher per watched kind (the primary with the label
+selector, each child kind without), started together, synced together, stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from engine.clock import Clock
+from engine.runtime.observer import Observer
+from engine.runtime.operator import Operator
+from engine.runtime.settings import Settings
+from engine.watchers import KubeResources, WatchedKind, Watcher, WatcherConfig
+
+
+class Watches:
+    """The watchers of one operator and their tasks (`watchers`, `tasks`)."""
+
+    def __init__(
+        self,
+        *,
+        operator: Operator,
+        settings: Settings,
+        clock: Clock,
+        on_restart: Callable[[WatchedKind, Any], None],
+    ) -> None:
+        self._operator, self._settings, self._clock = operator, settings, clock
+        self._on_restart = on_restart
+        self.watchers: list[Watcher] = []
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self, api: Any, observer: Observer) -> None:
+        """Start one watcher for the primary kind and one per child kind."""
+        settings = self._settings
+        resources = KubeResources(api)
+        resource = self._operator.resource
+        kinds = [
+            (
+                WatchedKind(
+                    resource.group,
+                    resource.version,
+                    resource.plural,
+                    resource.kind,
+                    resource.namespaced,
+                ),
+                observer.primary,
+                settings.label_selector,
+            )
+        ]
+        for child in self._operator.children:
+            kind = WatchedKind(
+                child.group, child.version, child.plural, child.kind, child.namespaced
+            )
+            kinds.append((kind, observer.child, ""))
+        for kind, sink, selector in kinds:
+            config = WatcherConfig(
+                sink=sink,
+                namespaces=settings.namespaces,
+                label_selector=selector,
+                resync_period=settings.resync_seconds,
+                inactivity_limit=settings.watch_inactivity_seconds,
+                clock=self._clock,
+                on_restart=self._on_restart,
+            )
+            watcher = Watcher(kind, resources, config)
+            self.watchers.append(watcher)
+            self.tasks.append(asyncio.create_task(watcher.run(), name=f"watch-{kind.describe()}"))
+
+    async def wait_synced(self, stop: asyncio.Event) -> bool:
+        """Wait for every watcher's first list, or a stop; True when synced."""
+        synced: asyncio.Future[list[bool]] = asyncio.gather(
+            *(w.synced.wait() for w in self.watchers)
+        )
+        stopping: asyncio.Future[bool] = asyncio.create_task(stop.wait())
+        waiting: set[asyncio.Future[Any]] = {synced, stopping}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if not synced.done():
+            synced.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await synced
+            return False
+        stopping.cancel()
+        return True
+
+    async def stop(self) -> None:
+        """Cancel the watches and wait until they have ended."""
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
