@@ -11,7 +11,7 @@ from typing import Any
 
 from engine.effects.errors import PermanentError, RetryableError
 from engine.effects.kube import KindRef, KubeWriter
-from engine.runtime.view import PrimaryView
+from engine.runtime.view import Entry, PrimaryView
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,20 @@ class SupervisorConditions:
 
 
 async def patch_conditions(
-    writer: KubeWriter, kind: KindRef, view: PrimaryView, key: str, held: SupervisorConditions
+    writer: KubeWriter,
+    kind: KindRef,
+    view: PrimaryView,
+    key: str,
+    held: SupervisorConditions,
+    *,
+    fallback: Entry | None = None,
 ) -> None:
     """Write `key`'s status conditions now: the object's own (not the supervisor's types)
     followed by those `held`. Best effort: a failed write is logged, and the next status
-    patch of the reconciler carries the conditions anyway."""
-    entry = view.get(key)
+    patch of the reconciler carries the conditions anyway. `fallback`: the object as last
+    known, for a key the view no longer holds (the engine is done with it, but it still
+    exists, e.g. held by `foregroundDeletion`)."""
+    entry = view.get(key) or fallback
     if entry is None or not entry.exists:
         return
     status: Mapping[str, Any] = entry.obj.get("status") or {}

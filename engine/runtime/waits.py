@@ -1,13 +1,15 @@
-"""`Context.wait_until_ready` in the running engine: the waits-for graph between resources,
-deadlock reports (journal, Warning Event, `Deadlocked` condition on every member of a
-cycle) and the deadlock policy; waiters are enqueued again when what they wait for changes.
+"""`Context.wait_until_ready` and foreground deletions in the running engine: the waits-for
+graph between resources, deadlock reports (journal, Warning Event, `Deadlocked` condition
+on every member of a cycle) and the deadlock policy; waiters are enqueued again when what
+they wait for changes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,9 +20,14 @@ from engine.fsm import events as ev
 from engine.fsm.table import READY
 from engine.journal.store import Journal
 from engine.runtime.conditions import DEADLOCKED, SupervisorConditions, patch_conditions
+from engine.runtime.foreground import (
+    blocking_dependents,
+    blocking_owner_uids,
+    deleting_in_foreground,
+)
 from engine.runtime.observer import stream_of
 from engine.runtime.operator import Operator
-from engine.runtime.view import PrimaryView
+from engine.runtime.view import Entry, PrimaryView
 from engine.supervisor.waits_for import (
     DeadlockPolicy,
     WaitsForGraph,
@@ -57,6 +64,10 @@ class DependencyWaits:
     `wait_until_ready` returns when the target's status says Ready, else adds the edge
     waiter → target and raises `DependencyNotReady`. An edge the attempt did not ask for
     again is dropped when the attempt ends (the waiter moved on or stopped waiting).
+    `notify` keeps the foreground-deletion edges: an object deleted with the
+    `foregroundDeletion` finalizer waits for each primary object that names it in an
+    ownerReference with `blockOwnerDeletion: true`; the edge goes when that dependent is
+    gone or no longer blocks, or the owner is gone.
     Guarantees: a cycle is reported once, when its closing edge is added: a
     `DeadlockDetected` record (the cycle's streams, in wait order) in every member's
     stream, a Warning Event and a `Deadlocked` condition naming the others; with
@@ -68,6 +79,9 @@ class DependencyWaits:
         self.graph = WaitsForGraph()
         self._touched: dict[str, set[str]] = {}
         self._doomed: dict[str, str] = {}
+        self._foreground: dict[str, frozenset[str]] = {}  # owner → its blocking dependents
+        self._owners: dict[str, Entry] = {}  # owner → as last seen (the view may drop it)
+        self._reports: set[asyncio.Task[None]] = set()
 
     @contextlib.contextmanager
     def attempt(self, waiter: str) -> Iterator[None]:
@@ -77,7 +91,8 @@ class DependencyWaits:
             yield
         finally:
             self._touched.pop(waiter, None)
-            for target in self.graph.edges_of(waiter) - touched:
+            held = self._foreground.get(waiter, frozenset())
+            for target in self.graph.edges_of(waiter) - touched - held:
                 self.graph.remove_edge(waiter, target)
             if not self.graph.edges_of(waiter):
                 self._deps.conditions.clear(waiter, DEADLOCKED)
@@ -92,7 +107,8 @@ class DependencyWaits:
         if entry is not None and entry.exists:
             status = entry.obj.get("status") or {}
             if status.get("phase") == READY:
-                self.graph.remove_edge(waiter, target)
+                if target not in self._foreground.get(waiter, ()):
+                    self.graph.remove_edge(waiter, target)
                 return
         cycle = self.graph.add_edge(waiter, target)
         if cycle is not None:
@@ -105,7 +121,9 @@ class DependencyWaits:
         raise DependencyNotReady(what, delay=self._deps.poll_seconds)
 
     def notify(self, key: str) -> None:
-        """`key` changed: enqueue it and whatever waits for it; forget a deleted key."""
+        """`key` changed: enqueue it and whatever waits for it; forget a deleted key; bring
+        the foreground-deletion edges of `key` and of the owners it blocks up to date (a
+        cycle one of them closes is reported in a task of its own)."""
         deps = self._deps
         deps.enqueue(key)
         for waiter in self.graph.waiters_of(key):
@@ -113,6 +131,51 @@ class DependencyWaits:
         entry = deps.view.get(key)
         if entry is None or not entry.exists:
             self.graph.remove_key(key)
+        owners = {key} | {o for o, blockers in self._foreground.items() if key in blockers}
+        if entry is not None and entry.exists:
+            for uid in blocking_owner_uids(entry.obj):
+                owner = deps.view.key_of_uid(uid)
+                if owner is not None:
+                    owners.add(owner)
+        for owner in sorted(owners):
+            self._sync_foreground(owner)
+
+    def _sync_foreground(self, owner: str) -> None:
+        """Make the edges `owner` → blocking dependent match the view (an owner the view
+        dropped once the engine was done with it counts as last seen until its deletion
+        is observed)."""
+        entry = self._entry(owner)
+        wanted: frozenset[str] = frozenset()
+        if entry is not None and deleting_in_foreground(entry):
+            wanted = blocking_dependents(self._deps.view, entry.uid) - {owner}
+        held = self._foreground.get(owner, frozenset())
+        if not wanted and not held:
+            return
+        asked = self._touched.get(owner, set())
+        for gone in held - wanted - asked:
+            self.graph.remove_edge(owner, gone)
+        if wanted and entry is not None:
+            self._foreground[owner] = wanted
+            self._owners[owner] = entry
+        else:
+            self._foreground.pop(owner, None)
+            self._owners.pop(owner, None)
+        for dependent in sorted(wanted - held):
+            cycle = self.graph.add_edge(owner, dependent)
+            if cycle is not None:
+                self._spawn(self._report(cycle))
+        if not self.graph.edges_of(owner):
+            self._deps.conditions.clear(owner, DEADLOCKED)
+
+    def _spawn(self, report: Coroutine[None, None, None]) -> None:
+        task = asyncio.get_running_loop().create_task(report)
+        self._reports.add(task)
+        task.add_done_callback(self._reported)
+
+    def _reported(self, task: asyncio.Task[None]) -> None:
+        self._reports.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("could not report a deadlock", exc_info=task.exception())
 
     def deadlocked(self) -> int:
         """Resources holding a `Deadlocked` condition (for the gauge)."""
@@ -137,7 +200,14 @@ class DependencyWaits:
                 "message": message,
             }
             deps.conditions.set(member, condition, now=now)
-            await patch_conditions(deps.writer, deps.kind, deps.view, member, deps.conditions)
+            await patch_conditions(
+                deps.writer,
+                deps.kind,
+                deps.view,
+                member,
+                deps.conditions,
+                fallback=self._owners.get(member),
+            )
             await self._event(member, position, message, now)
         created = {m: c for m in cycle if (c := self._created(m)) is not None}
         resolution = resolve_deadlock(cycle, created=created, policy=deps.policy)
@@ -145,14 +215,18 @@ class DependencyWaits:
             self._doomed[resolution.fail] = resolution.reason
             deps.enqueue(resolution.fail)
 
+    def _entry(self, key: str) -> Entry | None:
+        """`key` as the view holds it, else as last seen deleting in the foreground."""
+        return self._deps.view.get(key) or self._owners.get(key)
+
     def _stream(self, key: str) -> str | None:
-        entry = self._deps.view.get(key)
+        entry = self._entry(key)
         if entry is None or not entry.uid:
             return None
         return stream_of(self._deps.operator, entry.obj)
 
     def _created(self, key: str) -> datetime | None:
-        entry = self._deps.view.get(key)
+        entry = self._entry(key)
         if entry is None:
             return None
         text = str(entry.obj.get("metadata", {}).get("creationTimestamp") or "")
@@ -163,7 +237,7 @@ class DependencyWaits:
 
     async def _event(self, key: str, position: int, message: str, now: datetime) -> None:
         deps = self._deps
-        entry = deps.view.get(key)
+        entry = self._entry(key)
         if not deps.record_events or entry is None or not entry.exists:
             return
         name = f"{entry.obj['metadata']['name']}.{entry.uid[:8]}.{position:x}"

@@ -21,6 +21,7 @@ from engine.example.site_resource import SITE
 from engine.journal.record import Record
 from engine.journal.sqlite import SqliteJournal
 from engine.runtime.controller import Controller, ControllerDeps
+from engine.runtime.operator import Operator
 from engine.runtime.settings import Settings
 from engine.watchers import connect_kubeconfig
 from tests.integration.reconcile_support import Api, eventually
@@ -68,8 +69,9 @@ class Cluster:
     tmp_path: Path
     replicas: int = 0
 
-    async def start(self, settings: Settings) -> Replica:
-        """A Controller of the Site operator; waits until it is ready (synced)."""
+    async def start(self, settings: Settings, operator: Operator | None = None) -> Replica:
+        """A Controller of `operator` (the Site operator by default); waits until it is
+        ready (synced)."""
         self.replicas += 1
         home = self.tmp_path / f"replica-{self.replicas}"
         home.mkdir()
@@ -79,7 +81,7 @@ class Cluster:
         self.stack.push_async_callback(journal.close)
         controller = Controller(
             ControllerDeps(
-                operator=site_operator(self.registry),
+                operator=operator or site_operator(self.registry),
                 settings=replace(settings, state_dir=home),
                 api_client=client,
                 journal=journal,
