@@ -5,6 +5,7 @@ like any other deadlock; a foreground deletion without a cycle completes unrepor
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -117,3 +118,48 @@ async def test_a_foreground_deletion_without_a_cycle_completes_with_no_report(
         assert await replica.records(ev.DEADLOCK_DETECTED) == []
         assert await cluster.events("DeadlockDetected") == []
         assert await cluster.registry.registrations() == []  # both finalized
+
+
+async def test_a_site_that_waited_many_times_survives_a_real_failure_with_two_attempts(
+    tmp_path: Path,
+) -> None:
+    settings = supervision_settings(tmp_path, max_effect_attempts=2)
+    async with site_cluster(tmp_path) as cluster:
+        replica = await cluster.start(settings)
+        await cluster.create_site("a", dependsOn=["b"])  # b does not exist yet
+
+        async def waits_of_a() -> list[Any]:
+            failed = await replica.records(ev.EFFECT_FAILED)
+            return [r for r in failed if "/default/a#" in r.stream and r.data.get("waiting")]
+
+        async def waited_five_times() -> bool:
+            return len(await waits_of_a()) >= 5
+
+        await eventually(waited_five_times, "a waited five times for b")
+        # every registry call now waits 1 s after it arrived with the faults in force then:
+        # b's registration goes through, and a's, which can only follow it, is refused
+        await cluster.registry.set_faults(latency_seconds=1.0, retry_after_seconds=0.3)
+        await cluster.create_site("b")
+
+        async def b_registering() -> bool:
+            started = await replica.records(ev.EFFECT_STARTED)
+            return any("/default/b#" in r.stream and r.data["name"] == "register" for r in started)
+
+        await eventually(b_registering, "b's registration sent")
+        await asyncio.sleep(0.2)  # it has reached the registry (in-process, 127.0.0.1)
+        await cluster.registry.set_faults(failure_rate=1.0)
+
+        async def a_refused() -> bool:
+            calls = await cluster.registry.calls()
+            return any(c["name"] == "default.a" and c["outcome"] == "unavailable" for c in calls)
+
+        await eventually(a_refused, "a's registration refused once")
+        await cluster.registry.set_faults(failure_rate=0.0)
+        await cluster.all_ready("a", "b")
+        records = [r for r in await replica.records(ev.EFFECT_FAILED) if "/default/a#" in r.stream]
+        provision = [r for r in records if r.data["name"] == "provision"]
+        assert len([r for r in provision if r.data.get("waiting")]) >= 5
+        real = [r for r in provision if not r.data.get("waiting")]
+        assert real  # the refused registration failed the provision once, after the waits
+        assert real[0].data["attempt"] >= 6  # the plain sequence number includes the waits
+        assert not any(r.data["gave_up"] for r in records)
