@@ -1,5 +1,7 @@
 """The garbage collector task: after committed changes (debounced) it asks `gc.plan` what
-to do next and applies the actions through the normal write paths, until nothing is left.
+to do next for the objects those changes affected (found through `OwnerIndex`) and applies
+the actions through the normal write paths, until nothing is left. A full pass over every
+object runs at start and every `gc_full_interval` seconds as a safety net.
 
 Owners of a namespaced dependent must be in its namespace or cluster-scoped; a reference
 to an owner elsewhere counts as dangling, as in Kubernetes.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +19,7 @@ from engine.apiserver import gc
 from engine.apiserver.context import ApiContext
 from engine.apiserver.deletion import DeleteOptions, delete_object
 from engine.apiserver.errors import ApiError
+from engine.apiserver.gc_index import OwnerIndex
 from engine.apiserver.registry import ResourceType
 from engine.apiserver.storage import Change, StaleWrite
 from engine.apiserver.writes import commit_prepared
@@ -24,79 +28,111 @@ _ELSEWHERE = "@elsewhere"
 _MAX_ROUNDS = 10_000
 
 
-def _relevant(change: Change) -> bool:
-    if change.type == "DELETED":
-        return True
-    meta = change.body.get("metadata") or {}
-    if meta.get("ownerReferences"):
-        return True
-    finalizers = meta.get("finalizers") or ()
-    return gc.FOREGROUND in finalizers or gc.ORPHAN in finalizers
-
-
 class Collector:
-    """Runs `plan` → apply until a fixed point whenever the owner graph may have changed."""
+    """Runs `plan` → apply until a fixed point whenever the owner graph may have changed.
+
+    The index is rebuilt from storage at start and on every full pass, and kept up to
+    date by a storage listener in between; `_dirty` holds the keys changes affected.
+    """
 
     def __init__(self, ctx: ApiContext) -> None:
         self._ctx = ctx
+        self._index = OwnerIndex()
+        self._dirty: set[str] = set()
+        self._full_due = 0.0  # monotonic time of the next full pass; 0: at once
         self._wake = asyncio.Event()
         self._wake.set()  # one pass at start: the stored graph may need work after a restart
+        self._rebuild_index()
         ctx.store.add_listener(self._on_changes)
 
     def _on_changes(self, changes: Sequence[Change]) -> None:
-        if any(_relevant(change) for change in changes):
+        index = self._index
+        for change in changes:
+            if change.type != "DELETED":
+                index.add_uid(change.key, str(change.body["metadata"].get("uid", "")))
+        for change in changes:
+            node = self._node(change.key, change.body)
+            self._dirty |= index.update(change.key, node, deleted=change.type == "DELETED")
+        if self._dirty:
             self._wake.set()
 
     async def run(self) -> None:
         """Collect forever (cancel to stop)."""
         while True:
-            await self._wake.wait()
+            timeout = max(0.0, self._full_due - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
             await asyncio.sleep(self._ctx.settings.gc_debounce)
             self._wake.clear()
-            await self.collect()
+            if time.monotonic() >= self._full_due:
+                await self.collect()
+            else:
+                await self._collect_dirty()
 
     async def collect(self) -> None:
-        """Apply planned actions until `plan` returns none."""
-        for _ in range(_MAX_ROUNDS):
-            actions = gc.plan(self._nodes())
-            if not actions:
-                return
-            before = self._ctx.store.revision
-            for action in actions:
-                with contextlib.suppress(StaleWrite):
-                    await self._apply(action)
-            if self._ctx.store.revision == before:  # nothing applied: wait for the next change
-                return
+        """A full pass: rebuild the index, plan over every object, then settle what moved."""
+        self._full_due = time.monotonic() + self._ctx.settings.gc_full_interval
+        self._rebuild_index()
+        self._dirty.clear()
+        if await self._apply_all(gc.plan(self._all_nodes())):
+            await self._collect_dirty()
 
-    def _nodes(self) -> list[gc.Node]:
+    async def _collect_dirty(self) -> None:
+        """Plan over the keys changes affected, apply, repeat until nothing is left."""
+        for _ in range(_MAX_ROUNDS):
+            if not self._dirty:
+                return
+            keys, self._dirty = self._dirty, set()
+            if not await self._apply_all(self._index.plan_for(keys, self._load)):
+                return  # nothing applied: wait for the next change
+
+    async def _apply_all(self, actions: Sequence[gc.Action]) -> bool:
+        """Apply `actions`; whether anything was written."""
+        before = self._ctx.store.revision
+        for action in actions:
+            with contextlib.suppress(StaleWrite):
+                await self._apply(action)
+        return self._ctx.store.revision != before
+
+    def _rebuild_index(self) -> None:
+        self._index = OwnerIndex()
         objects = list(self._ctx.store.all_objects())
-        where: dict[str, str] = {}
-        for _, obj in objects:
-            meta = obj["metadata"]
-            where[meta.get("uid", "")] = meta.get("namespace", "")
-        nodes = []
         for key, obj in objects:
-            meta = obj["metadata"]
-            namespace = meta.get("namespace", "")
-            links = []
-            for ref in meta.get("ownerReferences") or ():
-                uid = str(ref.get("uid", ""))
-                owner_ns = where.get(uid)
-                if namespace and owner_ns not in (None, "", namespace):
-                    uid += _ELSEWHERE
-                links.append(
-                    gc.OwnerLink(uid=uid, block_owner_deletion=bool(ref.get("blockOwnerDeletion")))
-                )
-            nodes.append(
-                gc.Node(
-                    key=key,
-                    uid=str(meta.get("uid", "")),
-                    owners=tuple(links),
-                    finalizers=tuple(meta.get("finalizers") or ()),
-                    deleting=bool(meta.get("deletionTimestamp")),
-                )
+            self._index.add_uid(key, str(obj["metadata"].get("uid", "")))
+        for key, obj in objects:
+            self._index.update(key, self._node(key, obj), deleted=False)
+
+    def _all_nodes(self) -> list[gc.Node]:
+        return [self._node(key, obj) for key, obj in self._ctx.store.all_objects()]
+
+    def _load(self, key: str) -> gc.Node | None:
+        obj = self._ctx.store.get(key)
+        return None if obj is None else self._node(key, obj)
+
+    def _node(self, key: str, obj: dict[str, Any]) -> gc.Node:
+        """`obj` as a node; links to owners in another namespace get the `@elsewhere` mark."""
+        meta = obj["metadata"]
+        namespace = meta.get("namespace", "")
+        links = []
+        for ref in meta.get("ownerReferences") or ():
+            uid = str(ref.get("uid", ""))
+            if namespace and self._owner_namespace(uid) not in (None, "", namespace):
+                uid += _ELSEWHERE
+            links.append(
+                gc.OwnerLink(uid=uid, block_owner_deletion=bool(ref.get("blockOwnerDeletion")))
             )
-        return nodes
+        return gc.Node(
+            key=key,
+            uid=str(meta.get("uid", "")),
+            owners=tuple(links),
+            finalizers=tuple(meta.get("finalizers") or ()),
+            deleting=bool(meta.get("deletionTimestamp")),
+        )
+
+    def _owner_namespace(self, uid: str) -> str | None:
+        owner_key = self._index.key_of(uid)
+        owner = None if owner_key is None else self._ctx.store.get(owner_key)
+        return None if owner is None else str(owner["metadata"].get("namespace", ""))
 
     def _type_of(self, key: str) -> ResourceType | None:
         for rtype in self._ctx.registry.storage_types():

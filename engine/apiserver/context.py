@@ -12,11 +12,13 @@ from engine.apiserver.storage import Store
 
 @dataclass(frozen=True)
 class Settings:
-    """Tunables: change-log retention (entries), bookmark interval and GC debounce (s)."""
+    """Tunables: change-log retention (entries), bookmark interval, GC debounce and the
+    interval between the collector's full passes over every object (s)."""
 
     retention: int = 10_000
     bookmark_interval: float = 5.0
     gc_debounce: float = 0.005
+    gc_full_interval: float = 30.0
 
 
 def utc_now() -> datetime:

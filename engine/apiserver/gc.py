@@ -1,8 +1,8 @@
 """Garbage-collection planning: from the live objects' owner graph, what to do next.
 
-Pure: `plan` reads a snapshot of every live object reduced to a `Node` and returns the
-actions the collector should apply. The collector applies them through storage and calls
-`plan` again until it returns nothing.
+Pure: `plan` reads a snapshot of live objects reduced to `Node`s (every one, or the part a
+change affected plus the owners and dependents it must consult) and returns the actions
+the collector should apply. The collector applies them and plans again until nothing is left.
 """
 
 from __future__ import annotations
@@ -115,8 +115,15 @@ def _owner_actions(node: Node, dependents: list[tuple[Node, OwnerLink]]) -> list
     return []
 
 
-def plan(nodes: Iterable[Node]) -> list[Action]:
-    """The collector's next actions for this snapshot of every live object.
+def plan(nodes: Iterable[Node], *, context: Iterable[Node] = ()) -> list[Action]:
+    """The collector's next actions for `nodes`, given the live objects `nodes` and `context`.
+
+    Without `context`, `nodes` is the snapshot of every live object. With it, only `nodes`
+    get actions and `context` holds further live objects that are consulted: the result
+    equals the full plan's actions for `nodes` provided `nodes` + `context` include every
+    live owner of each node and, for each node being deleted, every object linking to it
+    (an owner absent from both counts as gone). A node also in `context` is taken from
+    `nodes`.
 
     Contract:
     - A dependent none of whose owners lives any more is deleted in the background; one
@@ -135,9 +142,12 @@ def plan(nodes: Iterable[Node]) -> list[Action]:
     - Deterministic: actions come ordered by key, dependents' actions first.
     """
     ordered = sorted(nodes, key=lambda node: node.key)
-    by_uid = {node.uid: node for node in ordered}
+    keys = {node.key for node in ordered}
+    consulted = [node for node in context if node.key not in keys]
+    by_uid = {node.uid: node for node in consulted}
+    by_uid.update((node.uid, node) for node in ordered)
     dependents: dict[str, list[tuple[Node, OwnerLink]]] = {}
-    for node in ordered:
+    for node in [*ordered, *consulted]:
         for link in node.owners:
             dependents.setdefault(link.uid, []).append((node, link))
     actions: list[Action] = []
