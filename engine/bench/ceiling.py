@@ -1,6 +1,8 @@
 """The raw API ceiling of a reconcile run: the requests the engine made (read back from the
 API server's audit log, which records verb and path but no bodies), rebuilt with bodies of
-the same shape and issued by one plain aiohttp client at the same concurrency.
+the same shape and issued by one plain aiohttp client at the same concurrency. Child
+applies carry the engine's controller ownerReference to the replay server's own Site, so
+that server does the same garbage-collection bookkeeping as the engine's.
 
 Watches are not replayed: a watch is one long-lived stream whose cost is in the events it
 carries, which the replayed writes cause again on the server's side.
@@ -20,6 +22,7 @@ from typing import Any
 import aiohttp
 
 from engine.example.site import config_map, web_service
+from engine.runtime.handler_backend import child_manifest
 
 MERGE = "application/merge-patch+json"
 APPLY = "application/apply-patch+yaml"
@@ -68,13 +71,20 @@ def _event(namespace: str, name: str, serial: int) -> dict[str, Any]:
 
 
 def replay_plan(
-    entries: Sequence[Mapping[str, Any]], *, finalizer: str, spec: Mapping[str, Any]
+    entries: Sequence[Mapping[str, Any]],
+    *,
+    finalizer: str,
+    spec: Mapping[str, Any],
+    owners: Mapping[str, Mapping[str, Any]],
 ) -> list[Request]:
     """The requests to replay for `entries`, in order (pure).
 
     Bodies follow the engine's: a finalizer merge patch, status merge patches (Provisioning
     then Ready per object), server-side applies of each child built by the example
-    operator from `spec`, and Events. Errors: `ValueError` naming an entry it cannot rebuild.
+    operator from `spec` with the namespace and controller ownerReference (controller and
+    blockOwnerDeletion true) the engine sets, pointing at `owners[<Site name>]` (the Site
+    as stored on the replay server), and Events. Errors: `ValueError` naming an entry it
+    cannot rebuild or a child whose Site is not in `owners`.
     """
     plan: list[Request] = []
     status_writes: Counter[str] = Counter()
@@ -97,10 +107,12 @@ def replay_plan(
                                "conditions": [_condition(phase)]}}  # fmt: skip
             plan.append(Request("PATCH", path, MERGE, body))
         elif verb == "patch" and resource == "configmaps":
-            manifest = config_map(name.removesuffix("-config"), spec)
+            site = name.removesuffix("-config")
+            manifest = child_manifest(config_map(site, spec), _owner(owners, site, path))
             plan.append(Request("PATCH", path, APPLY, manifest, _APPLY_QUERY))
         elif verb == "patch" and resource == "services":
-            manifest = web_service(name.removesuffix("-web"))
+            site = name.removesuffix("-web")
+            manifest = child_manifest(web_service(site), _owner(owners, site, path))
             plan.append(Request("PATCH", path, APPLY, manifest, _APPLY_QUERY))
         elif verb == "patch":
             body = {"metadata": {"finalizers": [finalizer]}}
@@ -111,6 +123,12 @@ def replay_plan(
 
 
 _APPLY_QUERY = (("fieldManager", "engine"), ("force", "true"))
+
+
+def _owner(owners: Mapping[str, Mapping[str, Any]], site: str, path: str) -> Mapping[str, Any]:
+    if site not in owners:
+        raise ValueError(f"cannot rebuild {path} for the ceiling: no Site {site!r} to own it")
+    return owners[site]
 
 
 async def replay(base_url: str, plan: Sequence[Request], *, concurrency: int) -> float:

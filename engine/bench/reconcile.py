@@ -6,8 +6,8 @@ peak RSS (ru_maxrss) are the engine's plus this process's small start-up. The Si
 created before the engine starts, the clock runs from the Controller's start until every
 Site's state and status phase are Ready, and the audit log lines written in that window
 are the engine's requests. The ceiling replays those requests (see `ceiling.py`) on a
-fresh server holding the same N Sites, from one plain aiohttp client at the engine's
-concurrency.
+fresh server holding the same N Sites (children owned by that server's Sites, as the
+engine's are), from one plain aiohttp client at the engine's concurrency.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -138,6 +139,18 @@ async def _create_sites(url: str, count: int) -> None:
         await asyncio.gather(*(worker() for _ in range(CREATE_CONCURRENCY)))
 
 
+async def _sites_by_name(url: str) -> dict[str, dict[str, Any]]:
+    """Every Site stored on the server at `url`, by name (as the owners of their children)."""
+    async with (
+        aiohttp.ClientSession(url) as session,
+        session.get(SITES.path("default")) as response,
+    ):
+        if response.status != 200:
+            raise ReconcileBenchError(f"listing the Sites was refused: {response.status}")
+        listing = await response.json()
+    return {item["metadata"]["name"]: item for item in listing.get("items", [])}
+
+
 def _read(path: Path) -> str:
     return path.read_text(errors="replace")
 
@@ -207,11 +220,11 @@ async def run_bench(
             )  # fmt: skip
             entries = read_audit(audit, skip=skip)
         peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        plan = replay_plan(
-            entries, finalizer=site_operator(RegistryClient("")).finalizer_name, spec=SPEC
-        )
+        finalizer = site_operator(RegistryClient("")).finalizer_name
         async with _apiserver(scratch, "ceiling") as (url, _, _):
             await _create_sites(url, resources)
+            owners = await _sites_by_name(url)
+            plan = replay_plan(entries, finalizer=finalizer, spec=SPEC, owners=owners)
             ceiling_s = await replay(url, plan, concurrency=settings.max_concurrent_reconciles)
     return ReconcileFigures(
         resources=resources,
