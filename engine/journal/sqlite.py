@@ -45,6 +45,7 @@ from engine.journal.files import (
     tighten_sidecars,
 )
 from engine.journal.group_commit import GroupCommit, Outcome
+from engine.journal.recent_rows import RecentRows
 from engine.journal.record import NewEvent, Record, Snapshot
 from engine.journal.sqlite_commit import commit_batch, write_rows
 from engine.journal.sqlite_reader import RecordReader
@@ -58,8 +59,9 @@ class SqliteJournal:
     """A `Journal` in one SQLite file. Create it with `await SqliteJournal.open(path)`.
 
     Guarantees beyond the `Journal` contract: one writer per file (a second is refused
-    with `JournalLocked`); files 0600, a created directory 0700; every read verifies the
-    checksum chain and raises `CorruptJournal` naming the position.
+    with `JournalLocked`); files 0600, a created directory 0700; every read of the file
+    verifies the checksum chain and raises `CorruptJournal` naming the position (a stream's
+    newest rows this process committed are read back from memory).
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class SqliteJournal:
         self._head = head
         self._term = term
         self._versions: dict[str, int] = {}
+        self._recent = RecentRows()
         self._committed = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._closed = False
@@ -196,7 +199,14 @@ class SqliteJournal:
         return await self._records.stream_version(stream)
 
     async def read_stream(self, stream: str, from_version: int = 1) -> list[Record]:
-        """The stream's records with version >= `from_version`, in order, verified."""
+        """The stream's records with version >= `from_version`, in order, verified (the
+        rows this process committed last are served from memory: it computed their
+        checksums itself)."""
+        known = self._versions.get(stream)
+        if known is not None:
+            recent = self._recent.read(stream, from_version, known)
+            if recent is not None:
+                return recent
         return await self._records.read_stream(stream, from_version)
 
     def read_all(self, from_position: int = 1, *, batch_size: int = 1000) -> AsyncIterator[Record]:
@@ -273,6 +283,7 @@ class SqliteJournal:
             await self._write_rows(rows)
             self._head = head
             self._versions.clear()
+            self._recent.clear()
             self._term = max([self._term, *(row.term for row in rows)])
         self._signal_commit()
         return len(rows)
@@ -311,12 +322,14 @@ class SqliteJournal:
                 failpoint("journal.after_commit")
                 self._head = plan.head
                 self._versions.update(plan.versions)
+                self._recent.committed(plan.rows)
         if plan.rows:
             self._signal_commit()
         return plan.outcomes
 
     async def _commit_failed(self, failure: BaseException) -> BaseException:
         self._versions.clear()
+        self._recent.clear()
         try:
             self._head, _term = await opening.load_head(self._reader, self._path)
         except (JournalError, sqlite3.Error):

@@ -37,6 +37,30 @@ def spec_digest(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_DIGESTS_KEPT = 8192
+_digests: dict[tuple[str, str], tuple[Mapping[str, Any], str]] = {}
+
+
+def spec_digest_of(obj: Mapping[str, Any]) -> str:
+    """`spec_digest` of `obj`'s spec, remembered by (uid, resourceVersion) and reused when
+    the spec compares equal to the one digested (a dict comparison costs far less than
+    canonical JSON and sha256; each watch event and reconcile pass asks again)."""
+    spec = obj.get("spec") or {}
+    metadata = obj.get("metadata", {})
+    uid, version = metadata.get("uid"), metadata.get("resourceVersion")
+    if not uid or not version:
+        return spec_digest(spec)
+    key = (str(uid), str(version))
+    known = _digests.get(key)
+    if known is not None and known[0] == spec:
+        return known[1]
+    digest = spec_digest(spec)
+    if known is None and len(_digests) >= _DIGESTS_KEPT:
+        del _digests[next(iter(_digests))]  # the oldest first (dicts keep insertion order)
+    _digests[key] = (spec, digest)
+    return digest
+
+
 def stream_of(operator: Operator, obj: Mapping[str, Any]) -> str:
     """The journal stream of a primary object."""
     metadata = obj.get("metadata", {})
@@ -73,7 +97,7 @@ def observation_of(entry: Entry, *, finalizer: str, child_drift: bool) -> Observ
         uid=str(metadata.get("uid") or ""),
         generation=int(metadata.get("generation") or 0),
         resource_version=str(metadata.get("resourceVersion") or ""),
-        spec_digest=spec_digest(obj.get("spec") or {}),
+        spec_digest=spec_digest_of(obj),
         exists=entry.exists,
         deletion_requested=bool(metadata.get("deletionTimestamp")),
         has_finalizer=finalizer in (metadata.get("finalizers") or ()),
