@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 
+from opentelemetry import trace
+
 from engine.effects.errors import (
     EffectFailedPermanently,
     EffectRetryScheduled,
@@ -40,7 +42,7 @@ from engine.runtime.worker import (
     Succeeded,
     TerminalFailure,
 )
-from engine.telemetry.redaction import Redactor
+from engine.telemetry.redaction import NO_SECRETS, Redactor
 from engine.telemetry.spans import ReconcileSpan, ResourceRef, SpanIds, reconcile_span
 
 log = logging.getLogger(__name__)
@@ -91,7 +93,11 @@ class Reconciler:
             generation=int(metadata.get("generation") or 0),
             group=deps.operator.resource.group,
         )
-        redactor = Redactor.from_object(entry.obj, deps.operator.secret_fields)
+        redactor = (
+            NO_SECRETS  # nothing is recorded: skip walking the object
+            if isinstance(deps.tracer, trace.NoOpTracer)
+            else Redactor.from_object(entry.obj, deps.operator.secret_fields)
+        )
         # the previous reconcile in this process, else the newest one the journal holds
         link = self._follows.get(stream) or await deps.states.journaled_link(stream)
         follows = (link,) if link is not None else ()
