@@ -22,7 +22,7 @@ class RecentRows:
     file. Rows are decoded on each read, so every caller gets records of its own.
     """
 
-    def __init__(self, *, per_stream: int = 32, streams: int = 4096) -> None:
+    def __init__(self, *, per_stream: int = 8, streams: int = 4096) -> None:
         self._per_stream = per_stream
         self._streams = streams
         self._rows: OrderedDict[str, list[Row]] = OrderedDict()

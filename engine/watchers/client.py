@@ -243,21 +243,61 @@ class KubeResources:
 
 
 class WatchStream:
-    """An open watch response read line by line; `close` drops the connection."""
+    """An open watch response read line by line; `close` drops the connection.
+
+    Lines are split here from the chunks the connection received, so a line that is
+    already received can be taken without waiting (`ready_line`); a line longer than the
+    response's read buffer limit is a `TransportError`, as it was for aiohttp's readline.
+    """
 
     def __init__(self, response: aiohttp.ClientResponse, path: str) -> None:
         self._response = response
         self._path = path
+        self._held = bytearray()
+        self._limit = response.content.get_read_buffer_limits()[1]
+
+    def ready_line(self) -> bytes | None:
+        """The next line when it is already received whole, else None (never waits).
+        Call it only while no `readline` is pending. Errors: `TransportError`."""
+        line = self._take_line()
+        if line is not None:
+            return line
+        try:
+            received = self._response.content.read_nowait()
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            raise TransportError(f"watch {self._path}: {error or type(error).__name__}") from error
+        if not received:
+            return None
+        self._held += received
+        return self._take_line()
 
     async def readline(self) -> bytes:
         """The next line, or b"" at the end of the stream. Errors: `TransportError`."""
-        try:
-            return await self._response.content.readline()
-        except (aiohttp.ClientError, OSError, TimeoutError) as error:
-            raise TransportError(f"watch {self._path}: {error or type(error).__name__}") from error
-        except ValueError as error:  # a line longer than the read buffer
-            raise TransportError(f"watch {self._path}: {error}") from error
+        while True:
+            line = self._take_line()
+            if line is not None:
+                return line
+            try:
+                chunk = await self._response.content.readany()
+            except (aiohttp.ClientError, OSError, TimeoutError) as error:
+                detail = error or type(error).__name__
+                raise TransportError(f"watch {self._path}: {detail}") from error
+            if not chunk:  # the end: what is left is the last (unterminated) line
+                rest = bytes(self._held)
+                self._held.clear()
+                return rest
+            self._held += chunk
 
     def close(self) -> None:
         """Close the connection (not returned to the pool: the stream may be mid-body)."""
         self._response.close()
+
+    def _take_line(self) -> bytes | None:
+        end = self._held.find(b"\n")
+        if end == -1:
+            if len(self._held) > self._limit:
+                raise TransportError(f"watch {self._path}: a line longer than {self._limit} bytes")
+            return None
+        line = bytes(self._held[: end + 1])
+        del self._held[: end + 1]
+        return line

@@ -267,26 +267,30 @@ class Watcher:
         pending: asyncio.Future[bytes] | None = None
         try:
             while True:
-                if pending is None:
-                    pending = asyncio.ensure_future(stream.readline())
                 resync_at = self._resync_due.get(scope, float("inf"))
-                timeout = max(min(inactive_at, resync_at) - loop.time(), 0.0)
-                done, _ = await asyncio.wait({pending}, timeout=timeout)
-                if not done:
-                    if loop.time() >= resync_at:
-                        if not await self._resync(scope):
-                            return Failed(RestartReason.SINK_FAILED, version, progressed)
-                        period = self._config.resync_period or 0.0
-                        self._resync_due[scope] = loop.time() + period
-                    elif loop.time() >= inactive_at:
-                        logger.warning(
-                            "%s: no event or bookmark for %.1f s; restarting the watch",
-                            self.kind.describe(),
-                            limit,
-                        )
-                        return Failed(RestartReason.INACTIVE, version, progressed)
-                    continue
-                line, pending = pending.result(), None
+                line = None
+                if pending is None and loop.time() < resync_at:
+                    line = stream.ready_line()  # received already: no task, no wait
+                if line is None:
+                    if pending is None:
+                        pending = asyncio.ensure_future(stream.readline())
+                    timeout = max(min(inactive_at, resync_at) - loop.time(), 0.0)
+                    done, _ = await asyncio.wait({pending}, timeout=timeout)
+                    if not done:
+                        if loop.time() >= resync_at:
+                            if not await self._resync(scope):
+                                return Failed(RestartReason.SINK_FAILED, version, progressed)
+                            period = self._config.resync_period or 0.0
+                            self._resync_due[scope] = loop.time() + period
+                        elif loop.time() >= inactive_at:
+                            logger.warning(
+                                "%s: no event or bookmark for %.1f s; restarting the watch",
+                                self.kind.describe(),
+                                limit,
+                            )
+                            return Failed(RestartReason.INACTIVE, version, progressed)
+                        continue
+                    line, pending = pending.result(), None
                 if not line:
                     return StreamClosed(version)
                 inactive_at = loop.time() + limit
