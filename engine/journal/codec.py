@@ -7,11 +7,12 @@ previous row's checksum, so a flipped bit, a changed row and a missing row all s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from engine.journal.errors import CorruptJournal
 from engine.journal.record import NewEvent, Record
@@ -114,6 +115,9 @@ def encode_event(event: NewEvent, *, redact: tuple[str, ...] = ()) -> EncodedEve
     )
 
 
+_SCALARS: Final = frozenset({str, int, float, bool})
+
+
 def redact_paths(data: Mapping[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
     """A copy of `data` with every dotted path in `paths` replaced by `REDACTED`.
 
@@ -121,8 +125,12 @@ def redact_paths(data: Mapping[str, Any], paths: tuple[str, ...]) -> dict[str, A
     inside lists: `spec.password` matches `data["spec"]["password"]` and
     `data["object"]["spec"]["password"]` alike. A path that is absent changes nothing.
     """
-    split = tuple(tuple(path.split(".")) for path in paths)
-    return _redact_mapping(data, split)
+    return _redact_mapping(data, _split_paths(paths))
+
+
+@functools.lru_cache(maxsize=64)
+def _split_paths(paths: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(path.split(".")) for path in paths)
 
 
 def _redact_mapping(data: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> dict[str, Any]:
@@ -133,6 +141,8 @@ def _redact_mapping(data: Mapping[str, Any], paths: tuple[tuple[str, ...], ...])
 
 
 def _redact_value(value: Any, paths: tuple[tuple[str, ...], ...]) -> Any:
+    if value is None or type(value) in _SCALARS:
+        return value  # the common case, without the slower abstract-class check
     if isinstance(value, Mapping):
         return _redact_mapping(value, paths)
     if isinstance(value, list | tuple):
