@@ -24,7 +24,6 @@ BENCH_KEYS = {
     "append_p99_ms_c1",
     "raw_read_eps",
     "replay_eps",
-    "replay_fold_eps",
     "ratio_append",
     "ratio_replay",
 }
@@ -179,3 +178,9 @@ def test_bench_journal_json_has_exactly_the_documented_keys() -> None:
     figures = json.loads(result.stdout)
     assert set(figures) == BENCH_KEYS
     assert all(value > 0 for value in figures.values())
+
+
+def test_bench_journal_plain_output_also_shows_the_replay_fold_rate() -> None:
+    result = run_engine("bench", "journal", "--events", "2000")
+    assert result.returncode == 0, result.stderr
+    assert "replay_fold_eps" in result.stdout
