@@ -23,6 +23,8 @@ from typing import Any
 
 import aiohttp
 
+from engine.bench.process import stop_process
+
 GROUP = "bench.example.dev"
 PLURAL = "widgets"
 COLLECTION = f"/apis/{GROUP}/v1/namespaces/default/{PLURAL}"
@@ -121,13 +123,7 @@ async def _server_process(db: Path) -> AsyncIterator[tuple[str, int]]:
     try:
         yield await _read_url(process, log_path), process.pid
     finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), timeout=10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await stop_process(process)
 
 
 def _read_log(path: Path) -> str:

@@ -29,6 +29,7 @@ from typing import Any
 import aiohttp
 
 from engine.bench.ceiling import read_audit, replay, replay_plan
+from engine.bench.process import stop_process
 from engine.effects.install import Collection
 from engine.example.registry_client import RegistryClient
 from engine.example.site import site_operator
@@ -94,13 +95,7 @@ async def _child(args: Sequence[str], log_path: Path) -> AsyncIterator[str]:
                 await asyncio.wait_for(process.wait(), timeout=0.05)
         yield found.group(0)
     finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), timeout=10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await stop_process(process)
 
 
 @contextlib.asynccontextmanager
