@@ -53,6 +53,11 @@ class MemoryJournal:
     def term(self) -> int:
         return self._term
 
+    @property
+    def redacted_paths(self) -> tuple[str, ...]:
+        """The dotted field paths this journal replaces by the redaction marker."""
+        return self._redact
+
     def set_term(self, term: int) -> None:
         """Stamp `term` on later records. Errors: `StaleTerm` when `term` is lower."""
         if term < self._term:

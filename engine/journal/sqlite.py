@@ -165,6 +165,11 @@ class SqliteJournal:
         return self._term
 
     @property
+    def redacted_paths(self) -> tuple[str, ...]:
+        """The dotted field paths this journal replaces by the redaction marker."""
+        return self._redact
+
+    @property
     def closed(self) -> bool:
         """Whether `close` has been called."""
         return self._closed

@@ -167,6 +167,8 @@ class Controller:
                 api = await self._connect()
                 stack.push_async_callback(api.close)
             journal = deps.journal
+            if journal is not None:
+                _check_redaction(journal, deps.operator.secret_fields)
             if journal is None:
                 journal = await self._open_journal()
                 stack.push_async_callback(journal.close)
@@ -351,3 +353,17 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def _check_redaction(journal: Journal, secret_fields: tuple[str, ...]) -> None:
+    """A journal opened by the caller must redact the operator's secret fields (R16).
+
+    Errors: `ValueError` naming the fields the journal would store in clear.
+    """
+    redacted = set(getattr(journal, "redacted_paths", ()))
+    missing = [field for field in secret_fields if field not in redacted]
+    if missing:
+        raise ValueError(
+            f"the journal given to the Controller does not redact {', '.join(missing)}: "
+            "open it with redact= the operator's secret_fields, or let the Controller open it"
+        )

@@ -77,11 +77,14 @@ class Cluster:
         home.mkdir()
         client = await connect_kubeconfig(self.kubeconfig)
         self.stack.push_async_callback(client.close)
-        journal = await SqliteJournal.open(home / "journal.db", synchronous="NORMAL")
+        operator = operator or site_operator(self.registry)
+        journal = await SqliteJournal.open(
+            home / "journal.db", synchronous="NORMAL", redact=operator.secret_fields
+        )
         self.stack.push_async_callback(journal.close)
         controller = Controller(
             ControllerDeps(
-                operator=operator or site_operator(self.registry),
+                operator=operator,
                 settings=replace(settings, state_dir=home),
                 api_client=client,
                 journal=journal,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from engine.apiserver.embedded import serve_apiserver
 from engine.journal.sqlite import SqliteJournal
@@ -113,3 +114,25 @@ async def test_the_readme_operator_reconciles_a_greeting(tmp_path: Path) -> None
         finally:
             await journal.close()
         assert journal_leaks(tmp_path, b"s3cret") == []
+
+
+async def test_a_journal_that_would_keep_secret_fields_in_clear_is_refused(
+    tmp_path: Path,
+) -> None:
+    operator = readme_operator(Webhook())
+    journal = await SqliteJournal.open(tmp_path / "journal.db")  # no redaction
+    try:
+        controller = Controller(
+            ControllerDeps(
+                operator=operator,
+                settings=fast_settings(tmp_path),
+                api_client=object(),  # never reached: the check comes first
+                journal=journal,
+                handle_signals=False,
+                serve_health=False,
+            )
+        )
+        with pytest.raises(ValueError, match=r"does not redact spec\.token"):
+            await controller.run()
+    finally:
+        await journal.close()
