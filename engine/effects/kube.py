@@ -6,6 +6,7 @@ the effect error classes (409 → re-read and retry; 429/5xx → retryable with 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import Mapping
@@ -114,6 +115,7 @@ class KubeWriter:
         self._field_manager = field_manager
         self._timeout = timeout
         self._transport: _Transport | None = None
+        self._not_before: dict[str, float] = {}  # path -> loop time its Retry-After ends
         self.requests = 0
         """Requests sent (for benchmarks and the "no unneeded request" checks)."""
 
@@ -288,6 +290,12 @@ class KubeWriter:
         content_type: str = "application/json",
         query: list[tuple[str, str]] | None = None,
     ) -> dict[str, Any]:
+        now = asyncio.get_running_loop().time()
+        wait = self._not_before.get(path, now) - now
+        if wait > 0:  # the server's Retry-After for this object is a lower bound (R7)
+            raise KubeRetryableError(
+                f"{method} {path}: the API server asked to wait {wait:.2f} s more", delay=wait
+            )
         headers = {"Accept": "application/json", "Content-Type": content_type}
         self.requests += 1
         try:
@@ -301,12 +309,21 @@ class KubeWriter:
                 raise KubeRetryableError(f"{method} {path}: the answer is not a JSON object")
             return document
         status = document if isinstance(document, dict) else {}
+        retry_after = _retry_after(response.headers.get("Retry-After"))
+        if retry_after > 0:
+            self._hold(path, retry_after)
         raise KubeApiError(
             response.status,
             str(status.get("reason") or response.reason or ""),
             str(status.get("message") or raw[:300].decode("utf-8", errors="replace")),
-            retry_after=_retry_after(response.headers.get("Retry-After")),
+            retry_after=retry_after,
         )
+
+    def _hold(self, path: str, seconds: float) -> None:
+        """Send nothing to `path` for `seconds` (whichever reconcile asks next)."""
+        now = asyncio.get_running_loop().time()
+        self._not_before = {p: t for p, t in self._not_before.items() if t > now}
+        self._not_before[path] = max(self._not_before.get(path, now), now + seconds)
 
     async def _send(
         self,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import yaml
 
 from engine.apiserver.embedded import serve_apiserver
 from engine.effects.kube import KindRef, KubePermanentError, KubeRetryableError, KubeWriter
@@ -25,6 +26,7 @@ from tests.integration.reconcile_support import (
     install_crd,
     widget_operator,
 )
+from tests.support.fault_proxy import THROTTLE, FaultSettings, serve_fault_proxy
 
 WIDGET = KindRef(GROUP, VERSION, PLURAL, KIND)
 CONFIGMAP = KindRef("", "v1", "configmaps", "ConfigMap")
@@ -114,3 +116,35 @@ async def test_a_refused_connection_is_retryable(tmp_path: Path) -> None:
             await writer.get(CONFIGMAP, NAMESPACE, "anything")
     finally:
         await client.close()
+
+
+async def test_a_retry_after_holds_every_later_write_to_that_object(tmp_path: Path) -> None:
+    # B.2 A3: Retry-After is a lower bound, whichever reconcile (a new generation, a
+    # drift repair) asks next: nothing is sent to that object before it has passed.
+    throttling = FaultSettings(rate=1.0, kinds=(THROTTLE,), methods=("PATCH",), retry_after=2)
+    async with (
+        serve_apiserver(kubeconfig_path=tmp_path / "kubeconfig") as server,
+        serve_fault_proxy(server.url, throttling) as proxy,
+    ):
+        config = yaml.safe_load(server.kubeconfig_path.read_text())
+        config["clusters"][0]["cluster"]["server"] = proxy.url
+        through_proxy = tmp_path / "proxy-kubeconfig"
+        through_proxy.write_text(yaml.safe_dump(config))
+        client = await connect_kubeconfig(through_proxy)
+        try:
+            writer = KubeWriter(client)
+            manifest = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "held", "namespace": NAMESPACE},
+            }
+            with pytest.raises(KubeRetryableError) as first:
+                await writer.apply(CONFIGMAP, manifest)
+            assert first.value.delay == 2
+            with pytest.raises(KubeRetryableError, match="asked to wait") as second:
+                await writer.apply(CONFIGMAP, manifest)
+            assert 0 < second.value.delay <= 2
+            assert writer.requests == 1  # the second write was never sent
+            assert len(proxy.injected) == 1
+        finally:
+            await client.close()
