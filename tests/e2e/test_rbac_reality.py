@@ -192,9 +192,5 @@ def test_the_cluster_role_grants_nothing_the_engine_did_not_use(workload: Worklo
 
 def test_the_lease_role_grants_what_leader_election_uses(workload: Workload) -> None:
     lease_requests = [r for r in resource_requests(workload) if r.resource == "leases"]
-    if not lease_requests:
-        pytest.skip(
-            "the engine made no Lease request with ENGINE_LEADER_ELECTION=true: leader "
-            "election is not wired into `engine run` yet, so the Lease Role is unchecked"
-        )
+    assert lease_requests, "the engine made no Lease request with ENGINE_LEADER_ELECTION=true"
     assert unused_grants(workload.lease_rules, lease_requests) == set()
