@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from engine.apiserver.server import run_apiserver
-from engine.apiserver.storage import ForeignDatabase
+from engine.apiserver.http.server import run_apiserver
+from engine.apiserver.store.storage import ForeignDatabase
 
 
 @click.command(name="apiserver")

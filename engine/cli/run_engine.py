@@ -25,7 +25,7 @@ import click
 import yaml
 from rich.console import Console
 
-from engine.apiserver.embedded import serve_apiserver
+from engine.apiserver.http.embedded import serve_apiserver
 from engine.cli import live_view
 from engine.effects.install import (
     Collection,

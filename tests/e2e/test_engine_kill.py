@@ -15,7 +15,7 @@ from pathlib import Path
 
 import aiohttp
 
-from engine.apiserver.embedded import serve_apiserver
+from engine.apiserver.http.embedded import serve_apiserver
 from engine.example.registry_client import RegistryClient
 from engine.example.registry_service import Faults, serve_registry
 from engine.fsm import events as ev

@@ -10,8 +10,8 @@ from typing import Any
 
 from kubernetes_asyncio import client, config
 
-from engine.apiserver.context import Settings
-from engine.apiserver.embedded import RunningApiServer, serve_apiserver
+from engine.apiserver.http.embedded import RunningApiServer, serve_apiserver
+from engine.apiserver.store.api_context import Settings
 
 GROUP = "example.engine.dev"
 PLURAL = "sites"

@@ -12,7 +12,7 @@ from typing import Any
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from engine.apiserver.embedded import serve_apiserver
+from engine.apiserver.http.embedded import serve_apiserver
 
 NAMESPACE = "default"
 GROUP, VERSION, PLURAL = "example.dev", "v1", "sites"

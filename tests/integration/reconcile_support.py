@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from engine.apiserver.embedded import serve_apiserver
+from engine.apiserver.http.embedded import serve_apiserver
 from engine.effects import PermanentError
 from engine.journal.sqlite import SqliteJournal
 from engine.runtime.context import Context

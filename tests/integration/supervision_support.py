@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from engine.apiserver.embedded import serve_apiserver
+from engine.apiserver.http.embedded import serve_apiserver
 from engine.example.registry_client import RegistryClient
 from engine.example.registry_service import serve_registry
 from engine.example.site import site_operator

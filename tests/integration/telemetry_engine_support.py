@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from engine.apiserver.embedded import serve_apiserver
+from engine.apiserver.http.embedded import serve_apiserver
 from engine.journal.record import Record
 from engine.journal.sqlite import SqliteJournal
 from engine.runtime.controller import Controller, ControllerDeps

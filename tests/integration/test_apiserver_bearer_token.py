@@ -12,8 +12,8 @@ import pytest
 import yaml
 from kubernetes_asyncio import client, config
 
-from engine.apiserver.auth import LOCAL_TOKEN, is_loopback, required_token
-from engine.apiserver.embedded import serve_apiserver
+from engine.apiserver.http.auth import LOCAL_TOKEN, is_loopback, required_token
+from engine.apiserver.http.embedded import serve_apiserver
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])

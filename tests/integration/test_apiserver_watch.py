@@ -12,7 +12,7 @@ import pytest
 from kubernetes_asyncio import watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from engine.apiserver.context import Settings
+from engine.apiserver.store.api_context import Settings
 from tests.integration.apiserver_support import connected
 
 

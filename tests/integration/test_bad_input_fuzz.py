@@ -17,7 +17,7 @@ import aiohttp
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from engine.apiserver.embedded import serve_apiserver
+from engine.apiserver.http.embedded import serve_apiserver
 from engine.example.child_names import (
     is_dns1035_label,
     is_label_value,

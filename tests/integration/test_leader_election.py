@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import pytest
 from kubernetes_asyncio import client
 
-from engine.apiserver.embedded import RunningApiServer, serve_apiserver
+from engine.apiserver.http.embedded import RunningApiServer, serve_apiserver
 from engine.supervisor.leader import LeaderElectionConfig, LeaderElector
 from tests.support.fault_proxy import CONFLICT, RESET, FaultSettings, serve_fault_proxy
 

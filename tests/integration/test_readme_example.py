@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from engine.apiserver.embedded import serve_apiserver
+from engine.apiserver.http.embedded import serve_apiserver
 from engine.journal.sqlite import SqliteJournal
 from engine.runtime.controller import Controller, ControllerDeps
 from engine.runtime.operator import Operator

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 import yaml
 
-from engine.apiserver.embedded import serve_apiserver
+from engine.apiserver.http.embedded import serve_apiserver
 from engine.effects.kube import KindRef, KubePermanentError, KubeRetryableError, KubeWriter
 from engine.watchers import connect_kubeconfig
 from tests.integration.reconcile_support import (

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiohttp
 
-from engine.apiserver.embedded import serve_apiserver
+from engine.apiserver.http.embedded import serve_apiserver
 from engine.fsm import events as ev
 from engine.journal.record import Record
 from engine.journal.sqlite import SqliteJournal

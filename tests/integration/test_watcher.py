@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
-from engine.apiserver.context import Settings
-from engine.apiserver.embedded import serve_apiserver
+from engine.apiserver.http.embedded import serve_apiserver
+from engine.apiserver.store.api_context import Settings
 from engine.watchers import (
     BackoffPolicy,
     Change,

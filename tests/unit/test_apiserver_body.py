@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.apiserver.body import decode_object
-from engine.apiserver.errors import ApiError
-from engine.apiserver.nesting import MAX_DEPTH, nesting_depth
+from engine.apiserver.http.body import decode_object
+from engine.apiserver.store.errors import ApiError
+from engine.apiserver.store.nesting import MAX_DEPTH, nesting_depth
 
 
 def _nested(depth: int) -> bytes:

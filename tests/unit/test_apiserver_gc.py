@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.apiserver.gc import (
+from engine.apiserver.gc.planning import (
     FOREGROUND,
     ORPHAN,
     Action,

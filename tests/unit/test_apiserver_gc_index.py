@@ -10,8 +10,8 @@ from collections.abc import Callable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.apiserver.gc import FOREGROUND, ORPHAN, Node, OwnerLink, plan
-from engine.apiserver.gc_index import OwnerIndex, matters
+from engine.apiserver.gc.owner_index import OwnerIndex, matters
+from engine.apiserver.gc.planning import FOREGROUND, ORPHAN, Node, OwnerLink, plan
 from tests.unit.test_apiserver_gc import (
     HOLD,
     POLICIES,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.apiserver.patch import (
+from engine.apiserver.verbs.patch import (
     APPLY,
     JSON_PATCH,
     MERGE,

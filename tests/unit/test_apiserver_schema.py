@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.apiserver.cause import Cause, summarize
-from engine.apiserver.schema import (
+from engine.apiserver.schema.cause import Cause, summarize
+from engine.apiserver.schema.custom import (
     admit,
     apply_defaults,
     structural_causes,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.apiserver.selector import (
+from engine.apiserver.verbs.selector import (
     FieldSelector,
     LabelSelector,
     Requirement,

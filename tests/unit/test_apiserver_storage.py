@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.apiserver.storage import Compacted, StaleWrite, Store, Write
+from engine.apiserver.store.storage import Compacted, StaleWrite, Store, Write
 
 
 def obj(name: str, value: str = "v") -> dict[str, Any]:

@@ -12,17 +12,17 @@ from pathlib import Path
 
 from aiohttp import web
 
-from engine.apiserver.app import build_app
-from engine.apiserver.audit import AuditLog
-from engine.apiserver.auth import LOCAL_TOKEN, required_token
-from engine.apiserver.collector import Collector
-from engine.apiserver.context import ApiContext, Settings
-from engine.apiserver.deletion import DeleteOptions
-from engine.apiserver.kubeconfig import write_kubeconfig
-from engine.apiserver.registry import BUILTINS, CRD_KEY_PREFIX, Registry
-from engine.apiserver.storage import Change, Store
-from engine.apiserver.target import Target
-from engine.apiserver.writes import WriteOptions, create
+from engine.apiserver.gc.collector import Collector
+from engine.apiserver.http.app import build_app
+from engine.apiserver.http.audit import AuditLog
+from engine.apiserver.http.auth import LOCAL_TOKEN, required_token
+from engine.apiserver.http.kubeconfig import write_kubeconfig
+from engine.apiserver.http.target import Target
+from engine.apiserver.store.api_context import ApiContext, Settings
+from engine.apiserver.store.resource_types import BUILTINS, CRD_KEY_PREFIX, Registry
+from engine.apiserver.store.storage import Change, Store
+from engine.apiserver.verbs.deletion import DeleteOptions
+from engine.apiserver.verbs.writes import WriteOptions, create
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 __all__ = ["DeleteOptions", "RunningApiServer", "serve_apiserver"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.apiserver.errors import ApiError
-from engine.apiserver.registry import Registry, ResourceType
+from engine.apiserver.store.errors import ApiError
+from engine.apiserver.store.resource_types import Registry, ResourceType
 
 
 @dataclass(frozen=True)

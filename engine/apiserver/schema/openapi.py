@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-from engine.apiserver.registry import Registry, ResourceType
+from engine.apiserver.store.resource_types import Registry, ResourceType
 
 _FIELD_VALIDATION = {
     "name": "fieldValidation",

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from engine.apiserver.registry import Registry
-from engine.apiserver.storage import Store
+from engine.apiserver.store.resource_types import Registry
+from engine.apiserver.store.storage import Store
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ import jsonpatch
 import jsonpointer
 import yaml
 
-from engine.apiserver.nesting import TOO_DEEP, too_deep
-from engine.apiserver.strategic_merge import StrategicMergeError, strategic_merge
+from engine.apiserver.store.nesting import TOO_DEEP, too_deep
+from engine.apiserver.verbs.strategic_merge import StrategicMergeError, strategic_merge
 
 MERGE, JSON_PATCH, STRATEGIC, APPLY = (
     "application/merge-patch+json",

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.apiserver.context import ApiContext
-from engine.apiserver.registry import CRD_KEY_PREFIX, types_from_crd
-from engine.apiserver.storage import Write
+from engine.apiserver.store.api_context import ApiContext
+from engine.apiserver.store.resource_types import CRD_KEY_PREFIX, types_from_crd
+from engine.apiserver.store.storage import Write
 
 NAMESPACE_KEY_PREFIX = "/namespaces//"
 

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from engine.apiserver.errors import ApiError
-from engine.apiserver.registry import ResourceType
+from engine.apiserver.store.errors import ApiError
+from engine.apiserver.store.resource_types import ResourceType
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"

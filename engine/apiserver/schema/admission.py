@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.apiserver import schema
-from engine.apiserver.errors import ApiError, invalid
-from engine.apiserver.registry import ResourceType, types_from_crd
+from engine.apiserver.schema import custom as schema
+from engine.apiserver.store.errors import ApiError, invalid
+from engine.apiserver.store.resource_types import ResourceType, types_from_crd
 
 
 @dataclass(frozen=True)

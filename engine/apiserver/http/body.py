@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from engine.apiserver.errors import ApiError
-from engine.apiserver.nesting import TOO_DEEP, too_deep
+from engine.apiserver.store.errors import ApiError
+from engine.apiserver.store.nesting import TOO_DEEP, too_deep
 
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 PROTOBUF_MESSAGE = (

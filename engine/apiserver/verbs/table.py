@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from engine.apiserver.jsonpath import UnsupportedPath, evaluate
+from engine.apiserver.verbs.jsonpath import UnsupportedPath, evaluate
 
 NAME_COLUMN: Mapping[str, Any] = {
     "name": "Name",

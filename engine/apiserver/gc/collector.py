@@ -15,14 +15,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from engine.apiserver import gc
-from engine.apiserver.context import ApiContext
-from engine.apiserver.deletion import DeleteOptions, delete_object
-from engine.apiserver.errors import ApiError
-from engine.apiserver.gc_index import OwnerIndex
-from engine.apiserver.registry import ResourceType
-from engine.apiserver.storage import Change, StaleWrite
-from engine.apiserver.writes import commit_prepared
+from engine.apiserver.gc import planning as gc
+from engine.apiserver.gc.owner_index import OwnerIndex
+from engine.apiserver.store.api_context import ApiContext
+from engine.apiserver.store.errors import ApiError
+from engine.apiserver.store.resource_types import ResourceType
+from engine.apiserver.store.storage import Change, StaleWrite
+from engine.apiserver.verbs.deletion import DeleteOptions, delete_object
+from engine.apiserver.verbs.writes import commit_prepared
 
 _ELSEWHERE = "@elsewhere"
 _MAX_ROUNDS = 10_000

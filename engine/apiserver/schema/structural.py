@@ -14,9 +14,9 @@ from typing import Any
 
 from jsonschema import Draft4Validator, SchemaError
 
-from engine.apiserver.cause import Cause
-from engine.apiserver.pruning import Path, fill_defaults, prune_unknown
-from engine.apiserver.schema_validation import field_path, to_draft4, validation_causes
+from engine.apiserver.schema.cause import Cause
+from engine.apiserver.schema.pruning import Path, fill_defaults, prune_unknown
+from engine.apiserver.schema.validation import field_path, to_draft4, validation_causes
 
 _TYPES = ("array", "boolean", "integer", "number", "object", "string")
 _FORBIDDEN = ("$ref", "$schema", "id", "definitions", "dependencies", "additionalItems",

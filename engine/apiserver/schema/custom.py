@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.apiserver import cause
-from engine.apiserver.cause import Cause
-from engine.apiserver.pruning import (
+from engine.apiserver.schema import cause
+from engine.apiserver.schema.cause import Cause
+from engine.apiserver.schema.pruning import (
     Path,
     child_schema,
     drop_nulls,
@@ -23,8 +23,8 @@ from engine.apiserver.pruning import (
     items_of,
     prune_unknown,
 )
-from engine.apiserver.schema_validation import field_path, validation_causes
-from engine.apiserver.structural import structural_causes, structural_problems
+from engine.apiserver.schema.structural import structural_causes, structural_problems
+from engine.apiserver.schema.validation import field_path, validation_causes
 
 __all__ = [
     "Admission",

@@ -8,12 +8,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.apiserver import schema, selector, table
-from engine.apiserver.context import ApiContext
-from engine.apiserver.conversion import convert
-from engine.apiserver.errors import ApiError, not_found
-from engine.apiserver.registry import ResourceType
-from engine.apiserver.target import Target
+from engine.apiserver.http.target import Target
+from engine.apiserver.schema import custom as schema
+from engine.apiserver.store.api_context import ApiContext
+from engine.apiserver.store.errors import ApiError, not_found
+from engine.apiserver.store.resource_types import ResourceType
+from engine.apiserver.verbs import selector, table
+from engine.apiserver.verbs.conversion import convert
 
 EXPIRED_CONTINUE = (
     "The provided continue parameter is too old to display a consistent list result. You can "

@@ -9,12 +9,12 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from engine.apiserver import openapi
-from engine.apiserver.audit import AuditEntry, AuditLog
-from engine.apiserver.auth import bearer_auth
-from engine.apiserver.context import ApiContext
-from engine.apiserver.errors import ApiError, dumps, status_body
-from engine.apiserver.handlers import AUDIT_KEY, CONTEXT_KEY, json_response, resource
+from engine.apiserver.http.audit import AuditEntry, AuditLog
+from engine.apiserver.http.auth import bearer_auth
+from engine.apiserver.http.handlers import AUDIT_KEY, CONTEXT_KEY, json_response, resource
+from engine.apiserver.schema import openapi
+from engine.apiserver.store.api_context import ApiContext
+from engine.apiserver.store.errors import ApiError, dumps, status_body
 
 LOG = logging.getLogger(__name__)
 AUDIT_LOG_KEY = web.AppKey("audit_log", AuditLog)

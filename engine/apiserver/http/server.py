@@ -7,7 +7,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.apiserver.embedded import serve_apiserver
+from engine.apiserver.http.embedded import serve_apiserver
 
 
 async def run_apiserver(

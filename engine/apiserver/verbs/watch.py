@@ -14,12 +14,12 @@ from typing import Any
 
 from aiohttp import web
 
-from engine.apiserver import table
-from engine.apiserver.context import ApiContext
-from engine.apiserver.errors import ApiError, dumps, status_body
-from engine.apiserver.reads import Selection, parse_selection, present
-from engine.apiserver.storage import CLOSED, Change, Compacted
-from engine.apiserver.target import Target
+from engine.apiserver.http.target import Target
+from engine.apiserver.store.api_context import ApiContext
+from engine.apiserver.store.errors import ApiError, dumps, status_body
+from engine.apiserver.store.storage import CLOSED, Change, Compacted
+from engine.apiserver.verbs import table
+from engine.apiserver.verbs.reads import Selection, parse_selection, present
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}

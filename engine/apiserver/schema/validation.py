@@ -15,9 +15,9 @@ from typing import Any
 
 from jsonschema import Draft4Validator, ValidationError
 
-from engine.apiserver import cause
-from engine.apiserver.cause import Cause
-from engine.apiserver.schema_format import KUBERNETES_FORMATS
+from engine.apiserver.schema import cause
+from engine.apiserver.schema.cause import Cause
+from engine.apiserver.schema.formats import KUBERNETES_FORMATS
 
 # Annotations that mean nothing to a JSON-schema validator (or that we translate ourselves).
 _DROPPED_KEYWORDS = frozenset(

@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from engine.apiserver import lifecycle, patch
-from engine.apiserver.admission import admit, crd_status
-from engine.apiserver.cascade import removal_writes
-from engine.apiserver.context import ApiContext
-from engine.apiserver.errors import ApiError, already_exists, conflict, not_found
-from engine.apiserver.registry import ResourceType
-from engine.apiserver.storage import StaleWrite, Write
-from engine.apiserver.target import Target
+from engine.apiserver.gc.cascade import removal_writes
+from engine.apiserver.http.target import Target
+from engine.apiserver.schema.admission import admit, crd_status
+from engine.apiserver.store.api_context import ApiContext
+from engine.apiserver.store.errors import ApiError, already_exists, conflict, not_found
+from engine.apiserver.store.resource_types import ResourceType
+from engine.apiserver.store.storage import StaleWrite, Write
+from engine.apiserver.verbs import lifecycle, patch
 
 _MAX_RETRIES = 50
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from engine.apiserver.auth import LOCAL_TOKEN
+from engine.apiserver.http.auth import LOCAL_TOKEN
 
 CONTEXT = "engine-apiserver"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from engine.apiserver import gc
+from engine.apiserver.gc import planning as gc
 
 
 def matters(node: gc.Node) -> bool:

@@ -9,14 +9,14 @@ from typing import Any
 
 from aiohttp import web
 
-from engine.apiserver import writes
-from engine.apiserver.body import decode_object, media_type
-from engine.apiserver.context import ApiContext
-from engine.apiserver.deletion import delete_collection, delete_object, parse_delete_options
-from engine.apiserver.errors import ApiError, dumps
-from engine.apiserver.reads import get_object, list_objects, parse_selection, present
-from engine.apiserver.target import Target, parse_target
-from engine.apiserver.watch import parse_bool, serve_watch
+from engine.apiserver.http.body import decode_object, media_type
+from engine.apiserver.http.target import Target, parse_target
+from engine.apiserver.store.api_context import ApiContext
+from engine.apiserver.store.errors import ApiError, dumps
+from engine.apiserver.verbs import writes
+from engine.apiserver.verbs.deletion import delete_collection, delete_object, parse_delete_options
+from engine.apiserver.verbs.reads import get_object, list_objects, parse_selection, present
+from engine.apiserver.verbs.watch import parse_bool, serve_watch
 
 CONTEXT_KEY = web.AppKey("api_context", ApiContext)
 AUDIT_KEY = web.RequestKey("engine_audit", dict[str, str])

@@ -10,12 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.apiserver import lifecycle
-from engine.apiserver.cascade import removal_writes
-from engine.apiserver.context import ApiContext
-from engine.apiserver.errors import ApiError, conflict, not_found, success_status
-from engine.apiserver.registry import ResourceType
-from engine.apiserver.storage import StaleWrite, Write
+from engine.apiserver.gc.cascade import removal_writes
+from engine.apiserver.store.api_context import ApiContext
+from engine.apiserver.store.errors import ApiError, conflict, not_found, success_status
+from engine.apiserver.store.resource_types import ResourceType
+from engine.apiserver.store.storage import StaleWrite, Write
+from engine.apiserver.verbs import lifecycle
 
 POLICIES = ("Background", "Foreground", "Orphan")
 PROTECTED_NAMESPACES = (
