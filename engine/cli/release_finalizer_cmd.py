@@ -15,9 +15,10 @@ from typing import Any
 import click
 
 from engine.effects.errors import PermanentError, RetryableError
-from engine.effects.kube import KindRef, KubeWriter
+from engine.effects.kube import KubeWriter
 from engine.example.site_resource import SITE
 from engine.fsm import events as ev
+from engine.identity import Kind
 from engine.journal.errors import JournalError
 from engine.journal.record import stream_name
 from engine.journal.sqlite import SqliteJournal
@@ -61,7 +62,7 @@ def command(resource: str, kubeconfig: Path, journal_path: Path, finalizer: str)
 async def _release(
     namespace: str, name: str, kubeconfig: Path, journal_path: Path, finalizer: str
 ) -> str:
-    kind = KindRef(SITE.group, SITE.version, SITE.plural, SITE.kind, SITE.namespaced)
+    kind = Kind(SITE.group, SITE.version, SITE.plural, SITE.kind, SITE.namespaced)
     try:
         api = await connect_kubeconfig(kubeconfig)
     except (ClusterConfigError, ClusterUnreachableError) as error:
@@ -99,7 +100,7 @@ async def _release(
     return f"released {finalizer} from {SITE.kind} {namespace}/{name} (journaled in {stream})"
 
 
-async def _get(writer: KubeWriter, kind: KindRef, namespace: str, name: str) -> dict[str, Any]:
+async def _get(writer: KubeWriter, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
     try:
         obj = await writer.get(kind, namespace, name)
     except (RetryableError, PermanentError) as error:

@@ -21,6 +21,7 @@ from kubernetes_asyncio.client import ApiClient
 from yarl import URL
 
 from engine.effects.errors import PermanentError, RetryableError
+from engine.identity import Kind
 
 FIELD_MANAGER: Final = "engine"
 MERGE_PATCH: Final = "application/merge-patch+json"
@@ -31,34 +32,7 @@ CONFLICT_RETRIES: Final = 3
 """How many times a 409 on a finalizer write is answered by a re-read and a new try."""
 
 
-@dataclass(frozen=True)
-class KindRef:
-    """Where a kind is served: group ("" = core), version, plural, kind, scope."""
-
-    group: str
-    version: str
-    plural: str
-    kind: str
-    namespaced: bool = True
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    def path(self, namespace: str, name: str = "", subresource: str = "") -> str:
-        """The REST path of the collection (no `name`) or of one object."""
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        if self.namespaced:
-            base = f"{base}/namespaces/{namespace}"
-        path = f"{base}/{self.plural}"
-        if name:
-            path = f"{path}/{name}"
-        if subresource:
-            path = f"{path}/{subresource}"
-        return path
-
-
-EVENTS: Final = KindRef("", "v1", "events", "Event")
+EVENTS: Final = Kind("", "v1", "events", "Event")
 
 
 class KubeApiError(Exception):
@@ -122,14 +96,14 @@ class KubeWriter:
     # -- finalizers ------------------------------------------------------------------------
 
     async def add_finalizer(
-        self, kind: KindRef, obj: Mapping[str, Any], finalizer: str
+        self, kind: Kind, obj: Mapping[str, Any], finalizer: str
     ) -> dict[str, Any]:
         """Add `finalizer` to `obj` (a merge patch guarded by its resourceVersion); return
         the updated object. A no-op (no request) when it is already there."""
         return await self._set_finalizer(kind, obj, finalizer, present=True)
 
     async def remove_finalizer(
-        self, kind: KindRef, obj: Mapping[str, Any], finalizer: str
+        self, kind: Kind, obj: Mapping[str, Any], finalizer: str
     ) -> dict[str, Any] | None:
         """Remove `finalizer`; return the updated object, or None when the object is gone
         (404, or the API server deleted it as its last finalizer went)."""
@@ -139,7 +113,7 @@ class KubeWriter:
             return None
 
     async def _set_finalizer(
-        self, kind: KindRef, obj: Mapping[str, Any], finalizer: str, *, present: bool
+        self, kind: Kind, obj: Mapping[str, Any], finalizer: str, *, present: bool
     ) -> dict[str, Any]:
         current: Mapping[str, Any] = obj
         metadata = current.get("metadata", {})
@@ -174,7 +148,7 @@ class KubeWriter:
     # -- status ----------------------------------------------------------------------------
 
     async def patch_status(
-        self, kind: KindRef, obj: Mapping[str, Any], status: Mapping[str, Any]
+        self, kind: Kind, obj: Mapping[str, Any], status: Mapping[str, Any]
     ) -> dict[str, Any] | None:
         """Merge-patch `status` into the status subresource; return the updated object, or
         None when the object is gone (404)."""
@@ -194,7 +168,7 @@ class KubeWriter:
 
     # -- children --------------------------------------------------------------------------
 
-    async def apply(self, kind: KindRef, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    async def apply(self, kind: Kind, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply `manifest` (fieldManager, force): one request that creates
         the object when missing and is idempotent; return the live object."""
         metadata = manifest.get("metadata", {})
@@ -211,7 +185,7 @@ class KubeWriter:
         except KubeApiError as error:
             raise as_effect_error(error, f"apply {kind.kind} {namespace}/{name}") from None
 
-    async def delete(self, kind: KindRef, namespace: str, name: str, *, propagation: str) -> bool:
+    async def delete(self, kind: Kind, namespace: str, name: str, *, propagation: str) -> bool:
         """Delete one object with `propagation` (Background, Foreground, Orphan); True if
         it was there, False on 404 (already gone counts as done)."""
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
@@ -270,7 +244,7 @@ class KubeWriter:
 
     # -- reads (only when the caller has no view of the object) --------------------------
 
-    async def get(self, kind: KindRef, namespace: str, name: str) -> dict[str, Any] | None:
+    async def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         """The live object, or None (404)."""
         try:
             return await self._request("GET", kind.path(namespace, name))

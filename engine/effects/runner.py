@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -30,6 +30,7 @@ from engine.effects.replay import RecordedOutcome, ReplayCursor
 from engine.effects.stream_index import StreamEffectIndex
 from engine.failpoint import afailpoint
 from engine.fsm import events as ev
+from engine.identity import StreamId
 from engine.journal.record import NewEvent, Record
 from engine.journal.store import Journal
 
@@ -52,6 +53,12 @@ class SpanIds:
 
     trace_id: str | None = None
     span_id: str | None = None
+
+
+class StreamAppend(Protocol):
+    """Appends records to one stream (the engine's stream writer, or a journal itself)."""
+
+    async def append(self, stream: str, events: Sequence[NewEvent]) -> tuple[int, ...]: ...
 
 
 class AttemptTracer(Protocol):
@@ -85,6 +92,9 @@ class RunnerDeps:
     may_act: Callable[[], bool] | None = None
     """Asked right before each `EffectStarted`: False (this replica lost the Lease)
     raises `NotLeading`, and nothing is journaled or called."""
+    streams: StreamAppend | None = None
+    """Where the runner's records are appended: the engine's one stream writer (it
+    checks the expected version and advances the fold); `journal` itself when unset."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +119,7 @@ class EffectRunner:
 
     def __init__(self, deps: RunnerDeps) -> None:
         self._deps = deps
+        self._streams: StreamAppend = deps.streams if deps.streams is not None else deps.journal
         self._cursors: dict[str, ReplayCursor] = {}  # replay only: one per stream
         self._index = StreamEffectIndex(deps.journal)  # live: each stream's keys, in memory
 
@@ -155,7 +166,7 @@ class EffectRunner:
         with span as ids:
             term = self._deps.term() if self._deps.term is not None else None
             started = ev.effect_started(key=key, name=name, attempt=attempt, term=term)
-            await journal.append(stream, [_stamp(started, ids)])
+            await self._streams.append(stream, [_stamp(started, ids)])
             # The append may have waited (a paused process, a slow disk): leadership can
             # be gone by now, so look again right before the call (R10).
             if self._deps.may_act is not None and not self._deps.may_act():
@@ -169,7 +180,7 @@ class EffectRunner:
                 success = ev.effect_succeeded(
                     key=key, name=name, attempt=attempt, result=result, seconds=seconds
                 )
-                await journal.append(stream, [_stamp(success, ids)])
+                await self._streams.append(stream, [_stamp(success, ids)])
                 return result
             raise await self._record_failure(
                 stream, key, name, attempt, failure, seconds, ids, counted=history.counted(attempt)
@@ -229,13 +240,13 @@ class EffectRunner:
             waiting=failure.waiting,
         )
         if not failure.retryable or gave_up:
-            await self._deps.journal.append(stream, [_stamp(failed, ids)])
+            await self._streams.append(stream, [_stamp(failed, ids)])
             return _permanent(key, attempt, failure.error_class, failure.message, gave_up=gave_up)
         backoff = next_delay(key, counted, policy)
         # a wait is polled at its own pace, not at the growing backoff of failures
         delay = failure.at_least if failure.waiting else max(backoff, failure.at_least)
         retry = ev.retry_scheduled(key=key, attempt=attempt, delay=delay, backoff=backoff)
-        await self._deps.journal.append(stream, [_stamp(failed, ids), _stamp(retry, ids)])
+        await self._streams.append(stream, [_stamp(failed, ids), _stamp(retry, ids)])
         return EffectRetryScheduled(
             key,
             attempt=attempt,
@@ -254,7 +265,7 @@ class EffectRunner:
         if not isinstance(answer, RecordedOutcome):
             return answer.result
         if self._deps.recorded is not None:
-            await self._deps.journal.append(stream, [_copy(r) for r in answer.records])
+            await self._streams.append(stream, [_copy(r) for r in answer.records])
         outcome = answer.outcome
         if outcome.type == ev.EFFECT_SUCCEEDED:
             return outcome.result
@@ -291,7 +302,7 @@ class EffectRunner:
 def _belongs(key: str, stream: str) -> bool:
     """Whether `key` (`<uid>:...`) is one of `stream`'s (`...#<uid>`) keys: then its whole
     history, success included, is in that stream."""
-    uid = stream.rpartition("#")[2]
+    uid = StreamId.parse(stream).uid
     return bool(uid) and key.partition(":")[0] == uid
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from engine.identity import StreamId
+
 
 def stream_name(*, group: str, kind: str, namespace: str, name: str, uid: str) -> str:
     """The journal stream of one resource: `group/kind/namespace/name#uid`.
@@ -14,7 +16,7 @@ def stream_name(*, group: str, kind: str, namespace: str, name: str, uid: str) -
     The uid keeps a deleted-and-recreated object (same name, new uid) in its own stream.
     A cluster-scoped resource uses an empty namespace.
     """
-    return f"{group}/{kind}/{namespace}/{name}#{uid}"
+    return str(StreamId(group, kind, namespace, name, uid))
 
 
 @dataclass(frozen=True, slots=True)

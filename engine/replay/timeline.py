@@ -14,6 +14,7 @@ from datetime import datetime
 from engine.fsm import events as ev
 from engine.fsm.fold import apply
 from engine.fsm.state import ResourceState
+from engine.identity import StreamId
 from engine.journal.codec import encode_at
 from engine.journal.record import Record
 
@@ -34,12 +35,8 @@ class ResourceId:
     @classmethod
     def of(cls, stream: str) -> ResourceId:
         """Parse a stream name; a stream of another shape keeps its text as the name."""
-        path, _, uid = stream.rpartition("#")
-        parts = path.split("/") if path else []
-        if len(parts) < 4:
-            return cls(stream=stream, group="", kind="", namespace="", name=stream, uid="")
-        group = "/".join(parts[:-3])
-        return cls(stream, group, parts[-3], parts[-2], parts[-1], uid)
+        ident = StreamId.parse(stream)
+        return cls(stream, ident.group, ident.kind, ident.namespace, ident.name, ident.uid)
 
     @property
     def label(self) -> str:

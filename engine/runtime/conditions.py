@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from engine.effects.errors import PermanentError, RetryableError
-from engine.effects.kube import KindRef, KubeWriter
+from engine.identity import Kind
+from engine.runtime.ports import ClusterWriter
 from engine.runtime.view import Entry, PrimaryView
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,8 @@ class SupervisorConditions:
 
 
 async def patch_conditions(
-    writer: KubeWriter,
-    kind: KindRef,
+    writer: ClusterWriter,
+    kind: Kind,
     view: PrimaryView,
     key: str,
     held: SupervisorConditions,

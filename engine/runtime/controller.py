@@ -2,7 +2,8 @@
 the watchers (primary and children), the work queue and its workers, the health
 endpoints and the metrics, runs until stopped (or SIGTERM/SIGINT), and shuts down in
 order: watches first, then the queue drained (bounded), then the journal and tracing.
-The parts are wired in `assembly`; the watches are kept in `watch_set`.
+It is the one composition root: `_build` wires every part; the watches are kept in
+`watch_set`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,28 +21,41 @@ from typing import Any
 from opentelemetry import trace
 
 from engine.clock import Clock, SystemClock
+from engine.effects import BackoffPolicy, EffectRunner, RunnerDeps
 from engine.effects.kube import KubeWriter
+from engine.fsm.decide import DecidePolicy
 from engine.fsm.table import DELETED
+from engine.identity import StreamId
 from engine.journal.sqlite import SqliteJournal
 from engine.journal.store import Journal
-from engine.runtime.assembly import assemble
+from engine.runtime.children import ChildLedger
 from engine.runtime.conditions import DEADLOCKED, STUCK, SupervisorConditions
+from engine.runtime.event_recorder import EventRecorder
+from engine.runtime.handler_backend import SpanTracer
 from engine.runtime.health import Check, HealthDependencies, HealthServer
+from engine.runtime.inbox import Inbox
 from engine.runtime.leadership import Leadership, LeadershipDeps
+from engine.runtime.observer import ObservationLog, Observer, ObserverDeps
 from engine.runtime.operator import Operator
 from engine.runtime.queue import WorkQueue
+from engine.runtime.ratelimit import KeyedBackoff, TokenBucket
 from engine.runtime.reconciler import Reconciler
 from engine.runtime.resource_view import ResourceView, ResourceViews
 from engine.runtime.settings import Settings
+from engine.runtime.streams import StreamWriter
+from engine.runtime.view import PrimaryView
+from engine.runtime.waits import DependencyWaits
 from engine.runtime.watch_set import Watches
 from engine.runtime.watchdog import RunningReconciles, Watchdog, watchdog_period
 from engine.runtime.worker import Outcome
 from engine.supervisor.loop_lag import LoopLagConfig, LoopLagMonitor
+from engine.supervisor.stuck import HealingPolicy
+from engine.supervisor.waits_for import DeadlockPolicy
 from engine.telemetry.journal_metrics import MeteredJournal
 from engine.telemetry.metrics import EngineMetrics
 from engine.telemetry.setup import TracingHandle
 from engine.watchers import (
-    WatchedKind,
+    Kind,
     connect_in_cluster,
     connect_kubeconfig,
 )
@@ -177,23 +192,8 @@ class Controller:
                 stack.callback(deps.tracing.shutdown)
             if deps.handle_signals:
                 self._install_signals(stack)
-            parts = assemble(
-                operator=deps.operator,
-                settings=deps.settings,
-                api=api,
-                journal=journal,
-                clock=deps.clock,
-                tracer=deps.tracing.tracer if deps.tracing is not None else trace.NoOpTracer(),
-                metrics=self.metrics,
-                views=self._views,
-                conditions=self._conditions,
-                running=self._running,
-                may_act=self._may_act,
-                on_observed=self._noted,
-                record_events=deps.record_events,
-            )
-            self._queue, self._writer, self._watchdog = parts.queue, parts.writer, parts.watchdog
-            reconciler, observer = parts.reconciler, parts.observer
+            tracer = deps.tracing.tracer if deps.tracing is not None else trace.NoOpTracer()
+            reconciler, observer = self._build(api, journal, tracer)
             lag = asyncio.create_task(self._loop_lag.run(), name="event-loop-lag")
             stack.push_async_callback(_cancel, lag)
             if deps.serve_health:
@@ -217,7 +217,7 @@ class Controller:
                     handler=self._handler(reconciler),
                     enqueue_in_flight=lambda: self._enqueue_in_flight(journal, reconciler),
                     cached_keys=self._views_keys,
-                    tracer=deps.tracing.tracer if deps.tracing is not None else trace.NoOpTracer(),
+                    tracer=tracer,
                 )
             )
             await leadership.start()
@@ -234,7 +234,97 @@ class Controller:
             await self._stopping.wait()
             log.info("stopping: watches, then in-flight reconciles, then the journal")
 
-    # -- assembly --------------------------------------------------------------------------
+    # -- composition (the one place that builds the object graph) -------------------------
+
+    def _build(
+        self, api: Any, journal: Journal, tracer: trace.Tracer
+    ) -> tuple[Reconciler, Observer]:
+        """Build the parts for the operator on `api` and `journal` (nothing starts)."""
+        deps, settings = self._deps, self._deps.settings
+        operator = deps.operator
+        queue = self._queue = WorkQueue(
+            backoff=KeyedBackoff(
+                base=settings.backoff_base_seconds,
+                cap=settings.backoff_cap_seconds,
+                rng=random.Random(),
+            ),
+            retry_bucket=TokenBucket(qps=settings.qps, burst=settings.burst),
+            max_concurrent=settings.max_concurrent_reconciles,
+        )
+        writer = self._writer = KubeWriter(api)
+        objects, ledger, inbox = PrimaryView(), ChildLedger(), Inbox()
+        streams = StreamWriter(journal, ledger=ledger)
+        observations = ObservationLog(streams)
+        runner = EffectRunner(
+            RunnerDeps(
+                journal=journal,
+                streams=streams,
+                clock=deps.clock,
+                backoff=BackoffPolicy(max_attempts=settings.max_effect_attempts),
+                timeout=settings.effect_timeout_seconds,
+                term=lambda: journal.term,
+                tracer=SpanTracer(tracer),
+                may_act=self._may_act,
+            )
+        )
+        waits = DependencyWaits(
+            operator=operator,
+            objects=objects,
+            conditions=self._conditions,
+            inbox=inbox,
+            enqueue=queue.add,
+            policy=DeadlockPolicy(settings.deadlock_policy),
+            poll_seconds=settings.dependency_poll_seconds,
+        )
+        reconciler = Reconciler(
+            operator=operator,
+            streams=streams,
+            cluster=writer,
+            runner=runner,
+            objects=objects,
+            ledger=ledger,
+            observations=observations,
+            inbox=inbox,
+            events=EventRecorder(writer, enabled=deps.record_events),
+            conditions=self._conditions,
+            views=self._views,
+            clock=deps.clock,
+            waits=waits,
+            tracer=tracer,
+            metrics=self.metrics,
+            policy=DecidePolicy(resync_after=settings.resync_seconds),
+            may_act=self._may_act,
+        )
+        self._watchdog = Watchdog(
+            operator=operator,
+            streams=streams,
+            objects=objects,
+            conditions=self._conditions,
+            running=self._running,
+            inbox=inbox,
+            enqueue=queue.add,
+            clock=deps.clock,
+            deadlines=settings.stuck_deadlines,
+            policy=HealingPolicy(
+                enabled=settings.healing_enabled,
+                max_heals_without_progress=settings.max_heals_without_progress,
+            ),
+            may_act=self._may_act,
+        )
+        observer = Observer(
+            ObserverDeps(
+                operator=operator,
+                view=objects,
+                ledger=ledger,
+                log=observations,
+                enqueue=waits.notify,
+                on_observed=self._noted,
+                tracer=tracer,
+            )
+        )
+        return reconciler, observer
+
+    # -- connections -----------------------------------------------------------------------
 
     async def _connect(self) -> Any:
         settings = self._deps.settings
@@ -279,7 +369,7 @@ class Controller:
     def _views_keys(self) -> list[str]:
         return [f"{v.namespace}/{v.name}" for v in self._views.snapshot()]
 
-    def _count_restart(self, kind: WatchedKind, reason: Any) -> None:
+    def _count_restart(self, kind: Kind, reason: Any) -> None:
         self.metrics.count_watch_restart(kind.kind, str(reason))
 
     def _lagged(self, seconds: float) -> None:
@@ -292,7 +382,7 @@ class Controller:
         resource = self._deps.operator.resource
         prefix = f"{resource.group}/{resource.kind}/"
         queue = self._require_queue()
-        states = reconciler.states
+        states = reconciler.streams
         for stream in await journal.streams():
             if not stream.startswith(prefix):
                 continue
@@ -301,9 +391,7 @@ class Controller:
                 states.forget(stream)
                 continue
             if state.pending_effects:
-                namespace, _, rest = stream[len(prefix) :].partition("/")
-                name = rest.rpartition("#")[0]
-                queue.add(f"{namespace}/{name}", first=True)
+                queue.add(StreamId.parse(stream).ref.key, first=True)
 
     # -- shutdown, signals, health, gauges -------------------------------------------------
 

@@ -4,15 +4,13 @@ reconcile (`ReconcileStopped`) instead of a retry storm."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
+from engine.clock import Clock
 from engine.effects.errors import NotLeading, PermanentError, RetryableError
-from engine.effects.kube import KindRef
 from engine.failpoint import afailpoint
 from engine.fsm import events as ev
 from engine.fsm.decision import (
@@ -24,18 +22,23 @@ from engine.fsm.decision import (
     RunProvision,
 )
 from engine.fsm.key import FINALIZE, PROVISION
-from engine.journal.record import NewEvent
-from engine.journal.store import Journal
+from engine.identity import Kind
+from engine.runtime.children import ChildLedger
+from engine.runtime.conditions import SupervisorConditions
 from engine.runtime.context import Context
+from engine.runtime.event_recorder import EventRecorder
 from engine.runtime.handler_backend import StepBackend
-from engine.runtime.reconciler_deps import ReconcilerDeps
+from engine.runtime.operator import Operator
+from engine.runtime.ports import ClusterWriter, EffectRunning
 from engine.runtime.recorded_spec import restore_secrets, spec_at_generation
+from engine.runtime.resource_view import ResourceViews
 from engine.runtime.secret_scrub import scrubbed
 from engine.runtime.status import status_body
-from engine.runtime.view import Entry
+from engine.runtime.streams import StreamWriter
+from engine.runtime.view import Entry, PrimaryView
+from engine.runtime.waits import DependencyWaits
 from engine.runtime.worker import Outcome, RetryableFailure, TerminalFailure
 from engine.telemetry.redaction import Redactor
-from engine.telemetry.spans import current_ids
 
 log = logging.getLogger("engine.runtime.reconciler")  # the reconcile's own log, as before
 
@@ -48,23 +51,41 @@ class ReconcileStopped(Exception):
         self.outcome = outcome
 
 
-async def append_traced(journal: Journal, stream: str, event: NewEvent) -> int:
-    """Append `event` carrying the current span's ids; its position."""
-    ids = current_ids()
-    if ids is not None:
-        event = replace(event, trace_id=ids.trace_id, span_id=ids.span_id)
-    positions = await journal.append(stream, [event])
-    return positions[0]
-
-
 class EffectActions:
     """Runs the effects `decide` asked for, against the view's newest object; after each
     of the engine's own writes the view holds the object the API server returned."""
 
-    def __init__(self, deps: ReconcilerDeps, kind: KindRef) -> None:
-        self._deps = deps
+    def __init__(
+        self,
+        *,
+        operator: Operator,
+        kind: Kind,
+        streams: StreamWriter,
+        cluster: ClusterWriter,
+        runner: EffectRunning,
+        objects: PrimaryView,
+        ledger: ChildLedger,
+        events: EventRecorder,
+        conditions: SupervisorConditions,
+        views: ResourceViews,
+        clock: Clock,
+        waits: DependencyWaits | None,
+        may_act: Callable[[], bool],
+    ) -> None:
+        self._operator = operator
         self._kind = kind
-        self._logger = logging.getLogger(f"engine.operator.{deps.operator.resource.kind.lower()}")
+        self._streams = streams
+        self._cluster = cluster
+        self._runner = runner
+        self._objects = objects
+        self._ledger = ledger
+        self._events = events
+        self._conditions = conditions
+        self._views = views
+        self._clock = clock
+        self._waits = waits
+        self._may_act = may_act
+        self._logger = logging.getLogger(f"engine.operator.{operator.resource.kind.lower()}")
 
     async def run(self, key: str, stream: str, effect: Effect) -> None:
         """Carry out `effect` for the object at `key` (journal stream `stream`).
@@ -72,27 +93,28 @@ class EffectActions:
         Errors: `ReconcileStopped` for a write the API server refused or could not take
         now; `NotLeading` when `may_act` says no; the runner's effect errors.
         """
-        deps = self._deps
-        entry = deps.view.get(key)
+        entry = self._objects.get(key)
         if entry is None:
             return
-        if deps.may_act is not None and not deps.may_act():
+        if not self._may_act():
             raise NotLeading(f"not the leader: {key} not acted on")
-        finalizer = deps.operator.finalizer_name
+        finalizer = self._operator.finalizer_name
         match effect:
             case AddFinalizer():
-                updated = await self._write(key, entry, deps.writer.add_finalizer, finalizer)
+                updated = await self._write(key, entry, self._cluster.add_finalizer, finalizer)
                 if updated is not None:
-                    deps.view.update(updated)
+                    self._objects.update(updated)
             case RemoveFinalizer():
                 await afailpoint("finalizer.before_remove")
-                updated = await self._write(key, entry, deps.writer.remove_finalizer, finalizer)
+                updated = await self._write(key, entry, self._cluster.remove_finalizer, finalizer)
                 await afailpoint("finalizer.after_remove")
                 if updated is None or not updated.get("metadata", {}).get("finalizers"):
                     gone = updated if updated is not None else entry.obj
-                    deps.view.update(gone, exists=updated is not None and not _deleting(updated))
+                    self._objects.update(
+                        gone, exists=updated is not None and not _deleting(updated)
+                    )
                 else:
-                    deps.view.update(updated)
+                    self._objects.update(updated)
             case RunProvision() | RunFinalize():
                 await self._run_handler(stream, entry, effect)
                 await afailpoint("effect.after_record")
@@ -115,27 +137,22 @@ class EffectActions:
     async def _refused(self, key: str, entry: Entry, error: PermanentError) -> None:
         """A write the API server refuses for good: a Warning Event, no retry storm."""
         log.error("the API server refused a write for %r: %s", key, error)
-        if not self._deps.record_events:
-            return
-        with contextlib.suppress(RetryableError, PermanentError):
-            await self._deps.writer.record_event(
-                entry.obj,
-                name=f"{entry.obj['metadata']['name']}.{entry.uid[:8]}.refused",
-                reason="WriteRefused",
-                message=str(error),
-                warning=True,
-                now=self._deps.clock.now(),
-            )
+        await self._events.post(
+            entry.obj,
+            suffix="refused",
+            reason="WriteRefused",
+            message=str(error),
+            warning=True,
+            now=self._clock.now(),
+        )
 
     async def _run_handler(
         self, stream: str, entry: Entry, effect: RunProvision | RunFinalize
     ) -> None:
-        deps = self._deps
-        handler = (
-            deps.operator.provision if isinstance(effect, RunProvision) else deps.operator.finalize
-        )
+        operator = self._operator
+        handler = operator.provision if isinstance(effect, RunProvision) else operator.finalize
         metadata = entry.obj.get("metadata", {})
-        redactor = Redactor.from_object(entry.obj, deps.operator.secret_fields)
+        redactor = Redactor.from_object(entry.obj, operator.secret_fields)
         spec = await self._spec_for(stream, entry, effect.generation)
         context = Context(
             name=str(metadata.get("name") or ""),
@@ -145,14 +162,14 @@ class EffectActions:
             round=effect.round if isinstance(effect, RunProvision) else 0,
             spec=MappingProxyType(spec),
             metadata=MappingProxyType(dict(metadata)),
-            term=deps.term() if deps.term is not None else deps.journal.term,
+            term=self._streams.journal.term,
             logger=self._logger,
-            waits=deps.waits,
+            waits=self._waits,
             backend=StepBackend(
-                operator=deps.operator,
-                runner=deps.runner,
-                writer=deps.writer,
-                ledger=deps.ledger,
+                operator=operator,
+                runner=self._runner,
+                writer=self._cluster,
+                ledger=self._ledger,
                 stream=stream,
                 owner=entry.obj,
                 redactor=redactor,
@@ -162,14 +179,14 @@ class EffectActions:
         async def call(_: str) -> None:
             if handler is None:
                 return
-            if deps.waits is None:
+            if self._waits is None:
                 await handler(context)
                 return
-            with deps.waits.attempt(f"{context.namespace}/{context.name}"):
+            with self._waits.attempt(f"{context.namespace}/{context.name}"):
                 await handler(context)
 
         name = PROVISION if isinstance(effect, RunProvision) else FINALIZE
-        await deps.runner.run(stream, effect.key, name, scrubbed(call, redactor))
+        await self._runner.run(stream, effect.key, name, scrubbed(call, redactor))
 
     async def _spec_for(self, stream: str, entry: Entry, generation: int) -> dict[str, Any]:
         """The spec a handler run of `generation` gets: the live one, or — when an effect
@@ -178,7 +195,8 @@ class EffectActions:
         live = dict(entry.obj.get("spec") or {})
         if generation == int(entry.obj.get("metadata", {}).get("generation") or 0):
             return live
-        recorded = spec_at_generation(await self._deps.journal.read_stream(stream), generation)
+        journal = self._streams.journal
+        recorded = spec_at_generation(await journal.read_stream(stream), generation)
         if recorded is None:
             log.warning(
                 "the spec of generation %d of %s is not in the journal in full; "
@@ -187,21 +205,20 @@ class EffectActions:
                 stream,
             )
             return live
-        return restore_secrets(recorded, live, self._deps.operator.secret_fields)
+        return restore_secrets(recorded, live, self._operator.secret_fields)
 
     async def _patch_status(self, key: str, stream: str, entry: Entry, effect: PatchStatus) -> None:
-        deps = self._deps
         body = status_body(
             phase=effect.phase,
             observed_generation=effect.observed_generation,
             reason=effect.reason,
             current=entry.obj.get("status"),
-            now=deps.clock.now(),
-            extra=deps.conditions.of(key) if deps.conditions is not None else (),
+            now=self._clock.now(),
+            extra=self._conditions.of(key),
         )
         await afailpoint("status.before_patch")
         try:
-            updated = await deps.writer.patch_status(self._kind, entry.obj, body)
+            updated = await self._cluster.patch_status(self._kind, entry.obj, body)
         except RetryableError as error:
             stop = RetryableFailure(str(error), retry_after=error.delay or None)
             raise ReconcileStopped(stop) from None
@@ -210,19 +227,16 @@ class EffectActions:
             raise ReconcileStopped(TerminalFailure(str(error))) from None
         await afailpoint("status.after_patch")
         if updated is None:
-            deps.view.update(entry.obj, exists=False)
+            self._objects.update(entry.obj, exists=False)
             return
-        deps.view.update(updated)
-        await append_traced(
-            deps.journal,
-            stream,
-            ev.status_written(
-                phase=effect.phase,
-                observed_generation=effect.observed_generation,
-                reason=effect.reason,
-            ),
+        self._objects.update(updated)
+        written = ev.status_written(
+            phase=effect.phase,
+            observed_generation=effect.observed_generation,
+            reason=effect.reason,
         )
-        deps.views.note(key, updated, event=f"status {effect.phase}", at=deps.clock.now())
+        await self._streams.append(stream, [written])
+        self._views.note(key, updated, event=f"status {effect.phase}", at=self._clock.now())
 
 
 def _deleting(obj: Mapping[str, Any]) -> bool:

@@ -12,21 +12,16 @@ from typing import Any
 
 from opentelemetry import trace
 
-from engine.effects import EffectRunner, SpanIds
+from engine.effects import SpanIds
 from engine.effects.errors import EffectFailedPermanently, EffectRetryScheduled, PermanentError
-from engine.effects.kube import KindRef, KubeWriter
 from engine.fsm.key import parse_key
 from engine.runtime.children import ChildLedger
 from engine.runtime.context import EffectFn
-from engine.runtime.operator import ChildKind, Operator
+from engine.runtime.operator import Operator
+from engine.runtime.ports import ClusterWriter, EffectRunning
 from engine.runtime.secret_scrub import scrubbed
 from engine.telemetry.redaction import NO_SECRETS, Redactor
 from engine.telemetry.spans import effect_span
-
-
-def kind_ref(kind: ChildKind) -> KindRef:
-    """The writer's address of a declared child kind."""
-    return KindRef(kind.group, kind.version, kind.plural, kind.kind, kind.namespaced)
 
 
 def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
@@ -63,8 +58,8 @@ class StepBackend:
     """
 
     operator: Operator
-    runner: EffectRunner
-    writer: KubeWriter
+    runner: EffectRunning
+    writer: ClusterWriter
     ledger: ChildLedger
     stream: str
     owner: Mapping[str, Any]
@@ -87,7 +82,7 @@ class StepBackend:
             raise PermanentError("apply_child: the manifest needs metadata.name")
         full = child_manifest(manifest, self.owner)
         owner_uid = str(self.owner.get("metadata", {}).get("uid") or "")
-        target = kind_ref(kind)
+        target = kind.kind_ref
 
         async def apply(_: str) -> dict[str, Any]:
             live = await self.writer.apply(target, full)

@@ -13,21 +13,22 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import trace
 
 from engine.fsm import events as ev
 from engine.fsm.observation import Observation
-from engine.journal.record import Record, stream_name
-from engine.journal.store import Journal
+from engine.identity import StreamId
+from engine.journal.record import Record
 from engine.runtime.children import ChildLedger
 from engine.runtime.operator import Operator
+from engine.runtime.streams import StreamWriter
 from engine.runtime.view import Entry, PrimaryView, object_key
 from engine.telemetry.operation_spans import observe_span
 from engine.telemetry.redaction import NO_SECRETS, Redactor
-from engine.telemetry.spans import ResourceRef, current_ids
+from engine.telemetry.spans import ResourceRef
 from engine.watchers import Change, ChangeType
 
 
@@ -63,15 +64,8 @@ def spec_digest_of(obj: Mapping[str, Any]) -> str:
 
 def stream_of(operator: Operator, obj: Mapping[str, Any]) -> str:
     """The journal stream of a primary object."""
-    metadata = obj.get("metadata", {})
     resource = operator.resource
-    return stream_name(
-        group=resource.group,
-        kind=resource.kind,
-        namespace=str(metadata.get("namespace") or ""),
-        name=str(metadata.get("name") or ""),
-        uid=str(metadata.get("uid") or ""),
-    )
+    return str(StreamId.of(resource.kind_ref, obj))
 
 
 def resource_ref_of(operator: Operator, obj: Mapping[str, Any]) -> ResourceRef:
@@ -87,8 +81,12 @@ def resource_ref_of(operator: Operator, obj: Mapping[str, Any]) -> ResourceRef:
     )
 
 
-def observation_of(entry: Entry, *, finalizer: str, child_drift: bool) -> Observation:
-    """The plain values decide needs, read from one object (pure)."""
+def observation_of(
+    entry: Entry, *, finalizer: str, child_drift: bool, spec_digest: str | None = None
+) -> Observation:
+    """The plain values decide needs, read from one object (pure). `spec_digest`: the
+    digest of its spec when already known (replay: the journaled one, computed before the
+    journal redacted the spec's secrets); else it is computed."""
     obj = entry.obj
     metadata = obj.get("metadata", {})
     status = obj.get("status") or {}
@@ -97,7 +95,7 @@ def observation_of(entry: Entry, *, finalizer: str, child_drift: bool) -> Observ
         uid=str(metadata.get("uid") or ""),
         generation=int(metadata.get("generation") or 0),
         resource_version=str(metadata.get("resourceVersion") or ""),
-        spec_digest=spec_digest_of(obj),
+        spec_digest=spec_digest if spec_digest is not None else spec_digest_of(obj),
         exists=entry.exists,
         deletion_requested=bool(metadata.get("deletionTimestamp")),
         has_finalizer=finalizer in (metadata.get("finalizers") or ()),
@@ -117,8 +115,9 @@ def _text(value: Any) -> str | None:
 class ObservationLog:
     """Journals observations, skipping one equal to the last journaled on its stream."""
 
-    def __init__(self, journal: Journal) -> None:
-        self._journal = journal
+    def __init__(self, streams: StreamWriter) -> None:
+        self._streams = streams
+        streams.seed_observations(self)
         self._last: dict[str, Observation] = {}
         self._inflight: dict[str, tuple[Observation, asyncio.Future[None]]] = {}
 
@@ -143,13 +142,10 @@ class ObservationLog:
         if self._last.get(stream) == observation:
             return False
         event = ev.observed(observation, watch_event=watch_event, spec=spec)
-        ids = current_ids()
-        if ids is not None:
-            event = replace(event, trace_id=ids.trace_id, span_id=ids.span_id)
         committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._inflight[stream] = (observation, committed)
         try:
-            await self._journal.append(stream, [event])
+            await self._streams.append(stream, [event])
             self._last[stream] = observation
         finally:
             committed.set_result(None)  # waiters re-check `_last`: appended or not, it is over

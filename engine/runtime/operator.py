@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from engine.identity import Kind
+
 if TYPE_CHECKING:
     from engine.runtime.context import Context
 
@@ -44,6 +46,11 @@ class CustomResource:
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}"
+
+    @property
+    def kind_ref(self) -> Kind:
+        """Where the resource is served, as the engine names kinds everywhere."""
+        return Kind(self.group, self.version, self.plural, self.kind, self.namespaced)
 
     def crd(self) -> dict[str, Any]:
         """The CustomResourceDefinition manifest (apiextensions.k8s.io/v1), with a status
@@ -98,6 +105,11 @@ class ChildKind:
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def kind_ref(self) -> Kind:
+        """Where the child kind is served, as the engine names kinds everywhere."""
+        return Kind(self.group, self.version, self.plural, self.kind, self.namespaced)
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,19 @@ decision is idle; map what happened to one queue `Outcome`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from opentelemetry import trace
 
+from engine.clock import Clock
 from engine.effects.errors import (
     EffectFailedPermanently,
     EffectRetryScheduled,
     NotLeading,
-    PermanentError,
-    RetryableError,
 )
-from engine.effects.kube import KindRef
 from engine.fsm import events as ev
-from engine.fsm.decide import decide
+from engine.fsm.decide import DEFAULT_POLICY, DecidePolicy, decide
 from engine.fsm.decision import (
     Decision,
     Effect,
@@ -28,13 +28,21 @@ from engine.fsm.decision import (
 from engine.fsm.errors import IllegalTransition
 from engine.fsm.key import FINALIZE, PROVISION
 from engine.fsm.machine import next_state
-from engine.fsm.state import ResourceState
+from engine.fsm.state import SUCCEEDED, ResourceState
 from engine.fsm.table import DELETED, EFFECT_FAILED, FAILED, GAVE_UP, PERMANENT_ERROR
-from engine.runtime.effect_actions import EffectActions, ReconcileStopped, append_traced
-from engine.runtime.observer import observation_of, stream_of
-from engine.runtime.reconciler_deps import ReconcilerDeps
-from engine.runtime.states import StreamStates
-from engine.runtime.view import Entry
+from engine.identity import Kind
+from engine.runtime.children import ChildLedger
+from engine.runtime.conditions import SupervisorConditions, patch_conditions
+from engine.runtime.effect_actions import EffectActions, ReconcileStopped
+from engine.runtime.event_recorder import EventRecorder
+from engine.runtime.inbox import Inbox, Note
+from engine.runtime.observer import ObservationLog, observation_of, stream_of
+from engine.runtime.operator import Operator
+from engine.runtime.ports import ClusterWriter, EffectRunning
+from engine.runtime.resource_view import ResourceViews
+from engine.runtime.streams import StreamWriter
+from engine.runtime.view import Entry, PrimaryView
+from engine.runtime.waits import DependencyWaits
 from engine.runtime.worker import (
     Outcome,
     RequeueAfter,
@@ -42,6 +50,7 @@ from engine.runtime.worker import (
     Succeeded,
     TerminalFailure,
 )
+from engine.telemetry.metrics import EngineMetrics
 from engine.telemetry.redaction import NO_SECRETS, Redactor
 from engine.telemetry.spans import ReconcileSpan, ResourceRef, SpanIds, reconcile_span
 
@@ -60,49 +69,111 @@ class Reconciler:
     retry delay; permanent ones move the resource to Failed (decide fires the trigger).
     """
 
-    def __init__(self, deps: ReconcilerDeps) -> None:
-        self._deps = deps
-        resource = deps.operator.resource
-        self._kind = KindRef(
-            resource.group, resource.version, resource.plural, resource.kind, resource.namespaced
-        )
+    def __init__(
+        self,
+        *,
+        operator: Operator,
+        streams: StreamWriter,
+        cluster: ClusterWriter,
+        runner: EffectRunning,
+        objects: PrimaryView,
+        ledger: ChildLedger,
+        observations: ObservationLog,
+        inbox: Inbox,
+        events: EventRecorder,
+        conditions: SupervisorConditions,
+        views: ResourceViews,
+        clock: Clock,
+        waits: DependencyWaits | None = None,
+        tracer: trace.Tracer | None = None,
+        metrics: EngineMetrics | None = None,
+        policy: DecidePolicy = DEFAULT_POLICY,
+        may_act: Callable[[], bool] = lambda: True,
+        max_passes: int = 16,
+        spec_digests: Callable[[Mapping[str, Any]], str | None] = lambda obj: None,
+    ) -> None:
+        """Build the reconcile of `operator`'s resources over these ports.
+
+        `streams` is the one door into the journal; `cluster` the writes to the API server;
+        `runner` runs handlers and their steps (live, or answering from a recording);
+        `objects` is the newest state of each primary object; `inbox` holds the
+        supervisors' notes, acted on at the start of a key's turn; `may_act` is asked
+        before each write (False: stop and requeue); `max_passes` bounds decide → act
+        loops per reconcile; `spec_digests` names an object's spec digest when it is
+        known without computing it (replay: the journaled one)."""
+        resource = operator.resource
+        self._operator = operator
+        self._kind = resource.kind_ref
+        self._streams = streams
+        self._cluster = cluster
+        self._runner = runner
+        self._objects = objects
+        self._ledger = ledger
+        self._observations = observations
+        self._inbox = inbox
+        self._events = events
+        self._conditions = conditions
+        self._views = views
+        self._clock = clock
+        self._tracer = tracer or trace.NoOpTracer()
+        self._metrics = metrics
+        self._policy = policy
+        self._max_passes = max_passes
+        self._spec_digests = spec_digests
         self._follows: dict[str, SpanIds] = {}
-        self._effects = EffectActions(deps, self._kind)
+        self._effects = EffectActions(
+            operator=operator,
+            kind=self._kind,
+            streams=streams,
+            cluster=cluster,
+            runner=runner,
+            objects=objects,
+            ledger=ledger,
+            events=events,
+            conditions=conditions,
+            views=views,
+            clock=clock,
+            waits=waits,
+            may_act=may_act,
+        )
 
     @property
-    def kind(self) -> KindRef:
+    def kind(self) -> Kind:
         return self._kind
 
     @property
-    def states(self) -> StreamStates:
+    def streams(self) -> StreamWriter:
         """The folded states of the streams (for the start-up scan of in-flight work)."""
-        return self._deps.states
+        return self._streams
 
     async def reconcile(self, key: str) -> Outcome:
-        deps = self._deps
-        entry = deps.view.get(key)
+        """One turn of `key`: act on the supervisors' notes left for it, then reconcile
+        the object as the view holds it. Never raises for a reconcile that failed: the
+        `Outcome` says what the queue should do."""
+        await self._act_on_notes(key)
+        entry = self._objects.get(key)
         if entry is None or not entry.uid:
             return Succeeded()
-        stream = stream_of(deps.operator, entry.obj)
+        stream = stream_of(self._operator, entry.obj)
         metadata = entry.obj.get("metadata", {})
         ref = ResourceRef(
             namespace=str(metadata.get("namespace") or ""),
-            kind=deps.operator.resource.kind,
+            kind=self._operator.resource.kind,
             name=str(metadata.get("name") or ""),
             uid=entry.uid,
             generation=int(metadata.get("generation") or 0),
-            group=deps.operator.resource.group,
+            group=self._operator.resource.group,
         )
         redactor = (
             NO_SECRETS  # nothing is recorded: skip walking the object
-            if isinstance(deps.tracer, trace.NoOpTracer)
-            else Redactor.from_object(entry.obj, deps.operator.secret_fields)
+            if isinstance(self._tracer, trace.NoOpTracer)
+            else Redactor.from_object(entry.obj, self._operator.secret_fields)
         )
         # the previous reconcile in this process, else the newest one the journal holds
-        link = self._follows.get(stream) or await deps.states.journaled_link(stream)
+        link = self._follows.get(stream) or await self._streams.journaled_link(stream)
         follows = (link,) if link is not None else ()
-        began = deps.clock.monotonic()
-        with reconcile_span(deps.tracer, ref, follows=follows, redactor=redactor) as span:
+        began = self._clock.monotonic()
+        with reconcile_span(self._tracer, ref, follows=follows, redactor=redactor) as span:
             if span.ids is not None:
                 self._follows[stream] = span.ids
             try:
@@ -112,29 +183,64 @@ class Reconciler:
             except NotLeading:
                 outcome = RetryableFailure("not the leader: stopped before acting")
             span.set_outcome(_label(outcome))
-        if deps.metrics is not None:
-            seconds = deps.clock.monotonic() - began
-            deps.metrics.observe_reconcile(ref.kind, _label(outcome), seconds)
+        if self._metrics is not None:
+            seconds = self._clock.monotonic() - began
+            self._metrics.observe_reconcile(ref.kind, _label(outcome), seconds)
         return outcome
 
+    async def _act_on_notes(self, key: str) -> None:
+        """Journal, hold, write and post what the supervisors noted for `key` (its turn)."""
+        for note in self._inbox.take(key):
+            entry = self._objects.get(key) or note.fallback
+            positions = await self._streams.append(note.stream, note.records)
+            if note.give_up is not None:
+                given_up = str(note.give_up.data.get("key"))
+                state = await self._streams.current(note.stream)
+                if not any(e.key == given_up and e.outcome == SUCCEEDED for e in state.effects):
+                    await self._streams.append(note.stream, [note.give_up])
+            now = self._clock.now()
+            if note.condition is not None:
+                self._conditions.set(key, note.condition, now=now)
+                await patch_conditions(
+                    self._cluster,
+                    self._kind,
+                    self._objects,
+                    key,
+                    self._conditions,
+                    fallback=note.fallback,
+                )
+            if note.reason and entry is not None and entry.exists and positions:
+                await self._events.post(
+                    entry.obj,
+                    suffix=f"{positions[0]:x}",
+                    reason=note.reason,
+                    message=note.message,
+                    warning=True,
+                    now=now,
+                )
+
+    def leave_note(self, key: str, note: Note) -> None:
+        """Keep `note` for `key`'s next turn (the caller enqueues the key)."""
+        self._inbox.leave(key, note)
+
     async def _passes(self, key: str, stream: str, uid: str, span: ReconcileSpan) -> Outcome:
-        deps = self._deps
         retry_pending = False
-        for _ in range(deps.max_passes):
-            entry = deps.view.get(key)
+        for _ in range(self._max_passes):
+            entry = self._objects.get(key)
             if entry is None or entry.uid != uid:
                 return Succeeded()
             observation = observation_of(
                 entry,
-                finalizer=deps.operator.finalizer_name,
-                child_drift=deps.ledger.drift(uid),
+                finalizer=self._operator.finalizer_name,
+                child_drift=self._ledger.drift(uid),
+                spec_digest=self._spec_digests(entry.obj),
             )
-            state = await deps.states.current(stream)
-            if await deps.log.record(
+            state = await self._streams.current(stream)
+            if await self._observations.record(
                 stream, observation, spec=entry.obj.get("spec") or {}, watch_event="reconcile"
             ):
-                state = await deps.states.current(stream)
-            decision = decide(state, observation, deps.clock.now(), policy=deps.policy)
+                state = await self._streams.current(stream)
+            decision = decide(state, observation, self._clock.now(), policy=self._policy)
             if decision.idle:
                 return await self._settle(key, stream, entry, state, decision)
             if decision.trigger is not None and not await self._transition(
@@ -160,27 +266,26 @@ class Reconciler:
                         retry.delay,
                         extra={"resource": key, "effect": _name(effect), "delay_s": retry.delay},
                     )
-                    if deps.metrics is not None:
-                        deps.metrics.count_retry(deps.operator.resource.kind, _name(effect))
+                    if self._metrics is not None:
+                        self._metrics.count_retry(self._operator.resource.kind, _name(effect))
                     retry_pending = True
                     break
                 except EffectFailedPermanently:
                     break  # decide fires permanent_error / gave_up on the next pass
-        log.warning("reconcile of %r did not settle in %d passes", key, deps.max_passes)
+        log.warning("reconcile of %r did not settle in %d passes", key, self._max_passes)
         return RequeueAfter(0.0)
 
     async def _settle(
         self, key: str, stream: str, entry: Entry, state: ResourceState, decision: Decision
     ) -> Outcome:
-        deps = self._deps
-        await deps.states.save_snapshot_if_due(stream)
-        deps.views.set_state(key, state.state)
+        await self._streams.save_snapshot_if_due(stream)
+        self._views.set_state(key, state.state)
         if state.state == DELETED:
-            deps.view.forget(key, entry.uid)
-            deps.ledger.forget(entry.uid)
-            deps.states.forget(stream)
-            deps.log.forget(stream)
-            deps.runner.forget(stream)
+            self._objects.forget(key, entry.uid)
+            self._ledger.forget(entry.uid)
+            self._streams.forget(stream)
+            self._observations.forget(stream)
+            self._runner.forget(stream)
             self._follows.pop(stream, None)
             return Succeeded()
         if decision.requeue_after is not None:
@@ -196,16 +301,14 @@ class Reconciler:
         decision: Decision,
         span: ReconcileSpan,
     ) -> bool:
-        deps = self._deps
         trigger = str(decision.trigger)
         generation = int(entry.obj.get("metadata", {}).get("generation") or 0)
         try:
             dest = next_state(state.state, trigger)
         except IllegalTransition as illegal:
-            await append_traced(
-                deps.journal,
+            await self._streams.append(
                 stream,
-                ev.illegal_trigger(state=state.state, trigger=trigger, message=str(illegal)),
+                [ev.illegal_trigger(state=state.state, trigger=trigger, message=str(illegal))],
             )
             log.error("illegal trigger %s in state %s for %r", trigger, state.state, key)
             return False
@@ -217,7 +320,7 @@ class Reconciler:
             effect_key=decision.effect_key,
             attempt=decision.attempt,
         )
-        position = await append_traced(deps.journal, stream, event)
+        position = (await self._streams.append(stream, [event]))[0]
         span.record_transition(from_state=state.state, to_state=dest, trigger=trigger)
         log.info(
             "%s: %s → %s (%s)",
@@ -227,24 +330,20 @@ class Reconciler:
             trigger,
             extra={"resource": key, "from": state.state, "to": dest, "trigger": trigger},
         )
-        now = deps.clock.now()
-        deps.views.note(key, entry.obj, event=f"{state.state} → {dest}", at=now, state=dest)
-        if deps.record_events and entry.exists:
+        now = self._clock.now()
+        self._views.note(key, entry.obj, event=f"{state.state} → {dest}", at=now, state=dest)
+        if entry.exists:
             message = f"{state.state} → {dest} ({trigger}): {decision.rule}"
             if state.last_error and (dest == FAILED or trigger in _WARNING_TRIGGERS):
                 message = f"{message}: {state.last_error}"
-            name = f"{entry.obj['metadata']['name']}.{entry.uid[:8]}.{position:x}"
-            try:
-                await deps.writer.record_event(
-                    entry.obj,
-                    name=name,
-                    reason=_camel(trigger),
-                    message=message,
-                    warning=dest == FAILED or trigger in _WARNING_TRIGGERS,
-                    now=now,
-                )
-            except (RetryableError, PermanentError) as error:
-                log.warning("could not record the event of %r: %s", key, type(error).__name__)
+            await self._events.post(
+                entry.obj,
+                suffix=f"{position:x}",
+                reason=_camel(trigger),
+                message=message,
+                warning=dest == FAILED or trigger in _WARNING_TRIGGERS,
+                now=now,
+            )
         return True
 
 

@@ -6,25 +6,21 @@ they wait for changes.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
-from engine.clock import Clock
-from engine.effects.errors import DependencyNotReady, PermanentError, RetryableError
-from engine.effects.kube import KindRef, KubeWriter
+from engine.effects.errors import DependencyNotReady, PermanentError
 from engine.fsm import events as ev
 from engine.fsm.table import READY
-from engine.journal.store import Journal
-from engine.runtime.conditions import DEADLOCKED, SupervisorConditions, patch_conditions
+from engine.runtime.conditions import DEADLOCKED, SupervisorConditions
 from engine.runtime.foreground import (
     blocking_dependents,
     blocking_owner_uids,
     deleting_in_foreground,
 )
+from engine.runtime.inbox import Inbox, Note
 from engine.runtime.observer import stream_of
 from engine.runtime.operator import Operator
 from engine.runtime.view import Entry, PrimaryView
@@ -34,27 +30,8 @@ from engine.supervisor.waits_for import (
     deadlock_message,
     resolve_deadlock,
 )
-from engine.telemetry.operation_spans import stamped
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class WaitsDeps:
-    """What the waits need. `poll_seconds`: how soon a waiting provision is retried (it
-    is also enqueued at once when its target changes); `enqueue`: the work queue's add."""
-
-    operator: Operator
-    journal: Journal
-    writer: KubeWriter
-    kind: KindRef
-    view: PrimaryView
-    conditions: SupervisorConditions
-    enqueue: Callable[[str], None]
-    clock: Clock
-    policy: DeadlockPolicy = DeadlockPolicy.REPORT_AND_HOLD
-    poll_seconds: float = 5.0
-    record_events: bool = True
 
 
 class DependencyWaits:
@@ -74,14 +51,32 @@ class DependencyWaits:
     `FAIL_NEWEST` the newest member's next wait raises `PermanentError` (→ Failed).
     """
 
-    def __init__(self, deps: WaitsDeps) -> None:
-        self._deps = deps
+    def __init__(
+        self,
+        *,
+        operator: Operator,
+        objects: PrimaryView,
+        conditions: SupervisorConditions,
+        inbox: Inbox,
+        enqueue: Callable[[str], None],
+        policy: DeadlockPolicy = DeadlockPolicy.REPORT_AND_HOLD,
+        poll_seconds: float = 5.0,
+    ) -> None:
+        """`poll_seconds`: how soon a waiting provision is retried (it is also enqueued at
+        once when its target changes); `enqueue`: the work queue's add; a deadlock is left
+        in `inbox` as a note for each member's next turn."""
+        self._operator = operator
+        self._objects = objects
+        self._conditions = conditions
+        self._inbox = inbox
+        self._enqueue = enqueue
+        self._policy = policy
+        self._poll_seconds = poll_seconds
         self.graph = WaitsForGraph()
         self._touched: dict[str, set[str]] = {}
         self._doomed: dict[str, str] = {}
         self._foreground: dict[str, frozenset[str]] = {}  # owner → its blocking dependents
         self._owners: dict[str, Entry] = {}  # owner → as last seen (the view may drop it)
-        self._reports: set[asyncio.Task[None]] = set()
 
     @contextlib.contextmanager
     def attempt(self, waiter: str) -> Iterator[None]:
@@ -95,7 +90,7 @@ class DependencyWaits:
             for target in self.graph.edges_of(waiter) - touched - held:
                 self.graph.remove_edge(waiter, target)
             if not self.graph.edges_of(waiter):
-                self._deps.conditions.clear(waiter, DEADLOCKED)
+                self._conditions.clear(waiter, DEADLOCKED)
 
     async def wait_until_ready(self, waiter: str, target: str) -> None:
         """See `ReadinessWaits.wait_until_ready`."""
@@ -103,7 +98,7 @@ class DependencyWaits:
         if reason is not None:
             raise PermanentError(reason)
         self._touched.setdefault(waiter, set()).add(target)
-        entry = self._deps.view.get(target)
+        entry = self._objects.get(target)
         if entry is not None and entry.exists:
             status = entry.obj.get("status") or {}
             if status.get("phase") == READY:
@@ -112,29 +107,28 @@ class DependencyWaits:
                 return
         cycle = self.graph.add_edge(waiter, target)
         if cycle is not None:
-            await self._report(cycle)
+            self._report(cycle)
             reason = self._doomed.pop(waiter, None)
             if reason is not None:
                 raise PermanentError(reason)
         missing = entry is None or not entry.exists
         what = f"{target}, which does not exist yet" if missing else target
-        raise DependencyNotReady(what, delay=self._deps.poll_seconds)
+        raise DependencyNotReady(what, delay=self._poll_seconds)
 
     def notify(self, key: str) -> None:
         """`key` changed: enqueue it and whatever waits for it; forget a deleted key; bring
         the foreground-deletion edges of `key` and of the owners it blocks up to date (a
         cycle one of them closes is reported in a task of its own)."""
-        deps = self._deps
-        deps.enqueue(key)
+        self._enqueue(key)
         for waiter in self.graph.waiters_of(key):
-            deps.enqueue(waiter)
-        entry = deps.view.get(key)
+            self._enqueue(waiter)
+        entry = self._objects.get(key)
         if entry is None or not entry.exists:
             self.graph.remove_key(key)
         owners = {key} | {o for o, blockers in self._foreground.items() if key in blockers}
         if entry is not None and entry.exists:
             for uid in blocking_owner_uids(entry.obj):
-                owner = deps.view.key_of_uid(uid)
+                owner = self._objects.key_of_uid(uid)
                 if owner is not None:
                     owners.add(owner)
         for owner in sorted(owners):
@@ -147,7 +141,7 @@ class DependencyWaits:
         entry = self._entry(owner)
         wanted: frozenset[str] = frozenset()
         if entry is not None and deleting_in_foreground(entry):
-            wanted = blocking_dependents(self._deps.view, entry.uid) - {owner}
+            wanted = blocking_dependents(self._objects, entry.uid) - {owner}
         held = self._foreground.get(owner, frozenset())
         if not wanted and not held:
             return
@@ -163,27 +157,18 @@ class DependencyWaits:
         for dependent in sorted(wanted - held):
             cycle = self.graph.add_edge(owner, dependent)
             if cycle is not None:
-                self._spawn(self._report(cycle))
+                self._report(cycle)
         if not self.graph.edges_of(owner):
-            self._deps.conditions.clear(owner, DEADLOCKED)
-
-    def _spawn(self, report: Coroutine[None, None, None]) -> None:
-        task = asyncio.get_running_loop().create_task(report)
-        self._reports.add(task)
-        task.add_done_callback(self._reported)
-
-    def _reported(self, task: asyncio.Task[None]) -> None:
-        self._reports.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("could not report a deadlock", exc_info=task.exception())
+            self._conditions.clear(owner, DEADLOCKED)
 
     def deadlocked(self) -> int:
         """Resources holding a `Deadlocked` condition (for the gauge)."""
-        return self._deps.conditions.count(DEADLOCKED)
+        return self._conditions.count(DEADLOCKED)
 
-    async def _report(self, cycle: tuple[str, ...]) -> None:
-        deps = self._deps
-        now = deps.clock.now()
+    def _report(self, cycle: tuple[str, ...]) -> None:
+        """Leave a note for every member of `cycle` (their next turns journal
+        `DeadlockDetected`, hold the `Deadlocked` condition and post a Warning Event) and
+        apply the deadlock policy."""
         streams = {m: self._stream(m) for m in cycle}
         log.warning("deadlock: %s", " → ".join((*cycle, cycle[0])))
         record = ev.deadlock_detected(cycle=tuple(s or m for m, s in streams.items()))
@@ -191,7 +176,6 @@ class DependencyWaits:
             stream = streams[member]
             if stream is None:
                 continue
-            position = (await deps.journal.append(stream, [stamped(record)]))[0]
             message = deadlock_message(cycle, member)
             condition = {
                 "type": DEADLOCKED,
@@ -199,31 +183,33 @@ class DependencyWaits:
                 "reason": "WaitCycle",
                 "message": message,
             }
-            deps.conditions.set(member, condition, now=now)
-            await patch_conditions(
-                deps.writer,
-                deps.kind,
-                deps.view,
+            self._inbox.leave(
                 member,
-                deps.conditions,
-                fallback=self._owners.get(member),
+                Note(
+                    stream=stream,
+                    records=(record,),
+                    condition=condition,
+                    reason="DeadlockDetected",
+                    message=message,
+                    fallback=self._owners.get(member),
+                ),
             )
-            await self._event(member, position, message, now)
+            self._enqueue(member)
         created = {m: c for m in cycle if (c := self._created(m)) is not None}
-        resolution = resolve_deadlock(cycle, created=created, policy=deps.policy)
+        resolution = resolve_deadlock(cycle, created=created, policy=self._policy)
         if resolution.fail is not None:
             self._doomed[resolution.fail] = resolution.reason
-            deps.enqueue(resolution.fail)
+            self._enqueue(resolution.fail)
 
     def _entry(self, key: str) -> Entry | None:
         """`key` as the view holds it, else as last seen deleting in the foreground."""
-        return self._deps.view.get(key) or self._owners.get(key)
+        return self._objects.get(key) or self._owners.get(key)
 
     def _stream(self, key: str) -> str | None:
         entry = self._entry(key)
         if entry is None or not entry.uid:
             return None
-        return stream_of(self._deps.operator, entry.obj)
+        return stream_of(self._operator, entry.obj)
 
     def _created(self, key: str) -> datetime | None:
         entry = self._entry(key)
@@ -234,21 +220,3 @@ class DependencyWaits:
             return datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             return None
-
-    async def _event(self, key: str, position: int, message: str, now: datetime) -> None:
-        deps = self._deps
-        entry = self._entry(key)
-        if not deps.record_events or entry is None or not entry.exists:
-            return
-        name = f"{entry.obj['metadata']['name']}.{entry.uid[:8]}.{position:x}"
-        try:
-            await deps.writer.record_event(
-                entry.obj,
-                name=name,
-                reason="DeadlockDetected",
-                message=message,
-                warning=True,
-                now=now,
-            )
-        except (RetryableError, PermanentError) as error:
-            log.warning("could not record the deadlock event of %r: %s", key, error)

@@ -12,7 +12,7 @@ from engine.clock import Clock
 from engine.runtime.observer import Observer
 from engine.runtime.operator import Operator
 from engine.runtime.settings import Settings
-from engine.watchers import KubeResources, WatchedKind, Watcher, WatcherConfig
+from engine.watchers import Kind, KubeResources, Watcher, WatcherConfig
 
 
 class Watches:
@@ -24,7 +24,7 @@ class Watches:
         operator: Operator,
         settings: Settings,
         clock: Clock,
-        on_restart: Callable[[WatchedKind, Any], None],
+        on_restart: Callable[[Kind, Any], None],
     ) -> None:
         self._operator, self._settings, self._clock = operator, settings, clock
         self._on_restart = on_restart
@@ -36,24 +36,9 @@ class Watches:
         settings = self._settings
         resources = KubeResources(api)
         resource = self._operator.resource
-        kinds = [
-            (
-                WatchedKind(
-                    resource.group,
-                    resource.version,
-                    resource.plural,
-                    resource.kind,
-                    resource.namespaced,
-                ),
-                observer.primary,
-                settings.label_selector,
-            )
-        ]
+        kinds = [(resource.kind_ref, observer.primary, settings.label_selector)]
         for child in self._operator.children:
-            kind = WatchedKind(
-                child.group, child.version, child.plural, child.kind, child.namespaced
-            )
-            kinds.append((kind, observer.child, ""))
+            kinds.append((child.kind_ref, observer.child, ""))
         for kind, sink, selector in kinds:
             config = WatcherConfig(
                 sink=sink,

@@ -12,26 +12,22 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from opentelemetry import trace
-
 from engine.clock import Clock
-from engine.effects.errors import PermanentError, RetryableError
-from engine.effects.kube import KindRef, KubeWriter
 from engine.fsm import events as ev
 from engine.fsm.fold import fold
 from engine.fsm.key import PROVISION
 from engine.fsm.state import SUCCEEDED, EffectRecord, ResourceState
 from engine.fsm.table import READY
-from engine.journal.record import Record
-from engine.journal.store import Journal
-from engine.runtime.conditions import STUCK, SupervisorConditions, patch_conditions
-from engine.runtime.observer import resource_ref_of, stream_of
+from engine.journal.record import NewEvent, Record
+from engine.runtime.conditions import STUCK, SupervisorConditions
+from engine.runtime.inbox import Inbox, Note
+from engine.runtime.observer import stream_of
 from engine.runtime.operator import Operator
-from engine.runtime.states import StreamStates
+from engine.runtime.streams import StreamWriter
 from engine.runtime.view import PrimaryView
 from engine.runtime.worker import Outcome, RequeueAfter, RetryableFailure
 from engine.supervisor.stuck import (
@@ -47,7 +43,6 @@ from engine.supervisor.stuck import (
     stuck_condition,
     stuck_event,
 )
-from engine.telemetry.operation_spans import operation_span, resource_attributes, stamped
 
 log = logging.getLogger(__name__)
 
@@ -96,27 +91,6 @@ class RunningReconciles:
         return key in self._deadlines
 
 
-@dataclass(frozen=True)
-class WatchdogDeps:
-    """What the watchdog needs; `may_act` gates it (only the leader heals)."""
-
-    operator: Operator
-    journal: Journal
-    writer: KubeWriter
-    kind: KindRef
-    view: PrimaryView
-    states: StreamStates
-    conditions: SupervisorConditions
-    running: RunningReconciles
-    enqueue: Callable[[str], None]
-    clock: Clock
-    deadlines: Mapping[str, float]
-    policy: HealingPolicy = DEFAULT_HEALING
-    may_act: Callable[[], bool] = lambda: True
-    record_events: bool = True
-    tracer: trace.Tracer = field(default_factory=trace.NoOpTracer)
-
-
 def watchdog_period(deadlines: Mapping[str, float]) -> float:
     """A quarter of the smallest deadline, between 0.05 s and 30 s."""
     smallest = min(deadlines.values(), default=600.0)
@@ -142,24 +116,50 @@ class Watchdog:
     is reported, never failed, and its finalizer never removed here.
     """
 
-    def __init__(self, deps: WatchdogDeps) -> None:
-        self._deps = deps
+    def __init__(
+        self,
+        *,
+        operator: Operator,
+        streams: StreamWriter,
+        objects: PrimaryView,
+        conditions: SupervisorConditions,
+        running: RunningReconciles,
+        inbox: Inbox,
+        enqueue: Callable[[str], None],
+        clock: Clock,
+        deadlines: Mapping[str, float],
+        policy: HealingPolicy = DEFAULT_HEALING,
+        may_act: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """`streams` is read (folded states, records), never written: what the watchdog
+        finds is left in `inbox` for the key's next turn, which it enqueues; `may_act`
+        gates it (only the leader heals)."""
+        self._operator = operator
+        self._streams = streams
+        self._objects = objects
+        self._conditions = conditions
+        self._running = running
+        self._inbox = inbox
+        self._enqueue = enqueue
+        self._clock = clock
+        self._deadlines = deadlines
+        self._policy = policy
+        self._may_act = may_act
 
     async def run(self, period: float) -> None:
         while True:
             await asyncio.sleep(period)
-            if self._deps.may_act():
+            if self._may_act():
                 try:
                     await self.check()
                 except Exception:  # a failed round must not end the watchdog
                     log.exception("the stuck-resource check failed")
 
     async def check(self) -> tuple[StuckReport, ...]:
-        deps = self._deps
-        now = deps.clock.now()
+        now = self._clock.now()
         candidates = {c.key: c for c in await self._candidates()}
         reports = detect_stuck(
-            (c.item for c in candidates.values()), deadlines=deps.deadlines, now=now
+            (c.item for c in candidates.values()), deadlines=self._deadlines, now=now
         )
         acted = []
         for report in reports:
@@ -167,36 +167,35 @@ class Watchdog:
             since = candidate.last_report
             if since is not None and (now - since).total_seconds() <= report.deadline:
                 continue
-            ref = resource_ref_of(deps.operator, candidate.obj)
-            with operation_span(deps.tracer, f"heal {ref.kind}", resource_attributes(ref)):
-                await self._act(report, candidate, now)  # its records carry the span's ids
+            self._act(report, candidate)
             acted.append(report)
         for key in [c.key for c in candidates.values() if c.item.state.state == READY]:
-            deps.conditions.clear(key, STUCK)
+            self._conditions.clear(key, STUCK)
         return tuple(acted)
 
     async def _candidates(self) -> list[_Candidate]:
-        deps = self._deps
         found = []
-        for key in list(deps.view.keys()):
-            entry = deps.view.get(key)
+        for key in list(self._objects.keys()):
+            entry = self._objects.get(key)
             if entry is None or not entry.uid:
                 continue
-            stream = stream_of(deps.operator, entry.obj)
-            cached = deps.states.cached(stream)
+            if self._inbox.pending(key):
+                continue  # already noted: its turn has not come yet
+            stream = stream_of(self._operator, entry.obj)
+            cached = self._streams.cached(stream)
             if cached is None:
                 continue
             deleting = _deletion_time(entry.obj)
             # a running reconcile may have moved the state on since it was cached
             if (
-                cached.state not in deps.deadlines
+                cached.state not in self._deadlines
                 and deleting is None
-                and not deps.running.running(key)
+                and not self._running.running(key)
             ):
                 if cached.state == READY:
-                    deps.conditions.clear(key, STUCK)
+                    self._conditions.clear(key, STUCK)
                 continue
-            records = await deps.journal.read_stream(stream)
+            records = await self._streams.journal.read_stream(stream)
             state = fold(records)
             entered = entered_state_at(records)
             if entered is None:
@@ -214,62 +213,56 @@ class Watchdog:
             )
         return found
 
-    async def _act(self, report: StuckReport, candidate: _Candidate, now: datetime) -> None:
-        deps = self._deps
+    def _act(self, report: StuckReport, candidate: _Candidate) -> None:
+        """Leave the finding for the key's next turn; end a hung reconcile so it comes.
+
+        A `FAIL` gives the overdue provision up in that turn (decide then takes `gave_up`
+        → Failed) unless it succeeded meanwhile: an attempt that was not hung after all
+        and recorded its success before it was cancelled wins (progress)."""
         decision = decide_healing(
-            report, heals_without_progress=candidate.heals, policy=deps.policy
+            report, heals_without_progress=candidate.heals, policy=self._policy
         )
         log.warning("%s %s; healing: %s", report.key, report.message, decision.action.value)
         records = [stuck_event(report)]
         if decision.action is not HealingAction.REPORT:
             records.append(ev.healing_applied(action=decision.action.value, reason=decision.reason))
-        positions = await deps.journal.append(candidate.stream, [stamped(r) for r in records])
+        give_up = None
+        if decision.action is HealingAction.FAIL:
+            give_up = _given_up(candidate.item.state, decision.reason)
+            if give_up is None:
+                log.warning("%s: nothing to fail (no provision in flight); reported", report.key)
         condition = stuck_condition(report)
-        deps.conditions.set(report.key, condition, now=now)
-        await patch_conditions(deps.writer, deps.kind, deps.view, report.key, deps.conditions)
-        await self._event(report.key, positions[0], condition["message"], now)
-        if decision.action is HealingAction.REDRIVE:
-            deps.running.cancel(report.key)
-            deps.enqueue(report.key)
-        elif decision.action is HealingAction.FAIL:
-            await self._fail(report.key, candidate, decision.reason)
-
-    async def _fail(self, key: str, candidate: _Candidate, reason: str) -> None:
-        """Record the overdue provision as given up (decide then takes `gave_up` → Failed),
-        then cancel the hung reconcile. In that order: a cancelled attempt journals
-        nothing more, so nothing can land between; an attempt that was not hung after
-        all may still record its success, which then wins (progress)."""
-        deps = self._deps
-        record = _overdue_provision(candidate.item.state)
-        if record is None:
-            log.warning("%s: nothing to fail (no provision in flight); reported only", key)
-            return
-        failed = ev.effect_failed(
-            key=record.key,
-            name=record.name,
-            attempt=max(record.attempts, 1),
-            error_class="Stuck",
-            retryable=True,
-            message=reason.removeprefix("Stuck: "),
-            gave_up=True,
-            seconds=0.0,
+        self._inbox.leave(
+            report.key,
+            Note(
+                stream=candidate.stream,
+                records=tuple(records),
+                condition=condition,
+                reason="StuckDetected",
+                message=condition["message"],
+                give_up=give_up,
+            ),
         )
-        await deps.journal.append(candidate.stream, [stamped(failed)])
-        deps.running.cancel(key)
-        deps.enqueue(key)
+        if decision.action is not HealingAction.REPORT:
+            self._running.cancel(report.key)
+        self._enqueue(report.key)
 
-    async def _event(self, key: str, position: int, message: str, now: datetime) -> None:
-        deps = self._deps
-        entry = deps.view.get(key)
-        if not deps.record_events or entry is None or not entry.exists:
-            return
-        name = f"{entry.obj['metadata']['name']}.{entry.uid[:8]}.{position:x}"
-        try:
-            await deps.writer.record_event(
-                entry.obj, name=name, reason="StuckDetected", message=message, warning=True, now=now
-            )
-        except (RetryableError, PermanentError) as error:
-            log.warning("could not record the stuck event of %r: %s", key, error)
+
+def _given_up(state: ResourceState, reason: str) -> NewEvent | None:
+    """The overdue provision of `state` recorded as given up (None: none in flight)."""
+    record = _overdue_provision(state)
+    if record is None:
+        return None
+    return ev.effect_failed(
+        key=record.key,
+        name=record.name,
+        attempt=max(record.attempts, 1),
+        error_class="Stuck",
+        retryable=True,
+        message=reason.removeprefix("Stuck: "),
+        gave_up=True,
+        seconds=0.0,
+    )
 
 
 def _overdue_provision(state: ResourceState) -> EffectRecord | None:

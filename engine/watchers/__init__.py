@@ -2,7 +2,7 @@
 journals it before anything acts on it.
 
 Public surface: `connect_kubeconfig` / `connect_in_cluster` → an `ApiClient`;
-`KubeResources(api_client)`; `WatchedKind`; `WatcherConfig(sink=…)`;
+`KubeResources(api_client)`; `Kind`; `WatcherConfig(sink=…)`;
 `Watcher(kind, resources, config)` with `run()`, `synced`, `cache`, `last_event_monotonic`,
 `restarts`; the sink receives a `Change`.
 """
@@ -20,7 +20,7 @@ from engine.watchers.client import (
     connect_kubeconfig,
 )
 from engine.watchers.config import RestartHook, WatcherConfig
-from engine.watchers.resource import WatchedKind
+from engine.watchers.resource import Kind
 from engine.watchers.state import RestartReason
 from engine.watchers.watcher import ALL_NAMESPACES, Watcher
 
@@ -34,6 +34,7 @@ __all__ = [
     "ChangeType",
     "ClusterConfigError",
     "ClusterUnreachableError",
+    "Kind",
     "KubeResources",
     "ObjectCache",
     "ObjectKey",
@@ -41,7 +42,6 @@ __all__ = [
     "RestartReason",
     "Sink",
     "TransportError",
-    "WatchedKind",
     "Watcher",
     "WatcherConfig",
     "connect_in_cluster",

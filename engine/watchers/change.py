@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from engine.watchers.resource import WatchedKind
+from engine.watchers.resource import Kind
 
 
 class ChangeType(StrEnum):
@@ -55,7 +55,7 @@ class Change:
 
     type: ChangeType
     origin: ChangeOrigin
-    resource: WatchedKind
+    resource: Kind
     obj: Mapping[str, Any]
     previous: Mapping[str, Any] | None
     cache: CacheView

@@ -19,7 +19,7 @@ import aiohttp
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.config import ConfigException, load_incluster_config, load_kube_config
 
-from engine.watchers.resource import WatchedKind
+from engine.watchers.resource import Kind
 
 _AUTH = ["BearerToken"]
 _ACCEPT = {"Accept": "application/json"}
@@ -174,7 +174,7 @@ class KubeResources:
 
     async def list_page(
         self,
-        kind: WatchedKind,
+        kind: Kind,
         *,
         namespace: str | None,
         label_selector: str,
@@ -216,7 +216,7 @@ class KubeResources:
 
     async def open_watch(
         self,
-        kind: WatchedKind,
+        kind: Kind,
         *,
         namespace: str | None,
         label_selector: str,

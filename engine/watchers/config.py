@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from engine.clock import Clock, SystemClock
 from engine.watchers.backoff import BackoffPolicy
 from engine.watchers.change import Sink
-from engine.watchers.resource import WatchedKind
+from engine.watchers.resource import Kind
 from engine.watchers.state import RestartReason
 
-RestartHook = Callable[[WatchedKind, RestartReason], None]
+RestartHook = Callable[[Kind, RestartReason], None]
 """Called (synchronously, must not block) each time a list or watch restarts, for metrics."""
 
 

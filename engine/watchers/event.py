@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.watchers.change import ChangeType
-from engine.watchers.resource import WatchedKind
+from engine.watchers.resource import Kind
 
 _OBJECT_EVENT_TYPES = {
     "ADDED": ChangeType.ADDED,
@@ -75,7 +75,7 @@ def _status_error(status: Mapping[str, Any]) -> StreamError:
     )
 
 
-def parse_watch_line(line: bytes, kind: WatchedKind) -> WatchLine:
+def parse_watch_line(line: bytes, kind: Kind) -> WatchLine:
     """Interpret one watch line for a watcher of `kind`.
 
     Guarantees: never raises on bad input; anything unusable becomes `Skipped` with the

@@ -18,7 +18,7 @@ from engine.watchers.change import Change, ChangeOrigin, ChangeType
 from engine.watchers.client import ApiStatusError, KubeResources, TransportError, WatchStream
 from engine.watchers.config import WatcherConfig
 from engine.watchers.event import Bookmark, ObjectEvent, Skipped, StreamError, parse_watch_line
-from engine.watchers.resource import WatchedKind
+from engine.watchers.resource import Kind
 from engine.watchers.state import (
     INITIAL,
     BackingOff,
@@ -67,7 +67,7 @@ class Watcher:
     `run()` returns only by cancellation (and then closes its connections).
     """
 
-    def __init__(self, kind: WatchedKind, resources: KubeResources, config: WatcherConfig) -> None:
+    def __init__(self, kind: Kind, resources: KubeResources, config: WatcherConfig) -> None:
         self.kind = kind
         self.cache = ObjectCache()
         self.synced = asyncio.Event()

@@ -32,10 +32,12 @@ from engine.fsm.fold import fold
 from engine.fsm.spec_excerpt import MAX_STORED_SPEC_BYTES
 from engine.journal.memory import MemoryJournal
 from engine.journal.sqlite import SqliteJournal
+from engine.runtime.children import ChildLedger
 from engine.runtime.context import Context
 from engine.runtime.controller import Controller, ControllerDeps
 from engine.runtime.observer import ObservationLog, observation_of, stream_of
 from engine.runtime.operator import CustomResource, Operator
+from engine.runtime.streams import StreamWriter
 from engine.runtime.view import Entry
 from engine.telemetry.logging import escape_text
 from engine.watchers import connect_kubeconfig
@@ -129,7 +131,7 @@ async def test_observing_odd_objects_never_raises_and_stays_small(
     spec: dict[str, Any], name: str, labels: dict[str, str]
 ) -> None:
     journal = MemoryJournal(redact=OPERATOR.secret_fields)
-    log = ObservationLog(journal)
+    log = ObservationLog(StreamWriter(journal, ledger=ChildLedger()))
     obj = primary(name, spec, labels)
     stream = stream_of(OPERATOR, obj)
     observation = observation_of(Entry(obj), finalizer=OPERATOR.finalizer_name, child_drift=False)

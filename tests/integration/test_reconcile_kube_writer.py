@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from engine.apiserver.http.embedded import serve_apiserver
-from engine.effects.kube import KindRef, KubePermanentError, KubeRetryableError, KubeWriter
+from engine.effects.kube import KubePermanentError, KubeRetryableError, KubeWriter
+from engine.identity import Kind
 from engine.watchers import connect_kubeconfig
 from tests.integration.reconcile_support import (
     GROUP,
@@ -28,8 +29,8 @@ from tests.integration.reconcile_support import (
 )
 from tests.support.fault_proxy import THROTTLE, FaultSettings, serve_fault_proxy
 
-WIDGET = KindRef(GROUP, VERSION, PLURAL, KIND)
-CONFIGMAP = KindRef("", "v1", "configmaps", "ConfigMap")
+WIDGET = Kind(GROUP, VERSION, PLURAL, KIND)
+CONFIGMAP = Kind("", "v1", "configmaps", "ConfigMap")
 FINALIZER = "test.engine.dev/finalizer"
 
 

@@ -18,16 +18,16 @@ from engine.watchers import (
     Change,
     ChangeOrigin,
     ChangeType,
+    Kind,
     KubeResources,
     RestartReason,
     Sink,
-    WatchedKind,
     Watcher,
     WatcherConfig,
     connect_kubeconfig,
 )
 
-CONFIGMAPS = WatchedKind("", "v1", "configmaps", "ConfigMap", namespaced=True)
+CONFIGMAPS = Kind("", "v1", "configmaps", "ConfigMap", namespaced=True)
 FAST = Settings(bookmark_interval=0.2)
 
 
@@ -392,7 +392,7 @@ async def test_custom_resources_are_listed_and_watched(group: str) -> None:
         }
         await objects.create_namespaced_custom_object(group, "v1", "default", "widgets", body)
         sink = Recorder()
-        widgets = WatchedKind(group, "v1", "widgets", "Widget", namespaced=True)
+        widgets = Kind(group, "v1", "widgets", "Widget", namespaced=True)
         watcher = Watcher(widgets, KubeResources(client), config(sink))
         async with running(watcher):
             body2 = {**body, "metadata": {"name": "w2"}}

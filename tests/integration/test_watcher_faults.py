@@ -23,15 +23,15 @@ from engine.watchers import (
     Change,
     ClusterConfigError,
     ClusterUnreachableError,
+    Kind,
     KubeResources,
     RestartReason,
-    WatchedKind,
     Watcher,
     WatcherConfig,
     connect_kubeconfig,
 )
 
-CONFIGMAPS = WatchedKind("", "v1", "configmaps", "ConfigMap", namespaced=True)
+CONFIGMAPS = Kind("", "v1", "configmaps", "ConfigMap", namespaced=True)
 PATH = "/api/v1/namespaces/default/configmaps"
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from engine.watchers.change import Change
 from engine.watchers.config import WatcherConfig
-from engine.watchers.resource import WatchedKind
+from engine.watchers.resource import Kind
 
 
 async def ignore(change: Change) -> None:
@@ -34,35 +34,35 @@ def test_config_refuses_nonsense(kwargs: dict[str, Any]) -> None:
     ("kind", "namespace", "path"),
     [
         pytest.param(
-            WatchedKind("", "v1", "configmaps", "ConfigMap", namespaced=True),
+            Kind("", "v1", "configmaps", "ConfigMap", namespaced=True),
             None,
             "/api/v1/configmaps",
             id="core-all",
         ),
         pytest.param(
-            WatchedKind("", "v1", "configmaps", "ConfigMap", namespaced=True),
+            Kind("", "v1", "configmaps", "ConfigMap", namespaced=True),
             "ns",
             "/api/v1/namespaces/ns/configmaps",
             id="core-ns",
         ),
         pytest.param(
-            WatchedKind("apps", "v1", "deployments", "Deployment", namespaced=True),
+            Kind("apps", "v1", "deployments", "Deployment", namespaced=True),
             "ns",
             "/apis/apps/v1/namespaces/ns/deployments",
             id="group-ns",
         ),
         pytest.param(
-            WatchedKind("example.dev", "v1", "clusterthings", "ClusterThing", namespaced=False),
+            Kind("example.dev", "v1", "clusterthings", "ClusterThing", namespaced=False),
             "ns",
             "/apis/example.dev/v1/clusterthings",
             id="cluster-scoped-ignores-ns",
         ),
     ],
 )
-def test_collection_path(kind: WatchedKind, namespace: str | None, path: str) -> None:
+def test_collection_path(kind: Kind, namespace: str | None, path: str) -> None:
     assert kind.collection_path(namespace) == path
 
 
 def test_watched_kind_needs_a_plural() -> None:
     with pytest.raises(ValueError, match="plural"):
-        WatchedKind("", "v1", "", "ConfigMap", namespaced=True)
+        Kind("", "v1", "", "ConfigMap", namespaced=True)

@@ -9,9 +9,9 @@ import pytest
 
 from engine.watchers.change import ChangeType
 from engine.watchers.event import Bookmark, ObjectEvent, Skipped, StreamError, parse_watch_line
-from engine.watchers.resource import WatchedKind
+from engine.watchers.resource import Kind
 
-WIDGETS = WatchedKind("example.dev", "v1", "widgets", "Widget", namespaced=True)
+WIDGETS = Kind("example.dev", "v1", "widgets", "Widget", namespaced=True)
 
 
 def line(document: Any) -> bytes:

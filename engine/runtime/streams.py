@@ -1,24 +1,43 @@
-"""Folded states of the streams the reconciler works on, kept in memory and advanced
-by reading only each stream's new records; snapshots every N records so a fold after a
-restart starts late. The first load of a stream also teaches the child ledger the
-manifests last applied, the observation log the last observation journaled, and keeps
-the span ids of the newest record a reconcile journaled (the link after a restart).
+"""The one door into the journal for resource streams: `StreamWriter` appends with the
+expected version of the folded state, stamps the current span's ids, and advances the
+fold in the same call; it also serves each stream's folded state (loaded once, then
+advanced by reading only new records, with snapshots every N records).
+
+The first load of a stream teaches the child ledger the manifests last applied and the
+observation log the last observation journaled, and keeps the span ids of the newest
+record a reconcile journaled (what the first reconcile after a restart links to).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 from engine.fsm import events as ev
 from engine.fsm.fold import apply, fold
 from engine.fsm.key import parse_key
 from engine.fsm.state import ResourceState, to_snapshot
-from engine.journal.record import Record
+from engine.identity import StreamId
+from engine.journal.record import NewEvent, Record
 from engine.journal.store import Journal
 from engine.runtime.children import ChildLedger
-from engine.runtime.observer import ObservationLog
-from engine.telemetry.spans import SpanIds
+from engine.telemetry.spans import SpanIds, current_ids
+
+
+class AppendGate(Protocol):
+    """Asked before each append (replay uses one to hold the live loop to the recording).
+
+    `admit` blocks until the append may go ahead; it raises to refuse it."""
+
+    async def admit(self, stream: str, events: Sequence[NewEvent]) -> None: ...
+
+
+class ObservationSeed(Protocol):
+    """Learns the last journaled observation of a stream when it is first loaded."""
+
+    def seed(self, stream: str, records: list[Record]) -> None: ...
 
 
 @dataclass
@@ -28,23 +47,60 @@ class _Folded:
     journaled_link: SpanIds | None = None
 
 
-class StreamStates:
-    """stream → folded `ResourceState`. One event loop; one reconcile per stream at a
-    time (the queue's promise), so no locking."""
+class StreamWriter:
+    """stream → folded `ResourceState`, and the only appender of resource streams.
+
+    Guarantees: every append passes `expected_version` = the folded version, so a writer
+    elsewhere (another process, another `StreamWriter`) that appended to the stream makes
+    this append fail with the journal's `ConcurrencyError` instead of interleaving; appends
+    to one stream from this writer are serialized (one in flight per stream), so its own
+    callers never race each other; after `append` returns, `current(stream)` includes the
+    appended records. Every event without span ids gets the current span's.
+    Assumption: one event loop.
+    """
 
     def __init__(
         self,
         journal: Journal,
         *,
         ledger: ChildLedger,
-        log: ObservationLog,
         snapshot_every: int = 50,
+        gate: AppendGate | None = None,
     ) -> None:
         self._journal = journal
         self._ledger = ledger
-        self._log = log
         self._snapshot_every = snapshot_every
+        self._gate = gate
+        self._seeds: list[ObservationSeed] = []
         self._folded: dict[str, _Folded] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def journal(self) -> Journal:
+        """The journal behind the door (for reads; appends go through `append`)."""
+        return self._journal
+
+    def seed_observations(self, seed: ObservationSeed) -> None:
+        """Teach `seed` each stream's last observation when the stream is first loaded."""
+        self._seeds.append(seed)
+
+    async def append(self, stream: str, events: Sequence[NewEvent]) -> tuple[int, ...]:
+        """Append `events` to `stream` atomically; their positions, in order.
+
+        Errors: `ConcurrencyError` when another writer appended to the stream since this
+        writer folded it; whatever the gate raises; the journal's errors.
+        """
+        lock = self._locks.get(stream)
+        if lock is None:
+            lock = self._locks[stream] = asyncio.Lock()
+        async with lock:
+            state = await self.current(stream)
+            stamped = [_stamped(event) for event in events]
+            if self._gate is not None:
+                await self._gate.admit(stream, stamped)
+            positions = await self._journal.append(stream, stamped, expected_version=state.version)
+            await self.current(stream)  # advance the fold past what was just committed
+            return positions
 
     async def current(self, stream: str) -> ResourceState:
         """The state after every committed record of `stream`. Errors: `FoldError`."""
@@ -65,10 +121,11 @@ class StreamStates:
         self._folded[stream] = _Folded(
             state, snapshot.version if snapshot else 0, newest_reconcile_ids(records)
         )
-        owner_uid = stream.rpartition("#")[2]
+        owner_uid = StreamId.parse(stream).uid
         for manifest in applied_manifests(records):
             self._ledger.applied(owner_uid, manifest, None)
-        self._log.seed(stream, records)
+        for seed in self._seeds:
+            seed.seed(stream, records)
         return state
 
     async def journaled_link(self, stream: str) -> SpanIds | None:
@@ -97,6 +154,18 @@ class StreamStates:
 
     def forget(self, stream: str) -> None:
         self._folded.pop(stream, None)
+        lock = self._locks.get(stream)
+        if lock is not None and not lock.locked():
+            del self._locks[stream]
+
+
+def _stamped(event: NewEvent) -> NewEvent:
+    if event.trace_id is not None or event.span_id is not None:
+        return event
+    ids = current_ids()
+    if ids is None:
+        return event
+    return replace(event, trace_id=ids.trace_id, span_id=ids.span_id)
 
 
 def _fold_on(state: ResourceState, tail: list[Record]) -> ResourceState:
