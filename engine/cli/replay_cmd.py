@@ -25,18 +25,16 @@ from engine.fsm.errors import FsmError
 from engine.journal.errors import JournalError
 from engine.replay.driver import (
     UnknownResource,
-    check_all_decisions,
-    load_streams,
     replay_timelines,
 )
-from engine.replay.handlers import check_handlers, load_operator
+from engine.replay.handlers import load_operator
 from engine.replay.render_html import render_html
 from engine.replay.render_json import json_chunks
 from engine.replay.render_mermaid import render_mermaid
 from engine.replay.render_table import DEFAULT_WIDTH, table_chunks
 from engine.replay.source import record_count
 from engine.replay.timeline import Window
-from engine.replay.verify import Divergence
+from engine.replay.verify import ReplayPolicy, verify_journal
 from engine.runtime.operator import Operator
 
 FORMATS = ("table", "json", "mermaid", "html")
@@ -177,30 +175,25 @@ def _verify(journal: Path, resource: str | None, operator_ref: str, backoff: Bac
         operator = load_operator(operator_ref)
     except ValueError as bad:
         raise BadInput(str(bad)) from None
+    policy = ReplayPolicy(backoff=backoff)
     try:
         with progress_bar(journal) as progress:
-            loaded = asyncio.run(load_streams(journal, resource=resource, progress=progress))
-        decisions = check_all_decisions(loaded)
-        handlers = asyncio.run(check_handlers(loaded, operator, backoff=backoff))
+            report = asyncio.run(
+                verify_journal(
+                    journal, operator, resource=resource, policy=policy, progress=progress
+                )
+            )
     except (UnknownResource, FsmError, JournalError) as bad:
         raise BadInput(str(bad)) from None
-    divergences: list[Divergence] = []
-    for check in (*decisions, *handlers):
-        if check.divergence is not None:
-            divergences.append(check.divergence)
-    checked_decisions = sum(c.checked for c in decisions)
-    checked_runs = sum(c.checked for c in handlers)
     click.echo(
-        f"verified {loaded.records} records in {len(loaded.streams)} streams: "
-        f"{checked_decisions} decisions re-decided, {checked_runs} handler runs replayed"
+        f"verified {report.records} records in {report.streams} streams through the live "
+        f"reconcile loop: {report.reconciles} reconciles re-run, {report.compared} records "
+        "compared"
     )
-    if not divergences:
+    first = report.divergence
+    if first is None:
         click.echo("no divergence: the code makes the decisions and effects the journal recorded")
         return
-    divergences.sort(key=lambda d: (d.position is None, d.position or 0, d.stream))
-    first = divergences[0]
     click.echo(f"first divergence at {first.describe()}")
-    for other in divergences[1:]:
-        click.echo(f"also at {other.describe()}")
     where = f"position {first.position}" if first.position is not None else "the journal's end"
     raise Diverged(f"the code diverges from the journal at {where}")

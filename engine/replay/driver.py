@@ -1,4 +1,4 @@
-"""Replay a journal file: read it once, then build timelines or check decisions.
+"""Replay a journal file: read it once, then build timelines or group it per stream.
 
 The asynchronous edge of engine.replay (reading the file); the work itself is pure.
 """
@@ -9,11 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.fsm.decide import DEFAULT_POLICY, DecidePolicy
 from engine.journal.record import Record
 from engine.replay.source import Progress, read_records
 from engine.replay.timeline import EVERYTHING, ResourceId, StreamTimeline, TimelineBuilder, Window
-from engine.replay.verify import StreamCheck, check_decisions
 
 
 class UnknownResource(LookupError):
@@ -87,13 +85,3 @@ async def load_streams(
     if resource is not None and not streams:
         raise UnknownResource(resource, sorted(labels))
     return LoadedJournal(count, streams)
-
-
-def check_all_decisions(
-    loaded: LoadedJournal, *, policy: DecidePolicy = DEFAULT_POLICY
-) -> tuple[StreamCheck, ...]:
-    """`check_decisions` for every stream, in stream order."""
-    return tuple(
-        check_decisions(stream, loaded.streams[stream], policy=policy)
-        for stream in sorted(loaded.streams)
-    )

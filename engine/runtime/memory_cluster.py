@@ -68,8 +68,8 @@ class MemoryCluster:
 
     Guarantees: each write returns a new copy with a new resourceVersion (from
     `versions` when given, else a counter); removing the last finalizer of an object with
-    a `deletionTimestamp` deletes it (the write then returns None); the objects passed in
-    are never changed. Assumption: one event loop.
+    a `deletionTimestamp` deletes it (the write returns its final state, as the API
+    server does); the objects passed in are never changed. Assumption: one event loop.
     """
 
     def __init__(self, *, clock: Clock, versions: Versions | None = None) -> None:
@@ -89,6 +89,18 @@ class MemoryCluster:
         found = self._objects.get((kind.describe(), namespace, name))
         return copy.deepcopy(found) if found is not None else None
 
+    def put(self, kind: Kind, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Store `obj` as a client's create or update would (a new resourceVersion); not
+        one of the engine's writes, so not counted in `requests`."""
+        stored = copy.deepcopy(dict(obj))
+        stored.setdefault("metadata", {})["resourceVersion"] = str(next(self._counter))
+        self._objects[_key(kind, stored)] = stored
+        return copy.deepcopy(stored)
+
+    def remove(self, kind: Kind, obj: Mapping[str, Any]) -> None:
+        """Delete `obj` outright (a client's delete of an object with no finalizers)."""
+        self._objects.pop(_key(kind, obj), None)
+
     async def add_finalizer(
         self, kind: Kind, obj: Mapping[str, Any], finalizer: str
     ) -> Mapping[str, Any]:
@@ -99,11 +111,12 @@ class MemoryCluster:
     ) -> Mapping[str, Any] | None:
         updated = with_finalizer(obj, finalizer, present=False)
         metadata = updated["metadata"]
+        stored = self._store(kind, updated)
         if metadata.get("deletionTimestamp") and not metadata["finalizers"]:
-            self.requests += 1
+            # the last finalizer went: the API server deletes the object and answers with
+            # its final state
             self._objects.pop(_key(kind, updated), None)
-            return None
-        return self._store(kind, updated)
+        return stored
 
     async def patch_status(
         self, kind: Kind, obj: Mapping[str, Any], status: Mapping[str, Any]

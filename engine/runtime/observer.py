@@ -9,7 +9,6 @@ duplicate appends nothing (level-triggered: the key is enqueued all the same).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -119,7 +118,6 @@ class ObservationLog:
         self._streams = streams
         streams.seed_observations(self)
         self._last: dict[str, Observation] = {}
-        self._inflight: dict[str, tuple[Observation, asyncio.Future[None]]] = {}
 
     def seed(self, stream: str, records: list[Record]) -> None:
         """Learn the last journaled observation of `stream` from its records (at start)."""
@@ -133,29 +131,24 @@ class ObservationLog:
     async def record(
         self, stream: str, observation: Observation, *, spec: Mapping[str, Any], watch_event: str
     ) -> bool:
-        """Append `Observed` unless it equals the last one journaled; True if appended."""
-        inflight = self._inflight.get(stream)
-        if inflight is not None and inflight[0] == observation:
-            # the same observation is being journaled (the watch echoing the engine's own
-            # write): wait for that commit rather than journal it twice
-            await asyncio.wait([inflight[1]])
+        """Append `Observed` unless it equals the last one journaled; True if appended.
+
+        The comparison is made at the moment of appending, so when the watch echoes the
+        engine's own write while the reconcile journals the same observation, only the
+        first of the two is journaled."""
         if self._last.get(stream) == observation:
             return False
         event = ev.observed(observation, watch_event=watch_event, spec=spec)
-        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._inflight[stream] = (observation, committed)
-        try:
-            await self._streams.append(stream, [event])
-            self._last[stream] = observation
-        finally:
-            committed.set_result(None)  # waiters re-check `_last`: appended or not, it is over
-            if self._inflight.get(stream, (None, None))[1] is committed:
-                del self._inflight[stream]
+        positions = await self._streams.append(
+            stream, [event], unless=lambda: self._last.get(stream) == observation
+        )
+        if not positions:
+            return False
+        self._last[stream] = observation
         return True
 
     def forget(self, stream: str) -> None:
         self._last.pop(stream, None)
-        self._inflight.pop(stream, None)
 
 
 Enqueue = Callable[[str], None]

@@ -11,7 +11,7 @@ record a reconcile journaled (what the first reconcile after a restart links to)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -29,9 +29,12 @@ from engine.telemetry.spans import SpanIds, current_ids
 class AppendGate(Protocol):
     """Asked before each append (replay uses one to hold the live loop to the recording).
 
-    `admit` blocks until the append may go ahead; it raises to refuse it."""
+    `admit` blocks until the append may go ahead, then asks `unless()`: True drops the
+    append (admit returns False); it raises to refuse the append."""
 
-    async def admit(self, stream: str, events: Sequence[NewEvent]) -> None: ...
+    async def admit(
+        self, stream: str, events: Sequence[NewEvent], unless: Callable[[], bool] | None
+    ) -> bool: ...
 
 
 class ObservationSeed(Protocol):
@@ -84,20 +87,33 @@ class StreamWriter:
         """Teach `seed` each stream's last observation when the stream is first loaded."""
         self._seeds.append(seed)
 
-    async def append(self, stream: str, events: Sequence[NewEvent]) -> tuple[int, ...]:
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        *,
+        unless: Callable[[], bool] | None = None,
+    ) -> tuple[int, ...]:
         """Append `events` to `stream` atomically; their positions, in order.
 
+        `unless` is asked at the moment of appending (after every earlier append to the
+        stream has committed): True appends nothing and returns `()` (an observation
+        that another caller journaled first, say).
         Errors: `ConcurrencyError` when another writer appended to the stream since this
         writer folded it; whatever the gate raises; the journal's errors.
         """
+        stamped = [_stamped(event) for event in events]
+        # the gate before the lock: a gate that holds this append back must not hold back
+        # an earlier append to the same stream that it waits for
+        if self._gate is not None and not await self._gate.admit(stream, stamped, unless):
+            return ()
         lock = self._locks.get(stream)
         if lock is None:
             lock = self._locks[stream] = asyncio.Lock()
         async with lock:
+            if self._gate is None and unless is not None and unless():
+                return ()
             state = await self.current(stream)
-            stamped = [_stamped(event) for event in events]
-            if self._gate is not None:
-                await self._gate.admit(stream, stamped)
             positions = await self._journal.append(stream, stamped, expected_version=state.version)
             await self.current(stream)  # advance the fold past what was just committed
             return positions

@@ -97,7 +97,7 @@ def test_why_explains_a_resource_waiting_for_its_retry() -> None:
     assert "trigger effect_failed" in lines[0]
     assert "Effect create-user (uid-charlie:1:create-user) failed 1 attempt" in text
     assert "RetryableError: create-user is busy" in text
-    assert "The next retry is due at 2026-01-01T00:00:03" in text
+    assert "The next retry is due at 2026-01-01T00:00:02" in text  # 2 s after the failure
     assert "No wait-for cycle" in text
 
 
@@ -156,7 +156,13 @@ def test_cli_verify_exits_1_with_the_first_position_on_a_changed_handler(tmp_pat
         "replay", str(db), "--verify", "--operator", "tests.fixtures.journals.golden:EXTRA_STEP"
     )
     assert code == 1
-    assert "first divergence at position 11" in output
+    ended = next(
+        r
+        for r in golden("spec_change")
+        if r.type == "EffectSucceeded" and r.data["name"] == "provision"
+    )
+    assert f"first divergence at position {ended.position}:" in output
+    assert "one more step" in output
 
 
 def test_cli_replay_filters_one_resource_and_a_window(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""--verify: fold and decide agree with an unchanged journal and name the first record
-that differs in a changed one; the handlers re-run in replay mode, calling nothing."""
+"""--verify replays a journal through the live reconcile loop: it agrees with an unchanged
+journal, names the first record that differs in a changed one (or for changed code),
+calls no effect, and follows a run that was cut off and restarted."""
 
 from __future__ import annotations
 
@@ -9,112 +10,121 @@ import pytest
 
 from engine.effects import PermanentError
 from engine.journal.record import Record
-from engine.replay.driver import LoadedJournal, check_all_decisions
-from engine.replay.handlers import check_handlers, handler_attempts, load_operator
-from engine.replay.verify import check_decisions
+from engine.replay.handlers import load_operator
+from engine.replay.replayed_run import replay_through_loop
+from engine.runtime.context import Context
+from engine.runtime.memory_loop import MemoryLoop
 from tests.fixtures.journals import golden as golden_operators
 from tests.fixtures.journals.golden import StepTarget, bucket_operator
 from tests.fixtures.journals.make_golden import SCENARIOS
 from tests.unit.test_replay_timeline import golden
 
 
-def loaded(records: list[Record]) -> LoadedJournal:
-    return LoadedJournal(len(records), {records[0].stream: records})
+def _first(records: list[Record], **data: object) -> Record:
+    return next(r for r in records if all(r.data.get(k) == v for k, v in data.items()))
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 async def test_unchanged_code_agrees_with_every_golden_journal(name: str) -> None:
     records = golden(name)
-    (check,) = check_all_decisions(loaded(records))
-    assert check.divergence is None
-    assert check.checked >= 3
     target = StepTarget()
-    (handlers,) = await check_handlers(loaded(records), bucket_operator(target))
-    assert handlers.divergence is None
-    assert handlers.checked >= 1
+    report = await replay_through_loop(records, bucket_operator(target))
+    assert report.divergence is None, report.divergence
+    assert report.compared >= 10
+    assert report.reconciles >= 1
     assert target.calls == []  # replay performs no effects
 
 
-def test_a_changed_trigger_is_reported_at_its_position() -> None:
+async def test_a_changed_trigger_is_reported_at_its_position() -> None:
     records = golden("create_ready")
-    index = next(i for i, r in enumerate(records) if r.data.get("trigger") == "provisioned")
-    bad = records[index]
+    bad = _first(records, trigger="provisioned")
+    index = records.index(bad)
     # the fold itself cannot tell (the table allows Provisioning → Failed on gave_up)
     records[index] = replace(bad, data={**bad.data, "trigger": "gave_up", "to": "Failed"})
-    check = check_decisions(bad.stream, records[: index + 1])
-    assert check.divergence is not None
-    assert check.divergence.position == bad.position
-    assert "decide fires 'provisioned'" in check.divergence.message
+    report = await replay_through_loop(records, golden_operators.OPERATOR)
+    assert report.divergence is not None
+    assert report.divergence.position == bad.position
+    assert "decide fires 'provisioned'" in report.divergence.message
 
 
-def test_a_handler_run_decide_did_not_ask_for_is_reported() -> None:
+async def test_a_handler_run_decide_did_not_ask_for_is_reported() -> None:
     records = golden("create_ready")
-    index = next(i for i, r in enumerate(records) if r.data.get("name") == "provision")
-    bad = records[index]
+    bad = _first(records, name="provision")
     key = str(bad.data["key"]) + ":7"
-    records[index] = replace(bad, data={**bad.data, "key": key})
-    check = check_decisions(bad.stream, records[: index + 1])
-    assert check.divergence is not None
-    assert check.divergence.position == bad.position
-    assert key in check.divergence.message
+    records[records.index(bad)] = replace(bad, data={**bad.data, "key": key})
+    report = await replay_through_loop(records, golden_operators.OPERATOR)
+    assert report.divergence is not None
+    assert report.divergence.position == bad.position
+    assert key in report.divergence.message
 
 
-@pytest.mark.parametrize(
-    ("operator", "first_step_position", "words"),
-    [
-        pytest.param(
-            golden_operators.RENAMED_STEP, 9, "the code runs 'uid-bravo:1:add-user'", id="renamed"
-        ),
-        pytest.param(
-            golden_operators.EXTRA_STEP, 11, "one more step 'uid-bravo:1:tag-bucket'", id="extra"
-        ),
-    ],
-)
-async def test_a_changed_handler_is_reported_at_the_first_differing_position(
-    operator: object, first_step_position: int, words: str
-) -> None:
+async def test_a_renamed_step_is_reported_where_the_journal_ran_the_old_one() -> None:
     records = golden("spec_change")
-    (check,) = await check_handlers(loaded(records), operator)  # type: ignore[arg-type]
-    assert check.divergence is not None
-    assert check.divergence.position == first_step_position
-    assert words in check.divergence.message
-    assert records[first_step_position - 1].position == first_step_position
+    report = await replay_through_loop(records, golden_operators.RENAMED_STEP)
+    started = _first(records, name="create-user")
+    assert report.divergence is not None
+    assert report.divergence.position == started.position
+    assert f"the code runs '{started.data['key'][: -len('create-user')]}add-user'" in (
+        report.divergence.message
+    )
+
+
+async def test_an_extra_step_is_reported_where_the_journal_ended_the_handler() -> None:
+    records = golden("spec_change")
+    report = await replay_through_loop(records, golden_operators.EXTRA_STEP)
+    ended = next(
+        r for r in records if r.type == "EffectSucceeded" and r.data["name"] == "provision"
+    )
+    assert report.divergence is not None
+    assert report.divergence.position == ended.position
+    assert "one more step" in report.divergence.message
+    assert ":1:tag-bucket" in report.divergence.message
 
 
 async def test_a_removed_step_is_reported_where_the_journal_ran_it() -> None:
     records = golden("create_ready")
     shorter = bucket_operator(StepTarget(), provision_steps=("create-bucket",))
-    (check,) = await check_handlers(loaded(records), shorter)
-    assert check.divergence is not None
-    started = next(r for r in records if r.data.get("name") == "create-user")
-    assert check.divergence.position == started.position
-    assert "the code does not" in check.divergence.message
+    report = await replay_through_loop(records, shorter)
+    started = _first(records, name="create-user")
+    assert report.divergence is not None
+    assert report.divergence.position == started.position
+    assert "the code does not" in report.divergence.message
 
 
 async def test_a_handler_that_now_fails_before_its_steps_is_reported_at_the_first_step() -> None:
     records = golden("create_ready")
     target = StepTarget()
 
-    async def refuses(ctx: object) -> None:
+    async def refuses(ctx: Context) -> None:
         raise PermanentError("the new version refuses this spec")
 
     changed = replace(bucket_operator(target), provision=refuses)
-    (check,) = await check_handlers(loaded(records), changed)
-    assert check.divergence is not None
-    first_step = next(r for r in records if r.data.get("name") == "create-bucket")
-    assert check.divergence.position == first_step.position
-    assert "'create-bucket' here, the code does not" in check.divergence.message
+    report = await replay_through_loop(records, changed)
+    first_step = _first(records, name="create-bucket")
+    assert report.divergence is not None
+    assert report.divergence.position == first_step.position
+    assert "'create-bucket' here, the code does not" in report.divergence.message
 
 
-def test_crash_cut_runs_and_retries_are_grouped_per_attempt() -> None:
-    attempts = handler_attempts(golden("retry_ready"))
-    assert [a.started.data["attempt"] for a in attempts] == [1, 2, 3]
-    assert [a.outcome.type if a.outcome else None for a in attempts] == [
-        "EffectFailed",
-        "EffectFailed",
-        "EffectSucceeded",
-    ]
-    assert [len(a.steps) for a in attempts] == [5, 3, 2]
+async def test_a_run_cut_off_mid_step_and_resumed_by_a_new_process_verifies() -> None:
+    hold: dict[str, int] = {"create-user": 1}
+    loop = MemoryLoop(bucket_operator(StepTarget(busy=hold)))
+    key = await loop.create("golf", {"bucket": "golf-data"})
+    await loop.reconcile(key)  # create-user fails once: a retry is scheduled
+    cut = [r async for r in loop.journal.read_all()]  # as a kill -9 right here leaves it
+    report = await replay_through_loop(cut, golden_operators.OPERATOR)
+    assert report.divergence is None, report.divergence
+
+    # a new process on the same journal and cluster: its watch relists (ADDED again)
+    restarted = loop.restart(bucket_operator(StepTarget()))
+    await restarted.relist()
+    loop.clock.advance(5)
+    await restarted.settle(key)
+    assert (await restarted.state(key)).state == "Ready"
+    everything = [r async for r in loop.journal.read_all()]
+    report = await replay_through_loop(everything, golden_operators.OPERATOR)
+    assert report.divergence is None, report.divergence
+    assert report.reconciles >= 2
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,327 @@
+"""A recorded journal as the script of a replayed run: the records of the operator's
+streams in position order, a cursor per stream, and the head (the first record not yet
+reproduced). `RecordingGate` holds every append of the replayed loop to that order and
+compares each event with the record it stands for; the first difference stops the run.
+
+Inputs the live engine took from outside are read from the recording too: the watch's
+observations, the API server's resourceVersion after each write (the next observation of
+the object carries it), child drift (journaled in each observation) and the recorded
+outcome of every step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.clock import FakeClock
+from engine.fsm import events as ev
+from engine.fsm.key import FINALIZE, PROVISION
+from engine.identity import Kind, StreamId
+from engine.journal.record import NewEvent, Record
+from engine.journal.store import Journal
+
+HANDLER_EFFECTS = (PROVISION, FINALIZE)
+_NOT_COMPARED = frozenset({"seconds"})
+"""How long a call took is a fact of that run, not of the code."""
+_NOT_COMPARED_FAILURE = frozenset({"seconds", "message"})
+"""An error's text may carry run-specific detail (addresses, timings)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Divergence:
+    """Where the replayed loop first differs from the journal on one stream. `stage`:
+    what differed (`reconcile`: a record; `stall`: the code stops short of the journal);
+    `position` None means the journal ended first."""
+
+    stream: str
+    position: int | None
+    stage: str
+    message: str
+
+    def describe(self) -> str:
+        where = f"position {self.position}" if self.position is not None else "the end"
+        return f"{where}: {self.stream}: {self.stage}: {self.message}"
+
+
+class Diverged(BaseException):
+    """Stops the replayed loop at a divergence. A `BaseException`, like cancellation, so
+    that the engine's own `except Exception` (a handler's failure is retryable) cannot
+    turn the end of a replay into a record."""
+
+    def __init__(self, divergence: Divergence) -> None:
+        super().__init__(divergence.describe())
+        self.divergence = divergence
+
+
+def is_external(record: Record) -> bool:
+    """An observation the watch journaled (an input), not one a reconcile journaled."""
+    return record.type == ev.OBSERVED and record.data.get("watch_event") != "reconcile"
+
+
+class Recording:
+    """The records of `kind`'s streams, with a cursor per stream and a global head.
+
+    Guarantees: records are consumed in each stream's order, and a record is consumed
+    only once every record before it (all streams) is; waiters are woken on each change.
+    Assumption: one event loop.
+    """
+
+    def __init__(self, records: Sequence[Record], *, kind: Kind) -> None:
+        self._streams: dict[str, list[Record]] = {}
+        for record in sorted(records, key=lambda r: r.position):
+            if StreamId.parse(record.stream).belongs_to(kind):
+                self._streams.setdefault(record.stream, []).append(record)
+        self.order = sorted(
+            (r for rs in self._streams.values() for r in rs), key=lambda r: r.position
+        )
+        self._cursor = dict.fromkeys(self._streams, 0)
+        self._consumed: set[int] = set()
+        self._head = 0
+        self._changed = asyncio.Event()
+        self.divergence: Divergence | None = None
+        self.compared = 0
+        self._digests = {
+            (str(r.data.get("uid")), int(r.data.get("generation") or 0)): str(
+                r.data.get("spec_digest") or ""
+            )
+            for r in self.order
+            if r.type == ev.OBSERVED
+        }
+        self._outcomes = {
+            (r.stream, str(r.data.get("key")), int(r.data.get("attempt") or 0)): r
+            for r in self.order
+            if r.type in (ev.EFFECT_SUCCEEDED, ev.EFFECT_FAILED)
+        }
+        self._retries = {
+            (r.stream, str(r.data.get("key")), int(r.data.get("attempt") or 0)): r
+            for r in self.order
+            if r.type == ev.RETRY_SCHEDULED
+        }
+        self._stream_of_uid = {StreamId.parse(s).uid: s for s in self._streams}
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        return tuple(self._streams)
+
+    @property
+    def head(self) -> Record | None:
+        return self.order[self._head] if self._head < len(self.order) else None
+
+    def consumed(self, record: Record) -> bool:
+        return record.position in self._consumed
+
+    def next_of(self, stream: str) -> Record | None:
+        """The first record of `stream` not yet consumed."""
+        records = self._streams.get(stream, [])
+        index = self._cursor.get(stream, 0)
+        return records[index] if index < len(records) else None
+
+    def ahead(self, stream: str, *, count: int = 8) -> list[Record]:
+        """Up to `count` records of `stream` from its cursor on."""
+        index = self._cursor.get(stream, 0)
+        return self._streams.get(stream, [])[index : index + count]
+
+    def consume(self, record: Record) -> None:
+        """Mark `record` reproduced (it must be its stream's next) and move the head."""
+        stream = record.stream
+        if self.next_of(stream) is not record:  # pragma: no cover - a gate bug
+            raise RuntimeError(f"record {record.position} consumed out of its stream's order")
+        self._cursor[stream] += 1
+        self._consumed.add(record.position)
+        while self._head < len(self.order) and self.order[self._head].position in self._consumed:
+            self._head += 1
+        self.notify()
+
+    def notify(self) -> None:
+        """Wake everything waiting for a change."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_until(self, ready: Callable[[], bool]) -> None:
+        """Wait until `ready()`; raises `Diverged` once any divergence is found."""
+        while True:
+            if self.divergence is not None:
+                raise Diverged(self.divergence)
+            if ready():
+                return
+            await self._changed.wait()
+
+    def diverge(self, divergence: Divergence) -> Diverged:
+        """Record the first divergence (later ones are consequences); the error to raise."""
+        if self.divergence is None:
+            self.divergence = divergence
+        self.notify()
+        return Diverged(self.divergence)
+
+    # -- inputs the live run took from outside ----------------------------------------------
+
+    def next_observation(self, stream: str) -> Record | None:
+        """The next observation of `stream` not yet consumed (the state the API server
+        and the watch reported next)."""
+        for record in self._streams.get(stream, [])[self._cursor.get(stream, 0) :]:
+            if record.type == ev.OBSERVED:
+                return record
+        return None
+
+    def version_after_write(self, kind: Kind, obj: Mapping[str, Any]) -> str | None:
+        """The resourceVersion the API server gave `obj` after the engine's write: the
+        one its next observation carries (else its current one)."""
+        current = str((obj.get("metadata") or {}).get("resourceVersion") or "") or None
+        following = self.next_observation(str(StreamId.of(kind, obj)))
+        if following is None:
+            return current
+        return str(following.data.get("resource_version") or "") or current
+
+    def drift(self, owner_uid: str) -> bool:
+        """Whether the owner's children had drifted, as its next observation says."""
+        stream = self._stream_of_uid.get(owner_uid)
+        following = self.next_observation(stream) if stream is not None else None
+        return bool(following is not None and following.data.get("child_drift"))
+
+    def spec_digest(self, obj: Mapping[str, Any]) -> str | None:
+        """The journaled digest of `obj`'s spec at its generation (computed live, before
+        the journal redacted its secret fields)."""
+        metadata = obj.get("metadata") or {}
+        key = (str(metadata.get("uid") or ""), int(metadata.get("generation") or 0))
+        return self._digests.get(key)
+
+    def outcome(self, stream: str, key: str, attempt: int) -> Record | None:
+        """The recorded outcome of attempt `attempt` of effect `key` (None: cut off)."""
+        return self._outcomes.get((stream, key, attempt))
+
+    def retry(self, stream: str, key: str, attempt: int) -> Record | None:
+        return self._retries.get((stream, key, attempt))
+
+
+class RecordingGate:
+    """The replayed loop's `AppendGate`: each event waits for its record's turn, must
+    match it, then sets the clock and term to the record's and consumes it.
+
+    `driving` is the external observation the replay driver is journaling now (the
+    only kind of record a reconcile never reproduces itself)."""
+
+    def __init__(self, recording: Recording, *, clock: FakeClock, journal: Journal) -> None:
+        self._recording = recording
+        self._clock = clock
+        self._journal = journal
+        self.driving: Record | None = None
+
+    async def admit(
+        self, stream: str, events: Sequence[NewEvent], unless: Callable[[], bool] | None
+    ) -> bool:
+        for index, event in enumerate(events):
+            record = await self._turn(stream)
+            if index == 0 and unless is not None and unless():
+                return False
+            if not is_external(record):
+                problem = difference(record, event)
+                if problem is not None:
+                    raise self._recording.diverge(
+                        Divergence(stream, record.position, "reconcile", problem)
+                    )
+                self._recording.compared += 1
+            move_clock(self._clock, record)
+            if record.term > self._journal.term:
+                self._journal.set_term(record.term)
+            self._recording.consume(record)
+        return True
+
+    async def _turn(self, stream: str) -> Record:
+        recording = self._recording
+        while True:
+            record = recording.next_of(stream)
+            if record is None:
+                # the journal ends here for this stream (the run was stopped): the
+                # replayed loop goes no further; it is cancelled when the replay ends
+                await recording.wait_until(lambda: False)
+                continue
+            if is_external(record) and record is not self.driving:
+                await recording.wait_until(lambda r=record: recording.consumed(r))  # type: ignore[misc]
+                continue
+            await recording.wait_until(lambda r=record: recording.head is r)  # type: ignore[misc]
+            return record
+
+
+def move_clock(clock: FakeClock, record: Record) -> None:
+    """Bring `clock` forward to the time of `record` (never back)."""
+    ahead = (record.at - clock.now()).total_seconds()
+    if ahead > 0:
+        clock.advance(ahead)
+
+
+def difference(record: Record, event: NewEvent) -> str | None:
+    """Why `event` is not the record the journal holds here (None: it is)."""
+    if record.type != event.type:
+        return _different_type(record, event)
+    if record.type == ev.TRANSITION_TAKEN and any(
+        record.data.get(f) != event.data.get(f) for f in ("from", "to", "trigger")
+    ):
+        return (
+            f"in {record.data.get('from')}, decide fires {event.data.get('trigger')!r} "
+            f"({event.data.get('from')} → {event.data.get('to')}); the journal took "
+            f"{record.data.get('trigger')!r} ({record.data.get('from')} → "
+            f"{record.data.get('to')})"
+        )
+    if record.type == ev.EFFECT_STARTED and record.data.get("key") != event.data.get("key"):
+        return _different_type(record, event)
+    ignored = _NOT_COMPARED_FAILURE if record.type == ev.EFFECT_FAILED else _NOT_COMPARED
+    recorded = {k: v for k, v in record.data.items() if k not in ignored}
+    replayed = {k: v for k, v in _plain(event.data).items() if k not in ignored}
+    if recorded == replayed:
+        return None
+    for field in sorted(set(recorded) | set(replayed)):
+        if recorded.get(field) != replayed.get(field):
+            return (
+                f"the journal has {_describe(record)} with {field}={recorded.get(field)!r} "
+                f"here, the code {field}={replayed.get(field)!r}"
+            )
+    return None  # pragma: no cover - the dicts differ in some field
+
+
+def _different_type(record: Record, event: NewEvent) -> str:
+    code = _describe_event(event)
+    name = str(record.data.get("name") or "")
+    if record.type == ev.EFFECT_STARTED and event.type == ev.EFFECT_STARTED:
+        return (
+            f"the journal has step {record.data.get('key')!r} here, the code runs "
+            f"{event.data.get('key')!r}"
+        )
+    if record.type == ev.EFFECT_STARTED and name not in HANDLER_EFFECTS:
+        return f"the journal ran step {name!r} here, the code does not (it {code})"
+    if (
+        record.type == ev.EFFECT_SUCCEEDED
+        and name in HANDLER_EFFECTS
+        and event.type == ev.EFFECT_STARTED
+    ):
+        return (
+            f"the journal's {name} ends here, the code runs one more step {event.data.get('key')!r}"
+        )
+    return f"the journal has {_describe(record)} here, the code {code}"
+
+
+def _describe(record: Record) -> str:
+    data = record.data
+    if record.type == ev.TRANSITION_TAKEN:
+        return f"{record.type} {data.get('from')} → {data.get('to')} ({data.get('trigger')})"
+    if record.type in ev.EFFECT_TYPES:
+        return f"{record.type} {data.get('key')}"
+    return record.type
+
+
+def _describe_event(event: NewEvent) -> str:
+    data = event.data
+    if event.type == ev.TRANSITION_TAKEN:
+        return f"takes {data.get('from')} → {data.get('to')} ({data.get('trigger')!r})"
+    if event.type in ev.EFFECT_TYPES:
+        return f"appends {event.type} {data.get('key')}"
+    return f"appends {event.type}"
+
+
+def _plain(data: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` as the journal stores it (JSON: tuples become lists)."""
+    plain: dict[str, Any] = json.loads(json.dumps(dict(data), default=str))
+    return plain

@@ -1,0 +1,449 @@
+"""Replay a journal through the live reconcile loop: the engine's own `Reconciler`, built
+over the replay journal (in memory), an in-memory cluster writer and an effect runner
+whose steps answer from the recording, fed the recorded observations in order.
+
+The driver walks the recording's head: an observation the watch journaled is fed in as
+the watcher would; a stuck report is left as the watchdog's note; any other record is
+something a reconcile wrote, so the key's reconcile is run (once per turn, as the queue
+runs it) and its appends are held to the recording by the gate. A relist after a restart
+(an ADDED for an object this run already knows) rebuilds the in-memory parts, as a new
+process would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.clock import FakeClock
+from engine.effects import EffectCall, EffectRunner, Mode, RetryableError, RunnerDeps
+from engine.effects.backoff import DEFAULT_BACKOFF, BackoffPolicy
+from engine.effects.errors import PermanentError
+from engine.fsm import events as ev
+from engine.fsm.decide import DEFAULT_POLICY, DecidePolicy
+from engine.identity import StreamId
+from engine.journal.codec import encode_at
+from engine.journal.memory import MemoryJournal
+from engine.journal.record import NewEvent, Record
+from engine.replay.recording import (
+    HANDLER_EFFECTS,
+    Diverged,
+    Divergence,
+    Recording,
+    RecordingGate,
+    is_external,
+    move_clock,
+)
+from engine.runtime.children import ChildLedger
+from engine.runtime.conditions import SupervisorConditions
+from engine.runtime.event_recorder import EventRecorder
+from engine.runtime.inbox import Inbox, Note
+from engine.runtime.memory_cluster import MemoryCluster
+from engine.runtime.observer import ObservationLog
+from engine.runtime.operator import Operator
+from engine.runtime.reconciler import Reconciler
+from engine.runtime.resource_view import ResourceViews
+from engine.runtime.streams import StreamWriter
+from engine.runtime.view import PrimaryView
+from engine.runtime.waits import DependencyWaits
+from engine.supervisor.waits_for import DeadlockPolicy
+
+STALL_SECONDS = 10.0
+"""How long the replayed loop may make no progress before the replay says where it stopped
+(the loop is pure computation over memory: a real stall is a divergence)."""
+_NEVER = 1e9  # a handler's timeout in replay: its steps answer at once
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayPolicy:
+    """The live engine's settings that shape what it journals (retry delays, attempts,
+    dependency polling, deadlock policy, resync); replay must use the same ones."""
+
+    backoff: BackoffPolicy = DEFAULT_BACKOFF
+    dependency_poll_seconds: float = 5.0
+    deadlock_policy: DeadlockPolicy = DeadlockPolicy.REPORT_AND_HOLD
+    decide: DecidePolicy = DEFAULT_POLICY
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayReport:
+    """What a replay through the live loop did: records read, streams, reconciles run,
+    records compared, and the first divergence (None: the code reproduces the journal)."""
+
+    records: int
+    streams: int
+    reconciles: int
+    compared: int
+    divergence: Divergence | None
+
+
+class _RecordedDrift(ChildLedger):
+    """The child ledger, with drift answered from the recording (children's watch events
+    are not journaled; each observation journals whether they had drifted)."""
+
+    def __init__(self, recording: Recording) -> None:
+        super().__init__()
+        self._recording = recording
+
+    def drift(self, owner_uid: str) -> bool:
+        return self._recording.drift(owner_uid)
+
+
+class _RecordedSteps:
+    """The effect runner of replay: handlers (provision, finalize) run for real, each of
+    their steps goes through the live runner with its call answered by the recorded
+    outcome of that attempt (a result, or the recorded error); a step whose attempt has no
+    outcome (the run was cut off there) never answers."""
+
+    def __init__(self, inner: EffectRunner, recording: Recording, journal: MemoryJournal) -> None:
+        self._inner = inner
+        self._recording = recording
+        self._journal = journal
+
+    @property
+    def mode(self) -> Mode:
+        return Mode.REPLAY
+
+    def forget(self, stream: str) -> None:
+        self._inner.forget(stream)
+
+    async def run(self, stream: str, key: str, name: str, call: EffectCall) -> Any:
+        if name in HANDLER_EFFECTS:
+            return await self._inner.run(stream, key, name, call)
+        return await self._inner.run(stream, key, name, self._answer(stream))
+
+    def _answer(self, stream: str) -> EffectCall:
+        async def answer(key: str) -> Any:
+            records = await self._journal.read_stream(stream)
+            attempt = sum(
+                1 for r in records if r.type == ev.EFFECT_STARTED and r.data.get("key") == key
+            )
+            outcome = self._recording.outcome(stream, key, attempt)
+            if outcome is None:
+                await self._recording.wait_until(lambda: False)  # cut off: never answers
+            assert outcome is not None
+            if outcome.type == ev.EFFECT_SUCCEEDED:
+                return outcome.data.get("result")
+            raise _recorded_error(outcome, self._recording.retry(stream, key, attempt))
+
+        return answer
+
+
+def _recorded_error(outcome: Record, retry: Record | None) -> BaseException:
+    """An exception the live runner journals as `outcome` did (class name, retryable)."""
+    data = outcome.data
+    error_class = str(data.get("error_class") or "Error")
+    message = str(data.get("message") or "")
+    if error_class == "Timeout":
+        return TimeoutError(message)
+    if not data.get("retryable"):
+        permanent: PermanentError = type(error_class, (PermanentError,), {})(message)
+        return permanent
+    delay = 0.0
+    if retry is not None and retry.data.get("delay") != retry.data.get("backoff"):
+        delay = float(retry.data.get("delay") or 0.0)
+    error: RetryableError = type(error_class, (RetryableError,), {})(message, delay=delay)
+    return error
+
+
+class _Process:
+    """One engine process as replay rebuilds it: the live parts over the replay journal."""
+
+    def __init__(
+        self,
+        *,
+        operator: Operator,
+        recording: Recording,
+        gate: RecordingGate,
+        journal: MemoryJournal,
+        clock: FakeClock,
+        policy: ReplayPolicy,
+    ) -> None:
+        self.operator = operator
+        self._recording = recording
+        self._gate = gate
+        kind = operator.resource.kind_ref
+        ledger = _RecordedDrift(recording)
+        streams = StreamWriter(journal, ledger=ledger, gate=gate)
+        self.observations = ObservationLog(streams)
+        self.objects = PrimaryView()
+        inbox, conditions = Inbox(), SupervisorConditions()
+        cluster = MemoryCluster(
+            clock=clock, versions=lambda obj: recording.version_after_write(kind, obj)
+        )
+        runner = EffectRunner(
+            RunnerDeps(
+                journal=journal,
+                streams=streams,
+                clock=clock,
+                backoff=policy.backoff,
+                timeout=_NEVER,
+                term=lambda: journal.term,
+            )
+        )
+        self.waits = DependencyWaits(
+            operator=operator,
+            objects=self.objects,
+            conditions=conditions,
+            inbox=inbox,
+            enqueue=lambda key: None,  # the driver runs a key when the journal says so
+            policy=policy.deadlock_policy,
+            poll_seconds=policy.dependency_poll_seconds,
+        )
+        self.reconciler = Reconciler(
+            operator=operator,
+            streams=streams,
+            cluster=cluster,
+            runner=_RecordedSteps(runner, recording, journal),
+            objects=self.objects,
+            ledger=ledger,
+            observations=self.observations,
+            inbox=inbox,
+            events=EventRecorder(cluster),
+            conditions=conditions,
+            views=ResourceViews(),
+            clock=clock,
+            waits=self.waits,
+            policy=policy.decide,
+            spec_digests=recording.spec_digest,
+        )
+        self._created: dict[str, str] = {}
+        self.tasks: dict[str, asyncio.Task[Any]] = {}
+
+    def knows(self, uid: str) -> bool:
+        return self.objects.key_of_uid(uid) is not None
+
+    async def observe(self, record: Record) -> None:
+        """Feed an observation the watch journaled, as the watcher's sink does."""
+        ident = StreamId.parse(record.stream)
+        observation = ev.parse_observation(record)
+        obj = self._object_of(record)
+        self.objects.update(obj, exists=observation.exists)
+        spec = record.data.get("spec") or {}
+        watch_event = str(record.data.get("watch_event"))
+        self._gate.driving = record
+        try:
+            if not await self.observations.record(
+                record.stream, observation, spec=spec, watch_event=watch_event
+            ):
+                # equal to what this run journaled last, yet journaled live: the live
+                # process had not loaded the stream yet (a fresh start); do the same
+                self.observations.forget(record.stream)
+                await self.observations.record(
+                    record.stream, observation, spec=spec, watch_event=watch_event
+                )
+        finally:
+            self._gate.driving = None
+        self.waits.notify(ident.ref.key)
+
+    def _object_of(self, record: Record) -> dict[str, Any]:
+        data, resource = record.data, self.operator.resource
+        ident = StreamId.parse(record.stream)
+        uid = str(data.get("uid") or ident.uid)
+        created = self._created.setdefault(uid, encode_at(record.at))
+        metadata: dict[str, Any] = {
+            "name": ident.name,
+            "uid": uid,
+            "generation": int(data.get("generation") or 0),
+            "resourceVersion": str(data.get("resource_version") or ""),
+            "creationTimestamp": created,
+        }
+        if ident.namespace:
+            metadata["namespace"] = ident.namespace
+        if data.get("has_finalizer"):
+            metadata["finalizers"] = [self.operator.finalizer_name]
+        if data.get("deletion_requested"):
+            metadata["deletionTimestamp"] = encode_at(record.at)
+        status = {
+            field: data.get(name)
+            for field, name in (
+                ("phase", "status_phase"),
+                ("observedGeneration", "status_observed_generation"),
+                ("reason", "status_reason"),
+            )
+            if data.get(name) is not None
+        }
+        spec = data.get("spec")
+        return {
+            "apiVersion": resource.api_version,
+            "kind": resource.kind,
+            "metadata": metadata,
+            "spec": dict(spec) if isinstance(spec, Mapping) else {},
+            "status": status,
+        }
+
+    def leave_stuck_note(self, record: Record) -> bool:
+        """Leave the watchdog's note that `record` (a `StuckDetected`) opens; True when
+        its healing ends the key's running reconcile."""
+        stream = record.stream
+        following = self._recording.ahead(stream)
+        records: list[NewEvent] = [_copy(following[0])]
+        give_up: NewEvent | None = None
+        heals = False
+        for later in following[1:3]:
+            if later.type == ev.HEALING_APPLIED and len(records) == 1:
+                records.append(_copy(later))
+                heals = True
+            elif later.type == ev.EFFECT_FAILED and later.data.get("error_class") == "Stuck":
+                give_up = _copy(later)
+            else:
+                break
+        key = StreamId.parse(stream).ref.key
+        note = Note(stream=stream, records=tuple(records), give_up=give_up)
+        self.reconciler.leave_note(key, note)
+        return heals
+
+    def run(self, key: str) -> None:
+        """Start `key`'s reconcile unless one runs (one worker per key)."""
+        task = self.tasks.get(key)
+        if task is not None and not task.done():
+            return
+        task = asyncio.get_running_loop().create_task(self.reconciler.reconcile(key))
+        task.add_done_callback(lambda _: self._recording.notify())
+        self.tasks[key] = task
+
+    def running(self, key: str) -> bool:
+        task = self.tasks.get(key)
+        return task is not None and not task.done()
+
+    async def stop(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        for task in self.tasks.values():
+            with contextlib.suppress(asyncio.CancelledError, Diverged, Exception):
+                await task
+
+
+def _copy(record: Record) -> NewEvent:
+    return NewEvent(
+        type=record.type,
+        data=record.data,
+        schema=record.schema,
+        idempotency_key=record.idempotency_key,
+    )
+
+
+async def replay_through_loop(
+    records: Sequence[Record], operator: Operator, *, policy: ReplayPolicy | None = None
+) -> ReplayReport:
+    """Re-run `operator`'s reconcile loop over `records` (a journal, in position order)
+    and compare every record it writes with the journal's.
+
+    Guarantees: no effect is called (every step answers from the journal) and nothing is
+    written outside memory. Errors: `FoldError` for a record that cannot be folded.
+    """
+    policy = policy or ReplayPolicy()
+    recording = Recording(records, kind=operator.resource.kind_ref)
+    first = recording.order[0].at if recording.order else None
+    clock = FakeClock(start=first) if first is not None else FakeClock()
+    journal = MemoryJournal(clock=clock, redact=tuple(operator.secret_fields))
+    gate = RecordingGate(recording, clock=clock, journal=journal)
+
+    def new_process() -> _Process:
+        return _Process(
+            operator=operator,
+            recording=recording,
+            gate=gate,
+            journal=journal,
+            clock=clock,
+            policy=policy,
+        )
+
+    process = new_process()
+    reconciles = 0
+    try:
+        for record in recording.order:
+            await recording.wait_until(
+                lambda r=record: recording.consumed(r) or recording.head is r  # type: ignore[misc]
+            )
+            if recording.consumed(record):
+                continue
+            key = StreamId.parse(record.stream).ref.key
+            if is_external(record):
+                if record.data.get("watch_event") == "added" and process.knows(
+                    str(record.data.get("uid"))
+                ):
+                    await process.stop()  # a relist: the live process had restarted
+                    process = new_process()
+                move_clock(clock, record)
+                await process.observe(record)
+                continue
+            move_clock(clock, record)
+            if record.type == ev.STUCK_DETECTED and process.leave_stuck_note(record):
+                task = process.tasks.get(key)
+                if task is not None:
+                    task.cancel()  # the healing cancels the running reconcile
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            reconciles += await _reproduce(process, recording, record, key)
+    except Diverged:
+        pass
+    finally:
+        await process.stop()
+    return ReplayReport(
+        records=len(records),
+        streams=len(recording.streams),
+        reconciles=reconciles,
+        compared=recording.compared,
+        divergence=recording.divergence,
+    )
+
+
+async def _reproduce(process: _Process, recording: Recording, record: Record, key: str) -> int:
+    """Run `key`'s reconcile until `record` is reproduced; the reconciles started."""
+    started = 0
+    for _ in range(2):  # a reconcile that settles early is run once more, as a requeue
+        if not process.running(key):
+            process.run(key)
+            started += 1
+        try:
+            await asyncio.wait_for(
+                recording.wait_until(
+                    lambda: recording.consumed(record) or not process.running(key)
+                ),
+                STALL_SECONDS,
+            )
+        except TimeoutError:
+            raise recording.diverge(
+                Divergence(
+                    record.stream,
+                    record.position,
+                    "stall",
+                    f"the code stops before {_what(record)} (it waits for something the "
+                    "journal does not hold)",
+                )
+            ) from None
+        if recording.consumed(record):
+            return started
+        task = process.tasks.get(key)
+        if task is not None and task.done() and not task.cancelled():
+            error = task.exception()
+            if error is not None and not isinstance(error, Diverged):
+                raise recording.diverge(
+                    Divergence(
+                        record.stream,
+                        record.position,
+                        "reconcile",
+                        f"the reconcile raised {type(error).__name__}: {error}",
+                    )
+                )
+    raise recording.diverge(
+        Divergence(
+            record.stream,
+            record.position,
+            "reconcile",
+            f"the journal has {_what(record)} here, the code writes nothing",
+        )
+    )
+
+
+def _what(record: Record) -> str:
+    data = record.data
+    if record.type == ev.TRANSITION_TAKEN:
+        return f"{record.type} {data.get('from')} → {data.get('to')} ({data.get('trigger')})"
+    if record.type in ev.EFFECT_TYPES:
+        return f"{record.type} {data.get('key')}"
+    return record.type
