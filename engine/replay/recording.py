@@ -208,31 +208,55 @@ class RecordingGate:
         self._recording = recording
         self._clock = clock
         self._journal = journal
+        self._admitted: dict[str, list[Record]] = {}
         self.driving: Record | None = None
 
     async def admit(
         self, stream: str, events: Sequence[NewEvent], unless: Callable[[], bool] | None
     ) -> bool:
+        record = await self._turn(stream, unless)
+        if record is None:
+            return False
+        records = [record, *self._recording.ahead(stream, count=len(events))[1 : len(events)]]
         for index, event in enumerate(events):
-            record = await self._turn(stream)
-            if index == 0 and unless is not None and unless():
-                return False
-            if not is_external(record):
-                problem = difference(record, event)
+            if index >= len(records):
+                # the journal's stream ends inside this batch: the run was stopped first
+                await self._recording.wait_until(lambda: False)
+            matched = records[index]
+            if not is_external(matched):
+                problem = difference(matched, event)
                 if problem is not None:
                     raise self._recording.diverge(
-                        Divergence(stream, record.position, "reconcile", problem)
+                        Divergence(stream, matched.position, "reconcile", problem)
                     )
                 self._recording.compared += 1
-            move_clock(self._clock, record)
-            if record.term > self._journal.term:
-                self._journal.set_term(record.term)
-            self._recording.consume(record)
+        move_clock(self._clock, record)
+        if record.term > self._journal.term:
+            self._journal.set_term(record.term)
+        self._admitted[stream] = records
         return True
 
-    async def _turn(self, stream: str) -> Record:
+    def committed(self, stream: str) -> None:
+        """The admitted append of `stream` is in the replay journal: its records are
+        reproduced (until now the head stayed on them, so the clock stayed theirs)."""
+        for record in self._admitted.pop(stream, ()):
+            self._recording.consume(record)
+
+    async def _turn(self, stream: str, unless: Callable[[], bool] | None) -> Record | None:
+        """The record the next append of `stream` stands for, once it is its turn; None
+        when `unless()` turns true meanwhile (what the append would have recorded has
+        been recorded by another caller, as the watch echoing a write)."""
         recording = self._recording
+
+        def dropped() -> bool:
+            return unless is not None and unless()
+
         while True:
+            if dropped():
+                return None
+            if stream in self._admitted:  # an earlier append of the stream is committing
+                await recording.wait_until(lambda: stream not in self._admitted)
+                continue
             record = recording.next_of(stream)
             if record is None:
                 # the journal ends here for this stream (the run was stopped): the
@@ -240,9 +264,11 @@ class RecordingGate:
                 await recording.wait_until(lambda: False)
                 continue
             if is_external(record) and record is not self.driving:
-                await recording.wait_until(lambda r=record: recording.consumed(r))  # type: ignore[misc]
+                await recording.wait_until(lambda r=record: recording.consumed(r) or dropped())  # type: ignore[misc]
                 continue
-            await recording.wait_until(lambda r=record: recording.head is r)  # type: ignore[misc]
+            await recording.wait_until(lambda r=record: recording.head is r or dropped())  # type: ignore[misc]
+            if dropped():
+                return None
             return record
 
 

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from engine.clock import FakeClock
@@ -24,7 +25,7 @@ from engine.effects.backoff import DEFAULT_BACKOFF, BackoffPolicy
 from engine.effects.errors import PermanentError
 from engine.fsm import events as ev
 from engine.fsm.decide import DEFAULT_POLICY, DecidePolicy
-from engine.identity import StreamId
+from engine.identity import Kind, StreamId
 from engine.journal.codec import encode_at
 from engine.journal.memory import MemoryJournal
 from engine.journal.record import NewEvent, Record
@@ -149,6 +150,66 @@ def _recorded_error(outcome: Record, retry: Record | None) -> BaseException:
     return error
 
 
+class _RecordedWrites:
+    """The in-memory cluster writer, answering when the journal says the API server did:
+    a write to an object returns once every record the journal holds before that
+    object's next record is reproduced (so another resource's reconcile cannot see the
+    written state earlier than it could live)."""
+
+    def __init__(self, inner: MemoryCluster, recording: Recording, kind: Kind) -> None:
+        self._inner = inner
+        self._recording = recording
+        self._kind = kind
+
+    async def _arrive(self, obj: Mapping[str, Any]) -> None:
+        following = self._recording.next_of(str(StreamId.of(self._kind, obj)))
+        if following is None:
+            await self._recording.wait_until(lambda: False)  # the journal ends first
+            return
+        recording = self._recording
+        await recording.wait_until(
+            lambda: recording.head is following or recording.consumed(following)
+        )
+
+    async def add_finalizer(
+        self, kind: Kind, obj: Mapping[str, Any], finalizer: str
+    ) -> Mapping[str, Any]:
+        answer = await self._inner.add_finalizer(kind, obj, finalizer)
+        await self._arrive(obj)
+        return answer
+
+    async def remove_finalizer(
+        self, kind: Kind, obj: Mapping[str, Any], finalizer: str
+    ) -> Mapping[str, Any] | None:
+        answer = await self._inner.remove_finalizer(kind, obj, finalizer)
+        await self._arrive(obj)
+        return answer
+
+    async def patch_status(
+        self, kind: Kind, obj: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> Mapping[str, Any] | None:
+        answer = await self._inner.patch_status(kind, obj, status)
+        await self._arrive(obj)
+        return answer
+
+    async def apply(self, kind: Kind, manifest: Mapping[str, Any]) -> Mapping[str, Any]:
+        return await self._inner.apply(kind, manifest)
+
+    async def record_event(
+        self,
+        involved: Mapping[str, Any],
+        *,
+        name: str,
+        reason: str,
+        message: str,
+        warning: bool = False,
+        now: datetime | None = None,
+    ) -> None:
+        await self._inner.record_event(
+            involved, name=name, reason=reason, message=message, warning=warning, now=now
+        )
+
+
 class _Process:
     """One engine process as replay rebuilds it: the live parts over the replay journal."""
 
@@ -171,8 +232,12 @@ class _Process:
         self.observations = ObservationLog(streams)
         self.objects = PrimaryView()
         inbox, conditions = Inbox(), SupervisorConditions()
-        cluster = MemoryCluster(
-            clock=clock, versions=lambda obj: recording.version_after_write(kind, obj)
+        cluster = _RecordedWrites(
+            MemoryCluster(
+                clock=clock, versions=lambda obj: recording.version_after_write(kind, obj)
+            ),
+            recording,
+            kind,
         )
         runner = EffectRunner(
             RunnerDeps(

@@ -30,11 +30,14 @@ class AppendGate(Protocol):
     """Asked before each append (replay uses one to hold the live loop to the recording).
 
     `admit` blocks until the append may go ahead, then asks `unless()`: True drops the
-    append (admit returns False); it raises to refuse the append."""
+    append (admit returns False); it raises to refuse the append. `committed` follows
+    each admitted append once the journal holds it."""
 
     async def admit(
         self, stream: str, events: Sequence[NewEvent], unless: Callable[[], bool] | None
     ) -> bool: ...
+
+    def committed(self, stream: str) -> None: ...
 
 
 class ObservationSeed(Protocol):
@@ -115,6 +118,8 @@ class StreamWriter:
                 return ()
             state = await self.current(stream)
             positions = await self._journal.append(stream, stamped, expected_version=state.version)
+            if self._gate is not None:
+                self._gate.committed(stream)
             await self.current(stream)  # advance the fold past what was just committed
             return positions
 
@@ -134,6 +139,13 @@ class StreamWriter:
         snapshot = await self._journal.load_snapshot(stream)
         records = await self._journal.read_stream(stream)
         state = fold(records, snapshot=snapshot)
+        loaded = self._folded.get(stream)
+        if loaded is not None:
+            # another caller loaded the stream while this one read: keep the newer fold
+            # (a slower read must never put an older state back)
+            if state.version > loaded.state.version:
+                loaded.state = state
+            return loaded.state
         self._folded[stream] = _Folded(
             state, snapshot.version if snapshot else 0, newest_reconcile_ids(records)
         )

@@ -140,3 +140,14 @@ def test_engine_run_reconciles_sites_driven_by_kubectl(tmp_path: Path) -> None:
         time.sleep(1.0)  # time for any wrongly repeated effect to reach the registry
         assert engine.registry("/applied")["counts"] == applied
         assert len(engine.registry("/calls")["items"]) == calls_after_first_run  # type: ignore[arg-type]
+    verify_journal(state / "journal.db")
+
+
+def verify_journal(journal: Path) -> None:
+    """`engine replay --verify` on a journal the main job wrote: exit 0, no divergence."""
+    result = subprocess.run(
+        [sys.executable, "-m", "engine", "replay", str(journal), "--verify"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no divergence" in result.stdout
