@@ -80,6 +80,7 @@ class StreamWriter:
         self._seeds: list[ObservationSeed] = []
         self._folded: dict[str, _Folded] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}  # appends holding or awaiting each stream's lock
 
     @property
     def journal(self) -> Journal:
@@ -113,6 +114,23 @@ class StreamWriter:
         lock = self._locks.get(stream)
         if lock is None:
             lock = self._locks[stream] = asyncio.Lock()
+        self._users[stream] = self._users.get(stream, 0) + 1
+        try:
+            return await self._append_locked(lock, stream, stamped, unless)
+        finally:
+            self._users[stream] -= 1
+            if not self._users[stream]:
+                del self._users[stream]
+                if stream not in self._folded:  # forgotten meanwhile: drop its lock too
+                    self._locks.pop(stream, None)
+
+    async def _append_locked(
+        self,
+        lock: asyncio.Lock,
+        stream: str,
+        stamped: Sequence[NewEvent],
+        unless: Callable[[], bool] | None,
+    ) -> tuple[int, ...]:
         async with lock:
             if self._gate is None and unless is not None and unless():
                 return ()
@@ -181,10 +199,10 @@ class StreamWriter:
         folded.snapshot_version = folded.state.version
 
     def forget(self, stream: str) -> None:
+        """Drop what is kept of a closed stream (its lock once no append uses it)."""
         self._folded.pop(stream, None)
-        lock = self._locks.get(stream)
-        if lock is not None and not lock.locked():
-            del self._locks[stream]
+        if stream not in self._users:
+            self._locks.pop(stream, None)
 
 
 def _stamped(event: NewEvent) -> NewEvent:
