@@ -13,7 +13,7 @@ from engine.apiserver.http.body import decode_object, media_type
 from engine.apiserver.http.target import Target, parse_target
 from engine.apiserver.store.api_context import ApiContext
 from engine.apiserver.store.errors import ApiError, dumps
-from engine.apiserver.verbs import writes
+from engine.apiserver.verbs import scale, writes
 from engine.apiserver.verbs.deletion import delete_collection, delete_object, parse_delete_options
 from engine.apiserver.verbs.reads import get_object, list_objects, parse_selection, present
 from engine.apiserver.verbs.watch import parse_bool, serve_watch
@@ -71,6 +71,10 @@ async def resource(request: web.Request) -> web.StreamResponse:
         "namespace": target.namespace or "",
         "name": target.name or "",
     }
+    if target.subresource == "scale":
+        raw = await request.read() if verb in ("update", "patch") else b""
+        content_type = request.headers.get("Content-Type", "application/json")
+        return json_response(await scale.serve_scale(ctx, target, verb, raw, content_type))
     if verb == "watch":
         return await serve_watch(ctx, request, target, query)
     if verb == "list":
