@@ -41,10 +41,12 @@ def admit_builtin(
 
 def with_defaults(rtype: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
     """`obj` with the upstream defaults the controllers rely on (changed in place)."""
+    kind = (rtype.group, rtype.kind)
+    if kind == ("", "Namespace"):
+        obj.setdefault("spec", {})
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         return obj
-    kind = (rtype.group, rtype.kind)
     if kind in (("apps", "Deployment"), ("apps", "ReplicaSet"), ("apps", "StatefulSet")):
         spec.setdefault("replicas", 1)
         spec.setdefault("revisionHistoryLimit", 10)
@@ -62,6 +64,8 @@ def with_defaults(rtype: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
         spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
     if kind == ("batch", "Job"):
         _job_defaults(obj, spec)
+    if kind == ("", "Namespace") and "finalizers" not in spec:
+        spec["finalizers"] = ["kubernetes"]
     if kind == ("", "Pod"):
         spec.setdefault("restartPolicy", "Always")
         spec.setdefault("terminationGracePeriodSeconds", 30)
