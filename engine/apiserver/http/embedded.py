@@ -99,11 +99,11 @@ async def serve_apiserver(
     try:
         await _ensure_namespaces(ctx)
         collector_task = asyncio.create_task(Collector(ctx).run(), name="apiserver-gc")
+        node_agent = Kubelet(ctx, kubelet or KubeletSettings())
+        await node_agent.register_nodes()  # before serving: clients see the nodes at once
         workload_tasks = [
             asyncio.create_task(ControllerManager(ctx).run(), name="apiserver-controllers"),
-            asyncio.create_task(
-                Kubelet(ctx, kubelet or KubeletSettings()).run(), name="apiserver-kubelet"
-            ),
+            asyncio.create_task(node_agent.run(), name="apiserver-kubelet"),
         ]
         await runner.setup()
         site = web.TCPSite(runner, host, port)

@@ -64,8 +64,9 @@ class Kubelet:
             self.schedule(key, 0.0)
 
     async def run(self) -> None:
-        """Register the nodes, pick up stored Pods, then serve the timers forever."""
-        await self._register_nodes()
+        """Register the nodes (if `register_nodes` has not), pick up stored Pods, then serve
+        the timers forever."""
+        await self.register_nodes()
         for key, pod in list(self._ctx.store.items(_POD_PREFIX)):
             self._notice(key, pod)
             phase = (pod.get("status") or {}).get("phase")
@@ -92,7 +93,8 @@ class Kubelet:
                 except Exception:  # one Pod's trouble must not stop the others
                     LOG.exception("simulated kubelet failed on %s", key)
 
-    async def _register_nodes(self) -> None:
+    async def register_nodes(self) -> None:
+        """Create the simulated Node objects that do not exist yet."""
         rtype = self._ctx.registry.lookup("", "v1", "nodes")
         assert rtype is not None
         now = lifecycle.timestamp(self._ctx.now())
