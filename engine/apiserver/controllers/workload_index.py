@@ -30,7 +30,9 @@ class WorkloadIndex:
 
     def rebuild(self, objects: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
         """Index every stored object afresh."""
-        self.__init__()  # type: ignore[misc]
+        for table in (self._uid_key, self._key_uid, self._controller, self._controlled,
+                      self._orphan_pods, self._namespace_keys, self._kind_keys):  # fmt: skip
+            table.clear()
         for key, obj in objects:
             self.update(key, obj, deleted=False)
 

@@ -5,15 +5,20 @@ Strict, as the real server's strict decoding does). Values are not type-checked.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
+from engine.apiserver.controllers.pod_facts import selector_matches
 from engine.apiserver.schema import builtin
 from engine.apiserver.schema.pruning import Path, prune_unknown
 from engine.apiserver.schema.validation import field_path
-from engine.apiserver.store.errors import ApiError
+from engine.apiserver.store.errors import ApiError, invalid
 from engine.apiserver.store.resource_types import ResourceType
 
-_UNCHECKED_KINDS = frozenset({"Event"})  # two shapes share one storage: left as sent
+_UNCHECKED_KINDS = frozenset({"Event"})
+_SELECTING = frozenset(
+    {("apps", "Deployment"), ("apps", "ReplicaSet"), ("apps", "StatefulSet")}
+)  # two shapes share one storage: left as sent
 
 
 def admit_builtin(
@@ -36,7 +41,34 @@ def admit_builtin(
             f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}: '
             f"strict decoding error: {', '.join(found)}",
         )
-    return with_defaults(rtype, result), tuple(found) if field_validation == "Warn" else ()
+    result = with_defaults(rtype, result)
+    _check_selector(rtype, result)
+    return result, tuple(found) if field_validation == "Warn" else ()
+
+
+def _check_selector(rtype: ResourceType, obj: dict[str, Any]) -> None:
+    """422 as upstream when a workload's selector is missing or does not select its own
+    template's labels (its controller would otherwise create Pods it never counts)."""
+    if (rtype.group, rtype.kind) not in _SELECTING:
+        return
+    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    assert isinstance(spec, dict)
+    selector = spec.get("selector")
+    template = spec.get("template") if isinstance(spec.get("template"), dict) else {}
+    labels = ((template or {}).get("metadata") or {}).get("labels") or {}
+    name = str(obj["metadata"].get("name", ""))
+    if not selector:
+        cause = {"reason": "FieldValueRequired", "field": "spec.selector",
+                 "message": "Required value"}  # fmt: skip
+        raise invalid(rtype.kind, name, group=rtype.group, causes=[cause])
+    if not selector_matches(selector, labels):
+        message = (
+            f"Invalid value: {json.dumps(labels, separators=(',', ':'))}: "
+            "`selector` does not match template `labels`"
+        )
+        cause = {"reason": "FieldValueInvalid", "field": "spec.template.metadata.labels",
+                 "message": message}  # fmt: skip
+        raise invalid(rtype.kind, name, group=rtype.group, causes=[cause])
 
 
 def with_defaults(rtype: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
