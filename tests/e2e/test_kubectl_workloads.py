@@ -226,6 +226,12 @@ def test_deployment_rolls_out_updates_and_its_deletion_collects_everything(
     pods = items(kubectl, "pods", "-l", "app=api")
     assert {p["spec"]["containers"][0]["image"] for p in pods} == {"nginx:1.28"}
     assert "ScalingReplicaSet" in kubectl.ok("describe", "deploy", "api")
+    kubectl.ok("rollout", "undo", "deploy/api")
+    kubectl.ok("rollout", "status", "deploy/api", "--timeout=20s")
+    undone = {rs["metadata"]["name"]: rs for rs in items(kubectl, "rs")}
+    back = undone[first["metadata"]["name"]]
+    assert back["spec"]["replicas"] == 4
+    assert back["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
     kubectl.ok("delete", "deploy", "api")
     eventually(lambda: not items(kubectl, "rs") and not items(kubectl, "pods"))
 

@@ -134,3 +134,16 @@ def test_old_empty_sets_beyond_the_history_limit_are_deleted() -> None:
                if isinstance(a, DeleteObject)]  # fmt: skip
     assert deleted == [f"apps/replicasets/ns/{olds[0]['metadata']['name']}",
                        f"apps/replicasets/ns/{olds[1]['metadata']['name']}"]  # fmt: skip
+
+
+def test_an_older_template_coming_back_reuses_its_replicaset_as_the_next_revision() -> None:
+    current = deployment(image="v1")
+    back = replica_set(current, replicas=0, available=0, revision=1)
+    newer = replica_set(deployment(image="v2"), replicas=4, available=4, revision=2)
+    template = current["spec"]["template"]
+    template["metadata"]["creationTimestamp"] = None  # as kubectl sends it
+    actions = plan_deployment(current, [back, newer], now=NOW)
+    assert not [a for a in actions if isinstance(a, CreateObject)]
+    key = f"apps/replicasets/ns/{back['metadata']['name']}"
+    (bumped,) = [a for a in actions if isinstance(a, UpdateObject) and a.key == key]
+    assert bumped.body["metadata"]["annotations"][REVISION] == "3"

@@ -16,7 +16,11 @@ from engine.apiserver.controllers.actions import (
     SetStatus,
     UpdateObject,
 )
-from engine.apiserver.controllers.pod_template import TEMPLATE_HASH_LABEL, template_hash
+from engine.apiserver.controllers.pod_template import (
+    TEMPLATE_HASH_LABEL,
+    comparable_template,
+    template_hash,
+)
 
 COMPONENT = "deployment-controller"
 REVISION = "deployment.kubernetes.io/revision"
@@ -242,9 +246,14 @@ def plan_deployment(
     spec = deployment.get("spec") or {}
     if facts.is_deleting(deployment):
         return []
-    digest = template_hash(dict(spec.get("template") or {}))
+    wanted = comparable_template(dict(spec.get("template") or {}))
     new = next(
-        (rs for rs in replicasets if facts.labels(rs).get(TEMPLATE_HASH_LABEL) == digest), None
+        (
+            rs
+            for rs in sorted(replicasets, key=_revision, reverse=True)
+            if comparable_template((rs.get("spec") or {}).get("template") or {}) == wanted
+        ),
+        None,
     )
     old = [rs for rs in replicasets if rs is not new]
     newest = max((_revision(rs) for rs in replicasets), default=0)
@@ -263,6 +272,11 @@ def plan_deployment(
         event = EventNote(deployment, "ScalingReplicaSet", message, component=COMPONENT)
         namespace = str(facts.meta(deployment).get("namespace", ""))
         return [CreateObject(body, namespace, event)]
+    if _revision(new) < newest:  # an older template is back (rollout undo): next revision
+        meta = {**facts.meta(new), "annotations": {
+            **(facts.meta(new).get("annotations") or {}), REVISION: str(newest + 1)}}  # fmt: skip
+        body = {**new, "metadata": meta}
+        return [UpdateObject(_rs_key(new), str(meta.get("resourceVersion", "")), body)]
     if not spec.get("paused"):
         if (spec.get("strategy") or {}).get("type") == "Recreate":
             actions.extend(_recreate(deployment, new, old))

@@ -15,9 +15,38 @@ TEMPLATE_HASH_LABEL = "pod-template-hash"
 _SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet of upstream's SafeEncodeString
 
 
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def comparable_template(template: Mapping[str, Any]) -> dict[str, Any]:
+    """`template` without null fields and without the pod-template-hash label, so that a
+    Deployment's template and its ReplicaSet's compare equal (as upstream's EqualIgnoreHash;
+    `kubectl rollout undo` copies a ReplicaSet's template back)."""
+    found: dict[str, Any] = _without_nulls(template)
+    meta = dict(found.get("metadata") or {})
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k != TEMPLATE_HASH_LABEL}
+    if labels:
+        meta["labels"] = labels
+    else:
+        meta.pop("labels", None)
+    if meta:
+        found["metadata"] = meta
+    else:
+        found.pop("metadata", None)
+    return found
+
+
 def template_hash(template: Mapping[str, Any], *, collisions: int = 0) -> str:
-    """A stable 10-character hash of a pod template (and a collision count)."""
-    text = json.dumps([template, collisions], sort_keys=True, separators=(",", ":"))
+    """A stable 10-character hash of a pod template (as `comparable_template`) and a
+    collision count."""
+    text = json.dumps(
+        [comparable_template(template), collisions], sort_keys=True, separators=(",", ":")
+    )
     digest = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
     chars = []
     for _ in range(10):
