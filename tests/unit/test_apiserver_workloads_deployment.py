@@ -141,7 +141,8 @@ def test_an_older_template_coming_back_reuses_its_replicaset_as_the_next_revisio
     back = replica_set(current, replicas=0, available=0, revision=1)
     newer = replica_set(deployment(image="v2"), replicas=4, available=4, revision=2)
     template = current["spec"]["template"]
-    template["metadata"]["creationTimestamp"] = None  # as kubectl sends it
+    template["metadata"]["creationTimestamp"] = None  # as kubectl sends it back
+    template["spec"]["containers"][0]["resources"] = {}
     actions = plan_deployment(current, [back, newer], now=NOW)
     assert not [a for a in actions if isinstance(a, CreateObject)]
     key = f"apps/replicasets/ns/{back['metadata']['name']}"

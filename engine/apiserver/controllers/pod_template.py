@@ -16,15 +16,18 @@ _SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet of upstream's Saf
 
 
 def _without_nulls(value: Any) -> Any:
+    """`value` without nulls, empty objects and empty lists (Go's zero values, which
+    kubectl writes back as `null` or `{}`)."""
     if isinstance(value, Mapping):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+        kept = {k: _without_nulls(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v is not None and v != {} and v != []}
     if isinstance(value, list):
         return [_without_nulls(v) for v in value]
     return value
 
 
 def comparable_template(template: Mapping[str, Any]) -> dict[str, Any]:
-    """`template` without null fields and without the pod-template-hash label, so that a
+    """`template` without zero values and without the pod-template-hash label, so that a
     Deployment's template and its ReplicaSet's compare equal (as upstream's EqualIgnoreHash;
     `kubectl rollout undo` copies a ReplicaSet's template back)."""
     found: dict[str, Any] = _without_nulls(template)
