@@ -7,6 +7,7 @@ kubectl leave validation to the server. CRD schemas go under components.schemas.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from typing import Any
@@ -141,13 +142,28 @@ def group_version_document(registry: Registry, group: str, version: str) -> dict
     }
 
 
+def _digest(doc: Any) -> str:
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=64)
+def _builtin_digest(registry: Registry, group: str, version: str, plurals: tuple[str, ...]) -> str:
+    """The digest of a group-version served by built-in types only: it changes only with
+    the set of types (the built-in schemas are large, and every kubectl run asks)."""
+    return _digest(group_version_document(registry, group, version))
+
+
 def index_document(registry: Registry) -> dict[str, Any]:
     """GET /openapi/v3: each group-version's document URL, with a content hash."""
     paths: dict[str, Any] = {}
     for group, versions in sorted(registry.groups().items()):
         for version in versions:
-            doc = group_version_document(registry, group, version)
-            digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
+            types = [t for t in registry.all_types() if t.group == group and t.version == version]
+            if any(t.custom for t in types):
+                digest = _digest(group_version_document(registry, group, version))
+            else:
+                plurals = tuple(sorted(t.plural for t in types))
+                digest = _builtin_digest(registry, group, version, plurals)
             path = gv_path(group, version)
             paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest.upper()}"}
     return {"paths": paths}
