@@ -7,13 +7,9 @@ from typing import Any
 import pytest
 
 from engine.apiserver.controllers.actions import CreateObject, DeleteObject, SetStatus, UpdateObject
-from engine.apiserver.controllers.deployment_plan import (
-    REVISION,
-    new_replicaset,
-    plan_deployment,
-    resolve_bound,
-)
+from engine.apiserver.controllers.deployment_plan import REVISION, new_replicaset, plan_deployment
 from engine.apiserver.controllers.pod_template import TEMPLATE_HASH_LABEL, template_hash
+from engine.apiserver.controllers.rollout_bounds import resolve_bound
 
 NOW = "2024-01-01T00:00:00Z"
 

@@ -55,7 +55,7 @@ def of_type(actions: list[Any], kind: type) -> list[Any]:
 
 
 def test_missing_replicas_are_created_from_the_template_with_a_controller_reference() -> None:
-    actions = plan_replicaset(replica_set(3), [pod("web-a")], [])
+    actions = plan_replicaset(replica_set(3), [pod("web-a")], orphans=[])
     created = of_type(actions, CreateObject)
     assert len(created) == 2
     body = created[0].body
@@ -75,13 +75,13 @@ def test_extra_replicas_go_not_ready_and_newest_first() -> None:
         pod("new-ready", created="2024-01-02T00:00:00Z"),
         pod("not-ready", ready=False, created="2023-01-01T00:00:00Z"),
     ]
-    deleted = of_type(plan_replicaset(replica_set(1), pods, []), DeleteObject)
+    deleted = of_type(plan_replicaset(replica_set(1), pods, orphans=[]), DeleteObject)
     assert [d.key for d in deleted] == ["/pods/ns/not-ready", "/pods/ns/new-ready"]
 
 
 def test_a_matching_orphan_is_adopted_instead_of_creating_a_pod() -> None:
     orphan = pod("stray", owned=False)
-    actions = plan_replicaset(replica_set(1), [], [orphan])
+    actions = plan_replicaset(replica_set(1), [], orphans=[orphan])
     (adopt,) = of_type(actions, UpdateObject)
     assert adopt.key == "/pods/ns/stray"
     assert adopt.body["metadata"]["ownerReferences"][0]["uid"] == RS_UID
@@ -90,7 +90,7 @@ def test_a_matching_orphan_is_adopted_instead_of_creating_a_pod() -> None:
 
 def test_a_pod_that_no_longer_matches_is_released_and_replaced() -> None:
     relabelled = pod("web-a", labels={"app": "debug"})
-    actions = plan_replicaset(replica_set(1), [relabelled], [])
+    actions = plan_replicaset(replica_set(1), [relabelled], orphans=[])
     (release,) = of_type(actions, UpdateObject)
     assert "ownerReferences" not in release.body["metadata"]
     assert len(of_type(actions, CreateObject)) == 1
@@ -107,7 +107,7 @@ def test_a_pod_that_no_longer_matches_is_released_and_replaced() -> None:
 def test_status_counts_active_and_ready_pods(
     pods: list[dict[str, Any]], expected: tuple[int, int]
 ) -> None:
-    (status,) = of_type(plan_replicaset(replica_set(2), pods, []), SetStatus)
+    (status,) = of_type(plan_replicaset(replica_set(2), pods, orphans=[]), SetStatus)
     assert (status.status["replicas"], status.status["readyReplicas"]) == expected
     assert status.status["observedGeneration"] == 2
 
@@ -115,12 +115,12 @@ def test_status_counts_active_and_ready_pods(
 def test_a_settled_replicaset_needs_nothing() -> None:
     settled = replica_set(1, replicas=1, fullyLabeledReplicas=1, readyReplicas=1,
                           availableReplicas=1, observedGeneration=2)  # fmt: skip
-    assert plan_replicaset(settled, [pod("a")], []) == []
+    assert plan_replicaset(settled, [pod("a")], orphans=[]) == []
 
 
 def test_a_replicaset_being_deleted_creates_nothing_and_adopts_nothing() -> None:
     deleting = replica_set(3)
     deleting["metadata"]["deletionTimestamp"] = "2024-01-01T00:00:00Z"
-    actions = plan_replicaset(deleting, [], [pod("stray", owned=False)])
+    actions = plan_replicaset(deleting, [], orphans=[pod("stray", owned=False)])
     assert of_type(actions, CreateObject) == []
     assert of_type(actions, UpdateObject) == []

@@ -3,7 +3,6 @@ maxSurge/maxUnavailable (or Recreate), revision history, status and conditions."
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,39 +15,18 @@ from engine.apiserver.controllers.actions import (
     SetStatus,
     UpdateObject,
 )
+from engine.apiserver.controllers.deployment_status import deployment_status, same_status
 from engine.apiserver.controllers.pod_template import (
     TEMPLATE_HASH_LABEL,
     comparable_template,
     template_hash,
 )
+from engine.apiserver.controllers.rollout_bounds import bounds
 
 COMPONENT = "deployment-controller"
 REVISION = "deployment.kubernetes.io/revision"
 DESIRED = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
-
-
-def resolve_bound(value: Any, total: int, *, round_up: bool) -> int:
-    """An int-or-percent field (maxSurge, maxUnavailable) as a count of `total`."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return max(0, value)
-    text = str(value or "0").strip()
-    if text.endswith("%"):
-        share = total * float(text[:-1] or 0) / 100
-        return max(0, math.ceil(share) if round_up else math.floor(share))
-    return max(0, int(text)) if text.isdigit() else 0
-
-
-def bounds(deployment: Mapping[str, Any]) -> tuple[int, int]:
-    """(maxSurge, maxUnavailable) as counts; both 0 would stall, so unavailable becomes 1."""
-    spec = deployment.get("spec") or {}
-    desired = int(spec.get("replicas", 1))
-    rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
-    surge = resolve_bound(rolling.get("maxSurge", "25%"), desired, round_up=True)
-    unavailable = resolve_bound(rolling.get("maxUnavailable", "25%"), desired, round_up=False)
-    if surge == 0 and unavailable == 0:
-        unavailable = 1
-    return surge, unavailable
 
 
 def _spec_replicas(rs: Mapping[str, Any]) -> int:
@@ -109,7 +87,7 @@ def new_replicaset(
     }
 
 
-def _scale(deployment: Mapping[str, Any], rs: Mapping[str, Any], replicas: int) -> UpdateObject:
+def _scale(deployment: Mapping[str, Any], rs: Mapping[str, Any], *, replicas: int) -> UpdateObject:
     old = _spec_replicas(rs)
     meta = dict(facts.meta(rs))
     spec = deployment.get("spec") or {}
@@ -128,7 +106,7 @@ def _scale(deployment: Mapping[str, Any], rs: Mapping[str, Any], replicas: int) 
 
 
 def _rolling(
-    deployment: Mapping[str, Any], new: Mapping[str, Any], old: Sequence[Mapping[str, Any]]
+    deployment: Mapping[str, Any], new: Mapping[str, Any], *, old: Sequence[Mapping[str, Any]]
 ) -> list[Action]:
     desired = int((deployment.get("spec") or {}).get("replicas", 1))
     surge, unavailable = bounds(deployment)
@@ -136,11 +114,11 @@ def _rolling(
     total = sum(_spec_replicas(rs) for rs in everything)
     current = _spec_replicas(new)
     if current > desired:
-        return [_scale(deployment, new, desired)]
+        return [_scale(deployment, new, replicas=desired)]
     if current < desired:
         room = desired + surge - total
         if room > 0:
-            return [_scale(deployment, new, min(desired, current + room))]
+            return [_scale(deployment, new, replicas=min(desired, current + room))]
     min_available = desired - unavailable
     new_unavailable = current - _status(new, "availableReplicas")
     max_down = total - min_available - new_unavailable
@@ -160,77 +138,20 @@ def _rolling(
         cut = min(replicas, budget)
         budget -= cut
         if replicas - cut != _spec_replicas(rs):
-            actions.append(_scale(deployment, rs, replicas - cut))
+            actions.append(_scale(deployment, rs, replicas=replicas - cut))
     return actions
 
 
 def _recreate(
-    deployment: Mapping[str, Any], new: Mapping[str, Any], old: Sequence[Mapping[str, Any]]
+    deployment: Mapping[str, Any], new: Mapping[str, Any], *, old: Sequence[Mapping[str, Any]]
 ) -> list[Action]:
-    shrinking = [_scale(deployment, rs, 0) for rs in old if _spec_replicas(rs) > 0]
+    shrinking = [_scale(deployment, rs, replicas=0) for rs in old if _spec_replicas(rs) > 0]
     if shrinking:
         return list(shrinking)
     if any(_status(rs, "replicas") for rs in old):
         return []  # old Pods still running: wait for them to go
     desired = int((deployment.get("spec") or {}).get("replicas", 1))
-    return [] if _spec_replicas(new) == desired else [_scale(deployment, new, desired)]
-
-
-def deployment_status(
-    deployment: Mapping[str, Any],
-    new: Mapping[str, Any] | None,
-    replicasets: Sequence[Mapping[str, Any]],
-    *,
-    now: str,
-) -> dict[str, Any]:
-    """Replica counts, observedGeneration and the Available and Progressing conditions."""
-    desired = int((deployment.get("spec") or {}).get("replicas", 1))
-    _, unavailable = bounds(deployment)
-    replicas = sum(_status(rs, "replicas") for rs in replicasets)
-    available = sum(_status(rs, "availableReplicas") for rs in replicasets)
-    updated = _status(new, "replicas") if new is not None else 0
-    status: dict[str, Any] = {
-        "observedGeneration": int(facts.meta(deployment).get("generation") or 1),
-        "replicas": replicas,
-        "updatedReplicas": updated,
-        "readyReplicas": sum(_status(rs, "readyReplicas") for rs in replicasets),
-        "availableReplicas": available,
-    }
-    if desired - available > 0:
-        status["unavailableReplicas"] = desired - available
-    old_conditions = list((deployment.get("status") or {}).get("conditions") or ())
-    if available >= desired - unavailable:
-        availability = {
-            "type": "Available",
-            "status": "True",
-            "reason": "MinimumReplicasAvailable",
-            "message": "Deployment has minimum availability.",
-            "lastUpdateTime": now,
-        }
-    else:
-        availability = {
-            "type": "Available",
-            "status": "False",
-            "reason": "MinimumReplicasUnavailable",
-            "message": "Deployment does not have minimum availability.",
-            "lastUpdateTime": now,
-        }
-    name = facts.meta(new).get("name", "") if new is not None else ""
-    complete = updated == desired and replicas == desired and available >= desired
-    progress = {
-        "type": "Progressing",
-        "status": "True",
-        "reason": "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
-        "message": f'ReplicaSet "{name}" has successfully progressed.'
-        if complete
-        else f'ReplicaSet "{name}" is progressing.',
-        "lastUpdateTime": now,
-    }
-    conditions = facts.set_condition(old_conditions, availability, now=now)
-    conditions = facts.set_condition(conditions, progress, now=now)
-    order = {"Available": 0, "Progressing": 1}
-    status["conditions"] = sorted(conditions, key=lambda c: order.get(c["type"], 2))
-    return status
+    return [] if _spec_replicas(new) == desired else [_scale(deployment, new, replicas=desired)]
 
 
 def plan_deployment(
@@ -279,9 +200,9 @@ def plan_deployment(
         return [UpdateObject(_rs_key(new), str(meta.get("resourceVersion", "")), body)]
     if not spec.get("paused"):
         if (spec.get("strategy") or {}).get("type") == "Recreate":
-            actions.extend(_recreate(deployment, new, old))
+            actions.extend(_recreate(deployment, new, old=old))
         else:
-            actions.extend(_rolling(deployment, new, old))
+            actions.extend(_rolling(deployment, new, old=old))
     actions.extend(_history_cleanup(deployment, old))
     revision = str(_revision(new))
     annotations = facts.meta(deployment).get("annotations") or {}
@@ -290,8 +211,8 @@ def plan_deployment(
         rv = str(meta.get("resourceVersion", ""))
         body = {**deployment, "metadata": meta}
         actions.append(UpdateObject(_key("apps/deployments", deployment), rv, body))
-    status = deployment_status(deployment, new, [new, *old], now=now)
-    if not _same_status(status, deployment.get("status") or {}):
+    status = deployment_status(deployment, new, replicasets=[new, *old], now=now)
+    if not same_status(status, deployment.get("status") or {}):
         actions.append(SetStatus(_key("apps/deployments", deployment), status))
     return actions
 
@@ -303,14 +224,3 @@ def _history_cleanup(
     empty = [rs for rs in old if not _spec_replicas(rs) and not _status(rs, "replicas")]
     empty.sort(key=_revision)
     return [DeleteObject(_rs_key(rs)) for rs in empty[: max(0, len(empty) - limit)]]
-
-
-def _same_status(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    def strip(status: Mapping[str, Any]) -> dict[str, Any]:
-        conditions = [
-            {k: v for k, v in c.items() if k not in ("lastUpdateTime", "lastTransitionTime")}
-            for c in status.get("conditions") or ()
-        ]
-        return {**status, "conditions": conditions}
-
-    return strip(a) == strip(b)

@@ -100,7 +100,7 @@ class ControllerManager:
         uid = str(obj["metadata"].get("uid", ""))
         if plural == "replicasets":
             orphans = self._objects(self.index.orphan_pods(namespace))
-            actions = plan_replicaset(obj, self._controlled(uid, "pods"), orphans)
+            actions = plan_replicaset(obj, self._controlled(uid, "pods"), orphans=orphans)
         elif plural == "deployments":
             actions = plan_deployment(obj, self._controlled(uid, "replicasets"), now=now)
         elif plural == "statefulsets":

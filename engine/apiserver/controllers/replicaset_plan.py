@@ -66,6 +66,7 @@ def replica_status(rs: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> 
 def plan_replicaset(
     rs: Mapping[str, Any],
     controlled: Sequence[Mapping[str, Any]],
+    *,
     orphans: Sequence[Mapping[str, Any]],
 ) -> list[Action]:
     """The next actions for `rs`, given the Pods it controls and its namespace's orphans.

@@ -46,7 +46,9 @@ def plan_statefulset(
             by_ordinal[index] = pod
     actions: list[Action] = []
     if not facts.is_deleting(statefulset):
-        actions.extend(_create_or_replace(statefulset, by_ordinal, desired, ordered=ordered))
+        actions.extend(
+            _create_or_replace(statefulset, by_ordinal, desired=desired, ordered=ordered)
+        )
         extra = sorted((i for i in by_ordinal if i >= desired), reverse=True)
         for index in extra[:1] if ordered else extra:
             pod = by_ordinal[index]
@@ -74,8 +76,8 @@ def plan_statefulset(
 def _create_or_replace(
     statefulset: Mapping[str, Any],
     by_ordinal: Mapping[int, Mapping[str, Any]],
-    desired: int,
     *,
+    desired: int,
     ordered: bool,
 ) -> list[Action]:
     meta = facts.meta(statefulset)

@@ -81,7 +81,9 @@ async def resource(request: web.Request) -> web.StreamResponse:
     if target.subresource == "scale":
         raw = await request.read() if verb in ("update", "patch") else b""
         content_type = request.headers.get("Content-Type", "application/json")
-        return json_response(await scale.serve_scale(ctx, target, verb, raw, content_type))
+        return json_response(
+            await scale.serve_scale(ctx, target, verb=verb, raw=raw, content_type=content_type)
+        )
     if verb == "watch":
         return await serve_watch(ctx, request, target, query)
     if verb == "list":

@@ -153,7 +153,7 @@ def advance(
                 None,
             )
         if outcome == "crash-loop":
-            return _crash(pod, spec, base, now=now, restarts=1, settings=settings)
+            return _crash(pod, spec, base=base, now=now, restarts=1, settings=settings)
         ready = outcome != "never-ready"
         state = {"running": {"startedAt": now}}
         reason = "" if ready else "ContainersNotReady"
@@ -168,7 +168,7 @@ def advance(
         restarts = max(
             (c.get("restartCount", 0) for c in status.get("containerStatuses") or ()), default=0
         )
-        return _crash(pod, spec, base, now=now, restarts=restarts + 1, settings=settings)
+        return _crash(pod, spec, base=base, now=now, restarts=restarts + 1, settings=settings)
     if phase == "Running" and finishes(pod):
         state = {
             "terminated": {
@@ -191,8 +191,8 @@ def advance(
 def _crash(
     pod: Mapping[str, Any],
     spec: dict[str, Any],
-    base: dict[str, Any],
     *,
+    base: dict[str, Any],
     now: str,
     restarts: int,
     settings: KubeletSettings,

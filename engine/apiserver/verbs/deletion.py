@@ -90,7 +90,7 @@ async def delete_object(
         if lifecycle.is_deleting(obj):
             return obj, False
         finalizer = _gc_finalizer(opts.policy)
-        grace = holds.grace_seconds(rtype, obj, opts.grace_period)
+        grace = holds.grace_seconds(rtype, obj, requested=opts.grace_period)
         try:
             if meta.get("finalizers") or finalizer or grace or holds.namespace_held(obj):
                 marked = lifecycle.mark_deleting(obj, now=ctx.now(), add_finalizer=finalizer)

@@ -9,7 +9,7 @@ from typing import Any
 from engine.apiserver.store.resource_types import ResourceType
 
 
-def grace_seconds(rtype: ResourceType, obj: Mapping[str, Any], requested: int | None) -> int:
+def grace_seconds(rtype: ResourceType, obj: Mapping[str, Any], *, requested: int | None) -> int:
     """The grace period a delete gives `obj`: only a Pod bound to a node gets one (the
     request's, else its spec's terminationGracePeriodSeconds); 0 removes it at once."""
     if rtype.group != "" or rtype.kind != "Pod" or not (obj.get("spec") or {}).get("nodeName"):

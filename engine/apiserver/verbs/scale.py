@@ -69,7 +69,7 @@ def _wanted_replicas(scale: Any) -> int:
 
 
 async def serve_scale(
-    ctx: ApiContext, target: Target, verb: str, raw: bytes, content_type: str
+    ctx: ApiContext, target: Target, *, verb: str, raw: bytes, content_type: str
 ) -> dict[str, Any]:
     """GET, PUT or PATCH `…/{name}/scale`; a write sets `spec.replicas` on the object."""
     rtype = target.rtype
