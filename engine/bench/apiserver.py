@@ -3,7 +3,8 @@
 Starts `engine apiserver` in its own process on a throw-away SQLite file, then drives it
 with a plain aiohttp client: custom-resource creates and merge patches per second, one
 LIST of every stored object, watch delivery latency with concurrent watchers while
-writing, and the server's peak resident memory (VmHWM) with all the objects stored.
+writing, and the server's peak resident memory (VmHWM) with all the objects stored; then,
+on a fresh server, the time and server CPU to roll Deployments out to every Pod Running.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import aiohttp
 
 from engine.bench.process import stop_process
+from engine.bench.workload_rollout import START_DELAY_ARGS, RolloutFigures, measure_rollout
 
 GROUP = "bench.example.dev"
 PLURAL = "widgets"
@@ -82,6 +84,8 @@ class BenchSettings:
     concurrency: int = 8
     watchers: int = 10
     watched_writes: int = 200
+    deployments: int = 10
+    replicas: int = 100
 
 
 @dataclass(frozen=True)
@@ -100,13 +104,14 @@ class ApiServerFigures:
     watch_latency_p99_ms: float
     server_peak_rss_kib: int
     server_rss_kib: int
+    rollout: RolloutFigures | None = None
 
     def as_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
 
 @contextlib.asynccontextmanager
-async def _server_process(db: Path) -> AsyncIterator[tuple[str, int]]:
+async def _server_process(db: Path, *extra: str) -> AsyncIterator[tuple[str, int]]:
     """Run `engine apiserver` on `db` in a child process; yield its URL and pid.
 
     Its output goes to a file beside `db` (a pipe nobody drains could stall the server).
@@ -117,6 +122,7 @@ async def _server_process(db: Path) -> AsyncIterator[tuple[str, int]]:
             sys.executable,
             *("-m", "engine", "apiserver", "--db", str(db), "--port", "0"),
             *("--kubeconfig", str(db.with_suffix(".kubeconfig"))),
+            *extra,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
         )
@@ -273,6 +279,9 @@ async def run_bench(settings: BenchSettings) -> ApiServerFigures:
                 list_s = time.perf_counter() - started
                 latencies = await _measure_watch(session, settings)
             peak, rss = _memory_kib(pid)
+        rollout = None
+        if settings.deployments and settings.replicas:
+            rollout = await _rollout(Path(scratch) / "workloads.db", settings)
     return ApiServerFigures(
         objects=settings.objects,
         concurrency=settings.concurrency,
@@ -286,4 +295,18 @@ async def run_bench(settings: BenchSettings) -> ApiServerFigures:
         watch_latency_p99_ms=round(_percentile(latencies, 0.99) * 1000, 2),
         server_peak_rss_kib=peak,
         server_rss_kib=rss,
+        rollout=rollout,
     )
+
+
+async def _rollout(db: Path, settings: BenchSettings) -> RolloutFigures:
+    """The workload figure, on a fresh server of its own."""
+    async with _server_process(db, *START_DELAY_ARGS) as (url, pid):
+        timeout = aiohttp.ClientTimeout(total=600)
+        async with aiohttp.ClientSession(url, timeout=timeout) as session:
+            try:
+                return await measure_rollout(
+                    session, pid, deployments=settings.deployments, replicas=settings.replicas
+                )
+            except (TimeoutError, RuntimeError) as failed:
+                raise BenchError(str(failed)) from failed

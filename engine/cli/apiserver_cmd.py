@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from engine.apiserver.http.server import run_apiserver
+from engine.apiserver.kubelet.pod_stages import KubeletSettings
 from engine.apiserver.store.storage import ForeignDatabase
 
 
@@ -36,8 +37,56 @@ from engine.apiserver.store.storage import ForeignDatabase
     type=click.Path(dir_okay=False, path_type=Path),
     help="Append one JSON line per request to this file.",
 )
-def command(db: str, host: str, port: int, kubeconfig: Path, audit_log: Path | None) -> None:
-    """Serve the Kubernetes API from SQLite until Ctrl-C or SIGTERM; state survives restarts."""
+@click.option(
+    "--nodes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Simulated nodes the built-in kubelet registers.",
+)
+@click.option(
+    "--pod-start-delay",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 3600),
+    help="Seconds a bound Pod stays Pending before it runs (simulated kubelet).",
+)
+@click.option(
+    "--pod-run-seconds",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0, 86400),
+    help="Seconds a Job's Pod runs before it succeeds (simulated kubelet).",
+)
+@click.option(
+    "--pod-grace-cap",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600),
+    help="Longest a deleted Pod's grace period is honoured, in seconds.",
+)
+def command(
+    db: str,
+    host: str,
+    port: int,
+    kubeconfig: Path,
+    audit_log: Path | None,
+    nodes: int,
+    pod_start_delay: float,
+    pod_run_seconds: float,
+    pod_grace_cap: float,
+) -> None:
+    """Serve the Kubernetes API from SQLite until Ctrl-C or SIGTERM; state survives restarts.
+
+    Workload controllers (ReplicaSet, Deployment, StatefulSet, Job, Namespace) and a
+    simulated kubelet run inside it, so Pods go Running without containers.
+    """
+    kubelet = KubeletSettings(
+        nodes=nodes,
+        start_delay=pod_start_delay,
+        run_seconds=pod_run_seconds,
+        grace_cap=pod_grace_cap,
+    )
     if db != ":memory:" and not Path(db).resolve().parent.is_dir():
         raise click.ClickException(f"--db {db}: the directory does not exist; create it first")
     try:
@@ -48,6 +97,7 @@ def command(db: str, host: str, port: int, kubeconfig: Path, audit_log: Path | N
                 port=port,
                 kubeconfig_path=kubeconfig,
                 audit_log=audit_log,
+                kubelet=kubelet,
                 announce=lambda line: click.echo(line, err=False),
             )
         )

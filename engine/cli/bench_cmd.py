@@ -25,13 +25,32 @@ def command() -> None:
 @click.option("--patches", default=2_000, show_default=True, help="Merge patches to send.")
 @click.option("--concurrency", default=8, show_default=True, help="Concurrent writers.")
 @click.option("--watchers", default=10, show_default=True, help="Concurrent watchers.")
+@click.option(
+    "--deployments", default=10, show_default=True, help="Deployments to roll out (0: skip)."
+)
+@click.option("--replicas", default=100, show_default=True, help="Replicas per Deployment.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def apiserver(objects: int, patches: int, concurrency: int, watchers: int, as_json: bool) -> None:
+def apiserver(
+    objects: int,
+    patches: int,
+    concurrency: int,
+    watchers: int,
+    deployments: int,
+    replicas: int,
+    as_json: bool,
+) -> None:
     """Run `engine apiserver` in a child process and measure it over HTTP."""
     if min(objects, patches, concurrency, watchers) < 1:
         raise click.BadParameter("--objects, --patches, --concurrency and --watchers must be >= 1")
+    if min(deployments, replicas) < 0:
+        raise click.BadParameter("--deployments and --replicas must be >= 0")
     settings = BenchSettings(
-        objects=objects, patches=patches, concurrency=concurrency, watchers=watchers
+        objects=objects,
+        patches=patches,
+        concurrency=concurrency,
+        watchers=watchers,
+        deployments=deployments,
+        replicas=replicas,
     )
     try:
         figures = asyncio.run(run_bench(settings))
@@ -41,6 +60,16 @@ def apiserver(objects: int, patches: int, concurrency: int, watchers: int, as_js
 
 
 def _describe(figures: ApiServerFigures) -> str:
+    rollout = figures.rollout
+    rollout_lines = (
+        [
+            f"rollout {rollout.deployments} x {rollout.replicas} replicas  "
+            f"{rollout.rollout_seconds} s to {rollout.pods_running} Pods Running, "
+            f"server CPU {rollout.server_cpu_seconds} s"
+        ]
+        if rollout is not None
+        else []
+    )
     return "\n".join(
         [
             f"objects stored           {figures.objects} (writers: {figures.concurrency})",
@@ -52,6 +81,7 @@ def _describe(figures: ApiServerFigures) -> str:
             f"({figures.watchers} watchers, {figures.watch_events_measured} events)",
             f"server peak RSS          {figures.server_peak_rss_kib} KiB "
             f"(now {figures.server_rss_kib} KiB)",
+            *rollout_lines,
         ]
     )
 

@@ -70,8 +70,8 @@ class Result:
 
 
 @contextmanager
-def apiserver_process(scratch: Path) -> Iterator[Kubectl]:
-    """`engine apiserver` on a fresh SQLite file; kubectl pointed at it."""
+def apiserver_process(scratch: Path, *extra_args: str) -> Iterator[Kubectl]:
+    """`engine apiserver` on a fresh SQLite file (with `extra_args`); kubectl pointed at it."""
     kubeconfig = scratch / "kubeconfig"
     log_path = scratch / "apiserver.log"
     with log_path.open("wb") as log:
@@ -79,6 +79,7 @@ def apiserver_process(scratch: Path) -> Iterator[Kubectl]:
             [
                 *(sys.executable, "-m", "engine", "apiserver", "--db", str(scratch / "api.db")),
                 *("--port", "0", "--kubeconfig", str(kubeconfig)),
+                *extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -3,6 +3,7 @@ and namespaces: the system ones cannot be deleted, deleting another empties it."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -74,6 +75,12 @@ async def test_deleting_a_namespace_deletes_what_it_contains() -> None:
     async with connected() as conn:
         await conn.core.create_namespace({"metadata": {"name": "team"}})
         await conn.core.create_namespaced_config_map("team", {"metadata": {"name": "c"}})
-        await conn.core.delete_namespace("team")
-        everywhere = await conn.core.list_config_map_for_all_namespaces()
+        await conn.core.delete_namespace("team")  # Terminating: the namespace controller empties it
+        for _ in range(200):
+            everywhere = await conn.core.list_config_map_for_all_namespaces()
+            namespaces = await conn.core.list_namespace()
+            if "team" not in {n.metadata.name for n in namespaces.items}:
+                break
+            await asyncio.sleep(0.02)
         assert [i.metadata.name for i in everywhere.items] == []
+        assert "team" not in {n.metadata.name for n in namespaces.items}

@@ -12,12 +12,15 @@ from pathlib import Path
 
 from aiohttp import web
 
+from engine.apiserver.controllers.manager import ControllerManager
 from engine.apiserver.gc.collector import Collector
 from engine.apiserver.http.app import build_app
 from engine.apiserver.http.audit import AuditLog
 from engine.apiserver.http.auth import LOCAL_TOKEN, required_token
 from engine.apiserver.http.kubeconfig import write_kubeconfig
 from engine.apiserver.http.target import Target
+from engine.apiserver.kubelet.pod_stages import KubeletSettings
+from engine.apiserver.kubelet.simulator import Kubelet
 from engine.apiserver.store.api_context import ApiContext, Settings
 from engine.apiserver.store.resource_types import BUILTINS, CRD_KEY_PREFIX, Registry
 from engine.apiserver.store.storage import Change, Store
@@ -61,6 +64,7 @@ async def serve_apiserver(
     audit_log: Path | None = None,
     settings: Settings | None = None,
     token: str | None = None,
+    kubelet: KubeletSettings | None = None,
 ) -> AsyncIterator[RunningApiServer]:
     """Serve the API at http://host:port (port 0: a free one) for the `async with` body.
 
@@ -68,6 +72,8 @@ async def serve_apiserver(
     `kubeconfig_path`, or to a temporary file removed on exit. Guarantees: on entry the
     server answers requests and `default` exists; on exit watches end, the collector
     stops and the database is closed.
+    The workload controllers and the simulated kubelet (`kubelet`, default settings if
+    None) run inside the server.
     Authentication: on a loopback `host` none; on any other address every request needs
     the bearer token `token` (a random one when None), which the kubeconfig carries.
     """
@@ -88,10 +94,17 @@ async def serve_apiserver(
         build_app(ctx, audit_log=log, token=token), handle_signals=False, shutdown_timeout=1.0
     )
     collector_task: asyncio.Task[None] | None = None
+    workload_tasks: list[asyncio.Task[None]] = []
     scratch = None
     try:
         await _ensure_namespaces(ctx)
         collector_task = asyncio.create_task(Collector(ctx).run(), name="apiserver-gc")
+        node_agent = Kubelet(ctx, kubelet or KubeletSettings())
+        await node_agent.register_nodes()  # before serving: clients see the nodes at once
+        workload_tasks = [
+            asyncio.create_task(ControllerManager(ctx).run(), name="apiserver-controllers"),
+            asyncio.create_task(node_agent.run(), name="apiserver-kubelet"),
+        ]
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()
@@ -105,10 +118,10 @@ async def serve_apiserver(
             url=url, kubeconfig_path=kubeconfig_path, port=bound, token_required=token is not None
         )
     finally:
-        if collector_task is not None:
-            collector_task.cancel()
+        for task in [*workload_tasks, *([collector_task] if collector_task else [])]:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await collector_task
+                await task
         await store.close()
         await runner.cleanup()
         if log is not None:

@@ -13,9 +13,16 @@ from engine.apiserver.http.body import decode_object, media_type
 from engine.apiserver.http.target import Target, parse_target
 from engine.apiserver.store.api_context import ApiContext
 from engine.apiserver.store.errors import ApiError, dumps
-from engine.apiserver.verbs import writes
+from engine.apiserver.verbs import scale, writes
 from engine.apiserver.verbs.deletion import delete_collection, delete_object, parse_delete_options
-from engine.apiserver.verbs.reads import get_object, list_objects, parse_selection, present
+from engine.apiserver.verbs.reads import (
+    get_object,
+    list_objects,
+    parse_selection,
+    present,
+    table_of,
+)
+from engine.apiserver.verbs.table import wants_table
 from engine.apiserver.verbs.watch import parse_bool, serve_watch
 
 CONTEXT_KEY = web.AppKey("api_context", ApiContext)
@@ -71,6 +78,12 @@ async def resource(request: web.Request) -> web.StreamResponse:
         "namespace": target.namespace or "",
         "name": target.name or "",
     }
+    if target.subresource == "scale":
+        raw = await request.read() if verb in ("update", "patch") else b""
+        content_type = request.headers.get("Content-Type", "application/json")
+        return json_response(
+            await scale.serve_scale(ctx, target, verb=verb, raw=raw, content_type=content_type)
+        )
     if verb == "watch":
         return await serve_watch(ctx, request, target, query)
     if verb == "list":
@@ -78,7 +91,13 @@ async def resource(request: web.Request) -> web.StreamResponse:
             list_objects(ctx, target, query, accept=request.headers.get("Accept", ""))
         )
     if verb == "get":
-        return json_response(get_object(ctx, target))
+        found = get_object(ctx, target)
+        if wants_table(request.headers.get("Accept", "")):
+            rv = str(found["metadata"].get("resourceVersion", ""))
+            return json_response(
+                table_of(target.rtype, [found], now=ctx.now(), resource_version=rv)
+            )
+        return json_response(found)
     if verb in ("delete", "deletecollection"):
         return await _delete(ctx, request, target, verb=verb)
     raw = await request.read()

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.apiserver.http.embedded import serve_apiserver
+from engine.apiserver.kubelet.pod_stages import KubeletSettings
 
 
 async def run_apiserver(
@@ -18,6 +19,7 @@ async def run_apiserver(
     kubeconfig_path: Path,
     audit_log: Path | None,
     announce: Callable[[str], None],
+    kubelet: KubeletSettings | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT; `announce` gets one line with the URL and kubectl usage."""
     stop = asyncio.Event()
@@ -26,7 +28,12 @@ async def run_apiserver(
         loop.add_signal_handler(signum, stop.set)
     try:
         async with serve_apiserver(
-            db=db, host=host, port=port, kubeconfig_path=kubeconfig_path, audit_log=audit_log
+            db=db,
+            host=host,
+            port=port,
+            kubeconfig_path=kubeconfig_path,
+            audit_log=audit_log,
+            kubelet=kubelet,
         ) as running:
             announce(
                 f"API server listening on {running.url} (port {running.port}); "

@@ -57,6 +57,9 @@ def parse_target(registry: Registry, path: str) -> Target:
         raise ApiError(404, "the server could not find the requested resource")
     if rtype.namespaced and name is not None and namespace is None:
         raise ApiError(404, "the server could not find the requested resource")
-    if subresource is not None and not (subresource == "status" and rtype.status_subresource):
+    if subresource is not None and not (
+        (subresource == "status" and rtype.status_subresource)
+        or (subresource == "scale" and rtype.scale_subresource)
+    ):
         raise ApiError(404, "the server could not find the requested resource")
     return Target(rtype=rtype, namespace=namespace, name=name, subresource=subresource)

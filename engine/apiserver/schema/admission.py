@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.apiserver.schema import custom as schema
+from engine.apiserver.schema.builtin_admission import admit_builtin
 from engine.apiserver.store.errors import ApiError, invalid
 from engine.apiserver.store.resource_types import ResourceType, types_from_crd
 
@@ -46,6 +47,8 @@ def admit(rtype: ResourceType, obj: dict[str, Any], *, field_validation: str) ->
         if field_validation == "Warn":
             warnings = tuple(unknown)
         obj = result.obj
+    elif not rtype.custom:
+        obj, warnings = admit_builtin(rtype, obj, field_validation=field_validation)
     if rtype.kind == "CustomResourceDefinition" and rtype.group == "apiextensions.k8s.io":
         obj = _admit_crd(obj)
     return Admitted(obj=obj, warnings=warnings)

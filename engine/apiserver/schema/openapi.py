@@ -7,10 +7,12 @@ kubectl leave validation to the server. CRD schemas go under components.schemas.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from typing import Any
 
+from engine.apiserver.schema import builtin
 from engine.apiserver.store.resource_types import Registry, ResourceType
 
 _FIELD_VALIDATION = {
@@ -34,15 +36,24 @@ def gv_path(group: str, version: str) -> str:
 
 def schema_name(rtype: ResourceType) -> str:
     """The components.schemas name, like the real server's (reversed group)."""
+    upstream = None if rtype.custom else _builtin_name(rtype)
+    if upstream is not None:
+        return upstream
     reversed_group = (
         ".".join(reversed(rtype.group.split("."))) if rtype.group else "io.k8s.api.core"
     )
     return f"{reversed_group}.{rtype.version}.{rtype.kind}"
 
 
-def _operation(rtype: ResourceType, action: str, *, write: bool) -> dict[str, Any]:
+def _builtin_name(rtype: ResourceType) -> str | None:
+    return builtin.definition_name(rtype.group, rtype.version, rtype.kind)
+
+
+def _operation(
+    rtype: ResourceType, action: str, *, write: bool, schema: str | None = None
+) -> dict[str, Any]:
     gvk = {"group": rtype.group, "version": rtype.version, "kind": rtype.kind}
-    ref = {"$ref": f"#/components/schemas/{schema_name(rtype)}"}
+    ref = {"$ref": f"#/components/schemas/{schema or schema_name(rtype)}"}
     operation: dict[str, Any] = {
         "operationId": f"{action}{rtype.kind}",
         "responses": {
@@ -84,6 +95,13 @@ def _paths(rtype: ResourceType) -> dict[str, Any]:
             "put": _operation(rtype, "put", write=True),
             "patch": _operation(rtype, "patch", write=True),
         }
+    if rtype.scale_subresource:
+        scale = builtin.definition_name("autoscaling", "v1", "Scale")
+        paths[f"{item}/scale"] = {
+            "get": _operation(rtype, "get", write=False, schema=scale),
+            "put": _operation(rtype, "put", write=True, schema=scale),
+            "patch": _operation(rtype, "patch", write=True, schema=scale),
+        }
     return paths
 
 
@@ -107,7 +125,15 @@ def group_version_document(registry: Registry, group: str, version: str) -> dict
     schemas: dict[str, Any] = {}
     for rtype in sorted(types, key=lambda t: t.plural):
         paths.update(_paths(rtype))
-        schemas[schema_name(rtype)] = _schema(rtype)
+        upstream = None if rtype.custom else _builtin_name(rtype)
+        if upstream is None:
+            schemas[schema_name(rtype)] = _schema(rtype)
+            continue
+        names = builtin.references(upstream)
+        if rtype.scale_subresource:
+            names |= builtin.references(str(builtin.definition_name("autoscaling", "v1", "Scale")))
+        for name in names:
+            schemas[name] = builtin.component_schemas()[name]
     return {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "v1.32.0"},
@@ -116,13 +142,28 @@ def group_version_document(registry: Registry, group: str, version: str) -> dict
     }
 
 
+def _digest(doc: Any) -> str:
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=64)
+def _builtin_digest(registry: Registry, group: str, version: str, plurals: tuple[str, ...]) -> str:
+    """The digest of a group-version served by built-in types only: it changes only with
+    the set of types (the built-in schemas are large, and every kubectl run asks)."""
+    return _digest(group_version_document(registry, group, version))
+
+
 def index_document(registry: Registry) -> dict[str, Any]:
     """GET /openapi/v3: each group-version's document URL, with a content hash."""
     paths: dict[str, Any] = {}
     for group, versions in sorted(registry.groups().items()):
         for version in versions:
-            doc = group_version_document(registry, group, version)
-            digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
+            types = [t for t in registry.all_types() if t.group == group and t.version == version]
+            if any(t.custom for t in types):
+                digest = _digest(group_version_document(registry, group, version))
+            else:
+                plurals = tuple(sorted(t.plural for t in types))
+                digest = _builtin_digest(registry, group, version, plurals)
             path = gv_path(group, version)
             paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest.upper()}"}
     return {"paths": paths}

@@ -35,6 +35,7 @@ class ResourceType:
     has_defaults: bool = False
     schema_revision: int = 0  # the CRD's resourceVersion: objects written later are defaulted
     storage_groups: tuple[str, ...] = field(default=())
+    scale_subresource: bool = False
 
     @property
     def group_version(self) -> str:
@@ -69,14 +70,18 @@ class ResourceType:
         if self.categories:
             entry["categories"] = list(self.categories)
         entries = [entry]
-        if self.status_subresource:
+        subresources = [("status", self.kind)] if self.status_subresource else []
+        if self.scale_subresource:
+            subresources.append(("scale", "Scale"))
+        for subresource, kind in subresources:
             entries.append(
                 {
-                    "name": f"{self.plural}/status",
+                    "name": f"{self.plural}/{subresource}",
                     "singularName": "",
                     "namespaced": self.namespaced,
-                    "kind": self.kind,
+                    "kind": kind,
                     "verbs": ["get", "patch", "update"],
+                    **({"group": "autoscaling", "version": "v1"} if kind == "Scale" else {}),
                 }
             )
         return entries
@@ -94,7 +99,18 @@ BUILTINS: tuple[ResourceType, ...] = (
     ResourceType("events.k8s.io", "v1", "events", "event", "Event", True, ("ev",),
                  storage_groups=("",)),
     ResourceType("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",),
-                 ("all",), status_subresource=True),
+                 ("all",), status_subresource=True, scale_subresource=True),
+    ResourceType("", "v1", "pods", "pod", "Pod", True, ("po",), ("all",),
+                 status_subresource=True),
+    ResourceType("", "v1", "nodes", "node", "Node", False, ("no",), status_subresource=True),
+    ResourceType("apps", "v1", "replicasets", "replicaset", "ReplicaSet", True, ("rs",),
+                 ("all",), status_subresource=True, scale_subresource=True),
+    ResourceType("apps", "v1", "statefulsets", "statefulset", "StatefulSet", True, ("sts",),
+                 ("all",), status_subresource=True, scale_subresource=True),
+    ResourceType("batch", "v1", "jobs", "job", "Job", True, (), ("all",),
+                 status_subresource=True),
+    ResourceType("batch", "v1", "cronjobs", "cronjob", "CronJob", True, ("cj",), ("all",),
+                 status_subresource=True),
     ResourceType("coordination.k8s.io", "v1", "leases", "lease", "Lease", True),
     ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions",
                  "customresourcedefinition", "CustomResourceDefinition", False,

@@ -15,6 +15,7 @@ from engine.apiserver.store.api_context import ApiContext
 from engine.apiserver.store.errors import ApiError, conflict, not_found, success_status
 from engine.apiserver.store.resource_types import ResourceType
 from engine.apiserver.store.storage import StaleWrite, Write
+from engine.apiserver.verbs import deletion_holds as holds
 from engine.apiserver.verbs import lifecycle
 
 POLICIES = ("Background", "Foreground", "Orphan")
@@ -34,6 +35,7 @@ class DeleteOptions:
     precondition_uid: str | None = None
     precondition_rv: str | None = None
     dry_run: bool = False
+    grace_period: int | None = None
 
 
 def parse_delete_options(body: Mapping[str, Any], query: Mapping[str, str]) -> DeleteOptions:
@@ -46,7 +48,9 @@ def parse_delete_options(body: Mapping[str, Any], query: Mapping[str, str]) -> D
         raise ApiError(400, f'propagationPolicy "{policy}" is not one of {", ".join(POLICIES)}')
     pre = body.get("preconditions") or {}
     dry = body.get("dryRun") or query.get("dryRun")
+    grace = body.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
     return DeleteOptions(
+        grace_period=int(grace) if str(grace).lstrip("-").isdigit() else None,
         policy=policy,
         precondition_uid=pre.get("uid"),
         precondition_rv=pre.get("resourceVersion"),
@@ -86,9 +90,11 @@ async def delete_object(
         if lifecycle.is_deleting(obj):
             return obj, False
         finalizer = _gc_finalizer(opts.policy)
+        grace = holds.grace_seconds(rtype, obj, requested=opts.grace_period)
         try:
-            if meta.get("finalizers") or finalizer:
+            if meta.get("finalizers") or finalizer or grace or holds.namespace_held(obj):
                 marked = lifecycle.mark_deleting(obj, now=ctx.now(), add_finalizer=finalizer)
+                marked = holds.marked_terminating(marked, grace=grace)
                 if opts.dry_run:
                     return marked, False
                 changes = await ctx.store.commit([Write(key, marked, int(meta["resourceVersion"]))])

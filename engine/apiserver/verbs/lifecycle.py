@@ -168,6 +168,8 @@ def prepare_update(
 def should_remove(obj: Mapping[str, Any]) -> bool:
     """A deleting object with no finalizers left is removed from storage."""
     meta = obj.get("metadata") or {}
+    if obj.get("kind") == "Namespace" and (obj.get("spec") or {}).get("finalizers"):
+        return False  # held by its `kubernetes` finalizer until its contents are gone
     return bool(meta.get("deletionTimestamp")) and not meta.get("finalizers")
 
 

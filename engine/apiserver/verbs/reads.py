@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from engine.apiserver.http.target import Target
@@ -14,6 +15,7 @@ from engine.apiserver.store.api_context import ApiContext
 from engine.apiserver.store.errors import ApiError, not_found
 from engine.apiserver.store.resource_types import ResourceType
 from engine.apiserver.verbs import selector, table
+from engine.apiserver.verbs.builtin_printers import PRINTERS
 from engine.apiserver.verbs.conversion import convert
 
 EXPIRED_CONTINUE = (
@@ -31,6 +33,20 @@ def present(rtype: ResourceType, obj: Mapping[str, Any]) -> dict[str, Any]:
         if written <= rtype.schema_revision:  # admitted under an older schema: default now
             return schema.apply_defaults(obj, rtype.schema)
     return obj if isinstance(obj, dict) else dict(obj)
+
+
+def table_of(
+    rtype: ResourceType, items: Sequence[Mapping[str, Any]], *, now: datetime, resource_version: str
+) -> dict[str, Any]:
+    """`items` as a Table: a built-in kind's printer columns, else the type's own columns."""
+    printer = None if rtype.custom else PRINTERS.get((rtype.group, rtype.kind))
+    if printer is not None:
+        return table.render_table(items, columns=printer.columns, now=now,
+                                  resource_version=resource_version,
+                                  printer_cells=printer.cells)  # fmt: skip
+    return table.render_table(
+        items, columns=rtype.printer_columns, now=now, resource_version=resource_version
+    )
 
 
 def get_object(ctx: ApiContext, target: Target) -> dict[str, Any]:
@@ -133,9 +149,7 @@ def list_objects(
         metadata["continue"] = _encode_continue(list_rv, next_start)
         metadata["remainingItemCount"] = remaining
     if table.wants_table(accept):
-        rendered = table.render_table(
-            items, columns=rtype.printer_columns, now=ctx.now(), resource_version=str(list_rv)
-        )
+        rendered = table_of(rtype, items, now=ctx.now(), resource_version=str(list_rv))
         rendered.setdefault("metadata", {}).update(metadata)
         return rendered
     return {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -58,6 +58,7 @@ def render_table(
     columns: Sequence[Mapping[str, Any]],
     now: datetime,
     resource_version: str = "",
+    printer_cells: Callable[[Mapping[str, Any], datetime], list[Any]] | None = None,
 ) -> dict[str, Any]:
     """A `Table` with one row per object, in the given order.
 
@@ -65,7 +66,15 @@ def render_table(
     `description`, `priority`, `format`). A path that finds nothing gives a null cell
     (kubectl prints `<none>`); a path outside the supported JSONPath subset gives "".
     Each row's `object` is the item's PartialObjectMetadata. Never raises for odd objects.
+    With `printer_cells` (a built-in kind's), `columns` are complete definitions and the
+    cells are what it computes.
     """
+    if printer_cells is not None:
+        return _table(
+            [dict(c) for c in columns],
+            [(printer_cells(obj, now), obj.get("metadata")) for obj in objects],
+            resource_version,
+        )
     show_age = not any(str(c.get("jsonPath", "")).strip() in _CREATION_PATHS for c in columns)
     definitions = [dict(NAME_COLUMN), *(_definition(c) for c in columns)]
     if show_age:
@@ -78,23 +87,31 @@ def render_table(
         cells.extend(_cell(obj, column, now) for column in columns)
         if show_age:
             cells.append(_age_cell(metadata.get("creationTimestamp"), now))
-        rows.append(
-            {
-                "cells": cells,
-                "object": {
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": copy.deepcopy(dict(metadata)),
-                },
-            }
-        )
+        rows.append((cells, metadata))
+    return _table(definitions, rows, resource_version)
+
+
+def _table(
+    definitions: list[dict[str, Any]], rows: Sequence[tuple[list[Any], Any]], resource_version: str
+) -> dict[str, Any]:
+    table_rows = [
+        {
+            "cells": cells,
+            "object": {
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": copy.deepcopy(dict(metadata)) if isinstance(metadata, Mapping) else {},
+            },
+        }
+        for cells, metadata in rows
+    ]
     table_metadata = {"resourceVersion": resource_version} if resource_version else {}
     return {
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": table_metadata,
         "columnDefinitions": definitions,
-        "rows": rows,
+        "rows": table_rows,
     }
 
 

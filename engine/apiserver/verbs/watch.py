@@ -19,7 +19,7 @@ from engine.apiserver.store.api_context import ApiContext
 from engine.apiserver.store.errors import ApiError, dumps, status_body
 from engine.apiserver.store.storage import CLOSED, Change, Compacted
 from engine.apiserver.verbs import table
-from engine.apiserver.verbs.reads import Selection, parse_selection, present
+from engine.apiserver.verbs.reads import Selection, parse_selection, present, table_of
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
@@ -69,10 +69,7 @@ class _Stream:
         shown = present(self.target.rtype, obj)
         if self.as_table:
             rv = str(shown["metadata"].get("resourceVersion", ""))
-            columns = self.target.rtype.printer_columns
-            shown = table.render_table(
-                [shown], columns=columns, now=self.ctx.now(), resource_version=rv
-            )
+            shown = table_of(self.target.rtype, [shown], now=self.ctx.now(), resource_version=rv)
         return {"type": kind, "object": shown}
 
     def bookmark(self, rv: int) -> dict[str, Any]:

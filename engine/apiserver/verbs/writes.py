@@ -42,15 +42,24 @@ class WriteResult:
 
 def require_namespace(ctx: ApiContext, target: Target) -> None:
     """ApiError 404 when a namespaced write targets a namespace that does not exist."""
-    if target.rtype.namespaced and ctx.store.get(f"/namespaces//{target.namespace}") is None:
+    namespace = ctx.store.get(f"/namespaces//{target.namespace}") if target.rtype.namespaced else {}
+    if namespace is None:
         raise not_found("namespaces", str(target.namespace), group="")
+    if lifecycle.is_deleting(namespace) and target.rtype.kind != "Event":
+        raise ApiError(
+            403,
+            f"{target.rtype.plural} is forbidden: unable to create new content in namespace "
+            f"{target.namespace} because it is being terminated",
+            reason="Forbidden",
+        )
 
 
 def _server_status(rtype: ResourceType, obj: dict[str, Any], *, now: str) -> dict[str, Any]:
     if rtype.group == "apiextensions.k8s.io" and rtype.kind == "CustomResourceDefinition":
         return {**obj, "status": crd_status(obj, now=now)}
     if rtype.group == "" and rtype.kind == "Namespace":
-        return {**obj, "status": {**(obj.get("status") or {}), "phase": "Active"}}
+        phase = "Terminating" if lifecycle.is_deleting(obj) else "Active"
+        return {**obj, "status": {**(obj.get("status") or {}), "phase": phase}}
     return obj
 
 
