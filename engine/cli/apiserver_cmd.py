@@ -6,11 +6,24 @@ import asyncio
 import errno
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import click
 
+from engine.apiserver.authn.oidc import OidcConfigError
+from engine.apiserver.authn.service_accounts import SigningKeyError
+from engine.apiserver.authn.static_tokens import TokenFileError
+from engine.apiserver.authn.webhook import WebhookConfigError
+from engine.apiserver.http.certificates import CertificateError
+from engine.apiserver.http.security import SecurityConfigError
 from engine.apiserver.http.server import run_apiserver
 from engine.apiserver.store.storage import ForeignDatabase
+from engine.cli.apiserver_flags import BadFlag, security_flags, security_from_flags
+
+_SECURITY_ERRORS = (
+    OidcConfigError, SigningKeyError, TokenFileError, WebhookConfigError, CertificateError,
+    SecurityConfigError,
+)  # fmt: skip
 
 
 @click.command(name="apiserver")
@@ -36,8 +49,15 @@ from engine.apiserver.store.storage import ForeignDatabase
     type=click.Path(dir_okay=False, path_type=Path),
     help="Append one JSON line per request to this file.",
 )
-def command(db: str, host: str, port: int, kubeconfig: Path, audit_log: Path | None) -> None:
-    """Serve the Kubernetes API from SQLite until Ctrl-C or SIGTERM; state survives restarts."""
+@security_flags
+def command(
+    db: str, host: str, port: int, kubeconfig: Path, audit_log: Path | None, **flags: Any
+) -> None:
+    """Serve the Kubernetes API from SQLite until Ctrl-C or SIGTERM; state survives restarts.
+
+    Authentication, RBAC and HTTPS take kube-apiserver's flag names (docs/apiserver-auth.md).
+    """
+    security = security_from_flags(flags)
     if db != ":memory:" and not Path(db).resolve().parent.is_dir():
         raise click.ClickException(f"--db {db}: the directory does not exist; create it first")
     try:
@@ -49,8 +69,11 @@ def command(db: str, host: str, port: int, kubeconfig: Path, audit_log: Path | N
                 kubeconfig_path=kubeconfig,
                 audit_log=audit_log,
                 announce=lambda line: click.echo(line, err=False),
+                security=security,
             )
         )
+    except _SECURITY_ERRORS as bad:
+        raise BadFlag(str(bad)) from None
     except OSError as bad:
         if bad.errno == errno.EADDRINUSE:
             raise click.ClickException(

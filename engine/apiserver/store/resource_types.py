@@ -99,6 +99,9 @@ BUILTINS: tuple[ResourceType, ...] = (
     ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions",
                  "customresourcedefinition", "CustomResourceDefinition", False,
                  ("crd", "crds"), status_subresource=True),
+    *(ResourceType("rbac.authorization.k8s.io", "v1", f"{kind.lower()}s", kind.lower(), kind,
+                   kind.startswith("Role")) for kind in
+      ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")),
 )  # fmt: skip
 
 
