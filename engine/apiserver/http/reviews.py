@@ -203,13 +203,24 @@ async def token_request(request: web.Request) -> web.Response:
     return json_response(answer, status=201)
 
 
+async def create_only(request: web.Request) -> web.Response:
+    """Any other method on a review URL: they are create-only, as upstream."""
+    raise ApiError(405, f"{request.method} is not supported here", reason="MethodNotAllowed")
+
+
 def add_review_routes(app: web.Application) -> None:
-    """Route the review APIs and the token subresource (before the generic routes)."""
-    add = app.router.add_post
-    add(f"{AUTHZ}/selfsubjectaccessreviews", self_subject_access_review)
-    add(f"{AUTHZ}/subjectaccessreviews", subject_access_review)
-    add(f"{AUTHZ}/namespaces/{{namespace}}/localsubjectaccessreviews", subject_access_review)
-    add(f"{AUTHZ}/selfsubjectrulesreviews", self_subject_rules_review)
-    add(f"{AUTHN}/tokenreviews", token_review)
-    add(f"{AUTHN}/selfsubjectreviews", self_subject_review)
-    add("/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token", token_request)
+    """Route the review APIs and the token subresource (before the generic routes, which
+    would otherwise serve them as stored kinds)."""
+    routes = {
+        f"{AUTHZ}/selfsubjectaccessreviews": self_subject_access_review,
+        f"{AUTHZ}/subjectaccessreviews": subject_access_review,
+        f"{AUTHZ}/namespaces/{{namespace}}/localsubjectaccessreviews": subject_access_review,
+        f"{AUTHZ}/selfsubjectrulesreviews": self_subject_rules_review,
+        f"{AUTHN}/tokenreviews": token_review,
+        f"{AUTHN}/selfsubjectreviews": self_subject_review,
+        "/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token": token_request,
+    }
+    for path, handler in routes.items():
+        app.router.add_post(path, handler)
+        for method in ("GET", "PUT", "PATCH", "DELETE"):
+            app.router.add_route(method, path, create_only)

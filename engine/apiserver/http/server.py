@@ -47,6 +47,11 @@ async def run_apiserver(
                     "authorization: RBAC; the kubeconfig's user is in system:masters (an "
                     "administrator)"
                 )
+                if running.url.startswith("http:"):
+                    announce(
+                        "kubectl sends no bearer token over plain HTTP (it acts as "
+                        "system:anonymous): add --secure-port 0 for HTTPS"
+                    )
             elif (
                 running.token_required
                 and not is_loopback(host)

@@ -35,6 +35,7 @@ class ResourceType:
     has_defaults: bool = False
     schema_revision: int = 0  # the CRD's resourceVersion: objects written later are defaulted
     storage_groups: tuple[str, ...] = field(default=())
+    verbs: tuple[str, ...] = VERBS  # the review kinds are create-only
 
     @property
     def group_version(self) -> str:
@@ -62,7 +63,7 @@ class ResourceType:
             "singularName": self.singular,
             "namespaced": self.namespaced,
             "kind": self.kind,
-            "verbs": list(VERBS),
+            "verbs": list(self.verbs),
         }
         if self.short_names:
             entry["shortNames"] = list(self.short_names)
@@ -102,6 +103,12 @@ BUILTINS: tuple[ResourceType, ...] = (
     *(ResourceType("rbac.authorization.k8s.io", "v1", f"{kind.lower()}s", kind.lower(), kind,
                    kind.startswith("Role")) for kind in
       ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")),
+    *(ResourceType(f"{group}.k8s.io", "v1", f"{kind.lower()}s", kind.lower(), kind,
+                   kind.startswith("Local"), verbs=("create",)) for group, kind in
+      (("authorization", "SelfSubjectAccessReview"), ("authorization", "SubjectAccessReview"),
+       ("authorization", "LocalSubjectAccessReview"),
+       ("authorization", "SelfSubjectRulesReview"), ("authentication", "TokenReview"),
+       ("authentication", "SelfSubjectReview"))),
 )  # fmt: skip
 
 
