@@ -39,8 +39,13 @@ class _Binding:
 class _Index:
     roles: dict[tuple[str, str], tuple[PolicyRule, ...]] = field(default_factory=dict)
     cluster_roles: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-    cluster_bindings: list[_Binding] = field(default_factory=list)
-    bindings: dict[str, list[_Binding]] = field(default_factory=dict)
+    by_subject: dict[tuple[str, str, str], list[_Binding]] = field(default_factory=dict)
+
+    def add(self, binding: _Binding) -> None:
+        for found in binding.subjects:
+            key = _subject_key(found, binding.namespace)
+            if key is not None:
+                self.by_subject.setdefault(key, []).append(binding)
 
 
 def _rules(obj: Mapping[str, Any]) -> tuple[PolicyRule, ...]:
@@ -80,21 +85,21 @@ def _selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
     return bool(wanted or selector.get("matchExpressions"))
 
 
-def applies_to(subject: Mapping[str, Any], user: UserInfo, binding_namespace: str) -> bool:
-    """True when a binding subject (User, Group or ServiceAccount) names `user`.
-
-    A ServiceAccount subject without a namespace means the binding's own namespace.
-    """
-    kind, name = subject.get("kind"), str(subject.get("name") or "")
-    if kind == "User":
-        return name == user.name
-    if kind == "Group":
-        return name in user.groups
+def _subject_key(subject: Mapping[str, Any], binding_namespace: str) -> tuple[str, str, str] | None:
+    kind, name = str(subject.get("kind") or ""), str(subject.get("name") or "")
+    if kind in ("User", "Group"):
+        return kind, "", name
     if kind == "ServiceAccount":
-        account = split_service_account(user.name)
-        namespace = str(subject.get("namespace") or binding_namespace)
-        return account is not None and account == (namespace, name)
-    return False
+        return kind, str(subject.get("namespace") or binding_namespace), name
+    return None
+
+
+def _user_keys(user: UserInfo) -> list[tuple[str, str, str]]:
+    keys = [("User", "", user.name), *(("Group", "", group) for group in user.groups)]
+    account = split_service_account(user.name)
+    if account is not None:
+        keys.append(("ServiceAccount", *account))
+    return keys
 
 
 class RbacAuthorizer:
@@ -120,10 +125,9 @@ class RbacAuthorizer:
         for _, obj in self._store.items(f"{_PREFIX}clusterroles/"):
             index.cluster_roles[str((obj.get("metadata") or {}).get("name"))] = obj
         for _, obj in self._store.items(f"{_PREFIX}clusterrolebindings/"):
-            index.cluster_bindings.append(_binding("ClusterRoleBinding", obj))
+            index.add(_binding("ClusterRoleBinding", obj))
         for _, obj in self._store.items(f"{_PREFIX}rolebindings/"):
-            found = _binding("RoleBinding", obj)
-            index.bindings.setdefault(found.namespace, []).append(found)
+            index.add(_binding("RoleBinding", obj))
         self._index = index
         return index
 
@@ -158,13 +162,12 @@ class RbacAuthorizer:
     def applicable(self, user: UserInfo, namespace: str) -> tuple[list[_Binding], _Index]:
         """The bindings that name `user` and apply in `namespace` ("" = cluster only)."""
         index = self._built()
-        candidates = [*index.cluster_bindings, *index.bindings.get(namespace, [])]
-        found = [
-            binding
-            for binding in candidates
-            if any(applies_to(s, user, binding.namespace) for s in binding.subjects)
-        ]
-        return found, index
+        found: dict[int, _Binding] = {}  # by identity: a binding may name the user twice
+        for key in _user_keys(user):
+            for binding in index.by_subject.get(key, ()):
+                if binding.kind == "ClusterRoleBinding" or binding.namespace == namespace:
+                    found.setdefault(id(binding), binding)
+        return list(found.values()), index
 
     def rules_for(self, user: UserInfo, namespace: str) -> tuple[list[PolicyRule], list[str]]:
         """Every rule granted to `user` in `namespace`, and the errors met resolving them."""
