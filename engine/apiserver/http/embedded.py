@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +42,9 @@ class RunningApiServer:
     plain_url: str = ""
     ca_pem: bytes | None = None
     admin_token: str | None = None
+    service_account_token: Callable[[str, str, int], str] | None = None
+    """(namespace, name, seconds) -> a token for that stored ServiceAccount (KeyError if
+    it does not exist), as the TokenRequest subresource issues it."""
 
 
 def _crds(store: Store) -> list[dict[str, object]]:
@@ -125,6 +128,13 @@ async def serve_apiserver(
             bound = runner.addresses[0][1]
             url = plain_url = f"http://{host}:{bound}"
         ca_pem = secured.certificate.ca_pem if secured.certificate is not None else None
+
+        def service_account_token(namespace: str, name: str, seconds: int) -> str:
+            account = store.get(f"/serviceaccounts/{namespace}/{name}")
+            if account is None:
+                raise KeyError(f"serviceaccount {namespace}/{name}")
+            return secured.tokens.issue(account, expiration_seconds=seconds).token
+
         write_kubeconfig(
             kubeconfig_path, url=url, token=secured.admin_token or LOCAL_TOKEN, ca_pem=ca_pem
         )
@@ -136,6 +146,7 @@ async def serve_apiserver(
             plain_url=plain_url,
             ca_pem=ca_pem,
             admin_token=secured.admin_token,
+            service_account_token=service_account_token,
         )
     finally:
         if collector_task is not None:
