@@ -123,6 +123,20 @@ async def test_a_bad_id_token_gets_401_and_changes_nothing(server: Secured, make
     assert (await admin.list_namespace()).items  # still serving
 
 
+async def test_a_token_without_a_key_id_is_tried_against_every_key(tmp_path: Path) -> None:
+    keys = tmp_path / "two-keys.json"
+    both = jwks(OTHER_KEY, "k0")["keys"] + jwks(KEY, "k1")["keys"]
+    keys.write_text(json.dumps({"keys": both}))
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": "engine", "email": "bo@example.com", "exp": now + 60}
+    token = jwt.encode(claims, KEY, algorithm="RS256")  # no kid header
+    async with secured(options(keys)) as running, running.as_token(token) as api:
+        review = await client.AuthenticationV1Api(api).create_self_subject_review(
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        )
+    assert review.status.user_info.username == "bo@example.com"
+
+
 async def issuer_app(keys: dict[str, Any]) -> web.Application:
     async def discovery(request: web.Request) -> web.Response:
         base = f"http://{request.host}"

@@ -101,14 +101,15 @@ class OidcAuthenticator:
         except OidcConfigError as error:
             raise TokenRejected(str(error)) from None
 
-    async def _key_for(self, kid: str | None) -> Any:
+    async def _keys_for(self, kid: str | None) -> list[Any]:
+        """The keys a token naming `kid` may be signed with (every key when it names none)."""
         refetched = False
         if self._keys is None:
             self._keys, refetched = await self._fetch_keys(), True
         while True:
-            candidates = [k for k in self._keys.keys if kid is None or k.key_id == kid]
+            candidates = [k.key for k in self._keys.keys if kid is None or k.key_id == kid]
             if candidates:
-                return candidates[0].key
+                return candidates
             if refetched or self._options.jwks_file is not None:
                 raise TokenRejected(f"oidc: no key with id {kid!r}")
             self._keys, refetched = await self._fetch_keys(), True
@@ -124,19 +125,24 @@ class OidcAuthenticator:
             return None
         if unverified.get("iss") != options.issuer_url:
             return None
-        key = await self._key_for(header.get("kid"))
-        try:
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=list(options.signing_algs),
-                audience=options.client_id,
-                issuer=options.issuer_url,
-                options={"require": ["exp", "iss", "aud"]},
-            )
-        except jwt.PyJWTError as error:
-            raise TokenRejected(f"oidc: {error}") from None
-        return self._user(claims)
+        failure: jwt.PyJWTError | None = None
+        for key in await self._keys_for(header.get("kid")):
+            try:
+                claims = jwt.decode(
+                    token,
+                    key,
+                    algorithms=list(options.signing_algs),
+                    audience=options.client_id,
+                    issuer=options.issuer_url,
+                    options={"require": ["exp", "iss", "aud"]},
+                )
+            except jwt.InvalidSignatureError as error:
+                failure = error  # another key of the set may have signed it
+                continue
+            except jwt.PyJWTError as error:
+                raise TokenRejected(f"oidc: {error}") from None
+            return self._user(claims)
+        raise TokenRejected(f"oidc: {failure}")
 
     def _user(self, claims: dict[str, Any]) -> UserInfo:
         options = self._options

@@ -2,7 +2,8 @@
 run (administrator token, --token-auth-file, ServiceAccount tokens, OIDC, token-review
 webhook, anonymous), which authorizer (AlwaysAllow or RBAC, with the default policy),
 and the TLS certificate. With no option given it is today's behaviour: on loopback no
-authentication, elsewhere the generated bearer token."""
+authentication, elsewhere the generated bearer token; any option (HTTPS included) turns
+authentication on, with the generated administrator token in the kubeconfig."""
 
 from __future__ import annotations
 
@@ -133,7 +134,7 @@ def build_security(
     certificate = _certificate(options, host, state_dir)
     authorizer = _authorizer(ctx, options)
     legacy = not options.rbac and not options.custom_authentication()
-    if legacy and token is None and is_loopback(host):
+    if legacy and token is None and is_loopback(host) and not options.tls:
         return Security(AccessControl(trust_all=True), tokens, None, certificate)
     admin_token = token or new_token()
     users: dict[str, UserInfo] = {admin_token: ADMIN}
