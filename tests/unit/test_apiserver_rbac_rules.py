@@ -7,6 +7,7 @@ import pytest
 
 from engine.apiserver.authn.identity import UserInfo
 from engine.apiserver.authz.attributes import Attributes, request_attributes
+from engine.apiserver.authz.escalation import missing_rules
 from engine.apiserver.authz.rules import PolicyRule, rule_allows
 
 ALICE = UserInfo("alice", groups=("system:authenticated",))
@@ -152,3 +153,39 @@ def test_urls_outside_resources_are_non_resource_requests(url: str) -> None:
     attrs = request_attributes(ALICE, method="GET", path=url, query={})
     assert not attrs.resource_request
     assert (attrs.verb, attrs.path) == ("get", url)
+
+
+COVERS = [
+    pytest.param([rule(verbs=["*"], apiGroups=["*"], resources=["*"])],
+                 rule(verbs=["get", "delete"], apiGroups=["apps"], resources=["deployments"]),
+                 [], id="wildcards-cover-everything"),
+    pytest.param([rule(verbs=["get"], apiGroups=[""], resources=["configmaps"])],
+                 rule(verbs=["get", "list"], apiGroups=[""], resources=["configmaps"]),
+                 ["list configmaps"], id="one-verb-missing"),
+    pytest.param([rule(verbs=["get"], apiGroups=[""], resources=["configmaps"],
+                       resourceNames=["a"])],
+                 rule(verbs=["get"], apiGroups=[""], resources=["configmaps"]),
+                 ["get configmaps"], id="named-does-not-cover-all-names"),
+    pytest.param([rule(verbs=["get"], apiGroups=[""], resources=["configmaps"])],
+                 rule(verbs=["get"], apiGroups=[""], resources=["configmaps"],
+                      resourceNames=["a"]),
+                 [], id="all-names-cover-one"),
+    pytest.param([rule(verbs=["patch"], apiGroups=["x"], resources=["*/status"])],
+                 rule(verbs=["patch"], apiGroups=["x"], resources=["sites/status", "sites"]),
+                 ["patch sites"], id="star-subresource"),
+    pytest.param([rule(verbs=["get"], apiGroups=[""], resources=["pods"])],
+                 rule(verbs=["get"], apiGroups=["*"], resources=["pods"]),
+                 ["get pods"], id="a-wildcard-needs-a-wildcard"),
+    pytest.param([rule(verbs=["get"], nonResourceURLs=["/apis/*"])],
+                 rule(verbs=["get"], nonResourceURLs=["/apis/apps", "/metrics"]),
+                 ["get /metrics"], id="urls"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("owned", "granted", "missing"), COVERS)
+def test_escalation_finds_the_rules_not_held(
+    owned: list[PolicyRule], granted: PolicyRule, missing: list[str]
+) -> None:
+    found = missing_rules(owned, [granted])
+    shown = [f"{r.verbs[0]} {(r.resources or r.non_resource_urls)[0]}" for r in found]
+    assert shown == missing

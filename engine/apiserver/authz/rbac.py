@@ -159,6 +159,22 @@ class RbacAuthorizer:
             )
         return None, f'{binding.kind} "{binding.name}" refers to an unknown role kind'
 
+    def stored(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The stored RBAC object `resource` (plural) named `name`, if any."""
+        return self._store.get(f"{_PREFIX}{resource}/{namespace}/{name}")
+
+    def referenced_rules(
+        self, role_kind: str, role_name: str, namespace: str
+    ) -> tuple[PolicyRule, ...] | None:
+        """The rules of the Role (in `namespace`) or ClusterRole a roleRef names; None if
+        it does not exist."""
+        index = self._built()
+        if role_kind == "ClusterRole":
+            return self._cluster_role_rules(index, role_name)
+        if role_kind == "Role" and namespace:
+            return index.roles.get((namespace, role_name))
+        return None
+
     def applicable(self, user: UserInfo, namespace: str) -> tuple[list[_Binding], _Index]:
         """The bindings that name `user` and apply in `namespace` ("" = cluster only)."""
         index = self._built()

@@ -1,6 +1,7 @@
 """Access control for every request: authenticate (bearer token through the configured
 authenticators, else anonymous where allowed), apply impersonation, authorize the
-request's attributes, and answer 401 or 403 as kube-apiserver does."""
+request's attributes (and, for writes of RBAC objects, prevent escalation), and answer
+401 or 403 as kube-apiserver does."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from engine.apiserver.authn.errors import TokenRejected
 from engine.apiserver.authn.identity import ADMIN, ANONYMOUS_USER, UserInfo
 from engine.apiserver.authn.impersonation import impersonated
 from engine.apiserver.authz.attributes import Attributes, request_attributes
+from engine.apiserver.authz.escalation import check_escalation, guarded
 from engine.apiserver.authz.forbidden import forbidden
-from engine.apiserver.authz.rbac import AlwaysAllow, Decision
+from engine.apiserver.authz.rbac import AlwaysAllow, Decision, RbacAuthorizer
 from engine.apiserver.authz.rules import PolicyRule
+from engine.apiserver.http.body import decode_object
 from engine.apiserver.store.errors import ApiError
 
 LOG = logging.getLogger(__name__)
@@ -110,6 +113,12 @@ class AccessControl:
                 user, method=request.method, path=request.path, query=request.query
             )
             self.check(attrs)
+            if guarded(attrs) and isinstance(self.authorizer, RbacAuthorizer):
+                body = None
+                if attrs.verb in ("create", "update"):
+                    content_type = request.headers.get("Content-Type", "application/json")
+                    body = decode_object(await request.read(), content_type, strict=False)
+                check_escalation(self.authorizer, attrs, body)
             request[USER_KEY] = user
             return await handler(request)
 
