@@ -146,6 +146,7 @@ def test_every_request_the_engine_made_was_allowed(run: Run) -> None:
     assert len(entries) > 20
     refused = [e for e in entries if e["code"] in (401, 403)]
     assert refused == []
+    assert {e["user"] for e in entries} == {ACCOUNT}  # every request as the ServiceAccount
     resources = {(e["resource"], e["verb"]) for e in entries}
     assert ("sites", "watch") in resources
     assert ("leases", "update") in resources or ("leases", "create") in resources

@@ -214,3 +214,26 @@ async def test_without_security_options_every_loopback_request_is_allowed() -> N
                 assert (await response.json())["status"]["allowed"] is True
             async with session.get(f"{running.url}/api/v1/secrets") as response:
                 assert response.status == 200
+
+
+async def test_a_refusal_is_audited_with_its_user_and_resource(tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    options = SecurityOptions(authorization_mode="RBAC")
+    async with (
+        serve_apiserver(audit_log=audit, security=options) as running,
+        aiohttp.ClientSession() as session,
+    ):
+        async with session.get(f"{running.url}/api/v1/namespaces/default/secrets") as response:
+            assert response.status == 403
+        headers = {"Authorization": "Bearer wrong"}
+        async with session.get(f"{running.url}/api/v1/namespaces", headers=headers) as response:
+            assert response.status == 401
+    refused, unauthenticated = (json.loads(line) for line in audit.read_text().splitlines())
+    assert refused["user"] == "system:anonymous"
+    assert (refused["verb"], refused["resource"], refused["namespace"], refused["code"]) == (
+        "list",
+        "secrets",
+        "default",
+        403,
+    )
+    assert (unauthenticated["user"], unauthenticated["code"]) == ("", 401)

@@ -22,6 +22,7 @@ from engine.apiserver.authz.forbidden import forbidden
 from engine.apiserver.authz.rbac import AlwaysAllow, Decision, RbacAuthorizer
 from engine.apiserver.authz.rules import PolicyRule
 from engine.apiserver.http.body import decode_object
+from engine.apiserver.http.handlers import AUDIT_KEY
 from engine.apiserver.store.errors import ApiError
 
 LOG = logging.getLogger(__name__)
@@ -106,12 +107,18 @@ class AccessControl:
         async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
             requester = await self.authenticate(request)
             user = impersonated(requester, request.headers, check=self.check)
+            request[USER_KEY] = user
             if request.path in self.open_paths and not self.anonymous:
-                request[USER_KEY] = user  # the legacy probes are served to anyone
-                return await handler(request)
+                return await handler(request)  # the legacy probes are served to anyone
             attrs = request_attributes(
                 user, method=request.method, path=request.path, query=request.query
             )
+            if attrs.resource_request:  # so that a refusal is audited with what it refused
+                request[AUDIT_KEY] = {
+                    "verb": attrs.verb, "group": attrs.api_group, "resource": attrs.resource,
+                    "subresource": attrs.subresource, "namespace": attrs.namespace,
+                    "name": attrs.name,
+                }  # fmt: skip
             self.check(attrs)
             if guarded(attrs) and isinstance(self.authorizer, RbacAuthorizer):
                 body = None
@@ -119,7 +126,6 @@ class AccessControl:
                     content_type = request.headers.get("Content-Type", "application/json")
                     body = decode_object(await request.read(), content_type, strict=False)
                 check_escalation(self.authorizer, attrs, body)
-            request[USER_KEY] = user
             return await handler(request)
 
         return access

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from engine.apiserver.http.access import AccessControl
+from engine.apiserver.http.access import USER_KEY, AccessControl
 from engine.apiserver.http.audit import AuditEntry, AuditLog
 from engine.apiserver.http.handlers import AUDIT_KEY, CONTEXT_KEY, json_response, resource
 from engine.apiserver.http.reviews import ACCESS_KEY, TOKENS_KEY, add_review_routes
@@ -80,6 +80,7 @@ async def audit(request: web.Request, handler: Handler) -> web.StreamResponse:
                 code=response.status,
                 path=request.path,
                 user_agent=request.headers.get("User-Agent", ""),
+                user=user.name if (user := request.get(USER_KEY)) is not None else "",
             )
         )
     return response
