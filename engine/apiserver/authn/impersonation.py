@@ -47,6 +47,8 @@ def impersonated(requester: UserInfo, headers: CIMultiDictProxy[str], *, check: 
     """The user to act as: `requester` when no impersonation header is sent, else the
     impersonated user once `check` allowed each attribute (ApiError 403 otherwise; 400
     for groups, uid or extras without a user)."""
+    if not any(key[:12].lower() == "impersonate-" for key in headers):
+        return requester  # the common case: one pass over the header names
     extras = {
         unquote(key[len(EXTRA_PREFIX) :]).lower(): tuple(headers.getall(key))
         for key in {k for k in headers if k.lower().startswith(EXTRA_PREFIX.lower())}
