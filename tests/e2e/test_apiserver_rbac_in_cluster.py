@@ -7,11 +7,13 @@ what the roles do not grant is refused with 403, and `kubectl auth can-i --as` a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,7 +116,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory, run: Run) -> Run:
+def live(run: Run) -> Iterator[Run]:
     """The same server state, served again (the module's run stopped it) for probes."""
     scratch = run.scratch
     log = scratch / "apiserver-again.log"
@@ -127,8 +129,10 @@ def live(tmp_path_factory: pytest.TempPathFactory, run: Run) -> Run:
     wait_for("the HTTPS URL", lambda: HTTPS_URL.search(log.read_text()), log)
     match = HTTPS_URL.search(log.read_text())
     assert match is not None
-    yield Run(**{**run.__dict__, "server_url": match.group(0)})  # type: ignore[misc]
-    stop(server, log)
+    try:
+        yield dataclasses.replace(run, server_url=match.group(0))
+    finally:
+        stop(server, log)
 
 
 def engine_entries(run: Run) -> list[dict[str, object]]:
