@@ -65,12 +65,13 @@ def impersonated(requester: UserInfo, headers: CIMultiDictProxy[str], *, check: 
     account = split_service_account(user_name)
     if account is not None:
         check(_wanted(requester, "serviceaccounts", account[1], namespace=account[0]))
-        if not groups:
-            groups = (SERVICE_ACCOUNTS, f"{SERVICE_ACCOUNTS}:{account[0]}")
     else:
         check(_wanted(requester, "users", user_name))
     for group in groups:
         check(_wanted(requester, "groups", group))
+    if account is not None and not groups:
+        # an account's groups follow from its name: added without a groups check, as upstream
+        groups = (SERVICE_ACCOUNTS, f"{SERVICE_ACCOUNTS}:{account[0]}")
     if uid:
         check(_wanted(requester, "uids", uid, group=AUTH_GROUP))
     for key, values in extras.items():
