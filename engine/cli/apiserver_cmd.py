@@ -6,12 +6,25 @@ import asyncio
 import errno
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import click
 
+from engine.apiserver.authn.oidc import OidcConfigError
+from engine.apiserver.authn.service_accounts import SigningKeyError
+from engine.apiserver.authn.static_tokens import TokenFileError
+from engine.apiserver.authn.webhook import WebhookConfigError
+from engine.apiserver.http.certificates import CertificateError
+from engine.apiserver.http.security import SecurityConfigError
 from engine.apiserver.http.server import run_apiserver
 from engine.apiserver.kubelet.pod_stages import KubeletSettings
 from engine.apiserver.store.storage import ForeignDatabase
+from engine.cli.apiserver_flags import BadFlag, security_flags, security_from_flags
+
+_SECURITY_ERRORS = (
+    OidcConfigError, SigningKeyError, TokenFileError, WebhookConfigError, CertificateError,
+    SecurityConfigError,
+)  # fmt: skip
 
 
 @click.command(name="apiserver")
@@ -65,6 +78,7 @@ from engine.apiserver.store.storage import ForeignDatabase
     type=click.FloatRange(0, 3600),
     help="Longest a deleted Pod's grace period is honoured, in seconds.",
 )
+@security_flags
 def command(
     db: str,
     host: str,
@@ -75,12 +89,15 @@ def command(
     pod_start_delay: float,
     pod_run_seconds: float,
     pod_grace_cap: float,
+    **flags: Any,
 ) -> None:
     """Serve the Kubernetes API from SQLite until Ctrl-C or SIGTERM; state survives restarts.
 
     Workload controllers (ReplicaSet, Deployment, StatefulSet, Job, Namespace) and a
     simulated kubelet run inside it, so Pods go Running without containers.
+    Authentication, RBAC and HTTPS take kube-apiserver's flag names (docs/apiserver-auth.md).
     """
+    security = security_from_flags(flags)
     kubelet = KubeletSettings(
         nodes=nodes,
         start_delay=pod_start_delay,
@@ -99,8 +116,11 @@ def command(
                 audit_log=audit_log,
                 kubelet=kubelet,
                 announce=lambda line: click.echo(line, err=False),
+                security=security,
             )
         )
+    except _SECURITY_ERRORS as bad:
+        raise BadFlag(str(bad)) from None
     except OSError as bad:
         if bad.errno == errno.EADDRINUSE:
             raise click.ClickException(

@@ -65,6 +65,12 @@ REPO_SAMPLES = Path(__file__).resolve().parents[2] / "config" / "samples"
     help="Port of /healthz, /readyz, /metrics; 0 picks a free one [setting health_port].",
 )
 @click.option("--plain", is_flag=True, help="Print one line per change, even on a terminal.")
+@click.option(
+    "--rbac",
+    is_flag=True,
+    help="With --local: enforce RBAC over HTTPS; the engine runs as the ServiceAccount and "
+    "roles of config/.",
+)
 def command(
     local: bool,
     kubeconfig: Path | None,
@@ -77,6 +83,7 @@ def command(
     registry_url: str | None,
     health_port: int | None,
     plain: bool,
+    rbac: bool,
 ) -> None:
     """Reconcile the example Site operator and show every Site's state as it changes."""
     chosen = [name for name, on in (("--local", local), ("--kubeconfig", kubeconfig is not None),
@@ -86,6 +93,8 @@ def command(
             "choose exactly one of --local, --kubeconfig PATH or --in-cluster"
             + (f" (got {' and '.join(chosen)})" if chosen else "")
         )
+    if rbac and not local:
+        raise click.UsageError("--rbac goes with --local (a real cluster enforces its own RBAC)")
     if samples_dir is not None and not samples_dir.is_dir():
         raise click.BadParameter(f"{samples_dir} is not a directory", param_hint="--samples")
     overrides: dict[str, object] = {
@@ -110,5 +119,6 @@ def command(
         registry_url=registry_url,
         duration=duration,
         plain=plain,
+        rbac=rbac,
     )
     asyncio.run(run_engine(plan))

@@ -26,7 +26,7 @@ import yaml
 from rich.console import Console
 
 from engine.apiserver.http.embedded import serve_apiserver
-from engine.cli import live_view
+from engine.cli import live_view, local_rbac
 from engine.effects.install import (
     Collection,
     InstallError,
@@ -65,6 +65,7 @@ class RunPlan:
     registry_url: str | None
     duration: float | None
     plain: bool
+    rbac: bool = False  # --local --rbac: RBAC over HTTPS, the engine as its ServiceAccount
 
 
 def read_samples(directory: Path) -> list[dict[str, Any]]:
@@ -98,12 +99,12 @@ async def run_engine(plan: RunPlan) -> None:
     try:
         async with contextlib.AsyncExitStack() as stack:
             stack.enter_context(_engine_log(plan.settings, console))
-            api = await stack.enter_async_context(_cluster(plan, console))
+            api, admin = await stack.enter_async_context(_cluster(plan, console))
             registry_url = plan.registry_url
             if registry_url is None:
                 registry_url = await stack.enter_async_context(_registry(plan.settings.state_dir))
             console.print(f"example registry at {registry_url}")
-            await _install(api, plan, console)
+            await _install(api, admin, plan, console)
             registry = await stack.enter_async_context(RegistryClient(registry_url))
             await _serve(api, registry, plan=plan, stop=stop, console=console)
     except (ClusterConfigError, ClusterUnreachableError, InstallError) as error:
@@ -120,28 +121,40 @@ async def run_engine(plan: RunPlan) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _cluster(plan: RunPlan, console: Console) -> AsyncIterator[KubeApi]:
+async def _cluster(plan: RunPlan, console: Console) -> AsyncIterator[tuple[KubeApi, KubeApi]]:
+    """The engine's client and the administrator's (the same one unless --rbac)."""
     settings = plan.settings
+    admin: KubeApi | None = None
     async with contextlib.AsyncExitStack() as stack:
         if plan.local:
             state_dir = _state_dir(settings.state_dir)
             kubeconfig = state_dir / "kubeconfig"
             try:
                 server = await stack.enter_async_context(
-                    serve_apiserver(db=str(state_dir / "apiserver.db"), kubeconfig_path=kubeconfig)
+                    serve_apiserver(
+                        db=str(state_dir / "apiserver.db"),
+                        kubeconfig_path=kubeconfig,
+                        security=local_rbac.server_options(state_dir) if plan.rbac else None,
+                    )
                 )
             except OSError as error:
                 raise click.ClickException(f"cannot start the API server: {error}") from None
             console.print(f"embedded API server at {server.url} (state in {state_dir})")
             console.print(f"use it with: kubectl --kubeconfig {kubeconfig} get sites")
             api = await connect_kubeconfig(kubeconfig)
+            if plan.rbac:
+                admin = api
+                stack.push_async_callback(admin.close)
+                engine_kubeconfig = await local_rbac.enroll(admin, server, state_dir)
+                console.print(f"RBAC on: the engine connects with {engine_kubeconfig}")
+                api = await connect_kubeconfig(engine_kubeconfig)
         elif settings.in_cluster:
             api = await connect_in_cluster()
         else:
             assert settings.kubeconfig is not None
             api = await connect_kubeconfig(settings.kubeconfig)
         stack.push_async_callback(api.close)
-        yield api
+        yield api, admin or api
 
 
 @contextlib.contextmanager
@@ -179,13 +192,13 @@ def _state_dir(path: Path) -> Path:
     return path.resolve()
 
 
-async def _install(api: KubeApi, plan: RunPlan, console: Console) -> None:
+async def _install(api: KubeApi, admin: KubeApi, plan: RunPlan, console: Console) -> None:
     await apply_definition(api, SITE.crd())
     await wait_until_served(api, SITES)
     if plan.samples_dir is None:
         return
     for sample in read_samples(plan.samples_dir):
-        outcome = await create_if_missing(api, SITES, sample)
+        outcome = await create_if_missing(admin, SITES, sample)
         metadata = sample.get("metadata") or {}
         console.print(
             f"sample {metadata.get('namespace', 'default')}/{metadata.get('name')}: {outcome}"

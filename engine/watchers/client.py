@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from kubernetes_asyncio.config import ConfigException, load_incluster_config, lo
 from engine.watchers.resource import Kind
 
 _AUTH = ["BearerToken"]
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+SERVICE_ACCOUNT_DIR_ENV = "ENGINE_SERVICE_ACCOUNT_DIR"
 _ACCEPT = {"Accept": "application/json"}
 
 
@@ -102,12 +105,21 @@ async def connect_kubeconfig(
 async def connect_in_cluster(*, probe_timeout: float = 5.0) -> ApiClient:
     """An `ApiClient` from the pod's service account, checked to answer.
 
+    The token and ca.crt are read from $ENGINE_SERVICE_ACCOUNT_DIR, by default the pod's
+    /var/run/secrets/kubernetes.io/serviceaccount.
     Errors: `ClusterConfigError` when not running in a pod (no service account or no
     KUBERNETES_SERVICE_HOST); `ClusterUnreachableError` as for `connect_kubeconfig`.
     """
     configuration = Configuration()
+    # The pod's token and CA are read from this directory; ENGINE_SERVICE_ACCOUNT_DIR moves
+    # it (a simulated pod in tests, or a projected volume mounted elsewhere).
+    directory = Path(os.environ.get(SERVICE_ACCOUNT_DIR_ENV) or SERVICE_ACCOUNT_DIR)
     try:
-        load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration,
+            token_filename=str(directory / "token"),
+            cert_filename=str(directory / "ca.crt"),
+        )
     except ConfigException as error:
         raise ClusterConfigError(
             f"in-cluster configuration unavailable: {error}; run inside a pod with a "

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
+from engine.apiserver.http.access import USER_KEY, AccessControl
 from engine.apiserver.http.audit import AuditEntry, AuditLog
-from engine.apiserver.http.auth import bearer_auth
 from engine.apiserver.http.handlers import AUDIT_KEY, CONTEXT_KEY, json_response, resource
+from engine.apiserver.http.reviews import ACCESS_KEY, TOKENS_KEY, add_review_routes
+from engine.apiserver.http.security import Security, SecurityOptions, build_security
 from engine.apiserver.schema import openapi
 from engine.apiserver.store.api_context import ApiContext
 from engine.apiserver.store.errors import ApiError, dumps, status_body
@@ -77,6 +80,7 @@ async def audit(request: web.Request, handler: Handler) -> web.StreamResponse:
                 code=response.status,
                 path=request.path,
                 user_agent=request.headers.get("User-Agent", ""),
+                user=user.name if (user := request.get(USER_KEY)) is not None else "",
             )
         )
     return response
@@ -140,13 +144,29 @@ async def healthy(request: web.Request) -> web.Response:
 
 
 def build_app(
-    ctx: ApiContext, *, audit_log: AuditLog | None, token: str | None = None
+    ctx: ApiContext,
+    *,
+    audit_log: AuditLog | None,
+    token: str | None = None,
+    security: Security | None = None,
 ) -> web.Application:
-    """The application serving `ctx`; `audit_log` receives one entry per request; with a
-    `token`, every request but the health probes must carry it (401 otherwise, audited)."""
-    middlewares = [audit, status_errors, *([bearer_auth(token)] if token is not None else [])]
+    """The application serving `ctx`; `audit_log` receives one entry per request.
+
+    `security` decides authentication and authorization (http/security.py); without it,
+    with a `token`, every request but the health probes must carry it (401 otherwise,
+    audited), and without a token every request is served.
+    """
+    if security is None:
+        security = build_security(
+            ctx, SecurityOptions(), host="0.0.0.0" if token else "127.0.0.1", token=token,
+            state_dir=Path("."),
+        )  # fmt: skip
+    access: AccessControl = security.access
+    middlewares = [audit, status_errors, access.middleware()]
     app = web.Application(middlewares=middlewares, client_max_size=16 * 1024 * 1024)
     app[CONTEXT_KEY] = ctx
+    app[ACCESS_KEY] = access
+    app[TOKENS_KEY] = security.tokens
     if audit_log is not None:
         app[AUDIT_LOG_KEY] = audit_log
     app.router.add_get("/version", version)
@@ -160,6 +180,7 @@ def build_app(
     app.router.add_get("/openapi/v3", openapi_index)
     app.router.add_get("/openapi/v3/api/{version}", openapi_group_version)
     app.router.add_get("/openapi/v3/apis/{group}/{version}", openapi_group_version)
+    add_review_routes(app)  # before the generic resource routes, which would match them
     app.router.add_route("*", "/api/{tail:.+}", resource)
     app.router.add_route("*", "/apis/{tail:.+}", resource)
     return app

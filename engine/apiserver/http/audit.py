@@ -1,5 +1,6 @@
 """The audit log: one JSON line per request (verb, group, resource, subresource, namespace,
-name, status code, path, User-Agent), appended and flushed, the file created with mode 0600."""
+name, status code, path, User-Agent, user name), appended and flushed, the file created
+with mode 0600."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import IO
 @dataclass(frozen=True)
 class AuditEntry:
     """One request as the audit log records it; verb is the Kubernetes verb, `user_agent`
-    the client's User-Agent header (which client sent it, as in a Kubernetes audit event)."""
+    the client's User-Agent header (which client sent it, as in a Kubernetes audit event),
+    `user` the authenticated user's name ("" when authentication failed)."""
 
     verb: str
     group: str
@@ -24,6 +26,7 @@ class AuditEntry:
     code: int
     path: str
     user_agent: str = ""
+    user: str = ""
 
 
 class AuditLog:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +16,9 @@ from engine.apiserver.controllers.manager import ControllerManager
 from engine.apiserver.gc.collector import Collector
 from engine.apiserver.http.app import build_app
 from engine.apiserver.http.audit import AuditLog
-from engine.apiserver.http.auth import LOCAL_TOKEN, required_token
+from engine.apiserver.http.auth import LOCAL_TOKEN
 from engine.apiserver.http.kubeconfig import write_kubeconfig
+from engine.apiserver.http.security import SecurityOptions, build_security, ensure_default_policy
 from engine.apiserver.http.target import Target
 from engine.apiserver.kubelet.pod_stages import KubeletSettings
 from engine.apiserver.kubelet.simulator import Kubelet
@@ -33,13 +34,20 @@ __all__ = ["DeleteOptions", "RunningApiServer", "serve_apiserver"]
 
 @dataclass(frozen=True)
 class RunningApiServer:
-    """A started server: its base URL, the kubeconfig written for it, the bound port, and
-    whether clients must send the kubeconfig's bearer token (off loopback)."""
+    """A started server: its base URL (https with TLS on), the kubeconfig written for it,
+    the bound port, whether clients must send the kubeconfig's bearer token, the plain
+    HTTP URL (on loopback when TLS is on), the CA clients trust (PEM) and the admin token."""
 
     url: str
     kubeconfig_path: Path
     port: int
     token_required: bool = False
+    plain_url: str = ""
+    ca_pem: bytes | None = None
+    admin_token: str | None = None
+    service_account_token: Callable[[str, str, int], str] | None = None
+    """(namespace, name, seconds) -> a token for that stored ServiceAccount (KeyError if
+    it does not exist), as the TokenRequest subresource issues it."""
 
 
 def _crds(store: Store) -> list[dict[str, object]]:
@@ -65,6 +73,7 @@ async def serve_apiserver(
     settings: Settings | None = None,
     token: str | None = None,
     kubelet: KubeletSettings | None = None,
+    security: SecurityOptions | None = None,
 ) -> AsyncIterator[RunningApiServer]:
     """Serve the API at http://host:port (port 0: a free one) for the `async with` body.
 
@@ -76,6 +85,9 @@ async def serve_apiserver(
     None) run inside the server.
     Authentication: on a loopback `host` none; on any other address every request needs
     the bearer token `token` (a random one when None), which the kubeconfig carries.
+    `security` adds kube-apiserver's authentication, RBAC and TLS options
+    (http/security.py); with TLS on, the kubeconfig names the HTTPS URL and its CA, and
+    plain HTTP is served on 127.0.0.1 at `port`.
     """
     settings = settings or Settings()
     store = await Store.open(db, retention=settings.retention)
@@ -89,15 +101,26 @@ async def serve_apiserver(
     store.add_listener(refresh_types)
     ctx = ApiContext(store=store, registry=registry, settings=settings)
     log = AuditLog(audit_log) if audit_log is not None else None
-    token = required_token(host, token)
-    runner = web.AppRunner(
-        build_app(ctx, audit_log=log, token=token), handle_signals=False, shutdown_timeout=1.0
-    )
+    options = security or SecurityOptions()
     collector_task: asyncio.Task[None] | None = None
     workload_tasks: list[asyncio.Task[None]] = []
     scratch = None
+    runner: web.AppRunner | None = None
     try:
+        if kubeconfig_path is None:
+            scratch = tempfile.TemporaryDirectory(prefix="engine-apiserver-")
+            kubeconfig_path = Path(scratch.name) / "kubeconfig"
+        secured = build_security(
+            ctx, options, host=host, token=token, state_dir=kubeconfig_path.parent / "pki"
+        )
+        runner = web.AppRunner(
+            build_app(ctx, audit_log=log, security=secured),
+            handle_signals=False,
+            shutdown_timeout=1.0,
+        )
         await _ensure_namespaces(ctx)
+        if options.rbac:
+            await ensure_default_policy(ctx)
         collector_task = asyncio.create_task(Collector(ctx).run(), name="apiserver-gc")
         node_agent = Kubelet(ctx, kubelet or KubeletSettings())
         await node_agent.register_nodes()  # before serving: clients see the nodes at once
@@ -106,16 +129,37 @@ async def serve_apiserver(
             asyncio.create_task(node_agent.run(), name="apiserver-kubelet"),
         ]
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound = runner.addresses[0][1]
-        url = f"http://{host}:{bound}"
-        if kubeconfig_path is None:
-            scratch = tempfile.TemporaryDirectory(prefix="engine-apiserver-")
-            kubeconfig_path = Path(scratch.name) / "kubeconfig"
-        write_kubeconfig(kubeconfig_path, url=url, token=token or LOCAL_TOKEN)
+        if secured.certificate is not None:
+            tls = secured.certificate.ssl_context()
+            await web.TCPSite(runner, host, options.secure_port or 0, ssl_context=tls).start()
+            bound = runner.addresses[-1][1]
+            url = f"https://{host}:{bound}"
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            plain_url = f"http://127.0.0.1:{runner.addresses[-1][1]}"
+        else:
+            await web.TCPSite(runner, host, port).start()
+            bound = runner.addresses[0][1]
+            url = plain_url = f"http://{host}:{bound}"
+        ca_pem = secured.certificate.ca_pem if secured.certificate is not None else None
+
+        def service_account_token(namespace: str, name: str, seconds: int) -> str:
+            account = store.get(f"/serviceaccounts/{namespace}/{name}")
+            if account is None:
+                raise KeyError(f"serviceaccount {namespace}/{name}")
+            return secured.tokens.issue(account, expiration_seconds=seconds).token
+
+        write_kubeconfig(
+            kubeconfig_path, url=url, token=secured.admin_token or LOCAL_TOKEN, ca_pem=ca_pem
+        )
         yield RunningApiServer(
-            url=url, kubeconfig_path=kubeconfig_path, port=bound, token_required=token is not None
+            url=url,
+            kubeconfig_path=kubeconfig_path,
+            port=bound,
+            token_required=secured.admin_token is not None,
+            plain_url=plain_url,
+            ca_pem=ca_pem,
+            admin_token=secured.admin_token,
+            service_account_token=service_account_token,
         )
     finally:
         for task in [*workload_tasks, *([collector_task] if collector_task else [])]:
@@ -123,7 +167,8 @@ async def serve_apiserver(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await store.close()
-        await runner.cleanup()
+        if runner is not None:
+            await runner.cleanup()
         if log is not None:
             log.close()
         if scratch is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 
@@ -13,18 +14,26 @@ CONTEXT = "engine-apiserver"
 
 
 def write_kubeconfig(
-    path: Path, *, url: str, token: str = LOCAL_TOKEN, namespace: str = "default"
+    path: Path,
+    *,
+    url: str,
+    token: str = LOCAL_TOKEN,
+    namespace: str = "default",
+    ca_pem: bytes | None = None,
 ) -> None:
     """Write (mode 0600) a kubeconfig with one cluster, user and current context for `url`.
 
     `token` is the bearer token the server requires off loopback; on loopback the server
     does not authenticate and the placeholder only keeps clients that insist on
-    credentials content.
+    credentials content. `ca_pem` (an HTTPS server's CA) becomes certificate-authority-data.
     """
+    cluster: dict[str, str] = {"server": url}
+    if ca_pem is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": CONTEXT, "cluster": {"server": url}}],
+        "clusters": [{"name": CONTEXT, "cluster": cluster}],
         "users": [{"name": CONTEXT, "user": {"token": token}}],
         "contexts": [
             {

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from engine.apiserver.authz.names import RBAC_GROUP, path_segment_problem
 from engine.apiserver.schema import custom as schema
 from engine.apiserver.schema.builtin_admission import admit_builtin
 from engine.apiserver.store.errors import ApiError, invalid
@@ -28,7 +29,9 @@ def admit(rtype: ResourceType, obj: dict[str, Any], *, field_validation: str) ->
     """
     meta = obj.get("metadata") or {}
     name = str(meta.get("name", ""))
-    problem = schema.validate_name(name)
+    problem = (
+        path_segment_problem(name) if rtype.group == RBAC_GROUP else schema.validate_name(name)
+    )
     if problem is not None:
         cause = {"reason": "FieldValueInvalid", "field": "metadata.name",
                  "message": f'Invalid value: "{name}": {problem}'}  # fmt: skip

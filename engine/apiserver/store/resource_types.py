@@ -36,6 +36,7 @@ class ResourceType:
     schema_revision: int = 0  # the CRD's resourceVersion: objects written later are defaulted
     storage_groups: tuple[str, ...] = field(default=())
     scale_subresource: bool = False
+    verbs: tuple[str, ...] = VERBS  # the review kinds are create-only
 
     @property
     def group_version(self) -> str:
@@ -63,7 +64,7 @@ class ResourceType:
             "singularName": self.singular,
             "namespaced": self.namespaced,
             "kind": self.kind,
-            "verbs": list(VERBS),
+            "verbs": list(self.verbs),
         }
         if self.short_names:
             entry["shortNames"] = list(self.short_names)
@@ -115,6 +116,15 @@ BUILTINS: tuple[ResourceType, ...] = (
     ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions",
                  "customresourcedefinition", "CustomResourceDefinition", False,
                  ("crd", "crds"), status_subresource=True),
+    *(ResourceType("rbac.authorization.k8s.io", "v1", f"{kind.lower()}s", kind.lower(), kind,
+                   kind.startswith("Role")) for kind in
+      ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")),
+    *(ResourceType(f"{group}.k8s.io", "v1", f"{kind.lower()}s", kind.lower(), kind,
+                   kind.startswith("Local"), verbs=("create",)) for group, kind in
+      (("authorization", "SelfSubjectAccessReview"), ("authorization", "SubjectAccessReview"),
+       ("authorization", "LocalSubjectAccessReview"),
+       ("authorization", "SelfSubjectRulesReview"), ("authentication", "TokenReview"),
+       ("authentication", "SelfSubjectReview"))),
 )  # fmt: skip
 
 
