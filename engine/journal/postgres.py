@@ -300,6 +300,8 @@ class PostgresJournal:
         return plan.outcomes
 
     async def _commit_failed(self, failure: BaseException) -> BaseException:
+        with contextlib.suppress(JournalError, psycopg.Error):  # the head as committed
+            self._head, _term = await opening.load_head(self._reader, self._where)
         if isinstance(failure, psycopg.Error):
             return opening.translate_error(self._where, failure)
         return failure

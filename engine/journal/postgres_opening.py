@@ -27,7 +27,8 @@ CONNECT_TIMEOUT_SECONDS = 5
 
 
 def describe(dsn: str) -> str:
-    """The journal's name in messages: `postgresql://user@host:port/db`, no password.
+    """The journal's name in messages: `postgresql://user@host:port/db[?options=…]`, no
+    password.
 
     Errors: `JournalUnavailable` when `dsn` is not a PostgreSQL connection URL.
     """
@@ -36,7 +37,8 @@ def describe(dsn: str) -> str:
     host = params.get("host", "")
     port = params.get("port", "")
     name = f"postgresql://{user + '@' if user else ''}{host}{':' + port if port else ''}"
-    return f"{name}/{params.get('dbname', '')}"
+    options = params.get("options", "")
+    return f"{name}/{params.get('dbname', '')}" + (f"?options={options}" if options else "")
 
 
 def _params(dsn: str) -> dict[str, Any]:
