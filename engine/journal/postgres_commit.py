@@ -39,30 +39,35 @@ async def commit_batch(
     Returns only after the commit; on any failure the transaction is rolled back and the
     error propagates (psycopg's, for the caller to translate).
     """
-    async with connection.transaction():
-        head = await _locked_head(connection)
-        keys = keys_of(appends)
-        existing = dict(await _pairs(connection, schema.SELECT_KEYS, keys)) if keys else {}
-        streams = sorted({append.stream for append in appends})
-        versions = dict(await _pairs(connection, schema.SELECT_VERSIONS, streams))
-        shards = shards_of(appends)
-        terms = dict(await _pairs(connection, schema.SELECT_SHARD_TERMS, shards)) if shards else {}
+    keys = sorted(keys_of(appends))
+    streams = sorted({append.stream for append in appends})
+    shards = sorted(shards_of(appends))
+    # pipeline mode: the look-ups go out together, and so do the writes and the COMMIT,
+    # so a batch costs about three round trips and the commit's flush
+    async with connection.pipeline(), connection.transaction():
+        locked = await connection.execute(schema.LOCK_HEAD)
+        by_key = await connection.execute(schema.SELECT_KEYS, (keys,)) if keys else None
+        by_stream = await connection.execute(schema.SELECT_VERSIONS, (streams,))
+        by_shard = (
+            await connection.execute(schema.SELECT_SHARD_TERMS, (shards,)) if shards else None
+        )
+        row = await locked.fetchone()
+        assert row is not None, "the chain head row is created by the first migration"
         plan = plan_batch(
             appends,
-            head=head,
-            versions=versions,
-            existing_keys=existing,
+            head=Head(int(row[0]), str(row[1])),
+            versions=dict(await by_stream.fetchall()),
+            existing_keys=dict(await by_key.fetchall()) if by_key is not None else {},
             at=at,
             term=term,
-            shard_terms=terms,
+            shard_terms=dict(await by_shard.fetchall()) if by_shard is not None else {},
         )
-        if plan.rows:
-            async with connection.cursor() as cursor:
+        async with connection.cursor() as cursor:
+            if plan.rows:
                 await cursor.executemany(schema.INSERT_RECORD, plan.rows)
                 await cursor.execute(schema.MOVE_HEAD, (plan.head.position, plan.head.checksum))
                 await cursor.execute(schema.NOTIFY)  # delivered at commit, to every listener
-        if plan.shard_terms:
-            async with connection.cursor() as cursor:
+            if plan.shard_terms:
                 await cursor.executemany(schema.RAISE_SHARD_TERM, list(plan.shard_terms.items()))
         failpoint("journal.before_commit")
     return plan
@@ -95,10 +100,3 @@ async def _locked_head(connection: psycopg.AsyncConnection[Any]) -> Head:
     row = await cursor.fetchone()
     assert row is not None, "the chain head row is created by the first migration"
     return Head(int(row[0]), str(row[1]))
-
-
-async def _pairs(
-    connection: psycopg.AsyncConnection[Any], sql: str, values: Sequence[str] | set[str]
-) -> list[tuple[Any, Any]]:
-    cursor = await connection.execute(sql, (list(values),))
-    return await cursor.fetchall()

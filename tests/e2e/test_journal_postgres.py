@@ -186,3 +186,34 @@ async def test_engine_run_keeps_its_journal_in_postgres(postgres_url: str, tmp_p
             assert any(f"/Site/default/{site}#" in stream for stream in streams), streams
     finally:
         await journal.close()
+
+
+def test_bench_journal_adds_the_postgres_figures(postgres_server: str) -> None:
+    result = run(*ENGINE, "bench", "journal", "--json", "--events", "300",
+                 "--postgres-url", postgres_server)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert set(figures["postgres"]) == {
+        "append_eps_c1",
+        "append_eps_c16",
+        "append_eps_c256",
+        "append_p50_ms_c1",
+        "append_p99_ms_c1",
+        "replay_eps",
+        "replay_events",
+    }
+    assert all(value > 0 for value in figures["postgres"].values())
+    assert figures["append_eps_c1"] > 0  # the SQLite figures are still there
+    import psycopg
+
+    with psycopg.connect(postgres_server) as connection:
+        left = connection.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'engine_bench_%'"
+        ).fetchone()
+    assert left == (0,)  # its schemas are dropped
+
+
+def test_bench_journal_names_an_unreachable_postgres_in_one_line() -> None:
+    result = run(*ENGINE, "bench", "journal", "--events", "300",
+                 "--postgres-url", "postgresql://engine:secret@127.0.0.1:1/bench")  # fmt: skip
+    assert_one_clear_line(result, "cannot reach the PostgreSQL journal")
