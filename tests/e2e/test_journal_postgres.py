@@ -1,6 +1,6 @@
 """The PostgreSQL journal from outside: two engine processes appending to one journal,
 `engine journal copy` between SQLite and PostgreSQL, bad URLs at the CLI and for
-`engine run`, and `engine run` keeping its journal in PostgreSQL."""
+`engine run`, and `engine run` driven by kubectl on a journal kept in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from engine.journal.postgres import PostgresJournal
+from tests.e2e import test_engine_run as run_support
+from tests.e2e.kubectl import needs_kubectl
 from tests.support.postgres import postgres_schemas, postgres_server, postgres_url
 
 __all__ = ["postgres_schemas", "postgres_server", "postgres_url"]
@@ -169,21 +172,35 @@ def test_engine_run_with_a_bad_journal_url_exits_2_in_one_line(
     assert "secret" not in result.stderr
 
 
-async def test_engine_run_keeps_its_journal_in_postgres(postgres_url: str, tmp_path: Path) -> None:
+@needs_kubectl
+def test_engine_run_on_a_postgres_journal_resumes_without_repeating_effects(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENGINE_JOURNAL_URL", postgres_url)  # the engine child's environment
     state = tmp_path / "state"
-    result = run(
-        *ENGINE, "run", "--local", "--state-dir", str(state), "--duration", "12", "--plain",
-        "--health-port", "0",
-        env={"ENGINE_JOURNAL_URL": postgres_url},
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    site = run_support.SITE.format(name="pg", domain="pg.example.com")
+    names = (*run_support.SAMPLES, "pg")
+    with run_support.engine_run(state, tmp_path / "run1.log") as engine:
+        engine.kubectl.ok("apply", "-f", "-", stdin=site)
+        run_support.wait_for(
+            "every Site is Ready", run_support.all_ready(engine, names), log=engine.log
+        )
     assert not (state / "journal.db").exists()
-    journal = await PostgresJournal.open(postgres_url, readonly=True)
+    with run_support.engine_run(state, tmp_path / "run2.log") as engine:
+        run_support.wait_for("Ready again", run_support.all_ready(engine, names), log=engine.log)
+        time.sleep(1.0)  # time for any wrongly repeated effect to reach the registry
+        applied = engine.registry("/applied")["counts"]
+        assert set(applied.values()) == {1}  # type: ignore[union-attr]
+    checked = run(*ENGINE, "journal", "check", "--journal", postgres_url)
+    assert checked.returncode == 0, checked.stderr
+    streams = asyncio.run(_streams(postgres_url))
+    assert any("/Site/default/pg#" in stream for stream in streams), streams
+
+
+async def _streams(url: str) -> list[str]:
+    journal = await PostgresJournal.open(url, readonly=True)
     try:
-        assert await journal.verify() > 0
-        streams = await journal.streams()
-        for site in ("blog", "docs", "shop"):
-            assert any(f"/Site/default/{site}#" in stream for stream in streams), streams
+        return await journal.streams()
     finally:
         await journal.close()
 
