@@ -32,11 +32,12 @@ def server_url() -> str:
             with psycopg.connect(url, connect_timeout=5):
                 pass
         except psycopg.Error as failed:
-            problem = f"PostgreSQL at ENGINE_TEST_POSTGRES_URL is unreachable ({failed}); {HINT}"
+            cause = str(failed).strip().splitlines()[0]
+            problem = f"the tests' PostgreSQL is unreachable ({cause}); {HINT}"
     if problem:
         if os.environ.get("CI") == "true":
-            pytest.fail(problem.splitlines()[0], pytrace=False)
-        pytest.skip(problem.splitlines()[0])
+            pytest.fail(problem, pytrace=False)
+        pytest.skip(problem)
     return url
 
 
