@@ -59,8 +59,7 @@ class PostgresJournal:
     ) -> None:
         self._dsn = dsn
         self._where = where
-        self._reader = reader
-        self._records = PostgresReader(reader, where)
+        self._records = PostgresReader(reader, dsn=dsn, where=where)
         self._writer = writer
         self._clock = clock
         self._redact = redact
@@ -94,11 +93,11 @@ class PostgresJournal:
         where = opening.describe(dsn)
         reader = writer = None
         try:
-            reader = await opening.connect(dsn, where=where)
+            reader = await opening.connect(dsn, where=where, role="reader")
             if readonly:
                 await opening.identify(reader, where, writable=False)
             else:
-                writer = await opening.connect(dsn, where=where)
+                writer = await opening.connect(dsn, where=where, role="writer")
                 await opening.migrate(writer, where)
             head, term = await opening.load_head(reader, where)
             cursor = await reader.execute("SELECT current_schema()")
@@ -282,7 +281,7 @@ class PostgresJournal:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
         self._signal_commit()
-        await self._reader.close()
+        await self._records.close()
         if self._writer is not None:
             await self._writer.close()
 
@@ -301,7 +300,7 @@ class PostgresJournal:
 
     async def _commit_failed(self, failure: BaseException) -> BaseException:
         with contextlib.suppress(JournalError, psycopg.Error):  # the head as committed
-            self._head, _term = await opening.load_head(self._reader, self._where)
+            self._head = await self._records.head()
         if isinstance(failure, psycopg.Error):
             return opening.translate_error(self._where, failure)
         return failure
@@ -310,7 +309,7 @@ class PostgresJournal:
         """The writer connection, opened again when the server dropped it."""
         assert self._writer is not None
         if self._writer.closed:
-            self._writer = await opening.connect(self._dsn, where=self._where)
+            self._writer = await opening.connect(self._dsn, where=self._where, role="writer")
         return self._writer
 
     async def _listen(self) -> None:
@@ -318,14 +317,15 @@ class PostgresJournal:
         while not self._closed:
             connection = None
             try:
-                connection = await opening.connect(self._dsn, where=self._where)
+                connection = await opening.connect(self._dsn, where=self._where, role="listener")
                 await connection.execute(f"LISTEN {schema.CHANNEL}")
                 self._signal_commit()  # commits made while not listening are read now
                 async for notice in connection.notifies():
                     if notice.payload == self._schema_name:
                         self._signal_commit()
             except (psycopg.Error, JournalUnavailable) as lost:
-                log.warning("journal %s: LISTEN connection lost (%s); retrying", self._where, lost)
+                cause = (str(lost).strip().splitlines() or [type(lost).__name__])[0]
+                log.warning("journal %s: LISTEN connection lost (%s); retrying", self._where, cause)
                 await asyncio.sleep(_RELISTEN_SECONDS)
             finally:
                 if connection is not None:

@@ -51,11 +51,12 @@ def _params(dsn: str) -> dict[str, Any]:
         ) from None
 
 
-async def connect(dsn: str, *, where: str) -> psycopg.AsyncConnection[Any]:
-    """An autocommit connection to `dsn`. Errors: `JournalUnavailable` naming `where`."""
+async def connect(dsn: str, *, where: str, role: str = "admin") -> psycopg.AsyncConnection[Any]:
+    """An autocommit connection to `dsn`, named `engine-journal-<role>` on the server
+    unless the URL names it. Errors: `JournalUnavailable` naming `where`."""
     params = _params(dsn)
     params.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
-    params.setdefault("application_name", "engine-journal")
+    params.setdefault("application_name", f"engine-journal-{role}")
     try:
         return await psycopg.AsyncConnection.connect(
             conninfo.make_conninfo(**params), autocommit=True

@@ -17,17 +17,29 @@ import psycopg
 
 from engine.journal import postgres_opening as opening
 from engine.journal import postgres_schema as schema
+from engine.journal.batch import Head
 from engine.journal.codec import GENESIS, snapshot_checksum, verified_record
 from engine.journal.errors import CorruptJournal
 from engine.journal.record import Record, Snapshot
 
 
 class PostgresReader:
-    """Reads of the journal `where` through `connection` (autocommit; not closed here)."""
+    """Reads of the journal `where` through its own autocommit `connection` to `dsn`.
 
-    def __init__(self, connection: psycopg.AsyncConnection[Any], where: str) -> None:
+    A connection the server dropped fails the read under way, and is opened again for
+    the next one.
+    """
+
+    def __init__(self, connection: psycopg.AsyncConnection[Any], *, dsn: str, where: str) -> None:
         self._connection = connection
+        self._dsn = dsn
         self._where = where
+        self._closed = False
+
+    async def close(self) -> None:
+        """Close the connection; later reads fail with the journal's error."""
+        self._closed = True
+        await self._connection.close()
 
     async def stream_version(self, stream: str) -> int:
         """The stream's last committed version, 0 when it has no records."""
@@ -96,13 +108,23 @@ class PostgresReader:
         rows = await self.fetch("SELECT term FROM shard_terms WHERE shard = %s", (shard,))
         return int(rows[0][0]) if rows else 0
 
+    async def head(self) -> Head:
+        """The chain head as committed. Errors: `CorruptJournal` when it disagrees with
+        the last record."""
+        await self.fetch("SELECT 1")  # reconnects when the server dropped the connection
+        try:
+            head, _term = await opening.load_head(self._connection, self._where)
+        except psycopg.Error as failure:
+            raise opening.translate_error(self._where, failure) from None
+        return head
+
     async def verify(self) -> int:
         """Check every record's checksum chain, the chain head and every snapshot; return
         the record count. Errors: `CorruptJournal` naming the first problem."""
         count = 0
         async for _ in self.read_all(batch_size=5000):
             count += 1
-        head, _term = await opening.load_head(self._connection, self._where)
+        head = await self.head()
         if head.position < count:
             raise CorruptJournal(self._where, "records beyond the chain head", head.position + 1)
         for stream in [row[0] for row in await self.fetch("SELECT stream FROM snapshots")]:
@@ -111,6 +133,8 @@ class PostgresReader:
 
     async def fetch(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
         """The rows of one statement. Errors: the journal's error for a psycopg one."""
+        if self._connection.closed and not self._closed:
+            self._connection = await opening.connect(self._dsn, where=self._where, role="reader")
         try:
             cursor = await self._connection.execute(sql, parameters)
             return await cursor.fetchall()

@@ -281,3 +281,32 @@ async def test_journals_in_two_schemas_of_one_database_stay_apart(
     finally:
         await first.close()
         await second.close()
+
+
+async def test_connections_the_server_dropped_are_opened_again(postgres_url: str) -> None:
+    url = f"{postgres_url}&application_name=dropped_{id(postgres_url)}"
+    journal = await PostgresJournal.open(url)
+    other = await PostgresJournal.open(postgres_url)
+    try:
+        await journal.append("s", [ev(1)])
+        sql(postgres_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE application_name = 'dropped_{id(postgres_url)}'")  # fmt: skip
+        with pytest.raises(JournalUnavailable, match="PostgreSQL"):
+            await journal.append("s", [ev(2)])  # the commit under way fails
+        assert await journal.append("s", [ev(3)]) == (2,)  # on a new connection
+        assert [r.data["n"] for r in await journal.read_stream("s")] == [1, 3]
+
+        async def follow() -> list[int]:
+            seen = []
+            async for record in journal.subscribe(3):
+                seen.append(record.data["n"])
+                return seen
+            return seen
+
+        follower = asyncio.create_task(follow())
+        await asyncio.sleep(1.5)  # the listener is back after its pause
+        await other.append("s", [ev(4)])
+        assert await asyncio.wait_for(follower, 10) == [4]
+    finally:
+        await journal.close()
+        await other.close()
