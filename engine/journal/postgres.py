@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -27,13 +26,10 @@ from engine.journal.codec import encode_at, encode_event, encode_json, snapshot_
 from engine.journal.errors import JournalClosed, JournalError, JournalUnavailable, StaleTerm
 from engine.journal.group_commit import GroupCommit, Outcome
 from engine.journal.postgres_commit import commit_batch, import_rows
+from engine.journal.postgres_listener import CommitListener
 from engine.journal.postgres_reader import PostgresReader
 from engine.journal.record import NewEvent, Record, Snapshot
 from engine.journal.store import ANY_VERSION
-
-log = logging.getLogger(__name__)
-_RELISTEN_SECONDS = 1.0
-"""Pause before a lost LISTEN connection is opened again."""
 
 
 class PostgresJournal:
@@ -65,13 +61,16 @@ class PostgresJournal:
         self._redact = redact
         self._head = head
         self._term = term
-        self._schema_name = schema_name
         self._committed = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._closed = False
         self._group = None if writer is None else GroupCommit(self._commit, self._commit_failed)
         self._listener = (
-            None if writer is None else asyncio.create_task(self._listen(), name="journal-listener")
+            None
+            if writer is None
+            else CommitListener(
+                dsn=dsn, where=where, schema_name=schema_name, on_commit=self._signal_commit
+            )
         )
 
     @classmethod
@@ -277,9 +276,7 @@ class PostgresJournal:
         if self._group is not None:
             await self._group.close()
         if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            await self._listener.stop()
         self._signal_commit()
         await self._records.close()
         if self._writer is not None:
@@ -311,25 +308,6 @@ class PostgresJournal:
         if self._writer.closed:
             self._writer = await opening.connect(self._dsn, where=self._where, role="writer")
         return self._writer
-
-    async def _listen(self) -> None:
-        """Wake subscribers on every commit notification for this journal's schema."""
-        while not self._closed:
-            connection = None
-            try:
-                connection = await opening.connect(self._dsn, where=self._where, role="listener")
-                await connection.execute(f"LISTEN {schema.CHANNEL}")
-                self._signal_commit()  # commits made while not listening are read now
-                async for notice in connection.notifies():
-                    if notice.payload == self._schema_name:
-                        self._signal_commit()
-            except (psycopg.Error, JournalUnavailable) as lost:
-                cause = (str(lost).strip().splitlines() or [type(lost).__name__])[0]
-                log.warning("journal %s: LISTEN connection lost (%s); retrying", self._where, cause)
-                await asyncio.sleep(_RELISTEN_SECONDS)
-            finally:
-                if connection is not None:
-                    await connection.close()
 
     def _signal_commit(self) -> None:
         committed, self._committed = self._committed, asyncio.Event()
