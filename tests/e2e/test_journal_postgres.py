@@ -122,47 +122,47 @@ def _with_password(url: str, password: str) -> str:
     return f"{scheme}://{credentials.split(':')[0]}:{password}@{host}"
 
 
-@pytest.mark.parametrize(
-    ("kind", "needle"),
-    [
-        pytest.param("unreachable", "cannot reach the PostgreSQL journal", id="unreachable"),
-        pytest.param("password", "refused the login", id="wrong-password"),
-        pytest.param("foreign", "holds tables of another program", id="foreign-schema"),
-    ],
-)
+BAD_URLS = [
+    pytest.param("unreachable", "cannot reach the PostgreSQL journal", id="unreachable"),
+    pytest.param("password", "refused the login", id="wrong-password"),
+    pytest.param("foreign", "holds tables of another program", id="foreign-schema"),
+]
+
+
+def bad_url(kind: str, postgres_url: str) -> str:
+    """A journal URL that is bad in the way `kind` names."""
+    if kind == "unreachable":
+        return "postgresql://engine:secret@127.0.0.1:1/journal"
+    if kind == "password":
+        return _with_password(postgres_url, "not-the-password")
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("CREATE TABLE orders (id int)")
+    return postgres_url
+
+
+@pytest.mark.parametrize(("kind", "needle"), BAD_URLS)
 def test_check_names_a_bad_journal_url_in_one_line(
     postgres_url: str, kind: str, needle: str
 ) -> None:
-    url = postgres_url
-    if kind == "unreachable":
-        url = "postgresql://engine:secret@127.0.0.1:1/journal"
-    elif kind == "password":
-        url = _with_password(postgres_url, "not-the-password")
-    else:
-        import psycopg
-
-        with psycopg.connect(postgres_url, autocommit=True) as connection:
-            connection.execute("CREATE TABLE orders (id int)")
-    result = run(*ENGINE, "journal", "check", "--journal", url)
+    result = run(*ENGINE, "journal", "check", "--journal", bad_url(kind, postgres_url))
     assert_one_clear_line(result, needle)
     assert "secret" not in result.stderr
     assert "not-the-password" not in result.stderr
 
 
 @pytest.mark.parametrize(
-    ("url", "needle"),
+    ("kind", "needle"),
     [
-        pytest.param(
-            "postgresql://engine:secret@127.0.0.1:1/journal",
-            "cannot reach the PostgreSQL journal",
-            id="unreachable",
-        ),
-        pytest.param("mysql://db/journal", "neither postgresql:// nor sqlite:///", id="scheme"),
+        *BAD_URLS,
+        pytest.param("scheme", "neither postgresql:// nor sqlite:///", id="scheme"),
     ],
 )
 def test_engine_run_with_a_bad_journal_url_exits_2_in_one_line(
-    url: str, needle: str, tmp_path: Path
+    postgres_url: str, kind: str, needle: str, tmp_path: Path
 ) -> None:
+    url = "mysql://db/journal" if kind == "scheme" else bad_url(kind, postgres_url)
     result = run(
         *ENGINE, "run", "--local", "--state-dir", str(tmp_path / "state"), "--no-samples",
         "--duration", "20", "--plain", "--health-port", "0",
@@ -170,6 +170,7 @@ def test_engine_run_with_a_bad_journal_url_exits_2_in_one_line(
     )  # fmt: skip
     assert_one_clear_line(result, needle)
     assert "secret" not in result.stderr
+    assert "not-the-password" not in result.stderr
 
 
 @needs_kubectl
