@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_FLAGS ?=
 
-.PHONY: run test lint unit format bench clean
+.PHONY: run test lint unit format bench clean pg pg-stop
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ test: lint unit
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# A throwaway PostgreSQL for the journal's tests (its URL goes to .pg/url, which the
+# tests read when ENGINE_TEST_POSTGRES_URL is unset).
+pg:
+	.ci/postgres start
+
+pg-stop:
+	.ci/postgres stop
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

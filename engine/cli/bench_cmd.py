@@ -8,9 +8,11 @@ import os
 import click
 
 from engine.bench import journal as journal_bench
+from engine.bench import journal_postgres as journal_postgres_bench
 from engine.bench import reconcile as reconcile_bench
 from engine.bench.apiserver import ApiServerFigures, BenchError, BenchSettings, run_bench
 from engine.cli import fsm_cmd
+from engine.journal.location import is_postgres
 from engine.journal.sqlite import Synchronous
 from engine.runtime.settings import SettingsError, load_settings
 
@@ -98,13 +100,34 @@ def _describe(figures: ApiServerFigures) -> str:
     show_default=True,
     help="SQLite synchronous setting for the append figures.",
 )
-def journal(as_json: bool, events: int, synchronous: str) -> None:
-    """Journal appends and replay beside plain aiosqlite on this machine."""
+@click.option(
+    "--postgres-url",
+    default=None,
+    help="Also measure the PostgreSQL journal in this database (default: ENGINE_JOURNAL_URL "
+    "when it is a postgresql:// URL); it works in schemas of its own and drops them.",
+)
+def journal(as_json: bool, events: int, synchronous: str, postgres_url: str | None) -> None:
+    """Journal appends and replay beside plain aiosqlite (and PostgreSQL) on this machine."""
     if events < 1:
         raise click.BadParameter("--events must be >= 1")
     mode: Synchronous = "FULL" if synchronous == "FULL" else "NORMAL"
+    from_env = os.environ.get("ENGINE_JOURNAL_URL", "")
+    url = postgres_url or (from_env if is_postgres(from_env) else None)
+    if url is not None and not is_postgres(url):
+        raise click.BadParameter("give a postgresql:// URL", param_hint="--postgres-url")
+    postgres = None
+    if url is not None:  # first, so a bad URL fails before the long SQLite part
+        postgres = asyncio.run(journal_postgres_bench.run_bench(url, events=events))
     figures = asyncio.run(journal_bench.run_bench(events=events, synchronous=mode))
-    click.echo(figures.as_json() if as_json else journal_bench.describe(figures))
+    if as_json:
+        text = figures.as_json()
+        click.echo(
+            text if postgres is None else journal_postgres_bench.with_postgres(text, postgres)
+        )
+        return
+    click.echo(journal_bench.describe(figures))
+    if postgres is not None:
+        click.echo(journal_postgres_bench.describe_figures(postgres))
 
 
 @command.command(name="reconcile")

@@ -1,8 +1,9 @@
-"""`engine journal …`: check, export and import journal files.
+"""`engine journal …`: check, export, import and copy journals.
 
-`check` verifies a whole file (SQLite quick_check, every checksum, the chain head);
-`export` writes JSON lines for a bug report; `import` rebuilds a journal from them with
-the same positions and checksums.
+A journal is named by a path, `sqlite:///path` or a `postgresql://…` URL. `check`
+verifies a whole journal (SQLite quick_check, every checksum, the chain head); `export`
+writes JSON lines for a bug report; `import` rebuilds a journal from them with the same
+positions and checksums; `copy` moves a journal between backends the same way.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import click
 
 from engine.journal import Record
 from engine.journal.codec import record_from_json, record_to_json
+from engine.journal.location import describe, open_journal
 from engine.journal.schema import SCHEMA_VERSION
-from engine.journal.sqlite import SqliteJournal
 
 EXPORT_FORMAT = "engine-journal-export"
 
@@ -32,19 +33,25 @@ class BadInput(click.ClickException):
 
 @click.group(name="journal")
 def command() -> None:
-    """Inspect and move journal files (check, export, import)."""
+    """Inspect and move journals (check, export, import, copy)."""
 
 
 @command.command(name="check")
-@click.argument("path", type=click.Path(path_type=Path, readable=False))
-def check(path: Path) -> None:
+@click.argument("path", required=False)
+@click.option(
+    "--journal", "url", help="The journal to check, instead of PATH: a path or postgresql://…"
+)
+def check(path: str | None, url: str | None) -> None:
     """Verify every record of the journal at PATH; exit 2 if it is damaged or foreign."""
-    count, checksum = asyncio.run(_check(path))
-    click.echo(f"journal {path}: ok, {count} records, chain head {checksum[:16]}")
+    if (path is None) == (url is None):
+        raise click.UsageError("name one journal: PATH or --journal URL")
+    location = url or str(path)
+    count, checksum = asyncio.run(_check(location))
+    click.echo(f"journal {describe(location)}: ok, {count} records, chain head {checksum[:16]}")
 
 
-async def _check(path: Path) -> tuple[int, str]:
-    journal = await SqliteJournal.open(path, readonly=True)
+async def _check(location: str) -> tuple[int, str]:
+    journal = await open_journal(location, readonly=True)
     try:
         count = await journal.verify()
         return count, journal.head.checksum
@@ -52,10 +59,43 @@ async def _check(path: Path) -> tuple[int, str]:
         await journal.close()
 
 
+@command.command(name="copy")
+@click.argument("source")
+@click.argument("target")
+def copy(source: str, target: str) -> None:
+    """Copy every record of journal SOURCE into the new or empty journal TARGET.
+
+    Either may be a path, sqlite:///path or postgresql://…; positions, terms and
+    checksums stay the same, and TARGET is verified after the copy.
+    """
+    count, checksum = asyncio.run(_copy(source, target))
+    click.echo(
+        f"copied {count} records from {describe(source)} to {describe(target)}, "
+        f"chain head {checksum[:16]}"
+    )
+
+
+async def _copy(source: str, target: str) -> tuple[int, str]:
+    reading = await open_journal(source, readonly=True)
+    try:
+        records = [record async for record in reading.read_all(batch_size=5000)]
+    finally:
+        await reading.close()
+    writing = await open_journal(target)
+    try:
+        await writing.import_records(records)
+        count = await writing.verify()
+        return count, writing.head.checksum
+    except ValueError as bad:
+        raise BadInput(str(bad)) from None
+    finally:
+        await writing.close()
+
+
 @command.command(name="export")
-@click.argument("path", type=click.Path(path_type=Path, readable=False))
+@click.argument("path")
 @click.option("--to", "target", required=True, type=click.Path(path_type=Path, readable=False))
-def export(path: Path, target: Path) -> None:
+def export(path: str, target: Path) -> None:
     """Write every record of the journal at PATH to a JSON-lines file (mode 0600)."""
     if target.exists():
         raise BadInput(f"{target} already exists: choose a new file name for the export")
@@ -70,11 +110,11 @@ def export(path: Path, target: Path) -> None:
             out.close()
             target.unlink()
             raise
-    click.echo(f"exported {count} records from {path} to {target}")
+    click.echo(f"exported {count} records from {describe(path)} to {target}")
 
 
-async def _export(path: Path, out: IO[str]) -> int:
-    journal = await SqliteJournal.open(path, readonly=True)
+async def _export(path: str, out: IO[str]) -> int:
+    journal = await open_journal(path, readonly=True)
     try:
         header = {"format": EXPORT_FORMAT, "schema_version": SCHEMA_VERSION}
         out.write(json.dumps(header) + "\n")
@@ -89,16 +129,16 @@ async def _export(path: Path, out: IO[str]) -> int:
 
 @command.command(name="import")
 @click.argument("source", type=click.Path(path_type=Path, readable=False))
-@click.option("--to", "target", required=True, type=click.Path(path_type=Path, readable=False))
-def import_(source: Path, target: Path) -> None:
+@click.option("--to", "target", required=True, help="The new journal: a path or postgresql://…")
+def import_(source: Path, target: str) -> None:
     """Rebuild a journal at --to from an export, keeping positions and checksums."""
     records = list(_read_export(source))
     count = asyncio.run(_import(target, records))
-    click.echo(f"imported {count} records from {source} into {target}")
+    click.echo(f"imported {count} records from {source} into {describe(target)}")
 
 
-async def _import(target: Path, records: list[Record]) -> int:
-    journal = await SqliteJournal.open(target)
+async def _import(target: str, records: list[Record]) -> int:
+    journal = await open_journal(target)
     try:
         return await journal.import_records(records)
     except ValueError as bad:

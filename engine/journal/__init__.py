@@ -1,8 +1,10 @@
 """The durable journal: an ordered, checksummed, append-only log of events per resource."""
 
+from engine.journal.batch import Fence
 from engine.journal.errors import (
     ConcurrencyError,
     CorruptJournal,
+    FencedOut,
     JournalClosed,
     JournalError,
     JournalLocked,
@@ -18,6 +20,8 @@ __all__ = [
     "ANY_VERSION",
     "ConcurrencyError",
     "CorruptJournal",
+    "Fence",
+    "FencedOut",
     "Journal",
     "JournalClosed",
     "JournalError",

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from engine.journal.codec import GENESIS, EncodedEvent, Row, make_row, row_checksum, row_of
-from engine.journal.errors import ConcurrencyError, CorruptJournal
+from engine.journal.errors import ConcurrencyError, CorruptJournal, FencedOut, JournalError
 from engine.journal.record import Record
 from engine.journal.store import ANY_VERSION
 
@@ -25,12 +25,25 @@ class Head:
 
 
 @dataclass(frozen=True, slots=True)
+class Fence:
+    """An append's claim to write for `shard` as of `term` (a sharded replica's token).
+
+    The append is refused when a higher term is recorded for the shard; an accepted one
+    records its term, so every older owner is refused from then on.
+    """
+
+    shard: str
+    term: int
+
+
+@dataclass(frozen=True, slots=True)
 class PendingAppend:
     """One caller's `append`, encoded and waiting for the next commit."""
 
     stream: str
     events: tuple[EncodedEvent, ...]
     expected_version: int
+    fence: Fence | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +51,12 @@ class BatchPlan:
     """What to write and what to answer each caller (positions, or the error to raise)."""
 
     rows: tuple[Row, ...]
-    outcomes: tuple[tuple[int, ...] | ConcurrencyError, ...]
+    outcomes: tuple[tuple[int, ...] | JournalError, ...]
     head: Head
     versions: Mapping[str, int]
     keys: Mapping[str, int]
+    shard_terms: Mapping[str, int]
+    """The shard terms the batch's fenced appends raised (to record with the rows)."""
 
 
 def keys_of(appends: Sequence[PendingAppend]) -> set[str]:
@@ -54,6 +69,11 @@ def keys_of(appends: Sequence[PendingAppend]) -> set[str]:
     }
 
 
+def shards_of(appends: Sequence[PendingAppend]) -> set[str]:
+    """Every shard a fenced append of the batch names (to look up before planning)."""
+    return {append.fence.shard for append in appends if append.fence is not None}
+
+
 def plan_batch(
     appends: Sequence[PendingAppend],
     *,
@@ -62,20 +82,30 @@ def plan_batch(
     existing_keys: Mapping[str, int],
     at: str,
     term: int,
+    shard_terms: Mapping[str, int] | None = None,
 ) -> BatchPlan:
     """Plan one transaction for `appends`, in order.
 
     Assumptions: `versions` holds the current version of every stream in `appends`
     (0 for a new stream); `existing_keys` maps each already-committed key of the batch
-    to its position. Returns the rows, one outcome per append, the new head, and the
-    versions and keys the batch changed.
+    to its position; `shard_terms` the recorded term of every shard a fence names.
+    Returns the rows, one outcome per append (positions, `ConcurrencyError` or
+    `FencedOut`), the new head, and the versions, keys and shard terms the batch changed.
     """
     rows: list[Row] = []
-    outcomes: list[tuple[int, ...] | ConcurrencyError] = []
+    outcomes: list[tuple[int, ...] | JournalError] = []
     new_versions: dict[str, int] = {}
     keys: dict[str, int] = {}
+    recorded = dict(shard_terms or {})
+    raised: dict[str, int] = {}
     position, previous = head.position, head.checksum
     for append in appends:
+        fence = append.fence
+        if fence is not None:
+            known_term = recorded.get(fence.shard, 0)
+            if known_term > fence.term:
+                outcomes.append(FencedOut(fence.shard, fence.term, known_term))
+                continue
         version = new_versions.get(append.stream, versions.get(append.stream, 0))
         answers: list[int | None] = []
         fresh: list[EncodedEvent] = []
@@ -116,12 +146,15 @@ def plan_batch(
         keys.update(batch_keys)
         new_versions[append.stream] = version
         outcomes.append(tuple(positions))
+        if fence is not None and fence.term > recorded.get(fence.shard, 0):
+            recorded[fence.shard] = raised[fence.shard] = fence.term
     return BatchPlan(
         rows=tuple(rows),
         outcomes=tuple(outcomes),
         head=Head(position, previous),
         versions=new_versions,
         keys=keys,
+        shard_terms=raised,
     )
 
 

@@ -63,3 +63,16 @@ class StaleTerm(JournalError):
         )
         self.current = current
         self.offered = offered
+
+
+class FencedOut(JournalError):
+    """An append carried a (shard, term) fence and a higher term is recorded for that shard."""
+
+    def __init__(self, shard: str, offered: int, recorded: int) -> None:
+        super().__init__(
+            f"shard {shard!r} has term {recorded} recorded, higher than this append's term "
+            f"{offered}: a newer owner writes this shard; stop writing and re-acquire it"
+        )
+        self.shard = shard
+        self.offered = offered
+        self.recorded = recorded

@@ -11,9 +11,9 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
 from engine.journal.batch import PendingAppend
-from engine.journal.errors import ConcurrencyError
+from engine.journal.errors import JournalError
 
-Outcome = tuple[int, ...] | ConcurrencyError
+Outcome = tuple[int, ...] | JournalError
 CommitBatch = Callable[[Sequence[PendingAppend]], Awaitable[Sequence[Outcome]]]
 OnFailure = Callable[[BaseException], Awaitable[BaseException]]
 
@@ -72,7 +72,7 @@ class GroupCommit:
             for (_pending, future), outcome in zip(batch, outcomes, strict=True):
                 if future.done():
                     continue  # the caller was cancelled; its record may still be committed
-                if isinstance(outcome, ConcurrencyError):
+                if isinstance(outcome, JournalError):
                     future.set_exception(outcome)
                 else:
                     future.set_result(outcome)

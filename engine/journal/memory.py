@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 from engine.clock import Clock, SystemClock
-from engine.journal.batch import Head, PendingAppend, chain_for_import, plan_batch
+from engine.journal.batch import Fence, Head, PendingAppend, chain_for_import, plan_batch
 from engine.journal.codec import (
     GENESIS,
     Row,
@@ -45,6 +45,7 @@ class MemoryJournal:
         self._keys: dict[str, int] = {}
         self._stream_positions: dict[str, list[int]] = {}
         self._snapshots: dict[str, tuple[int, str]] = {}
+        self._shard_terms: dict[str, int] = {}
         self._term = 0
         self._closed = False
         self._committed = asyncio.Event()
@@ -73,12 +74,24 @@ class MemoryJournal:
         return Head(last.position, last.checksum)
 
     async def append(
-        self, stream: str, events: Sequence[NewEvent], *, expected_version: int = ANY_VERSION
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: int = ANY_VERSION,
+        fence: Fence | None = None,
     ) -> tuple[int, ...]:
-        """Append `events` to `stream` atomically; return their positions in order."""
+        """Append `events` to `stream` atomically; return their positions in order.
+
+        `fence` (shard, term) makes the append fail with `FencedOut` when a higher term
+        is recorded for the shard, and records its term otherwise.
+        """
         self._ensure_open()
         pending = PendingAppend(
-            stream, tuple(encode_event(e, redact=self._redact) for e in events), expected_version
+            stream,
+            tuple(encode_event(e, redact=self._redact) for e in events),
+            expected_version,
+            fence,
         )
         await asyncio.sleep(0)  # let other tasks interleave, as they would with a real store
         self._ensure_open()
@@ -89,6 +102,7 @@ class MemoryJournal:
             existing_keys=self._keys,
             at=encode_at(self._clock.now()),
             term=self._term,
+            shard_terms=self._shard_terms,
         )
         outcome = plan.outcomes[0]
         if isinstance(outcome, Exception):
@@ -98,6 +112,7 @@ class MemoryJournal:
             self._stream_positions.setdefault(row.stream, []).append(row.position)
         self._versions.update(plan.versions)
         self._keys.update(plan.keys)
+        self._shard_terms.update(plan.shard_terms)
         if plan.rows:
             self._signal_commit()
         return outcome
@@ -143,6 +158,10 @@ class MemoryJournal:
     async def streams(self) -> list[str]:
         """Every stream that has at least one record, in order of first appearance."""
         return list(self._stream_positions)
+
+    async def shard_term(self, shard: str) -> int:
+        """The highest term a fenced append recorded for `shard` (0 when none did)."""
+        return self._shard_terms.get(shard, 0)
 
     async def save_snapshot(self, stream: str, version: int, state: Mapping[str, Any]) -> None:
         """Keep `state` as of `version`; an older version never replaces a newer one.

@@ -26,7 +26,7 @@ from engine.effects.kube import KubeWriter
 from engine.fsm.decide import DecidePolicy
 from engine.fsm.table import DELETED
 from engine.identity import StreamId
-from engine.journal.sqlite import SqliteJournal
+from engine.journal.location import is_postgres, open_journal, sqlite_path
 from engine.journal.store import Journal
 from engine.runtime.children import ChildLedger
 from engine.runtime.conditions import DEADLOCKED, STUCK, SupervisorConditions
@@ -335,11 +335,18 @@ class Controller:
 
     async def _open_journal(self) -> Journal:
         deps = self._deps
-        path = deps.journal_path or deps.settings.state_dir / JOURNAL_FILE
-        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        url = deps.settings.journal_url
+        location: str | Path
+        if deps.journal_path is not None or not is_postgres(url):
+            location = deps.journal_path or (
+                sqlite_path(url) if url else deps.settings.state_dir / JOURNAL_FILE
+            )
+            await asyncio.to_thread(location.parent.mkdir, parents=True, exist_ok=True)
+        else:
+            location = url
         redact = tuple(deps.operator.secret_fields) + tuple(deps.settings.redact_fields)
-        return await SqliteJournal.open(
-            path, clock=deps.clock, synchronous=deps.settings.journal_synchronous, redact=redact
+        return await open_journal(
+            location, clock=deps.clock, synchronous=deps.settings.journal_synchronous, redact=redact
         )
 
     def _noted(self, key: str, obj: Mapping[str, Any], event: str) -> None:

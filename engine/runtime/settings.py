@@ -93,6 +93,13 @@ class Settings:
     journal_synchronous: Synchronous = field(
         default="FULL", metadata=_about("SQLite synchronous mode of the journal")
     )
+    journal_url: str = field(
+        default="",
+        metadata=_about(
+            "journal location: postgresql://… URL, sqlite:///path or a path; "
+            "empty: <state_dir>/journal.db"
+        ),
+    )
     redact_fields: tuple[str, ...] = field(
         default=(), metadata=_about("dotted paths of secret fields, redacted")
     )

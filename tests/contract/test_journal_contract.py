@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,29 +21,59 @@ from engine.journal import (
     StaleTerm,
 )
 from engine.journal.codec import REDACTED
+from engine.journal.location import open_journal
 from engine.journal.memory import MemoryJournal
+from tests.support.postgres import Schemas, postgres_schemas, postgres_server
 
-Opener = Callable[..., Awaitable[Any]]
+__all__ = ["postgres_schemas", "postgres_server"]  # fixtures the postgres backend uses
 
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", "postgres"]
+
+
+class Opener:
+    """Opens journals of one backend, each in a new place, and closes them at the end."""
+
+    def __init__(
+        self, backend: str, request: pytest.FixtureRequest, tmp_path: Path, *, prefix: str = "j"
+    ) -> None:
+        self.backend = backend
+        self._request = request
+        self._tmp_path = tmp_path
+        self._prefix = prefix
+        self.opened: list[Any] = []
+        self._places: dict[int, str] = {}
+
+    async def __call__(self, **options: Any) -> Any:
+        if self.backend == "memory":
+            journal: Any = MemoryJournal(**options)
+        else:
+            place = self._new_place()
+            journal = await open_journal(place, **options)
+            self._places[id(journal)] = place
+        self.opened.append(journal)
+        return journal
+
+    async def reopen(self, journal: Any) -> Any | None:
+        """A second journal on the same place as `journal`; None for memory."""
+        place = self._places.get(id(journal))
+        if place is None:
+            return None
+        again = await open_journal(place)
+        self.opened.append(again)
+        return again
+
+    def _new_place(self) -> str:
+        if self.backend == "postgres":
+            schemas: Schemas = self._request.getfixturevalue("postgres_schemas")
+            return schemas.new()
+        return str(self._tmp_path / f"{self._prefix}{len(self.opened)}.db")
 
 
 @pytest.fixture(params=BACKENDS)
 async def opener(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opener]:
-    opened: list[Any] = []
-
-    async def open_journal(**options: Any) -> Any:
-        if request.param == "memory":
-            journal: Any = MemoryJournal(**options)
-        else:
-            from engine.journal.sqlite import SqliteJournal
-
-            journal = await SqliteJournal.open(tmp_path / f"j{len(opened)}.db", **options)
-        opened.append(journal)
-        return journal
-
-    yield open_journal
-    for journal in opened:
+    backend = Opener(request.param, request, tmp_path)
+    yield backend
+    for journal in backend.opened:
         await journal.close()
 
 
@@ -252,18 +282,13 @@ async def test_streams_lists_every_stream_with_records(journal: Any) -> None:
 
 @pytest.mark.parametrize("target", BACKENDS)
 async def test_an_export_imports_into_any_backend_with_the_same_checksums(
-    journal: Any, target: str, tmp_path: Path
+    journal: Any, target: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     journal.set_term(2)
     await journal.append("a", [ev(key="k", n=1.5, text="é")])
     await journal.append("b", [NewEvent(type="T", data={}, trace_id="t", span_id="s")])
     records = [r async for r in journal.read_all()]
-    if target == "memory":
-        copy: Any = MemoryJournal()
-    else:
-        from engine.journal.sqlite import SqliteJournal
-
-        copy = await SqliteJournal.open(tmp_path / "copy.db")
+    copy: Any = await Opener(target, request, tmp_path, prefix="copy")()
     try:
         assert await copy.import_records(records) == 2
         assert [r async for r in copy.read_all()] == records
@@ -292,14 +317,9 @@ async def test_tail_reads_after_appends_equal_the_records_read_after_reopening(
     await journal.append("t", [ev(n=1)])
     await journal.append("s", [ev("TransitionTaken", key="s:k", n=3)])
     live = [await journal.read_stream("s", v) for v in (1, 2, 3, 4)]
-    if hasattr(journal, "path"):  # the file's own rows, read by a fresh reader
-        from engine.journal.sqlite import SqliteJournal
-
-        await journal.close()
-        again = await SqliteJournal.open(journal.path)
-        try:
-            assert [await again.read_stream("s", v) for v in (1, 2, 3, 4)] == live
-        finally:
-            await again.close()
+    await journal.close()
+    again = await opener.reopen(journal)  # the stored rows, read by a fresh reader
+    if again is not None:
+        assert [await again.read_stream("s", v) for v in (1, 2, 3, 4)] == live
     assert [len(records) for records in live] == [3, 2, 1, 0]
     assert [r.data["n"] for r in live[0]] == [1, 2, 3]
