@@ -1,6 +1,7 @@
-"""What `engine run` does, in order: start the embedded API server (with --local) and the
-example registry (unless given a URL), connect, install the Site CRD and the samples, run
-the Controller with a live view until stopped, then shut everything down in reverse.
+"""What `engine run` does, in order: start the embedded API server (with --local) and, for
+the example Site, its registry (unless given a URL); connect, install the operator's CRD
+and the samples, run the Controller with a live view until stopped, then shut everything
+down in reverse.
 
 State under the state dir: `apiserver.db` (--local), `kubeconfig` (--local),
 `registry.json` (in-process registry), `journal.db` (the engine's journal). A re-run on
@@ -25,22 +26,22 @@ import click
 import yaml
 from rich.console import Console
 
+from engine import Operator, Settings
 from engine.apiserver.http.embedded import serve_apiserver
-from engine.cli import live_view
+from engine.cli import live_view, printer_columns
 from engine.effects.install import (
     Collection,
     InstallError,
     KubeApi,
     apply_definition,
     create_if_missing,
+    list_objects,
     wait_until_served,
 )
 from engine.example.registry_client import RegistryClient
 from engine.example.registry_service import serve_registry
 from engine.example.site import site_operator
-from engine.example.site_resource import SITE
-from engine.runtime.controller import Controller, ControllerDeps
-from engine.runtime.settings import Settings
+from engine.hosting import build_controller
 from engine.telemetry.logging import configure_logging
 from engine.telemetry.metrics import EngineMetrics
 from engine.telemetry.settings import TelemetryConfigError
@@ -52,14 +53,20 @@ from engine.watchers import (
     connect_kubeconfig,
 )
 
-SITES = Collection(SITE.group, SITE.version, SITE.plural, namespaced=SITE.namespaced)
+LIST_EVERY_SECONDS = 1.0
+"""How often the live view re-reads the objects for the operator's printer columns."""
 
 
 @dataclass(frozen=True)
 class RunPlan:
-    """One `engine run`: settings plus the choices only the command line makes."""
+    """One `engine run`: settings plus the choices only the command line makes.
+
+    `example`: `operator` is the example Site, run with a client of its registry (started
+    in-process unless `registry_url` is given)."""
 
     settings: Settings
+    operator: Operator
+    example: bool
     local: bool
     samples_dir: Path | None
     registry_url: str | None
@@ -67,8 +74,16 @@ class RunPlan:
     plain: bool
 
 
-def read_samples(directory: Path) -> list[dict[str, Any]]:
-    """Every Site document in `directory`'s *.yaml files, in file-name order.
+def collection_of(operator: Operator) -> Collection:
+    """Where the operator's custom resources live."""
+    resource = operator.resource
+    return Collection(
+        resource.group, resource.version, resource.plural, namespaced=resource.namespaced
+    )
+
+
+def read_samples(directory: Path, kind: str) -> list[dict[str, Any]]:
+    """Every `kind` document in `directory`'s *.yaml files, in file-name order.
 
     Errors: `click.ClickException` naming a file that is not YAML or holds something else.
     """
@@ -79,9 +94,9 @@ def read_samples(directory: Path) -> list[dict[str, Any]]:
         except (OSError, yaml.YAMLError) as error:
             raise click.ClickException(f"sample {path} cannot be read: {error}") from None
         for document in documents:
-            if not isinstance(document, dict) or document.get("kind") != SITE.kind:
+            if not isinstance(document, dict) or document.get("kind") != kind:
                 raise click.ClickException(
-                    f"sample {path} holds something other than a {SITE.kind}; "
+                    f"sample {path} holds something other than a {kind}; "
                     "remove it or pass --no-samples"
                 )
             samples.append(document)
@@ -99,13 +114,17 @@ async def run_engine(plan: RunPlan) -> None:
         async with contextlib.AsyncExitStack() as stack:
             stack.enter_context(_engine_log(plan.settings, console))
             api = await stack.enter_async_context(_cluster(plan, console))
-            registry_url = plan.registry_url
-            if registry_url is None:
-                registry_url = await stack.enter_async_context(_registry(plan.settings.state_dir))
-            console.print(f"example registry at {registry_url}")
+            operator = plan.operator
+            if plan.example:
+                registry_url = plan.registry_url
+                if registry_url is None:
+                    state_dir = plan.settings.state_dir
+                    registry_url = await stack.enter_async_context(_registry(state_dir))
+                console.print(f"example registry at {registry_url}")
+                registry = await stack.enter_async_context(RegistryClient(registry_url))
+                operator = site_operator(registry)
             await _install(api, plan, console)
-            registry = await stack.enter_async_context(RegistryClient(registry_url))
-            await _serve(api, registry, plan=plan, stop=stop, console=console)
+            await _serve(api, operator, plan=plan, stop=stop, console=console)
     except (ClusterConfigError, ClusterUnreachableError, InstallError) as error:
         raise click.ClickException(str(error)) from None
     except sqlite3.DatabaseError as error:
@@ -133,7 +152,8 @@ async def _cluster(plan: RunPlan, console: Console) -> AsyncIterator[KubeApi]:
             except OSError as error:
                 raise click.ClickException(f"cannot start the API server: {error}") from None
             console.print(f"embedded API server at {server.url} (state in {state_dir})")
-            console.print(f"use it with: kubectl --kubeconfig {kubeconfig} get sites")
+            plural = plan.operator.resource.plural
+            console.print(f"use it with: kubectl --kubeconfig {kubeconfig} get {plural}")
             api = await connect_kubeconfig(kubeconfig)
         elif settings.in_cluster:
             api = await connect_in_cluster()
@@ -180,12 +200,14 @@ def _state_dir(path: Path) -> Path:
 
 
 async def _install(api: KubeApi, plan: RunPlan, console: Console) -> None:
-    await apply_definition(api, SITE.crd())
-    await wait_until_served(api, SITES)
+    resource = plan.operator.resource
+    collection = collection_of(plan.operator)
+    await apply_definition(api, resource.crd())
+    await wait_until_served(api, collection)
     if plan.samples_dir is None:
         return
-    for sample in read_samples(plan.samples_dir):
-        outcome = await create_if_missing(api, SITES, sample)
+    for sample in read_samples(plan.samples_dir, resource.kind):
+        outcome = await create_if_missing(api, collection, sample)
         metadata = sample.get("metadata") or {}
         console.print(
             f"sample {metadata.get('namespace', 'default')}/{metadata.get('name')}: {outcome}"
@@ -202,8 +224,15 @@ def tracing_env(env: Mapping[str, str], *, local: bool) -> Mapping[str, str]:
     return env
 
 
-def view_rows(controller: Controller) -> list[live_view.ViewRow]:
-    """The controller's resources as the live view's rows."""
+def view_rows(
+    snapshot: Any,
+    *,
+    columns: tuple[Mapping[str, Any], ...] = (),
+    objects: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[live_view.ViewRow]:
+    """The controller's resource views (`snapshot`) as the live view's rows, with the
+    values of `columns` read from `objects` (`namespace/name` → the object last listed)."""
+    listed = objects or {}
     return [
         live_view.ViewRow(
             namespace=view.namespace,
@@ -212,9 +241,27 @@ def view_rows(controller: Controller) -> list[live_view.ViewRow]:
             generation=view.generation,
             last_event=view.last_event,
             created_at=_epoch(view.created),
+            columns=printer_columns.values(columns, listed.get(f"{view.namespace}/{view.name}")),
         )
-        for view in controller.snapshot()
+        for view in snapshot
     ]
+
+
+async def _keep_listing(
+    api: KubeApi, collection: Collection, objects: dict[str, Mapping[str, Any]]
+) -> None:
+    """Refresh `objects` from a LIST every second, for the printer columns."""
+    while True:
+        try:
+            listed = await list_objects(api, collection)
+        except InstallError:
+            listed = None  # keep showing the last values; the next LIST may answer
+        if listed is not None:
+            objects.clear()
+            for item in listed:
+                metadata = item.get("metadata") or {}
+                objects[f"{metadata.get('namespace', '')}/{metadata.get('name')}"] = item
+        await asyncio.sleep(LIST_EVERY_SECONDS)
 
 
 def _epoch(timestamp: str) -> float | None:
@@ -225,7 +272,7 @@ def _epoch(timestamp: str) -> float | None:
 
 
 async def _serve(
-    api: KubeApi, registry: RegistryClient, *, plan: RunPlan, stop: asyncio.Event, console: Console
+    api: KubeApi, operator: Operator, *, plan: RunPlan, stop: asyncio.Event, console: Console
 ) -> None:
     """Run the Controller and the live view until `stop` (a signal or the duration)."""
     settings = plan.settings
@@ -238,15 +285,8 @@ async def _serve(
         )
     except TelemetryConfigError as error:
         raise click.ClickException(str(error)) from None
-    controller = Controller(
-        ControllerDeps(
-            operator=site_operator(registry),
-            settings=settings,
-            api_client=api,
-            metrics=metrics,
-            tracing=tracing,
-            handle_signals=False,
-        )
+    controller = build_controller(
+        operator, settings=settings, api_client=api, metrics=metrics, tracing=tracing
     )
     running = asyncio.create_task(controller.run(), name="controller")
     if plan.duration is not None:
@@ -257,17 +297,26 @@ async def _serve(
     ready.cancel()
     if controller.ready.is_set() and controller.health_url:
         console.print(f"health: {controller.health_url}/healthz, /readyz, /metrics")
+    columns = printer_columns.extra_columns(operator.resource.printer_columns)
+    objects: dict[str, Mapping[str, Any]] = {}
+    listing = asyncio.create_task(_keep_listing(api, collection_of(operator), objects))
+    if not columns:
+        listing.cancel()
     view = asyncio.create_task(
         live_view.show(
-            lambda: view_rows(controller),
+            lambda: view_rows(controller.snapshot(), columns=columns, objects=objects),
             stop=stop,
             console=console,
-            title=f"Sites (state in {settings.state_dir}; Ctrl-C to stop)",
+            title=f"{operator.resource.kind}s (state in {settings.state_dir}; Ctrl-C to stop)",
+            columns=printer_columns.headers(columns),
         )
     )
     await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
     stop.set()
     await view
+    listing.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await listing
     await controller.stop()
     try:
         await running
