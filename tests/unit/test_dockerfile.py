@@ -258,11 +258,11 @@ OPERATOR = Operator(
 @pytest.mark.parametrize(
     ("operator", "needle"),
     [
-        pytest.param(None, "in-cluster configuration unavailable", id="example-reaches-the-cluster"),
-        pytest.param("nowhere.thing:OPERATOR", "cannot import module 'nowhere.thing'", id="missing"),
-        pytest.param("thingop:OPERATOR", "provision handler provision is not async", id="user-package"),
+        pytest.param(None, "in-cluster configuration unavailable", id="example-runs"),
+        pytest.param("nowhere.thing:OPERATOR", "cannot import module 'nowhere.thing'", id="absent"),
+        pytest.param("thingop:OPERATOR", "handler provision is not async", id="user-package"),
     ],
-)  # fmt: skip
+)
 def test_the_image_command_runs_the_operator_named_by_engine_operator(
     stages: list[Stage], tmp_path: Path, operator: str | None, needle: str
 ) -> None:
