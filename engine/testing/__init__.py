@@ -11,7 +11,7 @@ from __future__ import annotations
 from engine.clock import FakeClock
 from engine.testing.cluster import ApiError, EmbeddedCluster, start_cluster
 from engine.testing.failpoints import KNOWN_FAILPOINTS, arm_failpoints, failpoint_env
-from engine.testing.handler_env import EffectCall, HandlerEnvironment, HandlerRun
+from engine.testing.handler_env import EffectCall, HandlerEnvironment, HandlerRun, SpecRefused
 from engine.testing.memory_cluster import MemoryCluster
 from engine.testing.running_operator import RunningOperator, WaitTimeout, run_operator
 
@@ -25,6 +25,7 @@ __all__ = [
     "HandlerRun",
     "MemoryCluster",
     "RunningOperator",
+    "SpecRefused",
     "WaitTimeout",
     "arm_failpoints",
     "failpoint_env",

@@ -3,8 +3,10 @@ a real `EffectRunner` over a `MemoryJournal`, the runtime's own step backend ove
 `MemoryCluster`, and a fake clock. The result says which children were applied, which
 effects were called under which keys, and the status the engine would write.
 
-Steps are idempotent across runs of one environment, as in the engine: a second
-`provision` of the same generation calls only the steps that did not succeed before.
+The spec is admitted as the API server would (the CRD schema's defaults applied; a spec
+the schema refuses raises `SpecRefused`). Steps are idempotent across runs of one
+environment, as in the engine: a second `provision` of the same generation calls only
+the steps that did not succeed before.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, cast
 
+from engine.apiserver.schema.custom import admit
 from engine.clock import FakeClock
 from engine.effects import EffectRunner, RunnerDeps
 from engine.effects.backoff import DEFAULT_BACKOFF, BackoffPolicy
@@ -33,6 +36,11 @@ from engine.testing.memory_cluster import MemoryCluster
 
 Outcome = Literal["succeeded", "retry", "failed"]
 HANDLER_PHASES = {"provision": ("Ready", "Provisioning"), "finalize": ("Deleted", "Finalizing")}
+
+
+class SpecRefused(ValueError):
+    """The spec given to a run is one the CRD's schema refuses (the API server would
+    answer 422); the message names the first field and why."""
 
 
 @dataclass(frozen=True)
@@ -158,8 +166,12 @@ class HandlerEnvironment:
         resource = self.operator.resource
         uid = uid or f"uid-{name}"
         metadata = {"name": name, "namespace": namespace, "uid": uid, "generation": generation}
-        owner = {"apiVersion": resource.api_version, "kind": resource.kind,
-                 "metadata": metadata, "spec": dict(spec)}  # fmt: skip
+        owner = _admitted(
+            {"apiVersion": resource.api_version, "kind": resource.kind,
+             "metadata": metadata, "spec": dict(spec)},
+            resource.schema,
+        )  # fmt: skip
+        spec = owner.get("spec") or {}
         stream = stream_name(group=resource.group, kind=resource.kind, namespace=namespace,
                              name=name, uid=uid)  # fmt: skip
         backend = StepBackend(
@@ -218,6 +230,14 @@ class HandlerEnvironment:
             error=error,
             records=records,
         )
+
+
+def _admitted(obj: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    admission = admit(obj, schema)
+    if admission.causes:
+        first = admission.causes[0]
+        raise SpecRefused(f"the schema refuses {first.field}: {first.message}")
+    return admission.obj
 
 
 def _calls(records: Iterable[Record], *, handler_key: str) -> tuple[EffectCall, ...]:
