@@ -157,9 +157,10 @@ def _import_file(path_text: str) -> Any:
     if spec is None or spec.loader is None:
         raise OperatorRefError(f"--operator: {path_text} is not a Python module")
     module = importlib.util.module_from_spec(spec)
-    # Its siblings import as they would when run from its directory.
+    # Its siblings import as they would when run from its directory; appended, so a file
+    # next to it never shadows a module of the standard library or the engine.
     if str(path.parent) not in sys.path:
-        sys.path.insert(0, str(path.parent))
+        sys.path.append(str(path.parent))
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
