@@ -23,6 +23,7 @@ from engine.effects import EffectRunner, RunnerDeps
 from engine.effects.backoff import DEFAULT_BACKOFF, BackoffPolicy
 from engine.effects.errors import DependencyNotReady, EffectFailedPermanently, RetryableError
 from engine.effects.kube import KubeWriter
+from engine.failpoint import FailpointTriggered
 from engine.fsm import events as ev
 from engine.fsm.key import effect_key
 from engine.journal.memory import MemoryJournal
@@ -34,7 +35,7 @@ from engine.runtime.operator import Operator
 from engine.runtime.status import status_body
 from engine.testing.memory_cluster import MemoryCluster
 
-Outcome = Literal["succeeded", "retry", "failed"]
+Outcome = Literal["succeeded", "retry", "failed", "crashed"]
 HANDLER_PHASES = {"provision": ("Ready", "Provisioning"), "finalize": ("Deleted", "Finalizing")}
 
 
@@ -59,7 +60,9 @@ class HandlerRun:
 
     `outcome`: "succeeded"; "retry" (a retryable failure: the engine requeues after
     `retry_after` seconds); "failed" (a `PermanentError` or the attempts ran out:
-    `Failed`, with `reason`). `children` are the manifests applied in this run (with
+    `Failed`, with `reason`); "crashed" (an armed failpoint fired: the engine would have
+    died here, and the next run resumes the steps left in flight under the same keys).
+    `children` are the manifests applied in this run (with
     namespace and ownerReference set), `effects` the other steps called in this run.
     """
 
@@ -216,7 +219,9 @@ class HandlerEnvironment:
         except RetryableError as retrying:
             outcome, reason, error = "retry", str(retrying), retrying
             retry_after = retrying.delay
-        phase = {"succeeded": done, "retry": retry, "failed": "Failed"}[outcome]
+        except FailpointTriggered as crash:
+            outcome, reason, error = "crashed", str(crash), crash
+        phase = {"succeeded": done, "retry": retry, "failed": "Failed", "crashed": retry}[outcome]
         status = status_body(phase=phase, observed_generation=generation, reason=reason,
                              current=None, now=self.clock.now())  # fmt: skip
         records = tuple(await self.journal.read_stream(stream, start + 1))
