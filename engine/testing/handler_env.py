@@ -83,6 +83,16 @@ class HandlerRun:
         """The keys of the effects called in this run, in order."""
         return [call.key for call in self.effects]
 
+    def step_names(self) -> list[str]:
+        """Every step started in this run, child applies included, in order (for example
+        `["apply.configmap.blog-config", "register"]`)."""
+        handler = {"provision", "finalize"}
+        return [
+            str(r.data.get("name"))
+            for r in self.records
+            if r.type == ev.EFFECT_STARTED and r.data.get("name") not in handler
+        ]
+
 
 @dataclass
 class _ReadySet:
