@@ -18,7 +18,6 @@ import signal
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +28,13 @@ from rich.console import Console
 from engine import Operator, Settings
 from engine.apiserver.http.embedded import serve_apiserver
 from engine.cli import live_view, printer_columns
+from engine.cli.view_rows import keep_listing, view_rows
 from engine.effects.install import (
     Collection,
     InstallError,
     KubeApi,
     apply_definition,
     create_if_missing,
-    list_objects,
     wait_until_served,
 )
 from engine.example.registry_client import RegistryClient
@@ -52,9 +51,6 @@ from engine.watchers import (
     connect_in_cluster,
     connect_kubeconfig,
 )
-
-LIST_EVERY_SECONDS = 1.0
-"""How often the live view re-reads the objects for the operator's printer columns."""
 
 
 @dataclass(frozen=True)
@@ -224,53 +220,6 @@ def tracing_env(env: Mapping[str, str], *, local: bool) -> Mapping[str, str]:
     return env
 
 
-def view_rows(
-    snapshot: Any,
-    *,
-    columns: tuple[Mapping[str, Any], ...] = (),
-    objects: Mapping[str, Mapping[str, Any]] | None = None,
-) -> list[live_view.ViewRow]:
-    """The controller's resource views (`snapshot`) as the live view's rows, with the
-    values of `columns` read from `objects` (`namespace/name` → the object last listed)."""
-    listed = objects or {}
-    return [
-        live_view.ViewRow(
-            namespace=view.namespace,
-            name=view.name,
-            state=view.state,
-            generation=view.generation,
-            last_event=view.last_event,
-            created_at=_epoch(view.created),
-            columns=printer_columns.values(columns, listed.get(f"{view.namespace}/{view.name}")),
-        )
-        for view in snapshot
-    ]
-
-
-async def _keep_listing(
-    api: KubeApi, collection: Collection, objects: dict[str, Mapping[str, Any]]
-) -> None:
-    """Refresh `objects` from a LIST every second, for the printer columns."""
-    while True:
-        try:
-            listed = await list_objects(api, collection)
-        except InstallError:
-            listed = None  # keep showing the last values; the next LIST may answer
-        if listed is not None:
-            objects.clear()
-            for item in listed:
-                metadata = item.get("metadata") or {}
-                objects[f"{metadata.get('namespace', '')}/{metadata.get('name')}"] = item
-        await asyncio.sleep(LIST_EVERY_SECONDS)
-
-
-def _epoch(timestamp: str) -> float | None:
-    try:
-        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 async def _serve(
     api: KubeApi, operator: Operator, *, plan: RunPlan, stop: asyncio.Event, console: Console
 ) -> None:
@@ -299,7 +248,7 @@ async def _serve(
         console.print(f"health: {controller.health_url}/healthz, /readyz, /metrics")
     columns = printer_columns.extra_columns(operator.resource.printer_columns)
     objects: dict[str, Mapping[str, Any]] = {}
-    listing = asyncio.create_task(_keep_listing(api, collection_of(operator), objects))
+    listing = asyncio.create_task(keep_listing(api, collection_of(operator), objects))
     if not columns:
         listing.cancel()
     view = asyncio.create_task(
