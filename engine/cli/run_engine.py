@@ -28,7 +28,7 @@ from rich.console import Console
 from engine import Operator, Settings
 from engine.apiserver.http.embedded import serve_apiserver
 from engine.cli import live_view, printer_columns
-from engine.cli.view_rows import keep_listing, view_rows
+from engine.cli.view_rows import keep_listing, view_rows, wait_established
 from engine.effects.install import (
     Collection,
     InstallError,
@@ -199,6 +199,8 @@ async def _install(api: KubeApi, plan: RunPlan, console: Console) -> None:
     resource = plan.operator.resource
     collection = collection_of(plan.operator)
     await apply_definition(api, resource.crd())
+    if plan.local:
+        await wait_established(api, f"{resource.plural}.{resource.group}")
     await wait_until_served(api, collection)
     if plan.samples_dir is None:
         return

@@ -1,6 +1,7 @@
-"""The rows of `engine run`'s live view: the controller's resource views, with the
-values of the operator's printer columns read from its objects, listed again every
-second (one LIST of one kind; the engine's own caches are not shared with the view)."""
+"""What `engine run` reads from the API server besides the engine's own watches: the
+live view's rows (the controller's resource views, with the operator's printer-column
+values read from its objects, listed again every second) and, with --local, whether the
+operator's CRD is Established."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.cli import live_view, printer_columns
-from engine.effects.install import Collection, InstallError, KubeApi, list_objects
+from engine.effects.install import CRDS, Collection, InstallError, KubeApi, list_objects
 
 LIST_EVERY_SECONDS = 1.0
 """How often the view re-reads the objects for the operator's printer columns."""
@@ -61,3 +62,22 @@ def _epoch(timestamp: str) -> float | None:
         return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+async def wait_established(api: KubeApi, name: str, *, within: float = 30.0) -> None:
+    """Return once the CRD `name` has the condition Established=True (one LIST of CRDs a
+    tenth of a second; the engine's ClusterRole has no list on CRDs, so --local only).
+    Errors: `InstallError` after `within` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        for crd in await list_objects(api, CRDS):
+            if (crd.get("metadata") or {}).get("name") != name:
+                continue
+            conditions = (crd.get("status") or {}).get("conditions") or ()
+            if any(c.get("type") == "Established" and c.get("status") == "True"
+                   for c in conditions):  # fmt: skip
+                return
+        if loop.time() > deadline:
+            raise InstallError(f"CRD {name} is not Established after {within:g}s")
+        await asyncio.sleep(0.1)

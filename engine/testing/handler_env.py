@@ -128,7 +128,7 @@ class HandlerEnvironment:
         self.clock = clock or FakeClock()
         self.term = term
         self.cluster = MemoryCluster()
-        self.journal = MemoryJournal(clock=self.clock)
+        self.journal = MemoryJournal(clock=self.clock, redact=tuple(operator.secret_fields))
         self.waits = _ReadySet(set(ready))
         self._runner = EffectRunner(
             RunnerDeps(
