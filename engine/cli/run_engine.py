@@ -248,7 +248,10 @@ async def _serve(
     ready.cancel()
     if controller.ready.is_set() and controller.health_url:
         console.print(f"health: {controller.health_url}/healthz, /readyz, /metrics")
-    columns = printer_columns.extra_columns(operator.resource.printer_columns)
+    # Printer columns only in the live table on a terminal: the plain lines never show
+    # them, so a pod (or a pipe) never LISTs its resources every second.
+    shown = console.is_terminal
+    columns = printer_columns.extra_columns(operator.resource.printer_columns) if shown else ()
     objects: dict[str, Mapping[str, Any]] = {}
     listing = asyncio.create_task(keep_listing(api, collection_of(operator), objects))
     if not columns:
