@@ -13,11 +13,10 @@ import os
 import threading
 from typing import Any
 
+from engine import Operator, Settings, load_settings
 from engine.clock import Clock, SystemClock
 from engine.journal.store import Journal
 from engine.runtime.controller import Controller, ControllerDeps
-from engine.runtime.operator import Operator
-from engine.runtime.settings import Settings, load_settings
 from engine.telemetry.metrics import EngineMetrics
 from engine.telemetry.setup import TracingHandle
 

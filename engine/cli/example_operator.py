@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 
+from engine import Operator
 from engine.example.registry_client import RegistryClient
 from engine.example.site import site_operator
-from engine.runtime.operator import Operator
 
 UNUSED_REGISTRY = "http://registry.replay.invalid"
 

@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 
 import click
 
+from engine import Operator
 from engine.apiserver.schema.structural import structural_problems
-from engine.runtime.operator import Operator
 
 ENVIRONMENT_VARIABLE = "ENGINE_OPERATOR"
 F = TypeVar("F", bound=Callable[..., Any])

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, cast
 
+from engine import Context, Operator
 from engine.apiserver.schema.custom import admit
 from engine.clock import FakeClock
 from engine.effects import EffectRunner, RunnerDeps
@@ -29,9 +30,7 @@ from engine.fsm.key import effect_key
 from engine.journal.memory import MemoryJournal
 from engine.journal.record import Record, stream_name
 from engine.runtime.children import ChildLedger
-from engine.runtime.context import Context
 from engine.runtime.handler_backend import StepBackend
-from engine.runtime.operator import Operator
 from engine.runtime.status import status_body
 from engine.testing.memory_cluster import MemoryCluster
 
