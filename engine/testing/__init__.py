@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from engine.clock import FakeClock
-from engine.testing.cluster import ApiError, EmbeddedCluster, start_cluster
+from engine.testing.cluster import ClusterRequestError, EmbeddedCluster, start_cluster
 from engine.testing.failpoints import KNOWN_FAILPOINTS, arm_failpoints, failpoint_env
 from engine.testing.handler_env import EffectCall, HandlerEnvironment, HandlerRun, SpecRefused
 from engine.testing.memory_cluster import MemoryCluster
@@ -17,7 +17,7 @@ from engine.testing.running_operator import RunningOperator, WaitTimeout, run_op
 
 __all__ = [
     "KNOWN_FAILPOINTS",
-    "ApiError",
+    "ClusterRequestError",
     "EffectCall",
     "EmbeddedCluster",
     "FakeClock",

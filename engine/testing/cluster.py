@@ -23,7 +23,7 @@ from engine.watchers import connect_kubeconfig
 MERGE_PATCH = "application/merge-patch+json"
 
 
-class ApiError(Exception):
+class ClusterRequestError(Exception):
     """The API server answered a helper's request with an error status."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -63,13 +63,13 @@ class EmbeddedCluster:
         """The object, or None when it does not exist."""
         try:
             return await self.request("GET", self._path(namespace, name))
-        except ApiError as error:
+        except ClusterRequestError as error:
             if error.status == 404:
                 return None
             raise
 
     async def patch_spec(
-        self, name: str, spec: Mapping[str, Any], namespace: str = "default"
+        self, name: str, spec: Mapping[str, Any], *, namespace: str = "default"
     ) -> dict[str, Any]:
         """Merge-patch `spec` into the object (a new generation)."""
         body = {"spec": dict(spec)}
@@ -88,7 +88,7 @@ class EmbeddedCluster:
         body: Mapping[str, Any] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
-        """One JSON request to the API server. Errors: `ApiError` for a status >= 400."""
+        """One JSON request to the API server. Errors: `ClusterRequestError` for a status >= 400."""
         response: aiohttp.ClientResponse = await self.api.call_api(
             path,
             method,
@@ -104,7 +104,7 @@ class EmbeddedCluster:
             response.release()
         answer = json.loads(text) if text else {}
         if response.status >= 400:
-            raise ApiError(response.status, str(answer.get("message", text[:300])))
+            raise ClusterRequestError(response.status, str(answer.get("message", text[:300])))
         return dict(answer)
 
 

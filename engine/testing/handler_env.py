@@ -150,7 +150,10 @@ class HandlerEnvironment:
         uid: str | None = None,
     ) -> HandlerRun:
         """Run `provision` once for an object with `spec` (uid default: `uid-<name>`)."""
-        return await self._run("provision", spec, name, namespace, generation, round, uid)
+        return await self._run(
+            "provision", spec, name=name, namespace=namespace, generation=generation,
+            round=round, uid=uid,
+        )  # fmt: skip
 
     async def finalize(
         self,
@@ -163,12 +166,16 @@ class HandlerEnvironment:
         uid: str | None = None,
     ) -> HandlerRun:
         """Run `finalize` once (an operator without one succeeds at once)."""
-        return await self._run("finalize", spec, name, namespace, generation, round, uid)
+        return await self._run(
+            "finalize", spec, name=name, namespace=namespace, generation=generation,
+            round=round, uid=uid,
+        )  # fmt: skip
 
     async def _run(
         self,
         which: str,
         spec: Mapping[str, Any],
+        *,
         name: str,
         namespace: str,
         generation: int,

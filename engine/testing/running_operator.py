@@ -28,7 +28,7 @@ class WaitTimeout(AssertionError):
     """A wait helper's condition did not hold in time; the message says what was seen."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunningOperator:
     """The running engine: `controller`, its `journal`, and the `cluster` it watches."""
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine import Operator
-from engine.testing import ApiError, EmbeddedCluster, RunningOperator, WaitTimeout
+from engine.testing import ClusterRequestError, EmbeddedCluster, RunningOperator, WaitTimeout
 from tests.support.book_operator import book_operator
 
 KUBECTL = shutil.which("kubectl")
@@ -45,7 +45,7 @@ async def test_the_cluster_fixture_serves_the_crd_to_kubectl(
 
 
 async def test_the_cluster_refuses_what_the_schema_refuses(engine_cluster: EmbeddedCluster) -> None:
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(ClusterRequestError) as refused:
         await engine_cluster.create({"metadata": {"name": "x"}, "spec": {"copies": 2}})
     assert refused.value.status == 422
 
