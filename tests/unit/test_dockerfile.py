@@ -224,6 +224,8 @@ def test_the_build_stage_installs_the_engine_where_the_final_stage_copies_from(
     site = prefix / "lib" / "python3.11" / "site-packages"
     assert (prefix / "bin" / "engine").is_file()  # on PATH as /usr/local/bin/engine
     assert (site / "engine" / "cli" / "main.py").is_file()
+    # engine init's project template is package data, shipped with the package
+    assert (site / "engine" / "cli" / "project_template" / "operator.py.tmpl").is_file()
     assert not list(site.glob("engine/tests*"))
     shipped = {p.relative_to(site / "engine") for p in (site / "engine").rglob("*.py")}
     source = {p.relative_to(ROOT / "engine") for p in (ROOT / "engine").rglob("*.py")}
