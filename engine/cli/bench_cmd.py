@@ -7,6 +7,7 @@ import os
 
 import click
 
+from engine.bench import handler_runs
 from engine.bench import journal as journal_bench
 from engine.bench import journal_postgres as journal_postgres_bench
 from engine.bench import reconcile as reconcile_bench
@@ -151,6 +152,17 @@ def reconcile(resources: int, concurrency: int, as_json: bool) -> None:
         figures = asyncio.run(reconcile_bench.run_bench(resources=resources, settings=settings))
     except (SettingsError, reconcile_bench.ReconcileBenchError) as failed:
         raise click.ClickException(str(failed)) from None
+    click.echo(figures.as_json() if as_json else figures.describe())
+
+
+@command.command(name="handlers")
+@click.option("--runs", default=500, show_default=True, help="Handler runs to time.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def handlers(runs: int, as_json: bool) -> None:
+    """The test kit's in-memory handler runs, and the cost of `import engine`."""
+    if runs < 1:
+        raise click.BadParameter("--runs must be >= 1")
+    figures = handler_runs.run_bench(runs=runs)
     click.echo(figures.as_json() if as_json else figures.describe())
 
 

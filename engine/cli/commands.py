@@ -13,10 +13,13 @@ import click
 SUBCOMMANDS = {
     "apiserver": "engine.cli.apiserver_cmd",
     "bench": "engine.cli.bench_cmd",
+    "crd": "engine.cli.crd_cmd",
     "demo": "engine.cli.demo_cmd",
     "example-service": "engine.cli.example_service_cmd",
     "fsm": "engine.cli.fsm_cmd",
+    "init": "engine.cli.init_cmd",
     "journal": "engine.cli.journal_cmd",
+    "manifests": "engine.cli.manifests_cmd",
     "release-finalizer": "engine.cli.release_finalizer_cmd",
     "replay": "engine.cli.replay_cmd",
     "run": "engine.cli.run_cmd",

@@ -35,6 +35,8 @@ class ViewRow:
     generation: int
     last_event: str
     created_at: float | None = None
+    columns: tuple[str, ...] = ()
+    """Values of the operator's printer columns, in the order of `show`'s `columns`."""
 
     @property
     def key(self) -> str:
@@ -53,10 +55,13 @@ def age_text(seconds: float) -> str:
     return f"{whole // 86400}d{(whole % 86400) // 3600}h"
 
 
-def render_table(rows: Sequence[ViewRow], *, now: float, title: str) -> Table:
-    """The live table, rows sorted by namespace and name."""
+def render_table(
+    rows: Sequence[ViewRow], *, now: float, title: str, columns: Sequence[str] = ()
+) -> Table:
+    """The live table, rows sorted by namespace and name; `columns` are the headers of
+    each row's printer-column values (shown after GEN)."""
     table = Table(title=title, title_justify="left", expand=False)
-    for column in ("NAMESPACE", "NAME", "STATE", "GEN", "LAST EVENT", "AGE"):
+    for column in ("NAMESPACE", "NAME", "STATE", "GEN", *columns, "LAST EVENT", "AGE"):
         table.add_column(column, no_wrap=True)
     for row in sorted(rows, key=lambda r: (r.namespace, r.name)):
         style = STATE_STYLES.get(row.state, "")
@@ -66,12 +71,17 @@ def render_table(rows: Sequence[ViewRow], *, now: float, title: str) -> Table:
             row.name,
             f"[{style}]{row.state}[/]" if style else row.state,
             str(row.generation),
+            *_padded(row.columns, len(columns)),
             row.last_event,
             age,
         )
     if not rows:
-        table.add_row("", "(no resources yet)", "", "", "", "")
+        table.add_row("", "(no resources yet)", "", "", *([""] * len(columns)), "", "")
     return table
+
+
+def _padded(values: Sequence[str], width: int) -> list[str]:
+    return [*values[:width], *([""] * (width - len(values[:width])))]
 
 
 def plain_changes(previous: Mapping[str, ViewRow], rows: Sequence[ViewRow]) -> list[str]:
@@ -98,12 +108,16 @@ async def show(
     console: Console,
     title: str,
     interval: float = 0.5,
+    columns: Sequence[str] = (),
 ) -> None:
     """Show `snapshot()` every `interval` seconds until `stop` is set (then once more)."""
     if console.is_terminal:
         with Live(console=console, auto_refresh=False, transient=False) as live:
             while True:
-                live.update(render_table(snapshot(), now=time.time(), title=title), refresh=True)
+                live.update(
+                    render_table(snapshot(), now=time.time(), title=title, columns=columns),
+                    refresh=True,
+                )
                 if stop.is_set():
                     return
                 await _wait(stop, interval)

@@ -14,9 +14,10 @@ from typing import Any
 
 import click
 
+from engine import CustomResource
+from engine.cli.operator_ref import load_operator, operator_option
 from engine.effects.errors import PermanentError, RetryableError
 from engine.effects.kube import KubeWriter
-from engine.example.site_resource import SITE
 from engine.fsm import events as ev
 from engine.identity import Kind
 from engine.journal.errors import JournalError
@@ -29,6 +30,7 @@ ACTION = "release-finalizer"
 
 @click.command(name="release-finalizer")
 @click.argument("resource", metavar="NS/NAME")
+@operator_option("The operator whose resource it is.")
 @click.option(
     "--kubeconfig",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -44,25 +46,45 @@ ACTION = "release-finalizer"
 )
 @click.option(
     "--finalizer",
-    default=f"{SITE.group}/finalizer",
-    show_default=True,
-    help="The engine's finalizer name.",
+    default=None,
+    help="The engine's finalizer name [default: the operator's, <group>/finalizer].",
 )
-def command(resource: str, kubeconfig: Path, journal_path: Path, finalizer: str) -> None:
-    """Remove the engine's finalizer from a Site stuck in deletion, journaled first."""
+def command(
+    resource: str,
+    operator_ref: str | None,
+    kubeconfig: Path,
+    journal_path: Path,
+    finalizer: str | None,
+) -> None:
+    """Remove the engine's finalizer from a resource stuck in deletion, journaled first."""
+    operator = load_operator(operator_ref)
     namespace, _, name = resource.partition("/")
     if not namespace or not name or "/" in name:
         raise click.ClickException(f"resource {resource!r} must be NAMESPACE/NAME")
     if not journal_path.is_file():
         raise click.ClickException(f"journal {journal_path} does not exist; pass --journal")
-    message = asyncio.run(_release(namespace, name, kubeconfig, journal_path, finalizer))
+    message = asyncio.run(
+        _release(
+            operator.resource,
+            (namespace, name),
+            kubeconfig=kubeconfig,
+            journal_path=journal_path,
+            finalizer=finalizer or operator.finalizer_name,
+        )
+    )
     click.echo(message)
 
 
 async def _release(
-    namespace: str, name: str, kubeconfig: Path, journal_path: Path, finalizer: str
+    resource: CustomResource,
+    where: tuple[str, str],
+    *,
+    kubeconfig: Path,
+    journal_path: Path,
+    finalizer: str,
 ) -> str:
-    kind = Kind(SITE.group, SITE.version, SITE.plural, SITE.kind, SITE.namespaced)
+    namespace, name = where
+    kind = resource.kind_ref
     try:
         api = await connect_kubeconfig(kubeconfig)
     except (ClusterConfigError, ClusterUnreachableError) as error:
@@ -73,16 +95,17 @@ async def _release(
         metadata = obj.get("metadata", {})
         if finalizer not in (metadata.get("finalizers") or ()):
             raise click.ClickException(
-                f"{SITE.kind} {namespace}/{name} has no finalizer {finalizer}: nothing to release"
+                f"{resource.kind} {namespace}/{name} has no finalizer {finalizer}: "
+                "nothing to release"
             )
         if not metadata.get("deletionTimestamp"):
             raise click.ClickException(
-                f"{SITE.kind} {namespace}/{name} is not being deleted; delete it first "
+                f"{resource.kind} {namespace}/{name} is not being deleted; delete it first "
                 "(the finalizer is released only for a stuck deletion)"
             )
         stream = stream_name(
-            group=SITE.group,
-            kind=SITE.kind,
+            group=resource.group,
+            kind=resource.kind,
             namespace=namespace,
             name=name,
             uid=str(metadata.get("uid") or ""),
@@ -97,7 +120,7 @@ async def _release(
             ) from None
     finally:
         await api.close()
-    return f"released {finalizer} from {SITE.kind} {namespace}/{name} (journaled in {stream})"
+    return f"released {finalizer} from {resource.kind} {namespace}/{name} (journaled in {stream})"
 
 
 async def _get(writer: KubeWriter, kind: Kind, namespace: str, name: str) -> dict[str, Any]:

@@ -18,16 +18,14 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+from engine.cli.operator_ref import load_operator, operator_option
 from engine.effects.backoff import DEFAULT_BACKOFF, BackoffPolicy
-from engine.example.registry_client import RegistryClient
-from engine.example.site import site_operator
 from engine.fsm.errors import FsmError
 from engine.journal.errors import JournalError
 from engine.replay.driver import (
     UnknownResource,
     replay_timelines,
 )
-from engine.replay.handlers import load_operator
 from engine.replay.render_html import render_html
 from engine.replay.render_json import json_chunks
 from engine.replay.render_mermaid import render_mermaid
@@ -35,17 +33,9 @@ from engine.replay.render_table import DEFAULT_WIDTH, table_chunks
 from engine.replay.source import record_count
 from engine.replay.timeline import Window
 from engine.replay.verify import ReplayPolicy, verify_journal
-from engine.runtime.operator import Operator
 
 FORMATS = ("table", "json", "mermaid", "html")
 PROGRESS_ABOVE = 100_000
-DEFAULT_OPERATOR = "engine.cli.replay_cmd:example_operator"
-
-
-def example_operator() -> Operator:
-    """The example Site operator for replay: its registry client is never opened,
-    because replay answers every effect from the journal and calls nothing."""
-    return site_operator(RegistryClient("http://registry.replay.invalid"))
 
 
 class BadInput(click.ClickException):
@@ -109,14 +99,7 @@ def progress_bar(path: Path) -> Iterator[Callable[[int], None] | None]:
 @click.option("--jaeger-url", metavar="URL", help="Link trace ids to this Jaeger (html).")
 @click.option("--width", default=DEFAULT_WIDTH, show_default=True, help="Table width.")
 @click.option("--verify", is_flag=True, help="Re-drive fold, decide and the handlers; report.")
-@click.option(
-    "--operator",
-    "operator_ref",
-    default=DEFAULT_OPERATOR,
-    show_default=True,
-    metavar="MODULE:ATTRIBUTE",
-    help="The operator whose handlers --verify re-runs (an Operator or a factory of one).",
-)
+@operator_option("The operator whose handlers --verify re-runs.")
 @click.option(
     "--backoff-base",
     default=DEFAULT_BACKOFF.base,
@@ -135,7 +118,7 @@ def command(
     jaeger_url: str | None,
     width: int,
     verify: bool,
-    operator_ref: str,
+    operator_ref: str | None,
     backoff_base: float,
     backoff_cap: float,
 ) -> None:
@@ -170,11 +153,10 @@ def command(
         click.echo(chunk, nl=False)
 
 
-def _verify(journal: Path, resource: str | None, operator_ref: str, backoff: BackoffPolicy) -> None:
-    try:
-        operator = load_operator(operator_ref)
-    except ValueError as bad:
-        raise BadInput(str(bad)) from None
+def _verify(
+    journal: Path, resource: str | None, operator_ref: str | None, backoff: BackoffPolicy
+) -> None:
+    operator = load_operator(operator_ref)
     policy = ReplayPolicy(backoff=backoff)
     try:
         with progress_bar(journal) as progress:

@@ -1,6 +1,6 @@
-"""`engine run`: the example operator's engine, on the embedded API server (`--local`) or
-on a real cluster (`--kubeconfig PATH` / `--in-cluster`), until Ctrl-C, SIGTERM or
-`--duration` seconds.
+"""`engine run`: an operator's engine (`--operator REF`, default the example Site), on the
+embedded API server (`--local`) or on a real cluster (`--kubeconfig PATH` /
+`--in-cluster`), until Ctrl-C, SIGTERM or `--duration` seconds.
 """
 
 from __future__ import annotations
@@ -11,13 +11,16 @@ from pathlib import Path
 
 import click
 
+from engine import load_settings
+from engine.cli.operator_ref import EXAMPLE_OPERATOR, default_ref, load_operator, operator_option
 from engine.cli.run_engine import RunPlan, run_engine
-from engine.runtime.settings import SettingsError, load_settings
+from engine.runtime.settings import SettingsError
 
 REPO_SAMPLES = Path(__file__).resolve().parents[2] / "config" / "samples"
 
 
 @click.command(name="run")
+@operator_option("The operator to run.")
 @click.option("--local", is_flag=True, help="Start the embedded API server in the state dir.")
 @click.option(
     "--kubeconfig",
@@ -51,7 +54,8 @@ REPO_SAMPLES = Path(__file__).resolve().parents[2] / "config" / "samples"
     "samples_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Directory of sample Sites to create with --local [default: config/samples].",
+    help="Directory of sample objects to create with --local [default: the example's "
+    "config/samples, for the example operator only].",
 )
 @click.option(
     "--registry-url",
@@ -72,6 +76,7 @@ REPO_SAMPLES = Path(__file__).resolve().parents[2] / "config" / "samples"
     "roles of config/.",
 )
 def command(
+    operator_ref: str | None,
     local: bool,
     kubeconfig: Path | None,
     in_cluster: bool,
@@ -85,7 +90,7 @@ def command(
     plain: bool,
     rbac: bool,
 ) -> None:
-    """Reconcile the example Site operator and show every Site's state as it changes."""
+    """Reconcile an operator's resources and show each one's state as it changes."""
     chosen = [name for name, on in (("--local", local), ("--kubeconfig", kubeconfig is not None),
                                     ("--in-cluster", in_cluster)) if on]  # fmt: skip
     if len(chosen) != 1:
@@ -95,6 +100,9 @@ def command(
         )
     if rbac and not local:
         raise click.UsageError("--rbac goes with --local (a real cluster enforces its own RBAC)")
+    reference = operator_ref or default_ref()
+    operator = load_operator(reference)
+    example = reference == EXAMPLE_OPERATOR
     if samples_dir is not None and not samples_dir.is_dir():
         raise click.BadParameter(f"{samples_dir} is not a directory", param_hint="--samples")
     overrides: dict[str, object] = {
@@ -111,9 +119,12 @@ def command(
         raise click.ClickException(str(bad)) from None
     samples = None
     if local and not no_samples:
-        samples = samples_dir or (REPO_SAMPLES if REPO_SAMPLES.is_dir() else None)
+        default = REPO_SAMPLES if example and REPO_SAMPLES.is_dir() else None
+        samples = samples_dir or default
     plan = RunPlan(
         settings=settings,
+        operator=operator,
+        example=example,
         local=local,
         samples_dir=samples,
         registry_url=registry_url,

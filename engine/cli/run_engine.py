@@ -1,6 +1,7 @@
-"""What `engine run` does, in order: start the embedded API server (with --local) and the
-example registry (unless given a URL), connect, install the Site CRD and the samples, run
-the Controller with a live view until stopped, then shut everything down in reverse.
+"""What `engine run` does, in order: start the embedded API server (with --local) and, for
+the example Site, its registry (unless given a URL); connect, install the operator's CRD
+and the samples, run the Controller with a live view until stopped, then shut everything
+down in reverse.
 
 State under the state dir: `apiserver.db` (--local), `kubeconfig` (--local),
 `registry.json` (in-process registry), `journal.db` (the engine's journal). A re-run on
@@ -17,7 +18,6 @@ import signal
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,10 @@ import click
 import yaml
 from rich.console import Console
 
+from engine import Operator, Settings
 from engine.apiserver.http.embedded import serve_apiserver
-from engine.cli import live_view, local_rbac
+from engine.cli import live_view, local_rbac, printer_columns
+from engine.cli.view_rows import keep_listing, view_rows, wait_established
 from engine.effects.install import (
     Collection,
     InstallError,
@@ -38,9 +40,7 @@ from engine.effects.install import (
 from engine.example.registry_client import RegistryClient
 from engine.example.registry_service import serve_registry
 from engine.example.site import site_operator
-from engine.example.site_resource import SITE
-from engine.runtime.controller import Controller, ControllerDeps
-from engine.runtime.settings import Settings
+from engine.hosting import build_controller
 from engine.telemetry.logging import configure_logging
 from engine.telemetry.metrics import EngineMetrics
 from engine.telemetry.settings import TelemetryConfigError
@@ -52,14 +52,17 @@ from engine.watchers import (
     connect_kubeconfig,
 )
 
-SITES = Collection(SITE.group, SITE.version, SITE.plural, namespaced=SITE.namespaced)
-
 
 @dataclass(frozen=True)
 class RunPlan:
-    """One `engine run`: settings plus the choices only the command line makes."""
+    """One `engine run`: settings plus the choices only the command line makes.
+
+    `example`: `operator` is the example Site, run with a client of its registry (started
+    in-process unless `registry_url` is given)."""
 
     settings: Settings
+    operator: Operator
+    example: bool
     local: bool
     samples_dir: Path | None
     registry_url: str | None
@@ -68,8 +71,16 @@ class RunPlan:
     rbac: bool = False  # --local --rbac: RBAC over HTTPS, the engine as its ServiceAccount
 
 
-def read_samples(directory: Path) -> list[dict[str, Any]]:
-    """Every Site document in `directory`'s *.yaml files, in file-name order.
+def collection_of(operator: Operator) -> Collection:
+    """Where the operator's custom resources live."""
+    resource = operator.resource
+    return Collection(
+        resource.group, resource.version, resource.plural, namespaced=resource.namespaced
+    )
+
+
+def read_samples(directory: Path, kind: str) -> list[dict[str, Any]]:
+    """Every `kind` document in `directory`'s *.yaml files, in file-name order.
 
     Errors: `click.ClickException` naming a file that is not YAML or holds something else.
     """
@@ -80,9 +91,9 @@ def read_samples(directory: Path) -> list[dict[str, Any]]:
         except (OSError, yaml.YAMLError) as error:
             raise click.ClickException(f"sample {path} cannot be read: {error}") from None
         for document in documents:
-            if not isinstance(document, dict) or document.get("kind") != SITE.kind:
+            if not isinstance(document, dict) or document.get("kind") != kind:
                 raise click.ClickException(
-                    f"sample {path} holds something other than a {SITE.kind}; "
+                    f"sample {path} holds something other than a {kind}; "
                     "remove it or pass --no-samples"
                 )
             samples.append(document)
@@ -100,13 +111,17 @@ async def run_engine(plan: RunPlan) -> None:
         async with contextlib.AsyncExitStack() as stack:
             stack.enter_context(_engine_log(plan.settings, console))
             api, admin = await stack.enter_async_context(_cluster(plan, console))
-            registry_url = plan.registry_url
-            if registry_url is None:
-                registry_url = await stack.enter_async_context(_registry(plan.settings.state_dir))
-            console.print(f"example registry at {registry_url}")
+            operator = plan.operator
+            if plan.example:
+                registry_url = plan.registry_url
+                if registry_url is None:
+                    state_dir = plan.settings.state_dir
+                    registry_url = await stack.enter_async_context(_registry(state_dir))
+                console.print(f"example registry at {registry_url}")
+                registry = await stack.enter_async_context(RegistryClient(registry_url))
+                operator = site_operator(registry)
             await _install(api, admin, plan, console)
-            registry = await stack.enter_async_context(RegistryClient(registry_url))
-            await _serve(api, registry, plan=plan, stop=stop, console=console)
+            await _serve(api, operator, plan=plan, stop=stop, console=console)
     except (ClusterConfigError, ClusterUnreachableError, InstallError) as error:
         raise click.ClickException(str(error)) from None
     except sqlite3.DatabaseError as error:
@@ -140,7 +155,8 @@ async def _cluster(plan: RunPlan, console: Console) -> AsyncIterator[tuple[KubeA
             except OSError as error:
                 raise click.ClickException(f"cannot start the API server: {error}") from None
             console.print(f"embedded API server at {server.url} (state in {state_dir})")
-            console.print(f"use it with: kubectl --kubeconfig {kubeconfig} get sites")
+            plural = plan.operator.resource.plural
+            console.print(f"use it with: kubectl --kubeconfig {kubeconfig} get {plural}")
             api = await connect_kubeconfig(kubeconfig)
             if plan.rbac:
                 admin = api
@@ -193,12 +209,16 @@ def _state_dir(path: Path) -> Path:
 
 
 async def _install(api: KubeApi, admin: KubeApi, plan: RunPlan, console: Console) -> None:
-    await apply_definition(api, SITE.crd())
-    await wait_until_served(api, SITES)
+    resource = plan.operator.resource
+    collection = collection_of(plan.operator)
+    await apply_definition(api, resource.crd())
+    if plan.local:
+        await wait_established(api, f"{resource.plural}.{resource.group}")
+    await wait_until_served(api, collection)
     if plan.samples_dir is None:
         return
-    for sample in read_samples(plan.samples_dir):
-        outcome = await create_if_missing(admin, SITES, sample)
+    for sample in read_samples(plan.samples_dir, resource.kind):
+        outcome = await create_if_missing(admin, collection, sample)
         metadata = sample.get("metadata") or {}
         console.print(
             f"sample {metadata.get('namespace', 'default')}/{metadata.get('name')}: {outcome}"
@@ -215,30 +235,8 @@ def tracing_env(env: Mapping[str, str], *, local: bool) -> Mapping[str, str]:
     return env
 
 
-def view_rows(controller: Controller) -> list[live_view.ViewRow]:
-    """The controller's resources as the live view's rows."""
-    return [
-        live_view.ViewRow(
-            namespace=view.namespace,
-            name=view.name,
-            state=view.state,
-            generation=view.generation,
-            last_event=view.last_event,
-            created_at=_epoch(view.created),
-        )
-        for view in controller.snapshot()
-    ]
-
-
-def _epoch(timestamp: str) -> float | None:
-    try:
-        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 async def _serve(
-    api: KubeApi, registry: RegistryClient, *, plan: RunPlan, stop: asyncio.Event, console: Console
+    api: KubeApi, operator: Operator, *, plan: RunPlan, stop: asyncio.Event, console: Console
 ) -> None:
     """Run the Controller and the live view until `stop` (a signal or the duration)."""
     settings = plan.settings
@@ -251,15 +249,8 @@ async def _serve(
         )
     except TelemetryConfigError as error:
         raise click.ClickException(str(error)) from None
-    controller = Controller(
-        ControllerDeps(
-            operator=site_operator(registry),
-            settings=settings,
-            api_client=api,
-            metrics=metrics,
-            tracing=tracing,
-            handle_signals=False,
-        )
+    controller = build_controller(
+        operator, settings=settings, api_client=api, metrics=metrics, tracing=tracing
     )
     running = asyncio.create_task(controller.run(), name="controller")
     if plan.duration is not None:
@@ -270,17 +261,29 @@ async def _serve(
     ready.cancel()
     if controller.ready.is_set() and controller.health_url:
         console.print(f"health: {controller.health_url}/healthz, /readyz, /metrics")
+    # Printer columns only in the live table on a terminal: the plain lines never show
+    # them, so a pod (or a pipe) never LISTs its resources every second.
+    shown = console.is_terminal
+    columns = printer_columns.extra_columns(operator.resource.printer_columns) if shown else ()
+    objects: dict[str, Mapping[str, Any]] = {}
+    listing = asyncio.create_task(keep_listing(api, collection_of(operator), objects))
+    if not columns:
+        listing.cancel()
     view = asyncio.create_task(
         live_view.show(
-            lambda: view_rows(controller),
+            lambda: view_rows(controller.snapshot(), columns=columns, objects=objects),
             stop=stop,
             console=console,
-            title=f"Sites (state in {settings.state_dir}; Ctrl-C to stop)",
+            title=f"{operator.resource.kind}s (state in {settings.state_dir}; Ctrl-C to stop)",
+            columns=printer_columns.headers(columns),
         )
     )
     await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
     stop.set()
     await view
+    listing.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await listing
     await controller.stop()
     try:
         await running

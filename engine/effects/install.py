@@ -130,6 +130,23 @@ async def wait_until_served(
         await asyncio.sleep(0.1)
 
 
+async def list_objects(api: ApiClient, collection: Collection) -> list[dict[str, Any]]:
+    """Every object of `collection` in all namespaces (one LIST).
+
+    Errors: `InstallError` naming the collection and the server's answer.
+    """
+    root = (
+        f"/apis/{collection.group}/{collection.version}"
+        if collection.group
+        else f"/api/{collection.version}"
+    )
+    status, text = await _request(api, "GET", f"{root}/{collection.plural}")
+    if status != 200:
+        raise InstallError(f"cannot list {collection.plural}: {status} {_message(text)}")
+    items = json.loads(text).get("items") or []
+    return [item for item in items if isinstance(item, dict)]
+
+
 async def create_if_missing(
     api: ApiClient, collection: Collection, manifest: Mapping[str, Any]
 ) -> InstallOutcome:

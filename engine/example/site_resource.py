@@ -1,5 +1,6 @@
 """The example operator's custom resource, `Site` (example.dev/v1): its schema, printer
-columns and the CRD manifest rendered from them (config/crd/site.yaml is that rendering).
+columns and the CRD manifest rendered from them (config/crd/site.yaml holds the same CRD,
+written by `engine manifests`).
 """
 
 from __future__ import annotations
@@ -106,10 +107,11 @@ SERVICE = ChildKind(group="", version="v1", kind="Service", plural="services")
 
 
 def render_crd_yaml() -> str:
-    """The Site CRD as YAML, byte for byte what config/crd/site.yaml holds."""
+    """The Site CRD as YAML: the same object config/crd/site.yaml holds (that file is
+    written by `engine manifests`, with its own header)."""
     header = (
         "# The example operator's CRD, rendered from engine/example/site_resource.py\n"
-        "# (regenerate: python -m engine.example.site_resource > config/crd/site.yaml).\n"
+        "# (config/crd/site.yaml is written by: engine manifests --image engine:0.1.0).\n"
     )
     return header + yaml.safe_dump(SITE.crd(), sort_keys=False, default_flow_style=False)
 

@@ -1,52 +1,19 @@
-"""The Site handlers against the real registry service over HTTP; the handler backend is a
-recording fake at its seam (the reconciler's runner is not the point here)."""
+"""The Site handlers against the real registry service over HTTP, each run in the test
+kit's handler environment (the engine's effect runner and step backend over in-memory
+parts), so steps run under their real keys."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 
-from engine.effects.errors import PermanentError, RetryableError
 from engine.example.registry_client import RegistryClient
 from engine.example.registry_service import Faults, serve_registry
-from engine.example.site import SiteHandlers
-from engine.runtime.context import Context, EffectFn
+from engine.example.site import site_operator
+from engine.testing import HandlerEnvironment
 
-
-@dataclass
-class RecordingBackend:
-    """Runs each step at once and records what the handler asked for."""
-
-    steps: list[str] = field(default_factory=list)
-    children: list[Mapping[str, Any]] = field(default_factory=list)
-
-    async def run_step(self, key: str, name: str, call: EffectFn) -> Any:
-        self.steps.append(name)
-        return await call(key)
-
-    async def apply_child(self, key: str, manifest: Mapping[str, Any]) -> Mapping[str, Any]:
-        self.steps.append(key.split(":")[2])
-        self.children.append(manifest)
-        return manifest
-
-
-def context(backend: RecordingBackend, *, spec: dict[str, Any], term: int = 1) -> Context:
-    return Context(
-        name="blog",
-        namespace="default",
-        uid="uid-1",
-        generation=1,
-        round=0,
-        spec=spec,
-        metadata={"name": "blog", "namespace": "default"},
-        term=term,
-        logger=logging.getLogger("test"),
-        backend=backend,
-    )
+SITE = {"name": "blog", "uid": "uid-1"}
 
 
 @pytest.fixture
@@ -55,11 +22,15 @@ async def registry() -> AsyncIterator[RegistryClient]:
         yield client
 
 
+def environment(registry: RegistryClient, *, term: int = 1) -> HandlerEnvironment:
+    return HandlerEnvironment(site_operator(registry), term=term)
+
+
 async def test_provision_applies_both_children_then_registers(registry: RegistryClient) -> None:
-    backend = RecordingBackend()
     spec = {"domain": "blog.example.com", "replicas": 2, "password": "hunter2"}
-    await SiteHandlers(registry).provision(context(backend, spec=spec))
-    assert backend.steps == ["apply.configmap.blog-config", "apply.service.blog-web", "register"]
+    run = await environment(registry).provision(spec, **SITE)
+    assert run.outcome == "succeeded"
+    assert run.step_names() == ["apply.configmap.blog-config", "apply.service.blog-web", "register"]
     [registration] = await registry.registrations()
     assert registration.name == "default.blog"
     assert registration.spec["replicas"] == 2
@@ -68,47 +39,47 @@ async def test_provision_applies_both_children_then_registers(registry: Registry
 
 
 async def test_provision_twice_with_same_key_applies_once(registry: RegistryClient) -> None:
-    handlers = SiteHandlers(registry)
-    for _ in range(2):
-        await handlers.provision(context(RecordingBackend(), spec={"domain": "b.example.com"}))
+    for _ in range(2):  # two environments: two fresh journals, so the call is made twice
+        run = await environment(registry).provision({"domain": "b.example.com"}, **SITE)
+        assert run.effect_keys() == ["uid-1:1:register"]
     assert await registry.applied() == {"uid-1:1:register": 1}
 
 
 async def test_finalize_unregisters(registry: RegistryClient) -> None:
-    handlers = SiteHandlers(registry)
-    await handlers.provision(context(RecordingBackend(), spec={"domain": "b.example.com"}))
-    backend = RecordingBackend()
-    await handlers.finalize(context(backend, spec={"domain": "b.example.com"}))
-    assert backend.steps == ["unregister"]
+    env = environment(registry)
+    await env.provision({"domain": "b.example.com"}, **SITE)
+    run = await env.finalize({"domain": "b.example.com"}, **SITE)
+    assert run.step_names() == ["unregister"]
     assert await registry.registrations() == []
 
 
 async def test_reserved_domain_fails_permanently_before_any_step(
     registry: RegistryClient,
 ) -> None:
-    backend = RecordingBackend()
-    with pytest.raises(PermanentError, match=r"invalid\.example is reserved"):
-        await SiteHandlers(registry).provision(context(backend, spec={"domain": "invalid.example"}))
-    assert backend.steps == []
+    run = await environment(registry).provision({"domain": "invalid.example"}, **SITE)
+    assert run.outcome == "failed"
+    assert run.reason is not None
+    assert "invalid.example is reserved" in run.reason
+    assert run.step_names() == []
     assert await registry.calls() == []
 
 
 async def test_unavailable_registry_is_retryable_with_its_retry_after() -> None:
     faults = Faults(failure_rate=1.0, retry_after_seconds=7)
     async with serve_registry(faults=faults) as running, RegistryClient(running.url) as client:
-        with pytest.raises(RetryableError) as raised:
-            await SiteHandlers(client).provision(
-                context(RecordingBackend(), spec={"domain": "b.example.com"})
-            )
-    assert raised.value.delay == 7
+        run = await environment(client).provision({"domain": "b.example.com"}, **SITE)
+    assert run.outcome == "retry"
+    assert run.retry_after == 7
 
 
 async def test_stale_term_is_retryable_not_a_failed_site(registry: RegistryClient) -> None:
-    handlers = SiteHandlers(registry)
-    await handlers.provision(context(RecordingBackend(), spec={"domain": "b.example.com"}, term=5))
-    with pytest.raises(RetryableError, match="stale term") as raised:
-        await handlers.finalize(
-            context(RecordingBackend(), spec={"domain": "b.example.com"}, term=4)
-        )
-    assert not isinstance(raised.value, PermanentError)
-    assert raised.value.delay > 0
+    env = environment(registry, term=5)
+    await env.provision({"domain": "b.example.com"}, **SITE)
+    env.term = 4
+    run = await env.finalize({"domain": "b.example.com"}, **SITE)
+    assert run.outcome == "retry"
+    assert run.phase != "Failed"
+    assert run.reason is not None
+    assert "stale term" in run.reason
+    assert run.retry_after is not None
+    assert run.retry_after > 0

@@ -224,7 +224,68 @@ def test_the_build_stage_installs_the_engine_where_the_final_stage_copies_from(
     site = prefix / "lib" / "python3.11" / "site-packages"
     assert (prefix / "bin" / "engine").is_file()  # on PATH as /usr/local/bin/engine
     assert (site / "engine" / "cli" / "main.py").is_file()
+    # engine init's project template is package data, shipped with the package
+    assert (site / "engine" / "cli" / "project_template" / "operator.py.tmpl").is_file()
     assert not list(site.glob("engine/tests*"))
     shipped = {p.relative_to(site / "engine") for p in (site / "engine").rglob("*.py")}
     source = {p.relative_to(ROOT / "engine") for p in (ROOT / "engine").rglob("*.py")}
     assert source <= shipped
+
+
+def image_command(stage: Stage) -> tuple[list[str], dict[str, str]]:
+    """The final stage's command line (ENTRYPOINT + CMD) and its ENV, as the image runs."""
+    command = [*json.loads(stage.all("ENTRYPOINT")[-1]), *json.loads(stage.all("CMD")[-1])]
+    env: dict[str, str] = {}
+    for line in stage.all("ENV"):
+        for word in shlex.split(line):
+            name, _, value = word.partition("=")
+            env[name] = value
+    return command, env
+
+
+SYNC_OPERATOR = """
+from engine import CustomResource, Operator
+
+def provision(ctx):
+    return None
+
+OPERATOR = Operator(
+    resource=CustomResource(group="img.test", version="v1", kind="Thing", plural="things",
+                            schema={"type": "object"}),
+    provision=provision,
+)
+"""
+
+
+@pytest.mark.parametrize(
+    ("operator", "needle"),
+    [
+        pytest.param(None, "in-cluster configuration unavailable", id="example-runs"),
+        pytest.param("nowhere.thing:OPERATOR", "cannot import module 'nowhere.thing'", id="absent"),
+        pytest.param("thingop:OPERATOR", "handler provision is not async", id="user-package"),
+    ],
+)
+def test_the_image_command_runs_the_operator_named_by_engine_operator(
+    stages: list[Stage], tmp_path: Path, operator: str | None, needle: str
+) -> None:
+    """The image's own command line and ENV, with its PYTHONPATH pointed at a directory
+    holding a user package (as `COPY thingop /opt/operator/thingop` would)."""
+    command, image_env = image_command(stages[-1])
+    assert image_env["ENGINE_OPERATOR"] == "engine.cli.example_operator:site"
+    packages = tmp_path / "opt-operator"
+    (packages / "thingop").mkdir(parents=True)
+    (packages / "thingop" / "__init__.py").write_text(SYNC_OPERATOR)
+    env = {
+        "PATH": str(Path(sys.executable).parent),
+        **image_env,
+        "PYTHONPATH": str(packages),
+        "ENGINE_STATE_DIR": str(tmp_path / "state"),
+    }
+    if operator is not None:
+        env["ENGINE_OPERATOR"] = operator
+    done = subprocess.run(
+        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode != 0
+    assert needle in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
