@@ -211,9 +211,12 @@ def _state_dir(path: Path) -> Path:
 async def _install(api: KubeApi, admin: KubeApi, plan: RunPlan, console: Console) -> None:
     resource = plan.operator.resource
     collection = collection_of(plan.operator)
-    await apply_definition(api, resource.crd())
+    # on the embedded server the administrator installs the CRD (with --rbac the engine's
+    # own roles may not list CRDs); on a real cluster the engine applies its own
+    installer = admin if plan.local else api
+    await apply_definition(installer, resource.crd())
     if plan.local:
-        await wait_established(api, f"{resource.plural}.{resource.group}")
+        await wait_established(installer, f"{resource.plural}.{resource.group}")
     await wait_until_served(api, collection)
     if plan.samples_dir is None:
         return
