@@ -1,0 +1,85 @@
+"""What the page's script reads: each lane as JSON (its server-drawn SVG inside), the
+deadlocks, and the records behind the shapes; the same shapes the SSE stream pushes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from engine.journal.codec import encode_at
+from engine.journal.record import Record
+from engine.ui.lane_svg import lane_fragment
+from engine.ui.lanes import Lane
+from engine.ui.picture import Picture
+
+DETAIL_LIMIT = 20_000
+"""Journals up to this many records carry every record in the page (for the details
+panel); larger ones show the shape's own summary (and, live, fetch the record)."""
+
+
+def lane_json(lane: Lane) -> dict[str, Any]:
+    """One lane for the script: filter facts, and the SVG inside its track."""
+    resource = lane.resource
+    return {
+        "id": resource.stream,
+        "label": resource.label,
+        "ns": resource.namespace,
+        "name": resource.name,
+        "kind": resource.kind,
+        "uid": resource.uid,
+        "state": lane.state,
+        "states": sorted(lane.states()),
+        "outcomes": sorted(lane.outcomes()),
+        "records": lane.records,
+        "waits": [[w.at, w.target, w.position] for w in lane.waits],
+        "svg": lane_fragment(lane),
+    }
+
+
+def record_json(record: Record) -> dict[str, Any]:
+    """A record as the details panel shows it (the journal's own, already redacted)."""
+    return {
+        "position": record.position,
+        "stream": record.stream,
+        "version": record.stream_version,
+        "type": record.type,
+        "at": encode_at(record.at),
+        "data": record.data,
+        "idempotency_key": record.idempotency_key,
+        "trace_id": record.trace_id,
+        "term": record.term,
+    }
+
+
+def picture_json(
+    picture: Picture,
+    lanes: Sequence[Lane],
+    records: Iterable[Record] | None,
+    *,
+    live: bool,
+    jaeger_url: str | None,
+) -> dict[str, Any]:
+    """The whole document the script starts from."""
+    origin = picture.origin.timestamp() * 1000 if picture.origin is not None else 0.0
+    return {
+        "origin_ms": origin,
+        "end": picture.end,
+        "last_position": picture.last_position,
+        "records": picture.records,
+        "live": live,
+        "jaeger_url": jaeger_url,
+        "lanes": [lane_json(lane) for lane in lanes],
+        "deadlocks": deadlocks_json(picture),
+        "details": {} if records is None else {r.position: record_json(r) for r in records},
+    }
+
+
+def deadlocks_json(picture: Picture) -> list[dict[str, Any]]:
+    """The deadlocks: time, position and cycle members (`ns/name`, in wait order)."""
+    return [{"at": d.at, "position": d.position, "cycle": list(d.cycle)} for d in picture.deadlocks]
+
+
+def script_json(document: Any) -> str:
+    """JSON safe inside a `<script>` element (no `<`, so no `</script>` can close it)."""
+    return json.dumps(document, separators=(",", ":"), default=str).replace("<", "\\u003c")
