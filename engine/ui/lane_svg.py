@@ -122,13 +122,19 @@ def overlay_svg(lanes: list[Lane], picture: Picture, *, start: float, end: float
             )
     for d in picture.deadlocks:
         rows = [row_of.get(member) for member in d.cycle]
+        if all(r is not None for r in rows):
+            top = min(r for r in rows if r is not None)
+            parts.append(
+                f'<text class="deadlock-label" x="{pct(d.at + len(rows) * span * 0.012)}" '
+                f'y="{top * ROW + 12}">deadlock</text>'
+            )
         for k, member in enumerate(d.cycle):
             nxt = d.cycle[(k + 1) % len(d.cycle)]
             a, b = rows[k], rows[(k + 1) % len(rows)]
             if a is None or b is None:
                 continue
             # each edge a little later than the previous, so the cycle reads as a loop
-            x = pct(d.at + k * span * 0.004)
+            x = pct(d.at + k * span * 0.012)
             parts.append(
                 f'<line class="deadlock-edge" data-from="{escape(member, quote=True)}" '
                 f'data-to="{escape(nxt, quote=True)}" x1="{x}" x2="{x}" '

@@ -147,7 +147,7 @@ class Lane:
             text = f"stuck in {record.data.get('state')} for {record.data.get('seconds')} s"
             self.markers.append(Marker("stuck", at, record.position, text, record.trace_id))
         elif kind == ev.DEADLOCK_DETECTED:
-            cycle = [str(s) for s in record.data.get("cycle") or ()]
+            cycle = [StreamName.of(str(s)).label for s in record.data.get("cycle") or ()]
             text = "deadlock: " + " → ".join([*cycle, cycle[0]] if cycle else cycle)
             self.markers.append(Marker("deadlock", at, record.position, text, record.trace_id))
         elif self.fold.state != self.spans[-1].state:  # e.g. a fold step without a transition

@@ -13,7 +13,7 @@
   var shown = [];
   var rendered = new Map();
   var filters = { name: "", ns: "", state: "", outcome: "" };
-  var full = function () { return Math.max(data.end, 0.001) * 1.02; };
+  var full = function () { return Math.max(data.end, 0.001) * 1.06; };
   var view = { start: 0, end: full(), following: true };
   var selectedPos = null;
 
@@ -111,10 +111,15 @@
     }
     data.deadlocks.forEach(function (d) {
       var n = d.cycle.length, span = view.end - view.start;
+      var rows = d.cycle.map(function (m) { return rowOf.get(m); });
+      if (rows.every(function (r) { return r !== undefined; })) {
+        parts.push('<text class="deadlock-label" x="' + pct(d.at + n * span * 0.012) + '" y="' +
+          (Math.min.apply(null, rows) * ROW + 12) + '">deadlock</text>');
+      }
       d.cycle.forEach(function (member, k) {
         var next = d.cycle[(k + 1) % n], a = rowOf.get(member), b = rowOf.get(next);
         if (a === undefined || b === undefined) return;
-        parts.push(line("deadlock-edge", pct(d.at + k * span * 0.004), a * ROW + mid, b * ROW + mid, "arrow-dead",
+        parts.push(line("deadlock-edge", pct(d.at + k * span * 0.012), a * ROW + mid, b * ROW + mid, "arrow-dead",
           "deadlock: " + member + " waits for " + next,
           ' data-from="' + esc(member) + '" data-to="' + esc(next) + '"'));
       });
@@ -262,7 +267,12 @@
 
   function bind(id, key, lower) {
     var el = document.getElementById(id);
-    el.addEventListener("input", function () { filters[key] = lower ? el.value.toLowerCase() : el.value; refilter(); });
+    var changed = function () {
+      var value = lower ? el.value.toLowerCase() : el.value;
+      if (value !== filters[key]) { filters[key] = value; refilter(); }
+    };
+    el.addEventListener("input", changed);
+    el.addEventListener("change", changed);
   }
   bind("f-name", "name", true);
   bind("f-ns", "ns", false);

@@ -105,7 +105,7 @@ def render_page(
     if small and records is not None:
         streams = {lane.resource.stream for lane in lanes}
         kept = [r for r in records if r.stream in streams]
-    start, end = 0.0, max(picture.end, 1e-3) * 1.02
+    start, end = 0.0, max(picture.end, 1e-3) * 1.06
     drawn = lanes[:STATIC_LANES]
     summary = summarize(picture)
     origin = picture.origin.isoformat() if picture.origin is not None else "no records"

@@ -47,7 +47,8 @@ class Picture:
         self.last_position = record.position
         self.records += 1
         if record.type == ev.DEADLOCK_DETECTED:
-            cycle = tuple(str(s) for s in record.data.get("cycle") or ())
+            # members are streams (or `ns/name` keys): lanes are found by label
+            cycle = tuple(StreamName.of(str(s)).label for s in record.data.get("cycle") or ())
             # one cycle is journaled once per member: draw it once
             if cycle and not any(set(d.cycle) == set(cycle) for d in self.deadlocks):
                 self.deadlocks.append(Deadlock(at, record.position, cycle))

@@ -55,18 +55,21 @@ def timeline_app(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
-        await response.write(b"retry: 1000\n\n")
-        while True:
-            await feed.wait_past(since, seconds=KEEPALIVE_SECONDS)
-            if feed.closed:
-                break
-            if feed.picture.last_position <= since:
-                await response.write(b": keep-alive\n\n")
-                continue
-            update = feed.update_since(since)
-            since = update["last_position"]
-            text = f"id: {since}\nevent: update\ndata: {script_json(update)}\n\n"
-            await response.write(text.encode())
+        try:
+            await response.write(b"retry: 1000\n\n")
+            while True:
+                await feed.wait_past(since, seconds=KEEPALIVE_SECONDS)
+                if feed.closed:
+                    break
+                if feed.picture.last_position <= since:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                update = feed.update_since(since)
+                since = update["last_position"]
+                text = f"id: {since}\nevent: update\ndata: {script_json(update)}\n\n"
+                await response.write(text.encode())
+        except ConnectionResetError:
+            pass  # the page went away: nothing more to send
         return response
 
     async def record(request: web.Request) -> web.Response:
