@@ -23,17 +23,19 @@ def _x(value: float) -> str:
     return f"{value:.3f}"
 
 
-def _shape(tag: str, position: int, css: str, title: str, **attrs: str) -> str:
-    """A shape that links to its record's table row (works without script)."""
+def _shape(tag: str, position: int, css: str, title: str, *, link: bool, **attrs: str) -> str:
+    """A shape; with `link`, wrapped in a link to its record's table row (for the page
+    without script: the script shows the record itself, so its lanes carry no links)."""
     extra = " ".join(f'{k.replace("_", "-")}="{v}"' for k, v in attrs.items())
-    return (
-        f'<a href="#rec-{position}"><{tag} class="{css}" data-pos="{position}" {extra}>'
-        f"<title>{escape(title)}</title></{tag}></a>"
+    shape = (
+        f'<{tag} class="{css}" data-pos="{position}" {extra}><title>{escape(title)}</title></{tag}>'
     )
+    return f'<a href="#rec-{position}">{shape}</a>' if link else shape
 
 
-def lane_fragment(lane: Lane) -> str:
-    """The inside of one lane's `<svg>`: state spans, attempt bars, retry gaps, markers."""
+def lane_fragment(lane: Lane, *, links: bool = False) -> str:
+    """The inside of one lane's `<svg>`: state spans, attempt bars, retry gaps, markers
+    (`links`: each shape links to its record's row in the tables)."""
     parts: list[str] = []
     for s in lane.spans:
         end = FAR if s.end is None else s.end
@@ -45,6 +47,7 @@ def lane_fragment(lane: Lane) -> str:
                 s.position,
                 f"span s-{s.state}",
                 title,
+                link=links,
                 x=_x(s.start),
                 y="1",
                 width=_x(max(end - s.start, 0.0)),
@@ -63,12 +66,13 @@ def lane_fragment(lane: Lane) -> str:
         top = 4 if a.name in HANDLERS else 15
         width = max(end - a.start, MIN_WIDTH)
         # the rect shows the duration; the tick keeps an instant attempt visible
-        parts.append(
-            f'<a href="#rec-{position}"><g class="bar o-{a.outcome}" data-pos="{position}" '
+        bar = (
+            f'<g class="bar o-{a.outcome}" data-pos="{position}" '
             f'data-outcome="{a.outcome}"><title>{escape(title)}</title>'
             f'<rect x="{_x(a.start)}" y="{top}" width="{_x(width)}" height="9"/>'
-            f'<line x1="{_x(a.start)}" x2="{_x(a.start)}" y1="{top}" y2="{top + 9}"/></g></a>'
+            f'<line x1="{_x(a.start)}" x2="{_x(a.start)}" y1="{top}" y2="{top + 9}"/></g>'
         )
+        parts.append(f'<a href="#rec-{position}">{bar}</a>' if links else bar)
         if a.retry_delay is not None and a.end is not None:
             y = 8 if a.name in HANDLERS else 19
             parts.append(
@@ -83,6 +87,7 @@ def lane_fragment(lane: Lane) -> str:
                 m.position,
                 f"mark m-{m.kind}",
                 m.text,
+                link=links,
                 x1=_x(m.at),
                 x2=_x(m.at),
                 y1="0",
@@ -96,7 +101,7 @@ def lane_svg(lane: Lane, *, start: float, end: float) -> str:
     """One lane's `<svg>` showing seconds `start`..`end`."""
     return (
         f'<svg class="track" viewBox="{_x(start)} 0 {_x(max(end - start, 1e-3))} {ROW}" '
-        f'preserveAspectRatio="none">{lane_fragment(lane)}</svg>'
+        f'preserveAspectRatio="none">{lane_fragment(lane, links=True)}</svg>'
     )
 
 
