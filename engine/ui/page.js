@@ -1,6 +1,7 @@
 // The timeline's interactivity: virtualized lanes, zoom, filters, details, live updates.
 (function () {
   "use strict";
+  window.scriptStartAt = performance.now();
   var ROW = 28, BUFFER = 12, SVGNS = "http://www.w3.org/2000/svg";
   var root = document.documentElement;
   root.classList.add("js");
@@ -8,8 +9,18 @@
   var lanesBox = document.getElementById("lanes");
   var overlayBox = document.getElementById("overlay-box");
   var ticks = document.getElementById("ticks");
+  // what a lane's JSON leaves out, derived once: see page_data.lane_json
+  function known(l) {
+    var path = l.id.split("#")[0].split("/");
+    if (path.length >= 4) { l.ns = path[path.length - 2]; l.name = path[path.length - 1]; l.kind = path[path.length - 3]; }
+    else { l.ns = ""; l.name = l.id; l.kind = ""; }
+    l.label = l.ns ? l.ns + "/" + l.name : l.name;
+    l.states = l.spans.map(function (s) { return s[0]; });
+    l.outcomes = l.attempts.map(function (a) { return a[3]; });
+    return l;
+  }
   var all = data.lanes;
-  all.forEach(function (l, i) { l.index = i; });
+  all.forEach(function (l, i) { known(l); l.index = i; });
   var shown = [];
   var rendered = new Map();
   var filters = { name: "", ns: "", state: "", outcome: "" };
@@ -62,11 +73,47 @@
     svg.setAttribute("class", "track");
     svg.setAttribute("preserveAspectRatio", "none");
     svg.setAttribute("viewBox", viewBox());
-    svg.innerHTML = l.svg; // drawn and escaped by the server
+    svg.innerHTML = fragment(l);
     div.appendChild(label);
     div.appendChild(svg);
     if (selectedPos !== null) mark(div);
     return div;
+  }
+
+  var FAR = 1e7;
+  function n3(x) { return x.toFixed(3); }
+  function title(text) { return "<title>" + esc(text) + "</title>"; }
+
+  // a lane's shapes, as lane_svg.lane_fragment draws them on the server
+  function fragment(l) {
+    var out = [];
+    l.spans.forEach(function (s) {
+      var end = s[2] === null ? FAR : s[2];
+      var until = s[2] === null ? "now" : "+" + n3(s[2]) + " s";
+      out.push('<rect class="span s-' + s[0] + '" data-pos="' + s[3] + '" x="' + n3(s[1]) +
+        '" y="1" width="' + n3(Math.max(end - s[1], 0)) + '" height="' + (ROW - 2) + '">' +
+        title(s[0] + " from +" + n3(s[1]) + " s to " + until + " (position " + s[3] + ")") + "</rect>");
+    });
+    l.attempts.forEach(function (a) {
+      var end = a[2] === null ? l.last_at : a[2], top = a[0] ? 4 : 15;
+      var text = a[7] + " attempt " + a[5] + ": " + a[3].replace("_", " ");
+      if (a[2] !== null) text += ", " + Math.round((a[2] - a[1]) * 1000).toLocaleString("en") + " ms";
+      if (a[8]) text += " \u2014 " + a[8];
+      if (a[6] !== null) text += "; retry in " + n3(a[6]) + " s";
+      out.push('<g class="bar o-' + a[3] + '" data-pos="' + a[4] + '" data-outcome="' + a[3] + '">' +
+        title(text) + '<rect x="' + n3(a[1]) + '" y="' + top + '" width="' + n3(Math.max(end - a[1], 1e-4)) +
+        '" height="9"/><line x1="' + n3(a[1]) + '" x2="' + n3(a[1]) + '" y1="' + top + '" y2="' + (top + 9) + '"/></g>');
+      if (a[6] !== null && a[2] !== null) {
+        var y = a[0] ? 8 : 19;
+        out.push('<line class="gap" x1="' + n3(a[2]) + '" x2="' + n3(a[2] + a[6]) + '" y1="' + y + '" y2="' + y + '">' +
+          title("retry delay " + n3(a[6]) + " s") + "</line>");
+      }
+    });
+    l.marks.forEach(function (m) {
+      out.push('<line class="mark m-' + m[0] + '" data-pos="' + m[2] + '" x1="' + n3(m[1]) + '" x2="' + n3(m[1]) +
+        '" y1="0" y2="' + ROW + '">' + title(m[3]) + "</line>");
+    });
+    return out.join("");
   }
 
   function draw() {
@@ -300,8 +347,9 @@
   function update(msg) {
     var byId = new Map(all.map(function (l) { return [l.id, l]; }));
     msg.lanes.forEach(function (l) {
-      var known = byId.get(l.id);
-      l.index = known ? known.index : -1;
+      known(l);
+      var before = byId.get(l.id);
+      l.index = before ? before.index : -1;
       byId.set(l.id, l);
     });
     all = Array.from(byId.values()).sort(order);

@@ -9,7 +9,7 @@ from typing import Any
 
 from engine.journal.codec import encode_at
 from engine.journal.record import Record
-from engine.ui.lane_svg import lane_fragment
+from engine.ui.lane_svg import HANDLERS
 from engine.ui.lanes import Lane
 from engine.ui.picture import Picture
 
@@ -18,22 +18,34 @@ DETAIL_LIMIT = 20_000
 panel); larger ones show the shape's own summary (and, live, fetch the record)."""
 
 
+def _t(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 4)
+
+
 def lane_json(lane: Lane) -> dict[str, Any]:
-    """One lane for the script: filter facts, and the SVG inside its track."""
-    resource = lane.resource
+    """One lane for the script: filter facts, and what its track draws, as compact
+    arrays (the script draws them as `lane_svg.lane_fragment` does):
+    spans `[state, start, end|null, position]`, attempts `[upper, start, end|null,
+    outcome, position, attempt, retry delay|null, name, message]`, marks
+    `[kind, at, position, text]`."""
+    attempts = [
+        [
+            int(a.name in HANDLERS), _t(a.start), _t(a.end), a.outcome,
+            a.end_position if a.end_position is not None else a.position,
+            a.attempt, _t(a.retry_delay), a.name, a.message,
+        ]
+        for a in lane.attempts
+    ]  # fmt: skip
+    # label, namespace, name, states and outcomes the script derives from these
     return {
-        "id": resource.stream,
-        "label": resource.label,
-        "ns": resource.namespace,
-        "name": resource.name,
-        "kind": resource.kind,
-        "uid": resource.uid,
+        "id": lane.resource.stream,
         "state": lane.state,
-        "states": sorted(lane.states()),
-        "outcomes": sorted(lane.outcomes()),
         "records": lane.records,
         "waits": [[w.at, w.target, w.position] for w in lane.waits],
-        "svg": lane_fragment(lane),
+        "last_at": _t(lane.last_at),
+        "spans": [[s.state, _t(s.start), _t(s.end), s.position] for s in lane.spans],
+        "attempts": attempts,
+        "marks": [[m.kind, _t(m.at), m.position, m.text] for m in lane.markers],
     }
 
 
