@@ -167,7 +167,7 @@ class Lane:
                 Attempt(fact.key, fact.name, fact.attempt, at, record.position, record.trace_id)
             )
             return
-        attempt = self._open(fact.key)
+        attempt = self._open(fact.key, None if fact.type == ev.RETRY_SCHEDULED else fact.attempt)
         if fact.type == ev.RETRY_SCHEDULED:
             if attempt is not None:
                 attempt.retry_delay = fact.delay
@@ -193,11 +193,12 @@ class Lane:
         else:
             attempt.outcome = "retryable" if fact.retryable else "permanent"
 
-    def _open(self, key: str) -> Attempt | None:
-        # an outcome or a retry belongs to the newest attempt of its key
+    def _open(self, key: str, number: int | None) -> Attempt | None:
+        # an outcome belongs to the newest attempt of its key and number (a retry, to
+        # the newest of its key): an outcome of another attempt is drawn on its own
         for attempt in reversed(self.attempts):
             if attempt.key == key:
-                return attempt
+                return attempt if number is None or attempt.attempt == number else None
         return None
 
 
