@@ -20,7 +20,7 @@ from engine.ui.picture import Picture
 from engine.ui.record_tables import record_tables
 from engine.ui.summary import summarize, summary_svg, summary_text
 
-STATIC_LANES = 200
+STATIC_LANES = 100
 """Lanes drawn in the page itself (without script); the script draws any of them."""
 
 
