@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from engine.bench.browser import chromium
-from engine.bench.ui_journal import RECORDS_PER_RESOURCE, bench_records
+from engine.bench.ui_journal import bench_records
 from engine.journal.sqlite import SqliteJournal
 from engine.ui.loader import load_picture
 from engine.ui.page import render_page
@@ -150,6 +150,3 @@ def run_bench(*, resources: int, loads: int) -> UiFigures:
             scroll_ms=round(float(scroll_ms), 1),
             lanes_in_dom_after_scroll=int(after_scroll),
         )
-
-
-

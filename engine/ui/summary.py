@@ -135,7 +135,7 @@ def summary_svg(summary: Summary) -> str:
 def summary_text(summary: Summary) -> str:
     """One line of figures: attempts, retries per minute at peak, latency percentiles."""
     parts = [f"{summary.attempts} effect attempts", f"{sum(summary.retries)} retries"]
-    if len(summary.per_minute) > 1:
+    if len(summary.per_minute) > 1 and sum(summary.retries) > 0:
         parts.append(f"at most {max(summary.per_minute)} retries in a minute")
     if summary.latency:
         parts.append(
