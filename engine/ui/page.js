@@ -61,7 +61,7 @@
     label.className = "label";
     label.title = l.id;
     var a = document.createElement("a");
-    a.href = "#res-" + l.index;
+    if (l.index >= 0 && document.getElementById("res-" + l.index)) a.href = "#res-" + l.index;
     a.textContent = l.label;
     var state = document.createElement("span");
     state.className = "state s-" + l.state;
