@@ -37,10 +37,18 @@
       (!filters.outcome || l.outcomes.indexOf(filters.outcome) >= 0);
   }
 
-  function refilter() {
+  // `changed` (live updates): only those lanes, and lanes that moved, are drawn again
+  function refilter(changed) {
     shown = all.filter(matches);
-    rendered.forEach(function (el) { el.remove(); });
-    rendered.clear();
+    var at = new Map();
+    shown.forEach(function (l, i) { at.set(l.id, i); });
+    rendered.forEach(function (el, id) {
+      var i = at.get(id);
+      if (!changed || changed.has(id) || i === undefined || el.style.top !== i * ROW + "px") {
+        el.remove();
+        rendered.delete(id);
+      }
+    });
     lanesBox.style.height = Math.max(shown.length, 1) * ROW + "px";
     document.getElementById("shown").textContent = shown.length + " of " + all.length + " resources";
     draw();
@@ -363,7 +371,7 @@
     document.getElementById("summary-text").textContent = msg.summary_text || "";
     document.getElementById("counts").textContent = all.length + " resources, " + msg.records.toLocaleString("en") + " records";
     document.getElementById("span-text").textContent = msg.end.toFixed(3) + " s";
-    refilter();
+    refilter(new Set(msg.lanes.map(function (l) { return l.id; })));
     if (view.following) setView(0, full(), true); else drawWindow();
   }
 

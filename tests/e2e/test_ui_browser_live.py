@@ -120,9 +120,31 @@ def open_live(browser: WebDriver, live: Live) -> None:
     )
 
 
+# Live updates re-create the drawn lanes, so the DOM is read in one script call each
+# (an element found in one call may be gone by the next).
 def lane_state(browser: WebDriver, label: str) -> str | None:
-    found = browser.find_elements(By.CSS_SELECTOR, f'#lanes .lane[data-label="{label}"]')
-    return found[0].get_attribute("data-state") if found else None
+    state = browser.execute_script(
+        "var l = document.querySelector('#lanes .lane[data-label=\"' + arguments[0] + '\"]');"
+        "return l ? l.dataset.state : null;",
+        label,
+    )
+    return None if state is None else str(state)
+
+
+def count(browser: WebDriver, selector: str) -> int:
+    return int(
+        browser.execute_script("return document.querySelectorAll(arguments[0]).length", selector)
+    )
+
+
+def attributes(browser: WebDriver, selector: str, *names: str) -> set[tuple[str, ...]]:
+    found = browser.execute_script(
+        "var names = arguments[1]; return Array.from(document.querySelectorAll(arguments[0]))"
+        ".map(function (e) { return names.map(function (n) { return e.getAttribute(n); }); });",
+        selector,
+        list(names),
+    )
+    return {tuple(str(v) for v in row) for row in found}
 
 
 def test_a_site_created_with_kubectl_gets_a_lane_that_turns_ready_without_a_reload(
@@ -135,9 +157,9 @@ def test_a_site_created_with_kubectl_gets_a_lane_that_turns_ready_without_a_relo
     WebDriverWait(browser, 40).until(lambda b: lane_state(b, "default/fresh") is not None)
     WebDriverWait(browser, 40).until(lambda b: lane_state(b, "default/fresh") == "Ready")
     assert browser.execute_script("return window.sameDocument") == "not reloaded"
-    lane = browser.find_element(By.CSS_SELECTOR, '#lanes .lane[data-label="default/fresh"]')
-    assert lane.find_elements(By.CSS_SELECTOR, "rect.span.s-Ready")
-    assert lane.find_elements(By.CSS_SELECTOR, ".bar.o-succeeded")
+    fresh = '#lanes .lane[data-label="default/fresh"]'
+    assert count(browser, fresh + " rect.span.s-Ready") == 1
+    assert count(browser, fresh + " .bar.o-succeeded") >= 1
     screenshot(browser, tmp_path / "live.png")
 
 
@@ -148,15 +170,14 @@ def test_a_depends_on_cycle_is_drawn_as_its_cycle(
     live.create_site("cycle-a", depends="cycle-b")
     live.create_site("cycle-b", depends="cycle-a")
 
-    def edges(b: WebDriver) -> set[tuple[str | None, str | None]]:
-        lines = b.find_elements(By.CSS_SELECTOR, "#overlay line.deadlock-edge")
-        return {(e.get_attribute("data-from"), e.get_attribute("data-to")) for e in lines}
+    def edges(b: WebDriver) -> set[tuple[str, ...]]:
+        return attributes(b, "#overlay line.deadlock-edge", "data-from", "data-to")
 
     cycle = {("default/cycle-a", "default/cycle-b"), ("default/cycle-b", "default/cycle-a")}
     WebDriverWait(browser, 40).until(lambda b: edges(b) == cycle)
     # the cycle is journaled in each member's stream: each lane gets its marker
     marked = '#lanes .lane[data-label^="default/cycle-"] .mark.m-deadlock'
-    WebDriverWait(browser, 10).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, marked)) == 2)
+    WebDriverWait(browser, 10).until(lambda b: count(b, marked) == 2)
     screenshot(browser, tmp_path / "deadlock-live.png")
     # and offline, from the journal file, the same cycle
     page = tmp_path / "deadlock.html"
@@ -174,9 +195,8 @@ def test_a_depends_on_cycle_is_drawn_as_its_cycle(
 def test_the_filters_hide_the_other_resources(live: Live, browser: WebDriver) -> None:
     open_live(browser, live)
 
-    def labels() -> set[str | None]:
-        lanes = browser.find_elements(By.CSS_SELECTOR, "#lanes .lane")
-        return {lane.get_attribute("data-label") for lane in lanes}
+    def labels() -> set[str]:
+        return {label for (label,) in attributes(browser, "#lanes .lane", "data-label")}
 
     assert {"default/blog", "default/docs", "default/shop"} <= labels()
     browser.find_element(By.ID, "f-name").send_keys("sho")
