@@ -2,7 +2,7 @@
 (function () {
   "use strict";
   window.scriptStartAt = performance.now();
-  var ROW = 28, BUFFER = 12, SVGNS = "http://www.w3.org/2000/svg";
+  var ROW = TimelineShapes.ROW, BUFFER = 12, SVGNS = "http://www.w3.org/2000/svg";
   var root = document.documentElement;
   root.classList.add("js");
   var data = JSON.parse(document.getElementById("timeline-data").textContent);
@@ -81,47 +81,11 @@
     svg.setAttribute("class", "track");
     svg.setAttribute("preserveAspectRatio", "none");
     svg.setAttribute("viewBox", viewBox());
-    svg.innerHTML = fragment(l);
+    svg.innerHTML = TimelineShapes.fragment(l);
     div.appendChild(label);
     div.appendChild(svg);
     if (selectedPos !== null) mark(div);
     return div;
-  }
-
-  var FAR = 1e7;
-  function n3(x) { return x.toFixed(3); }
-  function title(text) { return "<title>" + esc(text) + "</title>"; }
-
-  // a lane's shapes, as lane_svg.lane_fragment draws them on the server
-  function fragment(l) {
-    var out = [];
-    l.spans.forEach(function (s) {
-      var end = s[2] === null ? FAR : s[2];
-      var until = s[2] === null ? "now" : "+" + n3(s[2]) + " s";
-      out.push('<rect class="span s-' + s[0] + '" data-pos="' + s[3] + '" x="' + n3(s[1]) +
-        '" y="1" width="' + n3(Math.max(end - s[1], 0)) + '" height="' + (ROW - 2) + '">' +
-        title(s[0] + " from +" + n3(s[1]) + " s to " + until + " (position " + s[3] + ")") + "</rect>");
-    });
-    l.attempts.forEach(function (a) {
-      var end = a[2] === null ? l.last_at : a[2], top = a[0] ? 4 : 15;
-      var text = a[7] + " attempt " + a[5] + ": " + a[3].replace("_", " ");
-      if (a[2] !== null) text += ", " + Math.round((a[2] - a[1]) * 1000).toLocaleString("en") + " ms";
-      if (a[8]) text += " \u2014 " + a[8];
-      if (a[6] !== null) text += "; retry in " + n3(a[6]) + " s";
-      out.push('<g class="bar o-' + a[3] + '" data-pos="' + a[4] + '" data-outcome="' + a[3] + '">' +
-        title(text) + '<rect x="' + n3(a[1]) + '" y="' + top + '" width="' + n3(Math.max(end - a[1], 1e-4)) +
-        '" height="9"/><line x1="' + n3(a[1]) + '" x2="' + n3(a[1]) + '" y1="' + top + '" y2="' + (top + 9) + '"/></g>');
-      if (a[6] !== null && a[2] !== null) {
-        var y = a[0] ? 8 : 19;
-        out.push('<line class="gap" x1="' + n3(a[2]) + '" x2="' + n3(a[2] + a[6]) + '" y1="' + y + '" y2="' + y + '">' +
-          title("retry delay " + n3(a[6]) + " s") + "</line>");
-      }
-    });
-    l.marks.forEach(function (m) {
-      out.push('<line class="mark m-' + m[0] + '" data-pos="' + m[2] + '" x1="' + n3(m[1]) + '" x2="' + n3(m[1]) +
-        '" y1="0" y2="' + ROW + '">' + title(m[3]) + "</line>");
-    });
-    return out.join("");
   }
 
   function draw() {
@@ -140,62 +104,14 @@
     drawOverlay(first, last);
   }
 
-  function pct(at) { return ((at - view.start) / Math.max(view.end - view.start, 0.001) * 100).toFixed(3) + "%"; }
-
-  function line(css, x, y1, y2, marker, title, extra) {
-    return '<line class="' + css + '" x1="' + x + '" x2="' + x + '" y1="' + y1 + '" y2="' + y2 +
-      '" marker-end="url(#' + marker + ')"' + (extra || "") + "><title>" + esc(title) + "</title></line>";
-  }
-
-  function esc(text) {
-    return String(text).replace(/[&<>"]/g, function (c) { return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]; });
-  }
-
   function drawOverlay(first, last) {
-    var rowOf = new Map();
-    shown.forEach(function (l, i) { rowOf.set(l.label, i); });
-    var parts = [];
-    var mid = ROW / 2;
-    for (var i = first; i < last; i++) {
-      var l = shown[i];
-      l.waits.forEach(function (w) {
-        var t = rowOf.get(w[1]);
-        if (t === undefined || t === i) return;
-        parts.push(line("wait", pct(w[0]), i * ROW + mid, t * ROW + mid, "arrow", l.label + " waits for " + w[1]));
-      });
-    }
-    data.deadlocks.forEach(function (d) {
-      var n = d.cycle.length, span = view.end - view.start;
-      var rows = d.cycle.map(function (m) { return rowOf.get(m); });
-      if (rows.every(function (r) { return r !== undefined; })) {
-        parts.push('<text class="deadlock-label" x="' + pct(d.at + n * span * 0.012) + '" y="' +
-          (Math.min.apply(null, rows) * ROW + 12) + '">deadlock</text>');
-      }
-      d.cycle.forEach(function (member, k) {
-        var next = d.cycle[(k + 1) % n], a = rowOf.get(member), b = rowOf.get(next);
-        if (a === undefined || b === undefined) return;
-        parts.push(line("deadlock-edge", pct(d.at + k * span * 0.012), a * ROW + mid, b * ROW + mid, "arrow-dead",
-          "deadlock: " + member + " waits for " + next,
-          ' data-from="' + esc(member) + '" data-to="' + esc(next) + '"'));
-      });
-    });
     var svg = document.getElementById("overlay");
     svg.setAttribute("height", Math.max(shown.length, 1) * ROW);
     var defs = svg.querySelector("defs").outerHTML;
-    svg.innerHTML = defs + parts.join("");
+    svg.innerHTML = defs + TimelineShapes.overlay(shown, first, last, data.deadlocks, view);
   }
 
-  function drawTicks() {
-    var span = Math.max(view.end - view.start, 0.001), raw = span / 8;
-    var mag = Math.pow(10, Math.floor(Math.log10(raw)));
-    var step = [1, 2, 5, 10].map(function (m) { return m * mag; }).filter(function (s) { return s >= raw; })[0];
-    var html = [];
-    for (var t = Math.ceil(view.start / step) * step; t <= view.start + span * 0.95; t += step) {
-      var d = new Date(data.origin_ms + t * 1000), text = d.toISOString().slice(11, step < 1 ? 23 : 19);
-      html.push('<span class="tick" style="left:' + ((t - view.start) / span * 100).toFixed(3) + '%">' + text + "</span>");
-    }
-    ticks.innerHTML = html.join("");
-  }
+  function drawTicks() { ticks.innerHTML = TimelineShapes.ticks(view, data.origin_ms); }
 
   function drawWindow() {
     var chart = document.getElementById("summary-chart");

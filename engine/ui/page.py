@@ -164,7 +164,7 @@ def render_page(
             '<div id="details-body"></div></aside>',
             f'<section id="tables"><h2>Records</h2>{tables}</section>',
             f'<script type="application/json" id="timeline-data">{script_json(document)}</script>',
-            f"<script>{_asset('page.js')}</script>",
+            f"<script>{_asset('page_shapes.js')}{_asset('page.js')}</script>",
             "</body>",
             "</html>",
             "",
