@@ -42,9 +42,12 @@ def browser_missing() -> str | None:
 
 
 @contextmanager
-def chromium(*, width: int = 1400, height: int = 900) -> Iterator[webdriver.Chrome]:
+def chromium(
+    *, width: int = 1400, height: int = 900, script: bool = True
+) -> Iterator[webdriver.Chrome]:
     """A headless Chromium session with a fresh profile, closed (and its profile
-    removed) on exit. Errors: `BrowserMissing` naming the packages to install."""
+    removed) on exit; `script=False` disables JavaScript in pages.
+    Errors: `BrowserMissing` naming the packages to install."""
     why = browser_missing()
     if why is not None:
         raise BrowserMissing(why)
@@ -53,6 +56,8 @@ def chromium(*, width: int = 1400, height: int = 900) -> Iterator[webdriver.Chro
     options.binary_location = str(CHROMIUM)
     for flag in (*FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"):
         options.add_argument(flag)
+    if not script:
+        options.add_argument("--blink-settings=scriptEnabled=false")
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     try:
         yield driver

@@ -153,3 +153,23 @@ def test_zooming_narrows_every_lane_to_the_window(browser: WebDriver, tmp_path: 
     assert ticks[0].startswith("00:00:01")
     browser.find_element(By.ID, "z-reset").click()
     assert (track.get_dom_attribute("viewBox") or "").startswith("0.000 0 ")
+
+
+def test_without_script_the_page_shows_its_lanes_and_records(tmp_path: Path) -> None:
+    require_browser()
+    page = timeline_page("retry_ready", tmp_path)
+    with chromium(script=False) as driver:
+        driver.get(page.as_uri())
+        lanes = driver.find_elements(By.CSS_SELECTOR, "#lanes .lane")
+        assert [lane.get_attribute("data-id") for lane in lanes] == [
+            "example.com/Bucket/default/charlie#uid-charlie"
+        ]
+        assert lanes[0].find_elements(By.CSS_SELECTOR, ".bar.o-retryable")
+        assert not driver.find_element(By.ID, "controls").is_displayed()  # needs script
+        rows = driver.find_elements(By.CSS_SELECTOR, "#tables tr[id^=rec-]")
+        assert len(rows) == 32
+        screenshot(driver, tmp_path / "retry_ready-no-script.png")
+        # a shape links to its record's row
+        link = lanes[0].find_element(By.CSS_SELECTOR, "a:has(.bar.o-retryable)")
+        target = (link.get_dom_attribute("href") or "").removeprefix("#")
+        assert driver.find_element(By.ID, target).tag_name == "tr"
