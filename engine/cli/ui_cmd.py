@@ -4,6 +4,7 @@ over server-sent events as a running engine appends to it."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 
 import click
@@ -59,6 +60,9 @@ async def _serve(journal: Path, *, host: str, port: int, jaeger_url: str | None)
         await site.start()
         bound = runner.addresses[0][1]
         click.echo(f"timeline of {journal} at http://{host}:{bound}/ (Ctrl-C stops)")
-        await asyncio.Event().wait()
+        stopping = asyncio.Event()
+        # SIGTERM (a service manager, a test) stops as cleanly as Ctrl-C
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+        await stopping.wait()
     finally:
         await runner.cleanup()

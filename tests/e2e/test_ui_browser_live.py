@@ -60,11 +60,12 @@ class Live:
         self.kubectl.ok("apply", "-f", "-", stdin=manifest)
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[bytes], log: Path) -> None:
+    """SIGTERM, and insist on a clean exit."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
     try:
-        process.wait(timeout=30)
+        assert process.wait(timeout=30) == 0, log.read_text()
     finally:
         if process.poll() is None:
             process.kill()
@@ -98,9 +99,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         yield Live(state, kubectl, found.group(1), log)
     finally:
         if ui is not None:
-            stop(ui)
+            stop(ui, ui_log)
             assert "Traceback" not in ui_log.read_text()
-        stop(run)
+        stop(run, log)
     assert "Traceback" not in log.read_text()
 
 
