@@ -11,7 +11,9 @@ from engine.bench import handler_runs
 from engine.bench import journal as journal_bench
 from engine.bench import journal_postgres as journal_postgres_bench
 from engine.bench import reconcile as reconcile_bench
+from engine.bench import ui as ui_bench
 from engine.bench.apiserver import ApiServerFigures, BenchError, BenchSettings, run_bench
+from engine.bench.browser import BrowserMissing
 from engine.cli import fsm_cmd
 from engine.journal.location import is_postgres
 from engine.journal.sqlite import Synchronous
@@ -163,6 +165,21 @@ def handlers(runs: int, as_json: bool) -> None:
     if runs < 1:
         raise click.BadParameter("--runs must be >= 1")
     figures = handler_runs.run_bench(runs=runs)
+    click.echo(figures.as_json() if as_json else figures.describe())
+
+
+@command.command(name="ui")
+@click.option("--resources", default=10_000, show_default=True, help="Resources in the journal.")
+@click.option("--loads", default=3, show_default=True, help="Times the page is opened.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def ui(resources: int, loads: int, as_json: bool) -> None:
+    """The timeline page of a large journal in headless Chromium (20 records a resource)."""
+    if resources < 1 or loads < 1:
+        raise click.BadParameter("--resources and --loads must be >= 1")
+    try:
+        figures = ui_bench.run_bench(resources=resources, loads=loads)
+    except BrowserMissing as missing:
+        raise click.ClickException(str(missing)) from None
     click.echo(figures.as_json() if as_json else figures.describe())
 
 

@@ -33,8 +33,10 @@ from engine.replay.render_table import DEFAULT_WIDTH, table_chunks
 from engine.replay.source import record_count
 from engine.replay.timeline import Window
 from engine.replay.verify import ReplayPolicy, verify_journal
+from engine.ui.loader import load_picture
+from engine.ui.page import render_page
 
-FORMATS = ("table", "json", "mermaid", "html")
+FORMATS = ("table", "json", "mermaid", "html", "timeline")
 PROGRESS_ABOVE = 100_000
 
 
@@ -123,6 +125,11 @@ def command(
     backoff_cap: float,
 ) -> None:
     """Replay the journal at JOURNAL offline: no effect runs, nothing is written."""
+    if fmt == "timeline":
+        if since is not None or until is not None:
+            raise BadInput("--since/--until do not apply to --format timeline: zoom the page")
+        _timeline(journal, resource, jaeger_url)
+        return
     if verify:
         try:
             backoff = BackoffPolicy(base=backoff_base, cap=backoff_cap)
@@ -151,6 +158,19 @@ def command(
         chunks = table_chunks(timelines, width=width)
     for chunk in chunks:
         click.echo(chunk, nl=False)
+
+
+def _timeline(journal: Path, resource: str | None, jaeger_url: str | None) -> None:
+    """The timeline page (engine.ui): lanes, attempts, waits, deadlocks, then the tables."""
+    try:
+        picture, records = asyncio.run(load_picture(journal))
+    except (FsmError, JournalError) as bad:
+        raise BadInput(str(bad)) from None
+    if resource is not None and not picture.lanes_of(resource):
+        raise BadInput(f"no resource {resource} in {journal}: use NS/NAME (NAME if cluster-scoped)")
+    title = f"Timeline of {journal.name}" + (f": {resource}" if resource else "")
+    page = render_page(picture, records, title=title, jaeger_url=jaeger_url, resource=resource)
+    click.echo(page, nl=False)
 
 
 def _verify(
