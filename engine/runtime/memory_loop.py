@@ -168,7 +168,22 @@ class MemoryLoop:
         )
 
     async def relist(self) -> None:
-        """The watch's first list: every primary object, ADDED."""
+        """The watches' first lists: every child object of a declared kind, then every
+        primary object, ADDED (without the children's list, the ledger a new process
+        loads from the journal would take every child it applied for gone: drift)."""
+        for obj in self.cluster.objects():
+            child = self.operator.child_kind(str(obj.get("apiVersion")), str(obj.get("kind")))
+            if child is not None:
+                await self.observer.child(
+                    Change(
+                        type=ChangeType.ADDED,
+                        origin=ChangeOrigin.WATCH,
+                        resource=child.kind_ref,
+                        obj=obj,
+                        previous=None,
+                        cache=_Cache(self.cluster, child.kind_ref),
+                    )
+                )
         for obj in self.cluster.objects():
             if obj.get("kind") == self.kind.kind and obj.get("apiVersion") == self.kind.api_version:
                 await self.watch(ObjectRef.of(obj).key, ChangeType.ADDED, obj)
