@@ -194,10 +194,13 @@ class MemoryLoop:
         self, name: str, spec: Mapping[str, Any], *, namespace: str = "default"
     ) -> str:
         """Create a primary object and let the watch see it; its queue key."""
-        self._uids += 1
+        # the same name again is a new object with a new uid: look in the journal too, as
+        # a restarted loop has not seen the streams of objects deleted before it began
+        taken = set(self._stream_of.values()) | set(await self.journal.streams())
         uid = f"uid-{name}"
-        if any(s.endswith(f"#{uid}") for s in self._stream_of.values()):
-            uid = f"{uid}-{self._uids}"  # the same name again: a new object, a new uid
+        while any(s.endswith(f"#{uid}") for s in taken):
+            self._uids += 1
+            uid = f"uid-{name}-{self._uids}"
         metadata: dict[str, Any] = {
             "name": name,
             "uid": uid,
