@@ -16,6 +16,7 @@ from engine.replay.replayed_run import ReplayPolicy, ReplayReport, replay_throug
 from engine.runtime.context import Context, EffectFn
 from engine.runtime.memory_loop import MemoryLoop
 from engine.runtime.operator import ChildKind, CustomResource, Operator
+from engine.watchers import Change, ChangeOrigin, ChangeType
 
 GROUP = "loop.engine.dev"
 GADGET = CustomResource(
@@ -97,6 +98,33 @@ def gadget_operator(target: Target | None = None, *, finalize: bool = True) -> O
         provision=provision,
         finalize=remove if finalize else None,
         children=(CONFIG_MAPS,),
+    )
+
+
+class _NoCache:
+    """An empty watch cache (the observer's child sink does not read it)."""
+
+    def get(self, namespace: str, name: str) -> None:
+        return None
+
+    def objects(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return []
+
+    def __len__(self) -> int:
+        return 0
+
+
+async def child_change(loop: MemoryLoop, change: ChangeType, obj: Mapping[str, Any]) -> None:
+    """Hand a ConfigMap child's change to the loop's observer, as the child watch would."""
+    await loop.observer.child(
+        Change(
+            type=change,
+            origin=ChangeOrigin.WATCH,
+            resource=CONFIG_MAPS.kind_ref,
+            obj=obj,
+            previous=None,
+            cache=_NoCache(),
+        )
     )
 
 

@@ -15,7 +15,7 @@ from engine.journal.record import Record
 from engine.replay.recording import is_external
 from engine.runtime.conditions import DEADLOCKED
 from engine.runtime.memory_loop import MemoryLoop
-from engine.watchers import Change, ChangeOrigin, ChangeType
+from engine.watchers import ChangeType
 from tests.support.gadget_operator import (
     CONFIG_MAPS,
     FINALIZER,
@@ -23,6 +23,7 @@ from tests.support.gadget_operator import (
     REGISTER,
     RETRY,
     Target,
+    child_change,
     gadget_operator,
     replay,
 )
@@ -52,31 +53,6 @@ def _config(loop: MemoryLoop, name: str) -> dict[str, Any] | None:
 
 def _primary(loop: MemoryLoop, name: str) -> dict[str, Any] | None:
     return loop.cluster.get(loop.kind, "default", name)
-
-
-async def _child_change(loop: MemoryLoop, change: ChangeType, obj: dict[str, Any]) -> None:
-    """Hand a child's change to the observer, as the ConfigMap watch would."""
-
-    class _NoCache:
-        def get(self, namespace: str, name: str) -> None:
-            return None
-
-        def objects(self, namespace: str | None = None) -> list[dict[str, Any]]:
-            return []
-
-        def __len__(self) -> int:
-            return 0
-
-    await loop.observer.child(
-        Change(
-            type=change,
-            origin=ChangeOrigin.WATCH,
-            resource=CONFIG_MAPS.kind_ref,
-            obj=obj,
-            previous=None,
-            cache=_NoCache(),
-        )
-    )
 
 
 async def _assert_replays(loop: MemoryLoop, **settings: Any) -> None:
@@ -131,7 +107,7 @@ async def test_a_child_deleted_in_the_cluster_is_drift_and_reprovisioning_restor
     assert config is not None
 
     loop.cluster.remove(CONFIG_MAPS.kind_ref, config)
-    await _child_change(loop, ChangeType.DELETED, config)
+    await child_change(loop, ChangeType.DELETED, config)
     assert key in loop.queued  # the child watch enqueues the owner
     await loop.settle(key)
 
@@ -158,7 +134,7 @@ async def test_a_child_edited_in_the_cluster_is_drift_and_reprovisioning_reverts
     assert config is not None
 
     edited = loop.cluster.put(CONFIG_MAPS.kind_ref, {**config, "data": {"size": "99"}})
-    await _child_change(loop, ChangeType.MODIFIED, edited)
+    await child_change(loop, ChangeType.MODIFIED, edited)
     await loop.settle(key)
 
     assert _transitions(await loop.records(key))[-2][2] == "drift_detected"

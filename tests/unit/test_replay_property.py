@@ -13,13 +13,16 @@ from hypothesis import strategies as st
 
 from engine.replay.recording import is_external
 from engine.runtime.memory_loop import MemoryLoop
+from engine.watchers import ChangeType
 from tests.support.gadget_operator import (
+    CONFIG_MAPS,
     OK,
     PERMANENT,
     REGISTER,
     RETRY,
     UNREGISTER,
     Target,
+    child_change,
     gadget_operator,
     journal_of,
     replay,
@@ -31,10 +34,23 @@ Op = tuple[str, int, int]
 """(what, which resource, a number: a size, a step outcome's index, seconds)."""
 
 OUTCOMES = (OK, RETRY, PERMANENT)
+# A hang is modelled as a kill -9 mid-step (the `hang` operation), not a real timeout: the
+# effect timeout bounds the whole handler, so on a loaded machine a few-ms timeout would
+# end handlers at random points between their steps.
 operations = st.lists(
     st.tuples(
         st.sampled_from(
-            ["create", "update", "delete", "outcome", "hang", "restart", "settle", "advance"]
+            [
+                "create",
+                "update",
+                "delete",
+                "outcome",
+                "hang",
+                "restart",
+                "settle",
+                "advance",
+                "drift",
+            ]
         ),
         st.integers(0, len(NAMES) - 1),
         st.integers(0, 5),
@@ -62,7 +78,10 @@ class _Run:
         loop = self.loop
         match what:
             case "create" if not self.live(name):
-                self.keys[name] = await loop.create(name, {"size": number})
+                spec: dict[str, object] = {"size": number}
+                if number == 5:  # waits for the next resource (a cycle, with all three)
+                    spec["dependsOn"] = [NAMES[(which + 1) % len(NAMES)]]
+                self.keys[name] = await loop.create(name, spec)
             case "update" if key is not None and self.live(name):
                 obj = loop.cluster.get(loop.kind, "default", name) or {}
                 if not obj["metadata"].get("deletionTimestamp"):
@@ -76,6 +95,11 @@ class _Run:
                 await self._hang(key)
             case "restart":
                 await self._restart()
+            case "drift" if key is not None:
+                child = loop.cluster.get(CONFIG_MAPS.kind_ref, "default", f"{name}-config")
+                if child is not None:
+                    loop.cluster.remove(CONFIG_MAPS.kind_ref, child)
+                    await child_change(loop, ChangeType.DELETED, child)
             case "settle" if key is not None:
                 await loop.settle(key)
             case "advance":
