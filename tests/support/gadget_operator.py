@@ -37,14 +37,15 @@ OK, RETRY, PERMANENT, HANG = "ok", "retry", "permanent", "hang"
 class Target:
     """The external service behind the steps: each call of step `name` plays the next
     outcome of `plan[name]` (`ok` once the plan is used up); a retryable failure asks for
-    `retry_delay` at least; `hold`, when set, makes every `register` call wait for it
-    first (a handler caught mid-step); `probe`, when set, is called with each call's key
+    `retry_delay` at least; `hold`, when set, makes every call of step `hold_step` wait
+    for it first (a handler caught mid-step); `probe`, when set, is called with each call's key
     before it answers (to look at the cluster at that moment)."""
 
     plan: dict[str, list[str]] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     retry_delay: float = 0.0
     hold: asyncio.Event | None = None
+    hold_step: str = REGISTER
     probe: Callable[[str], None] | None = None
     entered: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -53,7 +54,7 @@ class Target:
             self.calls.append(key)
             if self.probe is not None:
                 self.probe(key)
-            if name == REGISTER and self.hold is not None:
+            if name == self.hold_step and self.hold is not None:
                 self.entered.set()
                 await self.hold.wait()
             outcomes = self.plan.get(name) or []
