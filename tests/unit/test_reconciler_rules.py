@@ -4,6 +4,8 @@ journal the loop writes is then replayed through the live loop with no divergenc
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from tests.support.gadget_operator import (
     PERMANENT,
     REGISTER,
     RETRY,
+    UNREGISTER,
     Target,
     child_change,
     gadget_operator,
@@ -402,3 +405,70 @@ async def test_a_child_deleted_during_provisioning_is_restored_by_a_drift_round_
 async def test_the_replay_of_drift_during_provisioning_agrees_with_the_journal() -> None:
     loop, _ = await _drift_during_a_retry()
     await _assert_replays(loop)
+
+
+async def test_a_retryable_finalize_failure_is_retried_then_the_stream_closes() -> None:
+    target = Target(plan={UNREGISTER: [RETRY]})
+    loop = MemoryLoop(gadget_operator(target))
+    key = await loop.create("oscar", {"size": 1})
+    await loop.settle(key)
+    await loop.delete(key)
+    await loop.settle(key)
+
+    records = await loop.records(key)
+    step = "uid-oscar:2:unregister"
+    assert target.calls[-2:] == [step, step]
+    assert _of(records, ev.RETRY_SCHEDULED, key=step)
+    assert _transitions(records)[-1] == ("Finalizing", "Deleted", "finalized")
+    assert _primary(loop, "oscar") is None
+    await _assert_replays(loop)
+
+
+async def test_a_permanent_finalize_failure_keeps_the_finalizer_and_stops_calling() -> None:
+    target = Target(plan={UNREGISTER: [PERMANENT]})
+    loop = MemoryLoop(gadget_operator(target))
+    key = await loop.create("papa", {"size": 1})
+    await loop.settle(key)
+    await loop.delete(key)
+    await loop.settle(key)
+    loop.clock.advance(700)
+    await loop.settle(key)
+
+    assert target.calls.count("uid-papa:2:unregister") == 1
+    assert (await loop.state(key)).state == "Finalizing"
+    obj = _primary(loop, "papa")
+    assert obj is not None  # held: the cleanup needs attention
+    assert obj["metadata"]["finalizers"] == [FINALIZER]
+    assert obj["status"]["phase"] == "Finalizing"
+    assert "unregister refused" in obj["status"]["reason"]
+    await _assert_replays(loop)
+
+
+async def test_a_finalize_cut_off_mid_step_is_resumed_under_its_key_after_a_restart() -> None:
+    hung = Target(hold=asyncio.Event(), hold_step=UNREGISTER)
+    loop = MemoryLoop(gadget_operator(hung))
+    key = await loop.create("quebec", {"size": 1})
+    await loop.settle(key)
+    await loop.delete(key)
+    turn = asyncio.get_running_loop().create_task(loop.reconcile(key))
+    await hung.entered.wait()
+    turn.cancel()  # a kill -9 inside the unregister step
+    with contextlib.suppress(asyncio.CancelledError):
+        await turn
+
+    target = Target()
+    restarted = loop.restart(gadget_operator(target))
+    await restarted.relist()
+    await restarted.settle(key)
+
+    records = await restarted.records(key)
+    starts = [
+        (r.data["key"], r.data["attempt"])
+        for r in records
+        if r.type == ev.EFFECT_STARTED and "finalize" in str(r.data["key"])
+    ]
+    assert starts == [("uid-quebec:2:finalize", 1), ("uid-quebec:2:finalize", 2)]
+    assert target.calls == ["uid-quebec:2:unregister"]  # the same key, once more
+    assert (await restarted.state(key)).state == "Deleted"
+    assert _primary(restarted, "quebec") is None
+    await _assert_replays(restarted)
