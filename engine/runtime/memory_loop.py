@@ -168,7 +168,22 @@ class MemoryLoop:
         )
 
     async def relist(self) -> None:
-        """The watch's first list: every primary object, ADDED."""
+        """The watches' first lists: every child object of a declared kind, then every
+        primary object, ADDED (without the children's list, the ledger a new process
+        loads from the journal would take every child it applied for gone: drift)."""
+        for obj in self.cluster.objects():
+            child = self.operator.child_kind(str(obj.get("apiVersion")), str(obj.get("kind")))
+            if child is not None:
+                await self.observer.child(
+                    Change(
+                        type=ChangeType.ADDED,
+                        origin=ChangeOrigin.WATCH,
+                        resource=child.kind_ref,
+                        obj=obj,
+                        previous=None,
+                        cache=_Cache(self.cluster, child.kind_ref),
+                    )
+                )
         for obj in self.cluster.objects():
             if obj.get("kind") == self.kind.kind and obj.get("apiVersion") == self.kind.api_version:
                 await self.watch(ObjectRef.of(obj).key, ChangeType.ADDED, obj)
@@ -179,10 +194,13 @@ class MemoryLoop:
         self, name: str, spec: Mapping[str, Any], *, namespace: str = "default"
     ) -> str:
         """Create a primary object and let the watch see it; its queue key."""
-        self._uids += 1
+        # the same name again is a new object with a new uid: look in the journal too, as
+        # a restarted loop has not seen the streams of objects deleted before it began
+        taken = set(self._stream_of.values()) | set(await self.journal.streams())
         uid = f"uid-{name}"
-        if any(s.endswith(f"#{uid}") for s in self._stream_of.values()):
-            uid = f"{uid}-{self._uids}"  # the same name again: a new object, a new uid
+        while any(s.endswith(f"#{uid}") for s in taken):
+            self._uids += 1
+            uid = f"uid-{name}-{self._uids}"
         metadata: dict[str, Any] = {
             "name": name,
             "uid": uid,
