@@ -104,6 +104,7 @@ class _Failure:
     message: str
     at_least: float = 0.0
     waiting: bool = False
+    gave_up: bool = False
 
 
 class EffectRunner:
@@ -194,6 +195,9 @@ class EffectRunner:
             return _Failure(TIMEOUT_CLASS, True, f"no answer within {timeout:g}s"), None
         except NotLeading:
             raise  # a nested step refused to start: this attempt stays in flight
+        except EffectGaveUp as gave_up:
+            # a step ran out of attempts: so has the effect around it (not a bad spec)
+            return _Failure(type(gave_up).__name__, False, str(gave_up), gave_up=True), None
         except DependencyNotReady as waiting:
             return _Failure(type(waiting).__name__, True, str(waiting), waiting.delay, True), None
         except PermanentError as bad:
@@ -227,7 +231,9 @@ class EffectRunner:
         giving up and the backoff, so time spent waiting for another resource costs no
         attempts. A wait itself never gives up."""
         policy = self._deps.backoff
-        gave_up = failure.retryable and not failure.waiting and counted >= policy.max_attempts
+        gave_up = failure.gave_up or (
+            failure.retryable and not failure.waiting and counted >= policy.max_attempts
+        )
         failed = ev.effect_failed(
             key=key,
             name=name,

@@ -102,6 +102,7 @@ class Recording:
             if r.type == ev.RETRY_SCHEDULED
         }
         self._stream_of_uid = {StreamId.parse(s).uid: s for s in self._streams}
+        self._last_observed: dict[str, Record] = {}
 
     @property
     def streams(self) -> tuple[str, ...]:
@@ -132,6 +133,8 @@ class Recording:
             raise RuntimeError(f"record {record.position} consumed out of its stream's order")
         self._cursor[stream] += 1
         self._consumed.add(record.position)
+        if record.type == ev.OBSERVED:
+            self._last_observed[stream] = record
         while self._head < len(self.order) and self.order[self._head].position in self._consumed:
             self._head += 1
         self.notify()
@@ -177,10 +180,18 @@ class Recording:
         return str(following.data.get("resource_version") or "") or current
 
     def drift(self, owner_uid: str) -> bool:
-        """Whether the owner's children had drifted, as its next observation says."""
+        """Whether the owner's children had drifted at this point of the run: what the
+        stream's next record says when it is an observation (the pass that journaled it
+        saw the drift change), else what the last observation journaled says (drift that
+        did not change was not journaled again)."""
         stream = self._stream_of_uid.get(owner_uid)
-        following = self.next_observation(stream) if stream is not None else None
-        return bool(following is not None and following.data.get("child_drift"))
+        if stream is None:
+            return False
+        following = self.next_of(stream)
+        if following is not None and following.type == ev.OBSERVED:
+            return bool(following.data.get("child_drift"))
+        last = self._last_observed.get(stream)
+        return bool(last is not None and last.data.get("child_drift"))
 
     def spec_digest(self, obj: Mapping[str, Any]) -> str | None:
         """The journaled digest of `obj`'s spec at its generation (computed live, before

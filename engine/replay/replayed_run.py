@@ -39,7 +39,7 @@ from engine.replay.recording import (
     move_clock,
 )
 from engine.runtime.children import ChildLedger
-from engine.runtime.conditions import SupervisorConditions
+from engine.runtime.conditions import STUCK, SupervisorConditions
 from engine.runtime.event_recorder import EventRecorder
 from engine.runtime.inbox import Inbox, Note
 from engine.runtime.memory_cluster import MemoryCluster
@@ -357,7 +357,10 @@ class _Process:
             else:
                 break
         key = StreamId.parse(stream).ref.key
-        note = Note(stream=stream, records=tuple(records), give_up=give_up)
+        # the live turn also writes the Stuck condition (a status write whose new
+        # resourceVersion later observations carry); its wording is not journaled
+        condition = {"type": STUCK, "status": "True", "reason": "Stuck", "message": ""}
+        note = Note(stream=stream, records=tuple(records), condition=condition, give_up=give_up)
         self.reconciler.leave_note(key, note)
         return heals
 

@@ -8,8 +8,6 @@ import asyncio
 import contextlib
 from typing import Any
 
-import pytest
-
 from engine.effects import BackoffPolicy
 from engine.effects.backoff import next_delay
 from engine.fsm import events as ev
@@ -217,12 +215,6 @@ async def test_a_handler_failing_on_every_allowed_attempt_gives_up_to_failed() -
     await _assert_replays(loop, backoff=backoff)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="EffectRunner._call (engine/effects/runner.py) catches the EffectGaveUp a step "
-    "raises inside the handler as a PermanentError and journals the handler's EffectFailed "
-    "with retryable=False, gave_up=False, so decide fires permanent_error, not gave_up",
-)
 async def test_a_step_failing_on_every_allowed_attempt_gives_up_to_failed() -> None:
     backoff = BackoffPolicy(max_attempts=3)
     target = Target(plan={REGISTER: [RETRY, RETRY, RETRY, RETRY]})
@@ -395,13 +387,6 @@ async def test_a_child_deleted_during_provisioning_is_restored_by_a_drift_round_
     assert (await loop.state(key)).state == "Ready"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Recording.drift (engine/replay/recording.py) answers child drift from the "
-    "stream's next journaled Observed; the live loop journals none while drift stays "
-    "true, so replay takes it as cleared at once and journals an Observed "
-    "(child_drift=False) where the journal goes on with the retried provision",
-)
 async def test_the_replay_of_drift_during_provisioning_agrees_with_the_journal() -> None:
     loop, _ = await _drift_during_a_retry()
     await _assert_replays(loop)

@@ -103,12 +103,6 @@ async def test_the_watchdogs_note_heals_a_hung_provision_in_the_next_turn() -> N
     assert warnings[0].warning
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_Process.leave_stuck_note (engine/replay/replayed_run.py) leaves a Note without "
-    "the watchdog's Stuck condition, so replay skips the status write the live turn made "
-    "(a new resourceVersion) and diverges at the turn's Observed",
-)
 async def test_the_replay_of_a_journal_the_watchdog_healed_agrees_with_it() -> None:
     restarted, key = await _hung_then_restarted()
     restarted.clock.advance(DEADLINE + 1)
@@ -133,6 +127,12 @@ async def test_a_healing_note_on_a_failed_resource_reprovisions_it_in_a_new_roun
             ev.stuck_detected(state="Failed", seconds=DEADLINE + 1, reason="in Failed for 61s"),
             ev.healing_applied(action="redrive", reason="heal 1: re-drive"),
         ),
+        condition={
+            "type": "Stuck",
+            "status": "True",
+            "reason": "FailedDeadlineExceeded",
+            "message": "in Failed for 61s",
+        },
         reason="StuckDetected",
         message="in Failed for 61s",
     )

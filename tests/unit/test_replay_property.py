@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -148,12 +147,6 @@ def test_any_sequence_of_operations_replays_without_divergence(ops: list[Op]) ->
     asyncio.run(_scenario(ops))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Recording.drift (engine/replay/recording.py) answers a stream's child drift from "
-    "its next journaled Observed; when drift stays the same across passes the live loop "
-    "journals no Observed, so replay takes drift for cleared too early and diverges",
-)
 @example(ops=[("create", 0, 0), ("hang", 0, 0), ("drift", 0, 0)])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_operations([*WHAT, "drift"]))
