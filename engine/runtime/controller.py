@@ -201,6 +201,7 @@ class Controller:
                     self._health(),
                     host=deps.settings.health_host,
                     port=deps.settings.health_port,
+                    timeline_journal=self._timeline_journal(),
                 )
                 await stack.enter_async_context(server)
                 self.health_url = server.url
@@ -233,6 +234,14 @@ class Controller:
             self.ready.set()
             await self._stopping.wait()
             log.info("stopping: watches, then in-flight reconciles, then the journal")
+
+    def _timeline_journal(self) -> Path | None:
+        """The SQLite journal whose timeline the health port serves (setting
+        `health_timeline`), or None."""
+        deps = self._deps
+        if not deps.settings.health_timeline:
+            return None
+        return deps.journal_path or deps.settings.state_dir / JOURNAL_FILE
 
     # -- composition (the one place that builds the object graph) -------------------------
 

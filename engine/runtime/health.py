@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
+
+from engine.ui.health_mount import mount_timeline
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +111,19 @@ class HealthServer:
     Errors: `OSError` on entering when the address cannot be bound.
     """
 
-    def __init__(self, dependencies: HealthDependencies, *, host: str, port: int) -> None:
+    def __init__(
+        self,
+        dependencies: HealthDependencies,
+        *,
+        host: str,
+        port: int,
+        timeline_journal: Path | None = None,
+    ) -> None:
+        """`timeline_journal`: also serve that journal's timeline page, read-only, under
+        `/timeline/` (off when None)."""
         self._app = build_health_app(dependencies)
+        if timeline_journal is not None:
+            mount_timeline(self._app, timeline_journal)
         self._host = host
         self._requested_port = port
         self._runner: web.AppRunner | None = None
@@ -121,7 +135,10 @@ class HealthServer:
         return f"http://{self._host}:{self.port}"
 
     async def __aenter__(self) -> HealthServer:
-        runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
+        # the timeline's event streams stay open: do not wait long for them at shutdown
+        runner = web.AppRunner(
+            self._app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._requested_port)
         try:

@@ -90,6 +90,12 @@ class Settings:
         default=8081,
         metadata=_about("port of the health endpoints; 0: any free port", bound="port"),
     )
+    health_timeline: bool = field(
+        default=False,
+        metadata=_about(
+            "serve the journal's timeline page, read-only, at /timeline/ on the health port"
+        ),
+    )
     journal_synchronous: Synchronous = field(
         default="FULL", metadata=_about("SQLite synchronous mode of the journal")
     )
