@@ -9,10 +9,10 @@
 from __future__ import annotations
 
 from engine.clock import FakeClock
+from engine.runtime.memory_cluster import MemoryCluster
 from engine.testing.cluster import ClusterRequestError, EmbeddedCluster, start_cluster
 from engine.testing.failpoints import KNOWN_FAILPOINTS, arm_failpoints, failpoint_env
 from engine.testing.handler_env import EffectCall, HandlerEnvironment, HandlerRun, SpecRefused
-from engine.testing.memory_cluster import MemoryCluster
 from engine.testing.running_operator import RunningOperator, WaitTimeout, run_operator
 
 __all__ = [

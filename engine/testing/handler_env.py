@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from engine import Context, Operator
 from engine.apiserver.schema.custom import admit
@@ -23,7 +23,6 @@ from engine.clock import FakeClock
 from engine.effects import EffectRunner, RunnerDeps
 from engine.effects.backoff import DEFAULT_BACKOFF, BackoffPolicy
 from engine.effects.errors import DependencyNotReady, EffectFailedPermanently, RetryableError
-from engine.effects.kube import KubeWriter
 from engine.failpoint import FailpointTriggered
 from engine.fsm import events as ev
 from engine.fsm.key import effect_key
@@ -31,8 +30,8 @@ from engine.journal.memory import MemoryJournal
 from engine.journal.record import Record, stream_name
 from engine.runtime.children import ChildLedger
 from engine.runtime.handler_backend import StepBackend
+from engine.runtime.memory_cluster import MemoryCluster
 from engine.runtime.status import status_body
-from engine.testing.memory_cluster import MemoryCluster
 
 Outcome = Literal["succeeded", "retry", "failed", "crashed"]
 HANDLER_PHASES = {"provision": ("Ready", "Provisioning"), "finalize": ("Deleted", "Finalizing")}
@@ -126,7 +125,7 @@ class HandlerEnvironment:
         self.operator = operator
         self.clock = clock or FakeClock()
         self.term = term
-        self.cluster = MemoryCluster()
+        self.cluster = MemoryCluster(clock=self.clock)
         self.journal = MemoryJournal(clock=self.clock, redact=tuple(operator.secret_fields))
         self.waits = _ReadySet(set(ready))
         self._runner = EffectRunner(
@@ -196,7 +195,7 @@ class HandlerEnvironment:
         backend = StepBackend(
             operator=self.operator,
             runner=self._runner,
-            writer=cast(KubeWriter, self.cluster),  # the in-memory writer answers its calls
+            writer=self.cluster,
             ledger=self._ledger,
             stream=stream,
             owner=owner,
