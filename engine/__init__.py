@@ -15,19 +15,19 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from engine.effects.errors import PermanentError, RetryableError
     from engine.hosting import run
-    from engine.runtime.context import Context
-    from engine.runtime.operator import ChildKind, CustomResource, Operator
-    from engine.runtime.settings import Settings, load_settings
+    from engine.runtime.manager.settings import Settings, load_settings
+    from engine.runtime.reconcile.handler_context import Context
+    from engine.runtime.reconcile.operator import ChildKind, CustomResource, Operator
 
 _HOMES = {
-    "ChildKind": "engine.runtime.operator",
-    "Context": "engine.runtime.context",
-    "CustomResource": "engine.runtime.operator",
-    "Operator": "engine.runtime.operator",
+    "ChildKind": "engine.runtime.reconcile.operator",
+    "Context": "engine.runtime.reconcile.handler_context",
+    "CustomResource": "engine.runtime.reconcile.operator",
+    "Operator": "engine.runtime.reconcile.operator",
     "PermanentError": "engine.effects.errors",
     "RetryableError": "engine.effects.errors",
-    "Settings": "engine.runtime.settings",
-    "load_settings": "engine.runtime.settings",
+    "Settings": "engine.runtime.manager.settings",
+    "load_settings": "engine.runtime.manager.settings",
     "run": "engine.hosting",
 }
 """Public name → the internal module that holds it (the only place they are named)."""

@@ -16,7 +16,7 @@ from typing import Any
 from engine import Operator, Settings, load_settings
 from engine.clock import Clock, SystemClock
 from engine.journal.store import Journal
-from engine.runtime.controller import Controller, ControllerDeps
+from engine.runtime.manager.controller import Controller, ControllerDeps
 from engine.telemetry.metrics import EngineMetrics
 from engine.telemetry.setup import TracingHandle
 

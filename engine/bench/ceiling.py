@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 
 from engine.example.site import config_map, web_service
-from engine.runtime.handler_backend import child_manifest
+from engine.runtime.reconcile.steps import child_manifest
 
 MERGE = "application/merge-patch+json"
 APPLY = "application/apply-patch+yaml"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from engine.bench.lifecycle import lifecycle_rows
+from engine.bench.lifecycle_rows import lifecycle_rows
 from engine.fsm.fold import INITIAL, apply
 from engine.fsm.state import ResourceState
 from engine.journal import NewEvent

@@ -34,8 +34,8 @@ from engine.effects.install import Collection
 from engine.example.registry_client import RegistryClient
 from engine.example.site import site_operator
 from engine.example.site_resource import SITE
-from engine.runtime.controller import Controller, ControllerDeps
-from engine.runtime.settings import Settings
+from engine.runtime.manager.controller import Controller, ControllerDeps
+from engine.runtime.manager.settings import Settings
 from engine.watchers import connect_kubeconfig
 
 URL_PATTERN = re.compile(r"http://127\.0\.0\.1:\d+")

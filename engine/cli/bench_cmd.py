@@ -17,7 +17,7 @@ from engine.bench.browser import BrowserMissing
 from engine.cli import fsm_cmd
 from engine.journal.location import is_postgres
 from engine.journal.sqlite import Synchronous
-from engine.runtime.settings import SettingsError, load_settings
+from engine.runtime.manager.settings import SettingsError, load_settings
 
 
 @click.group(name="bench")

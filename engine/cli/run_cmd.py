@@ -14,7 +14,7 @@ import click
 from engine import load_settings
 from engine.cli.operator_ref import EXAMPLE_OPERATOR, default_ref, load_operator, operator_option
 from engine.cli.run_engine import RunPlan, run_engine
-from engine.runtime.settings import SettingsError
+from engine.runtime.manager.settings import SettingsError
 
 REPO_SAMPLES = Path(__file__).resolve().parents[2] / "config" / "samples"
 

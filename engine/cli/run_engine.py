@@ -43,7 +43,7 @@ from engine.example.site import site_operator
 from engine.hosting import build_controller
 from engine.telemetry.logging import configure_logging
 from engine.telemetry.metrics import EngineMetrics
-from engine.telemetry.settings import TelemetryConfigError
+from engine.telemetry.otel_config import TelemetryConfigError
 from engine.telemetry.setup import configure_tracing
 from engine.watchers import (
     ClusterConfigError,

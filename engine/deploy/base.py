@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from engine.deploy import rbac, workload
+from engine.deploy import cluster_role as rbac
+from engine.deploy import workload
 
 if TYPE_CHECKING:
     from engine import Operator

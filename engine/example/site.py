@@ -24,8 +24,8 @@ from engine.example.registry_client import (
     StaleTermError,
 )
 from engine.example.site_resource import CONFIG_MAP, SERVICE, SITE
-from engine.runtime.context import Context
-from engine.runtime.operator import Operator
+from engine.runtime.reconcile.handler_context import Context
+from engine.runtime.reconcile.operator import Operator
 
 RESERVED_DOMAINS = ("invalid.example",)
 """Domains the registry refuses outright (besides anything under the `.invalid` TLD)."""

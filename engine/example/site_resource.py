@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from engine.runtime.operator import ChildKind, CustomResource
+from engine.runtime.reconcile.operator import ChildKind, CustomResource
 
 DOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$"
 TIERS = ("basic", "standard", "premium")

@@ -38,18 +38,18 @@ from engine.replay.recording import (
     is_external,
     move_clock,
 )
-from engine.runtime.children import ChildLedger
-from engine.runtime.conditions import STUCK, SupervisorConditions
-from engine.runtime.event_recorder import EventRecorder
-from engine.runtime.inbox import Inbox, Note
-from engine.runtime.memory_cluster import MemoryCluster
-from engine.runtime.observer import ObservationLog
-from engine.runtime.operator import Operator
-from engine.runtime.reconciler import Reconciler
-from engine.runtime.resource_view import ResourceViews
-from engine.runtime.streams import StreamWriter
-from engine.runtime.view import PrimaryView
-from engine.runtime.waits import DependencyWaits
+from engine.runtime.reconcile.children import ChildLedger
+from engine.runtime.reconcile.conditions import STUCK, SupervisorConditions
+from engine.runtime.reconcile.event_recorder import EventRecorder
+from engine.runtime.reconcile.inbox import Inbox, Note
+from engine.runtime.reconcile.memory_cluster import MemoryCluster
+from engine.runtime.reconcile.objects import PrimaryView
+from engine.runtime.reconcile.observations import ObservationLog
+from engine.runtime.reconcile.operator import Operator
+from engine.runtime.reconcile.progress_views import ResourceViews
+from engine.runtime.reconcile.reconciler import Reconciler
+from engine.runtime.reconcile.streams import StreamWriter
+from engine.runtime.reconcile.waits import DependencyWaits
 from engine.supervisor.waits_for import DeadlockPolicy
 
 STALL_SECONDS = 10.0

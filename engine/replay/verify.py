@@ -14,7 +14,7 @@ from engine.replay.recording import Divergence
 from engine.replay.replayed_run import ReplayPolicy, ReplayReport, replay_through_loop
 from engine.replay.source import Progress, read_records
 from engine.replay.timeline import ResourceId
-from engine.runtime.operator import Operator
+from engine.runtime.reconcile.operator import Operator
 
 __all__ = ["Divergence", "ReplayPolicy", "ReplayReport", "verify_journal"]
 

@@ -3,7 +3,7 @@
 A lag above `warn_after` is logged, reported to `on_lag` (feed a metric) and traced as
 a span covering the stall. `healthy()` turns False while the loop has been blocked
 longer than `unhealthy_after`, and stays False for `hold_unhealthy` after such a stall,
-so a liveness probe (engine/runtime/health.py `Check`) sees it and the pod restarts.
+so a liveness probe (engine/runtime/manager/health.py `Check`) sees it and the pod restarts.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ Only `engine.telemetry.setup` imports the OpenTelemetry SDK; the rest uses the A
 
 from engine.telemetry.logging import configure_logging, escape_text
 from engine.telemetry.metrics import EngineMetrics
+from engine.telemetry.otel_config import TelemetryConfigError, TracingSettings
 from engine.telemetry.redaction import (
     ALLOWED_ATTRIBUTES,
     NO_SECRETS,
@@ -14,7 +15,6 @@ from engine.telemetry.redaction import (
     Redactor,
     UnknownSpanAttribute,
 )
-from engine.telemetry.settings import TelemetryConfigError, TracingSettings
 from engine.telemetry.setup import TracingHandle, configure_tracing
 from engine.telemetry.spans import (
     EffectSpan,

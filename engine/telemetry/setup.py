@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from engine import __version__
-from engine.telemetry.settings import TelemetryConfigError, TracingSettings, tracing_settings
+from engine.telemetry.otel_config import TelemetryConfigError, TracingSettings, tracing_settings
 
 SpansLost = Callable[[str, int], None]
 """Called with (reason, count) whenever spans are lost: `queue_full`, `shutdown`,

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from engine.clock import FakeClock
-from engine.runtime.memory_cluster import MemoryCluster
+from engine.runtime.reconcile.memory_cluster import MemoryCluster
 from engine.testing.cluster import ClusterRequestError, EmbeddedCluster, start_cluster
 from engine.testing.failpoints import KNOWN_FAILPOINTS, arm_failpoints, failpoint_env
 from engine.testing.handler_env import EffectCall, HandlerEnvironment, HandlerRun, SpecRefused

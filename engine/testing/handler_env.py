@@ -28,10 +28,10 @@ from engine.fsm import events as ev
 from engine.fsm.key import effect_key
 from engine.journal.memory import MemoryJournal
 from engine.journal.record import Record, stream_name
-from engine.runtime.children import ChildLedger
-from engine.runtime.handler_backend import StepBackend
-from engine.runtime.memory_cluster import MemoryCluster
-from engine.runtime.status import status_body
+from engine.runtime.reconcile.children import ChildLedger
+from engine.runtime.reconcile.memory_cluster import MemoryCluster
+from engine.runtime.reconcile.status import status_body
+from engine.runtime.reconcile.steps import StepBackend
 
 Outcome = Literal["succeeded", "retry", "failed", "crashed"]
 HANDLER_PHASES = {"provision": ("Ready", "Provisioning"), "finalize": ("Deleted", "Finalizing")}

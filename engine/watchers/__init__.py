@@ -21,7 +21,7 @@ from engine.watchers.client import (
 )
 from engine.watchers.config import RestartHook, WatcherConfig
 from engine.watchers.resource import Kind
-from engine.watchers.state import RestartReason
+from engine.watchers.watch_state import RestartReason
 from engine.watchers.watcher import ALL_NAMESPACES, Watcher
 
 __all__ = [

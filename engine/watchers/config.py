@@ -10,7 +10,7 @@ from engine.clock import Clock, SystemClock
 from engine.watchers.backoff import BackoffPolicy
 from engine.watchers.change import Sink
 from engine.watchers.resource import Kind
-from engine.watchers.state import RestartReason
+from engine.watchers.watch_state import RestartReason
 
 RestartHook = Callable[[Kind, RestartReason], None]
 """Called (synchronously, must not block) each time a list or watch restarts, for metrics."""

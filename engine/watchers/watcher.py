@@ -19,7 +19,7 @@ from engine.watchers.client import ApiStatusError, KubeResources, TransportError
 from engine.watchers.config import WatcherConfig
 from engine.watchers.event import Bookmark, ObjectEvent, Skipped, StreamError, parse_watch_line
 from engine.watchers.resource import Kind
-from engine.watchers.state import (
+from engine.watchers.watch_state import (
     INITIAL,
     BackingOff,
     Failed,

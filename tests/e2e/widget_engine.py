@@ -18,10 +18,10 @@ from engine.example.registry_client import (
     RegistryClient,
     RetryableRegistryError,
 )
-from engine.runtime.context import Context
-from engine.runtime.controller import Controller, ControllerDeps
-from engine.runtime.operator import ChildKind, CustomResource, Operator
-from engine.runtime.settings import Settings
+from engine.runtime.manager.controller import Controller, ControllerDeps
+from engine.runtime.manager.settings import Settings
+from engine.runtime.reconcile.handler_context import Context
+from engine.runtime.reconcile.operator import ChildKind, CustomResource, Operator
 from tests.integration.reconcile_support import GROUP, KIND, PLURAL, SCHEMA, VERSION
 
 

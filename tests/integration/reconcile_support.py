@@ -18,10 +18,10 @@ import aiohttp
 from engine.apiserver.http.embedded import serve_apiserver
 from engine.effects import PermanentError
 from engine.journal.sqlite import SqliteJournal
-from engine.runtime.context import Context
-from engine.runtime.controller import Controller, ControllerDeps
-from engine.runtime.operator import ChildKind, CustomResource, Operator
-from engine.runtime.settings import Settings
+from engine.runtime.manager.controller import Controller, ControllerDeps
+from engine.runtime.manager.settings import Settings
+from engine.runtime.reconcile.handler_context import Context
+from engine.runtime.reconcile.operator import ChildKind, CustomResource, Operator
 from engine.watchers import connect_kubeconfig
 
 GROUP, VERSION, KIND, PLURAL = "test.engine.dev", "v1", "Widget", "widgets"

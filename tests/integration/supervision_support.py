@@ -20,9 +20,9 @@ from engine.example.site import site_operator
 from engine.example.site_resource import SITE
 from engine.journal.record import Record
 from engine.journal.sqlite import SqliteJournal
-from engine.runtime.controller import Controller, ControllerDeps
-from engine.runtime.operator import Operator
-from engine.runtime.settings import Settings
+from engine.runtime.manager.controller import Controller, ControllerDeps
+from engine.runtime.manager.settings import Settings
+from engine.runtime.reconcile.operator import Operator
 from engine.watchers import connect_kubeconfig
 from tests.integration.reconcile_support import Api, eventually
 

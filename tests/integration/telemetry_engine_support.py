@@ -19,8 +19,8 @@ import aiohttp
 from engine.apiserver.http.embedded import serve_apiserver
 from engine.journal.record import Record
 from engine.journal.sqlite import SqliteJournal
-from engine.runtime.controller import Controller, ControllerDeps
-from engine.runtime.operator import Operator
+from engine.runtime.manager.controller import Controller, ControllerDeps
+from engine.runtime.reconcile.operator import Operator
 from engine.telemetry import EngineMetrics, TracingHandle, configure_logging, configure_tracing
 from engine.watchers import connect_kubeconfig
 from tests.integration.reconcile_support import (

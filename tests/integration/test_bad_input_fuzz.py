@@ -32,13 +32,13 @@ from engine.fsm.fold import fold
 from engine.fsm.spec_excerpt import MAX_STORED_SPEC_BYTES
 from engine.journal.memory import MemoryJournal
 from engine.journal.sqlite import SqliteJournal
-from engine.runtime.children import ChildLedger
-from engine.runtime.context import Context
-from engine.runtime.controller import Controller, ControllerDeps
-from engine.runtime.observer import ObservationLog, observation_of, stream_of
-from engine.runtime.operator import CustomResource, Operator
-from engine.runtime.streams import StreamWriter
-from engine.runtime.view import Entry
+from engine.runtime.manager.controller import Controller, ControllerDeps
+from engine.runtime.reconcile.children import ChildLedger
+from engine.runtime.reconcile.handler_context import Context
+from engine.runtime.reconcile.objects import Entry
+from engine.runtime.reconcile.observations import ObservationLog, observation_of, stream_of
+from engine.runtime.reconcile.operator import CustomResource, Operator
+from engine.runtime.reconcile.streams import StreamWriter
 from engine.telemetry.logging import escape_text
 from engine.watchers import connect_kubeconfig
 from tests.integration.reconcile_support import Api, eventually, fast_settings

@@ -9,7 +9,7 @@ import pytest
 from multidict import CIMultiDictProxy
 from prometheus_client import CollectorRegistry, Counter
 
-from engine.runtime.health import Check, HealthDependencies, HealthServer
+from engine.runtime.manager.health import Check, HealthDependencies, HealthServer
 
 
 class Switch:

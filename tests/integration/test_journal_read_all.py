@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.bench.journal import write_raw
-from engine.bench.lifecycle import lifecycle_rows
+from engine.bench.lifecycle_rows import lifecycle_rows
 from engine.journal import CorruptJournal, NewEvent
 from engine.journal.codec import row_of
 from engine.journal.sqlite import SqliteJournal

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.runtime.context import Context
+from engine.runtime.reconcile.handler_context import Context
 from tests.integration.reconcile_support import (
     WIDGETS,
     ExternalService,

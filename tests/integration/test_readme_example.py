@@ -13,8 +13,8 @@ import pytest
 
 from engine.apiserver.http.embedded import serve_apiserver
 from engine.journal.sqlite import SqliteJournal
-from engine.runtime.controller import Controller, ControllerDeps
-from engine.runtime.operator import Operator
+from engine.runtime.manager.controller import Controller, ControllerDeps
+from engine.runtime.reconcile.operator import Operator
 from engine.watchers import connect_kubeconfig
 from tests.integration.reconcile_support import Api, eventually, fast_settings
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from engine.cli.main import cli
 from engine.fsm import events as ev
 from engine.journal.sqlite import SqliteJournal
-from engine.runtime.context import Context
+from engine.runtime.reconcile.handler_context import Context
 from tests.integration.reconcile_support import (
     WIDGETS,
     ExternalService,

@@ -18,9 +18,9 @@ import aiohttp
 
 from engine.apiserver.http.embedded import serve_apiserver
 from engine.effects import PermanentError
-from engine.runtime.context import Context
-from engine.runtime.controller import Controller, ControllerDeps
-from engine.runtime.operator import CustomResource, Operator
+from engine.runtime.manager.controller import Controller, ControllerDeps
+from engine.runtime.reconcile.handler_context import Context
+from engine.runtime.reconcile.operator import CustomResource, Operator
 from engine.telemetry.logging import configure_logging
 from engine.telemetry.setup import configure_tracing
 from engine.watchers import connect_kubeconfig

@@ -14,8 +14,8 @@ from engine.example.registry_client import RegistryClient
 from engine.example.site import SiteHandlers, site_operator
 from engine.example.site_resource import SITE
 from engine.fsm import events as ev
-from engine.runtime.context import Context
-from engine.runtime.operator import Operator
+from engine.runtime.reconcile.handler_context import Context
+from engine.runtime.reconcile.operator import Operator
 from tests.integration.reconcile_support import eventually
 from tests.integration.supervision_support import (
     SITES,

@@ -15,7 +15,7 @@ from engine.apiserver.http.embedded import serve_apiserver
 from engine.fsm import events as ev
 from engine.journal.record import Record
 from engine.journal.sqlite import SqliteJournal
-from engine.runtime.controller import Controller, ControllerDeps
+from engine.runtime.manager.controller import Controller, ControllerDeps
 from engine.telemetry import EngineMetrics, configure_tracing
 from engine.telemetry.spans import SpanIds
 from engine.watchers import connect_kubeconfig

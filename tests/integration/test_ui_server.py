@@ -20,7 +20,7 @@ from engine.fsm import events as ev
 from engine.fsm.observation import Observation
 from engine.journal.errors import JournalError
 from engine.journal.sqlite import SqliteJournal
-from engine.runtime.health import HealthDependencies, build_health_app
+from engine.runtime.manager.health import HealthDependencies, build_health_app
 from engine.ui.health_mount import TimelineSetting, mount_timeline
 from engine.ui.routes import timeline_app
 

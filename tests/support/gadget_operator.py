@@ -13,9 +13,9 @@ from engine.effects import BackoffPolicy, PermanentError, RetryableError
 from engine.fsm.decide import DEFAULT_POLICY, DecidePolicy
 from engine.journal.record import Record
 from engine.replay.replayed_run import ReplayPolicy, ReplayReport, replay_through_loop
-from engine.runtime.context import Context, EffectFn
-from engine.runtime.memory_loop import MemoryLoop
-from engine.runtime.operator import ChildKind, CustomResource, Operator
+from engine.runtime.reconcile.handler_context import Context, EffectFn
+from engine.runtime.reconcile.memory_loop import MemoryLoop
+from engine.runtime.reconcile.operator import ChildKind, CustomResource, Operator
 from engine.watchers import Change, ChangeOrigin, ChangeType
 
 GROUP = "loop.engine.dev"

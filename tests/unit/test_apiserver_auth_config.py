@@ -11,10 +11,10 @@ import pytest
 import yaml
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from engine.apiserver.authn.identity import ADMIN, UserInfo, split_service_account
 from engine.apiserver.authn.impersonation import impersonated
 from engine.apiserver.authn.oidc import OidcOptions
 from engine.apiserver.authn.static_tokens import TokenFileError, read_token_file
+from engine.apiserver.authn.user_info import ADMIN, UserInfo, split_service_account
 from engine.apiserver.authn.webhook import WebhookConfigError, read_reviewer
 from engine.apiserver.store.errors import ApiError
 from engine.cli.apiserver_flags import BadFlag, parse_duration

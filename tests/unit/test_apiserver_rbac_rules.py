@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.apiserver.authn.identity import UserInfo
+from engine.apiserver.authn.user_info import UserInfo
 from engine.apiserver.authz.attributes import Attributes, request_attributes
 from engine.apiserver.authz.escalation import missing_rules
 from engine.apiserver.authz.rules import PolicyRule, rule_allows

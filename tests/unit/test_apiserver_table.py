@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.apiserver.verbs.jsonpath import UnsupportedPath, evaluate
-from engine.apiserver.verbs.table import format_age, render_table, wants_table
+from engine.apiserver.verbs.table_output import format_age, render_table, wants_table
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 KUBECTL_ACCEPT = (

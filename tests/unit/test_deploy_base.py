@@ -13,7 +13,7 @@ from engine import ChildKind, CustomResource, Operator
 from engine.cli.main import cli
 from engine.cli.operator_ref import EXAMPLE_OPERATOR
 from engine.deploy.base import BaseOptions, image_parts, render_base
-from engine.deploy.rbac import cluster_role
+from engine.deploy.cluster_role import cluster_role
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = {"type": "object", "properties": {"spec": {"type": "object"}}}

@@ -38,8 +38,8 @@ def test_importing_the_package_loads_nothing_else() -> None:
 
 def test_declaring_an_operator_does_not_load_the_engine_that_runs_it() -> None:
     loaded = modules_after("from engine import CustomResource, Operator, PermanentError")
-    assert "engine.runtime.operator" in loaded
-    assert "engine.runtime.controller" not in loaded
+    assert "engine.runtime.reconcile.operator" in loaded
+    assert "engine.runtime.manager.controller" not in loaded
     assert not any(m.startswith(("engine.watchers", "engine.apiserver")) for m in loaded)
 
 

@@ -8,9 +8,9 @@ import random
 
 import pytest
 
-from engine.runtime.queue import QueueShutDown, WorkQueue
-from engine.runtime.ratelimit import KeyedBackoff, TokenBucket
-from engine.runtime.worker import RetryableFailure, apply_outcome
+from engine.runtime.queue.limits import KeyedBackoff, TokenBucket
+from engine.runtime.queue.work_queue import QueueShutDown, WorkQueue
+from engine.runtime.queue.worker import RetryableFailure, apply_outcome
 
 pytestmark = pytest.mark.looptime
 

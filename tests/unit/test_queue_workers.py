@@ -9,9 +9,9 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from engine.runtime.queue import WorkQueue
-from engine.runtime.ratelimit import KeyedBackoff
-from engine.runtime.worker import (
+from engine.runtime.queue.limits import KeyedBackoff
+from engine.runtime.queue.work_queue import WorkQueue
+from engine.runtime.queue.worker import (
     Outcome,
     RequeueAfter,
     RetryableFailure,

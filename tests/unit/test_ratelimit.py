@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from engine.runtime.ratelimit import KeyedBackoff, TokenBucket, backoff_ceiling
+from engine.runtime.queue.limits import KeyedBackoff, TokenBucket, backoff_ceiling
 
 
 def test_bucket_grants_a_burst_then_spaces_by_qps() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from engine.example.site_resource import SITE
-from engine.runtime.handler_backend import owner_reference
+from engine.runtime.reconcile.steps import owner_reference
 from tests.support.manifests import CONFIG, Manifest, find, needs_kubectl, render
 from tests.support.rbac import Request, Rule, roles_in, rules_of
 

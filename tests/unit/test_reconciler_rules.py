@@ -13,8 +13,8 @@ from engine.effects.backoff import next_delay
 from engine.fsm import events as ev
 from engine.journal.record import Record
 from engine.replay.recording import is_external
-from engine.runtime.conditions import DEADLOCKED
-from engine.runtime.memory_loop import MemoryLoop
+from engine.runtime.reconcile.conditions import DEADLOCKED
+from engine.runtime.reconcile.memory_loop import MemoryLoop
 from engine.watchers import ChangeType
 from tests.support.gadget_operator import (
     CONFIG_MAPS,

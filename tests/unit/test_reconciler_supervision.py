@@ -19,13 +19,13 @@ from engine.journal.memory import MemoryJournal
 from engine.journal.record import Record
 from engine.journal.sqlite import SqliteJournal
 from engine.journal.store import Journal
-from engine.runtime.children import ChildLedger
-from engine.runtime.conditions import STUCK
-from engine.runtime.inbox import Note
-from engine.runtime.memory_loop import MemoryLoop
-from engine.runtime.streams import StreamWriter
-from engine.runtime.watchdog import RunningReconciles, Watchdog
-from engine.runtime.worker import Outcome, RequeueAfter
+from engine.runtime.queue.worker import Outcome, RequeueAfter
+from engine.runtime.reconcile.children import ChildLedger
+from engine.runtime.reconcile.conditions import STUCK
+from engine.runtime.reconcile.inbox import Note
+from engine.runtime.reconcile.memory_loop import MemoryLoop
+from engine.runtime.reconcile.streams import StreamWriter
+from engine.runtime.supervision.watchdog import RunningReconciles, Watchdog
 from tests.support.gadget_operator import PERMANENT, REGISTER, Target, gadget_operator, replay
 
 DEADLINE = 60.0
@@ -120,7 +120,7 @@ async def test_a_healing_note_on_a_failed_resource_reprovisions_it_in_a_new_roun
     await loop.settle(key)
     assert (await loop.state(key)).state == "Failed"
 
-    # the note the watchdog leaves when it re-drives (engine/runtime/watchdog.py)
+    # the note the watchdog leaves when it re-drives (engine/runtime/supervision/watchdog.py)
     note = Note(
         stream=loop.stream(key),
         records=(

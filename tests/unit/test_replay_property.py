@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from engine.replay.recording import is_external
-from engine.runtime.memory_loop import MemoryLoop
+from engine.runtime.reconcile.memory_loop import MemoryLoop
 from engine.watchers import ChangeType
 from tests.support.gadget_operator import (
     CONFIG_MAPS,

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from engine.runtime.children import ChildLedger, differs
-from engine.runtime.status import status_body
-from engine.runtime.view import PrimaryView, is_newer
+from engine.runtime.reconcile.children import ChildLedger, differs
+from engine.runtime.reconcile.objects import PrimaryView, is_newer
+from engine.runtime.reconcile.status import status_body
 
 APPLIED: dict[str, Any] = {
     "apiVersion": "v1",

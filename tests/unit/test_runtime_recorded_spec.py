@@ -10,7 +10,7 @@ from engine.fsm import Observation
 from engine.fsm import events as ev
 from engine.journal.codec import REDACTED
 from engine.journal.record import Record
-from engine.runtime.recorded_spec import restore_secrets, spec_at_generation
+from engine.runtime.reconcile.recorded_spec import restore_secrets, spec_at_generation
 
 
 def observed(position: int, generation: int, spec: dict[str, object] | None) -> Record:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.runtime.observer import spec_digest, spec_digest_of
+from engine.runtime.reconcile.observations import spec_digest, spec_digest_of
 
 
 def site(spec: dict[str, object], *, uid: str = "u", version: str = "1") -> dict[str, object]:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.runtime.settings import Settings, SettingsError, env_name, load_settings
-from engine.runtime.settings_docs import defaults_toml, settings_table
+from engine.runtime.manager.settings import Settings, SettingsError, env_name, load_settings
+from engine.runtime.manager.settings_docs import defaults_toml, settings_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,7 +30,8 @@ def test_no_sources_give_the_declared_defaults() -> None:
 def test_shipped_config_file_is_the_rendered_defaults() -> None:
     shipped = ROOT / "config" / "engine.toml"
     assert shipped.read_text() == defaults_toml(), (
-        "config/engine.toml is stale: python -m engine.runtime.settings_docs > config/engine.toml"
+        "config/engine.toml is stale: "
+        "python -m engine.runtime.manager.settings_docs > config/engine.toml"
     )
     assert load_settings(config_path=shipped, env={}, overrides={}) == Settings()
 

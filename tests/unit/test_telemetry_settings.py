@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.telemetry import TelemetryConfigError, TracingSettings
-from engine.telemetry.settings import (
+from engine.telemetry.otel_config import (
     DEFAULT_EXPORT_TIMEOUT_S,
     DEFAULT_MAX_QUEUE_SIZE,
     tracing_settings,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.watchers.backoff import BackoffPolicy
-from engine.watchers.state import (
+from engine.watchers.watch_state import (
     INITIAL,
     BackingOff,
     Failed,

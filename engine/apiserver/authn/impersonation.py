@@ -10,7 +10,7 @@ from urllib.parse import unquote
 
 from multidict import CIMultiDictProxy
 
-from engine.apiserver.authn.identity import (
+from engine.apiserver.authn.user_info import (
     ANONYMOUS,
     AUTHENTICATED,
     SERVICE_ACCOUNTS,

@@ -16,7 +16,7 @@ import aiohttp
 import jwt
 
 from engine.apiserver.authn.errors import TokenRejected
-from engine.apiserver.authn.identity import UserInfo
+from engine.apiserver.authn.user_info import UserInfo
 
 LOG = logging.getLogger(__name__)
 FETCH_TIMEOUT = 10.0

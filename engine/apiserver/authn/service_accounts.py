@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from engine.apiserver.authn.errors import TokenRejected
-from engine.apiserver.authn.identity import UserInfo, service_account_user
+from engine.apiserver.authn.user_info import UserInfo, service_account_user
 from engine.apiserver.store.storage import Store
 
 DEFAULT_ISSUER = "https://kubernetes.default.svc.cluster.local"

@@ -8,7 +8,7 @@ import hmac
 from collections.abc import Mapping
 from pathlib import Path
 
-from engine.apiserver.authn.identity import UserInfo
+from engine.apiserver.authn.user_info import UserInfo
 
 
 class TokenFileError(ValueError):

@@ -17,7 +17,7 @@ import aiohttp
 import yaml
 
 from engine.apiserver.authn.errors import TokenRejected
-from engine.apiserver.authn.identity import UserInfo, user_from_review
+from engine.apiserver.authn.user_info import UserInfo, user_from_review
 
 LOG = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from engine.apiserver.authn.identity import UserInfo
+from engine.apiserver.authn.user_info import UserInfo
 
 _METHOD_VERBS = {
     "POST": "create", "GET": "get", "HEAD": "get", "PUT": "update",

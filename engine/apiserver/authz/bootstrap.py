@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.apiserver.authn.identity import AUTHENTICATED, MASTERS, UNAUTHENTICATED
+from engine.apiserver.authn.user_info import AUTHENTICATED, MASTERS, UNAUTHENTICATED
 
 API_VERSION = "rbac.authorization.k8s.io/v1"
 _META = {

@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from engine.apiserver.authn.identity import MASTERS
+from engine.apiserver.authn.user_info import MASTERS
 from engine.apiserver.authz.attributes import Attributes
 from engine.apiserver.authz.rbac import GROUP, RbacAuthorizer
 from engine.apiserver.authz.rules import ALL, PolicyRule

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.apiserver.authn.identity import MASTERS, UserInfo, split_service_account
+from engine.apiserver.authn.user_info import MASTERS, UserInfo, split_service_account
 from engine.apiserver.authz.attributes import Attributes
 from engine.apiserver.authz.rules import PolicyRule, rule_allows
 from engine.apiserver.store.storage import Change, Store

@@ -14,8 +14,8 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from engine.apiserver.authn.errors import TokenRejected
-from engine.apiserver.authn.identity import ADMIN, ANONYMOUS_USER, UserInfo
 from engine.apiserver.authn.impersonation import impersonated
+from engine.apiserver.authn.user_info import ADMIN, ANONYMOUS_USER, UserInfo
 from engine.apiserver.authz.attributes import Attributes, request_attributes
 from engine.apiserver.authz.escalation import check_escalation, guarded
 from engine.apiserver.authz.forbidden import forbidden

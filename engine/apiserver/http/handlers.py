@@ -22,7 +22,7 @@ from engine.apiserver.verbs.reads import (
     present,
     table_of,
 )
-from engine.apiserver.verbs.table import wants_table
+from engine.apiserver.verbs.table_output import wants_table
 from engine.apiserver.verbs.watch import parse_bool, serve_watch
 
 CONTEXT_KEY = web.AppKey("api_context", ApiContext)

@@ -10,12 +10,12 @@ from typing import Any
 
 from aiohttp import web
 
-from engine.apiserver.authn.identity import UserInfo, user_from_review
 from engine.apiserver.authn.service_accounts import (
     DEFAULT_EXPIRATION_SECONDS,
     MIN_EXPIRATION_SECONDS,
     ServiceAccountTokens,
 )
+from engine.apiserver.authn.user_info import UserInfo, user_from_review
 from engine.apiserver.authz.attributes import Attributes
 from engine.apiserver.authz.review_protobuf import decode_review
 from engine.apiserver.authz.rules import PolicyRule

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.apiserver.authn.identity import ADMIN, UserInfo
 from engine.apiserver.authn.oidc import OidcAuthenticator, OidcOptions
 from engine.apiserver.authn.service_accounts import (
     DEFAULT_ISSUER,
@@ -18,6 +17,7 @@ from engine.apiserver.authn.service_accounts import (
     load_or_create_key,
 )
 from engine.apiserver.authn.static_tokens import StaticTokens, read_token_file
+from engine.apiserver.authn.user_info import ADMIN, UserInfo
 from engine.apiserver.authn.webhook import WebhookAuthenticator, read_reviewer
 from engine.apiserver.authz.bootstrap import default_policy
 from engine.apiserver.authz.rbac import GROUP, AlwaysAllow, RbacAuthorizer

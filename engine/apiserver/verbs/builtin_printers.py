@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from engine.apiserver.verbs.table import AGE_COLUMN, NAME_COLUMN, format_age
+from engine.apiserver.verbs.table_output import AGE_COLUMN, NAME_COLUMN, format_age
 
 Cells = Callable[[Mapping[str, Any], datetime], list[Any]]
 

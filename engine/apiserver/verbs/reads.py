@@ -14,7 +14,8 @@ from engine.apiserver.schema import custom as schema
 from engine.apiserver.store.api_context import ApiContext
 from engine.apiserver.store.errors import ApiError, not_found
 from engine.apiserver.store.resource_types import ResourceType
-from engine.apiserver.verbs import selector, table
+from engine.apiserver.verbs import selector
+from engine.apiserver.verbs import table_output as table
 from engine.apiserver.verbs.builtin_printers import PRINTERS
 from engine.apiserver.verbs.conversion import convert
 

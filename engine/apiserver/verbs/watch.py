@@ -18,7 +18,7 @@ from engine.apiserver.http.target import Target
 from engine.apiserver.store.api_context import ApiContext
 from engine.apiserver.store.errors import ApiError, dumps, status_body
 from engine.apiserver.store.storage import CLOSED, Change, Compacted
-from engine.apiserver.verbs import table
+from engine.apiserver.verbs import table_output as table
 from engine.apiserver.verbs.reads import Selection, parse_selection, present, table_of
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}

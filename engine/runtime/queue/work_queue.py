@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.runtime.ratelimit import KeyedBackoff, TokenBucket
+from engine.runtime.queue.limits import KeyedBackoff, TokenBucket
 
 _FIRST, _ORDINARY = 0, 1
 
@@ -37,7 +37,7 @@ class WorkQueue:
 
     Expected flow: `add(key)` → a worker's `await get()` returns it → the worker handles it
     → `done(key)` (plus `forget`, `add(after=…)` or `add_after_failure` as the outcome says;
-    `engine.runtime.worker.apply_outcome` is the one place that maps outcomes).
+    `engine.runtime.queue.worker.apply_outcome` is the one place that maps outcomes).
 
     Guarantees:
     - A key is handed out to at most one worker at a time; a key added while it is being

@@ -31,25 +31,25 @@ from engine.fsm.machine import next_state
 from engine.fsm.state import SUCCEEDED, ResourceState
 from engine.fsm.table import DELETED, EFFECT_FAILED, FAILED, GAVE_UP, PERMANENT_ERROR
 from engine.identity import Kind
-from engine.runtime.children import ChildLedger
-from engine.runtime.conditions import SupervisorConditions, patch_conditions
-from engine.runtime.effect_actions import EffectActions, ReconcileStopped
-from engine.runtime.event_recorder import EventRecorder
-from engine.runtime.inbox import Inbox, Note
-from engine.runtime.observer import ObservationLog, observation_of, stream_of
-from engine.runtime.operator import Operator
-from engine.runtime.ports import ClusterWriter, EffectRunning
-from engine.runtime.resource_view import ResourceViews
-from engine.runtime.streams import StreamWriter
-from engine.runtime.view import Entry, PrimaryView
-from engine.runtime.waits import DependencyWaits
-from engine.runtime.worker import (
+from engine.runtime.queue.worker import (
     Outcome,
     RequeueAfter,
     RetryableFailure,
     Succeeded,
     TerminalFailure,
 )
+from engine.runtime.reconcile.actions import EffectActions, ReconcileStopped
+from engine.runtime.reconcile.children import ChildLedger
+from engine.runtime.reconcile.conditions import SupervisorConditions, patch_conditions
+from engine.runtime.reconcile.event_recorder import EventRecorder
+from engine.runtime.reconcile.inbox import Inbox, Note
+from engine.runtime.reconcile.objects import Entry, PrimaryView
+from engine.runtime.reconcile.observations import ObservationLog, observation_of, stream_of
+from engine.runtime.reconcile.operator import Operator
+from engine.runtime.reconcile.ports import ClusterWriter, EffectRunning
+from engine.runtime.reconcile.progress_views import ResourceViews
+from engine.runtime.reconcile.streams import StreamWriter
+from engine.runtime.reconcile.waits import DependencyWaits
 from engine.telemetry.metrics import EngineMetrics
 from engine.telemetry.redaction import NO_SECRETS, Redactor
 from engine.telemetry.spans import ReconcileSpan, ResourceRef, SpanIds, reconcile_span

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.runtime.view import is_newer
+from engine.runtime.reconcile.objects import is_newer
 
 _SERVER_METADATA = frozenset({"ownerReferences", "namespace", "name", "resourceVersion", "uid"})
 

@@ -23,24 +23,24 @@ from engine.fsm.decision import (
 )
 from engine.fsm.key import FINALIZE, PROVISION
 from engine.identity import Kind
-from engine.runtime.children import ChildLedger
-from engine.runtime.conditions import SupervisorConditions
-from engine.runtime.context import Context
-from engine.runtime.event_recorder import EventRecorder
-from engine.runtime.handler_backend import StepBackend
-from engine.runtime.operator import Operator
-from engine.runtime.ports import ClusterWriter, EffectRunning
-from engine.runtime.recorded_spec import restore_secrets, spec_at_generation
-from engine.runtime.resource_view import ResourceViews
-from engine.runtime.secret_scrub import scrubbed
-from engine.runtime.status import status_body
-from engine.runtime.streams import StreamWriter
-from engine.runtime.view import Entry, PrimaryView
-from engine.runtime.waits import DependencyWaits
-from engine.runtime.worker import Outcome, RetryableFailure, TerminalFailure
+from engine.runtime.queue.worker import Outcome, RetryableFailure, TerminalFailure
+from engine.runtime.reconcile.children import ChildLedger
+from engine.runtime.reconcile.conditions import SupervisorConditions
+from engine.runtime.reconcile.event_recorder import EventRecorder
+from engine.runtime.reconcile.handler_context import Context
+from engine.runtime.reconcile.objects import Entry, PrimaryView
+from engine.runtime.reconcile.operator import Operator
+from engine.runtime.reconcile.ports import ClusterWriter, EffectRunning
+from engine.runtime.reconcile.progress_views import ResourceViews
+from engine.runtime.reconcile.recorded_spec import restore_secrets, spec_at_generation
+from engine.runtime.reconcile.secret_scrub import scrubbed
+from engine.runtime.reconcile.status import status_body
+from engine.runtime.reconcile.steps import StepBackend
+from engine.runtime.reconcile.streams import StreamWriter
+from engine.runtime.reconcile.waits import DependencyWaits
 from engine.telemetry.redaction import Redactor
 
-log = logging.getLogger("engine.runtime.reconciler")  # the reconcile's own log, as before
+log = logging.getLogger("engine.runtime.reconcile.reconciler")  # the reconcile's own log, as before
 
 
 class ReconcileStopped(Exception):

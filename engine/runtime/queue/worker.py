@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from engine.runtime.queue import QueueShutDown, WorkQueue
+from engine.runtime.queue.work_queue import QueueShutDown, WorkQueue
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.effects.errors import PermanentError, RetryableError
-from engine.runtime.context import EffectFn
+from engine.runtime.reconcile.handler_context import EffectFn
 from engine.telemetry.redaction import Redactor
 
 

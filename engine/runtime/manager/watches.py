@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.clock import Clock
-from engine.runtime.observer import Observer
-from engine.runtime.operator import Operator
-from engine.runtime.settings import Settings
+from engine.runtime.manager.settings import Settings
+from engine.runtime.reconcile.observations import Observer
+from engine.runtime.reconcile.operator import Operator
 from engine.watchers import Kind, KubeResources, Watcher, WatcherConfig
 
 

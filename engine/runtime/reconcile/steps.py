@@ -15,11 +15,11 @@ from opentelemetry import trace
 from engine.effects import SpanIds
 from engine.effects.errors import EffectFailedPermanently, EffectRetryScheduled, PermanentError
 from engine.fsm.key import parse_key
-from engine.runtime.children import ChildLedger
-from engine.runtime.context import EffectFn
-from engine.runtime.operator import Operator
-from engine.runtime.ports import ClusterWriter, EffectRunning
-from engine.runtime.secret_scrub import scrubbed
+from engine.runtime.reconcile.children import ChildLedger
+from engine.runtime.reconcile.handler_context import EffectFn
+from engine.runtime.reconcile.operator import Operator
+from engine.runtime.reconcile.ports import ClusterWriter, EffectRunning
+from engine.runtime.reconcile.secret_scrub import scrubbed
 from engine.telemetry.redaction import NO_SECRETS, Redactor
 from engine.telemetry.spans import effect_span
 

@@ -23,13 +23,13 @@ from engine.fsm.key import PROVISION
 from engine.fsm.state import SUCCEEDED, EffectRecord, ResourceState
 from engine.fsm.table import READY
 from engine.journal.record import NewEvent, Record
-from engine.runtime.conditions import STUCK, SupervisorConditions
-from engine.runtime.inbox import Inbox, Note
-from engine.runtime.observer import stream_of
-from engine.runtime.operator import Operator
-from engine.runtime.streams import StreamWriter
-from engine.runtime.view import PrimaryView
-from engine.runtime.worker import Outcome, RequeueAfter, RetryableFailure
+from engine.runtime.queue.worker import Outcome, RequeueAfter, RetryableFailure
+from engine.runtime.reconcile.conditions import STUCK, SupervisorConditions
+from engine.runtime.reconcile.inbox import Inbox, Note
+from engine.runtime.reconcile.objects import PrimaryView
+from engine.runtime.reconcile.observations import stream_of
+from engine.runtime.reconcile.operator import Operator
+from engine.runtime.reconcile.streams import StreamWriter
 from engine.supervisor.stuck import (
     DEFAULT_HEALING,
     HealingAction,

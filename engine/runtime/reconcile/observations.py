@@ -21,10 +21,10 @@ from engine.fsm import events as ev
 from engine.fsm.observation import Observation
 from engine.identity import StreamId
 from engine.journal.record import Record
-from engine.runtime.children import ChildLedger
-from engine.runtime.operator import Operator
-from engine.runtime.streams import StreamWriter
-from engine.runtime.view import Entry, PrimaryView, object_key
+from engine.runtime.reconcile.children import ChildLedger
+from engine.runtime.reconcile.objects import Entry, PrimaryView, object_key
+from engine.runtime.reconcile.operator import Operator
+from engine.runtime.reconcile.streams import StreamWriter
 from engine.telemetry.operation_spans import observe_span
 from engine.telemetry.redaction import NO_SECRETS, Redactor
 from engine.telemetry.spans import ResourceRef

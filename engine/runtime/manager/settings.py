@@ -2,7 +2,7 @@
 
 Sources, later wins: the defaults declared below → a TOML file (config/engine.toml shows
 them all) → `ENGINE_<NAME>` environment variables → overrides (the CLI flags).
-engine/runtime/settings_docs.py renders that file and the docs table from these
+engine/runtime/manager/settings_docs.py renders that file and the docs table from these
 declarations, so each default is written once.
 """
 

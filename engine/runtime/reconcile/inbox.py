@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from engine.journal.record import NewEvent
-from engine.runtime.view import Entry
+from engine.runtime.reconcile.objects import Entry
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from engine.identity import Kind
 
 if TYPE_CHECKING:
-    from engine.runtime.context import Context
+    from engine.runtime.reconcile.handler_context import Context
 
 Handler = Callable[["Context"], Awaitable[None]]
 """A provision or finalize handler. It runs as one effect; its own steps

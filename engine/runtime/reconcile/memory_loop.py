@@ -24,20 +24,20 @@ from engine.identity import Kind, ObjectRef, StreamId
 from engine.journal.codec import encode_at
 from engine.journal.memory import MemoryJournal
 from engine.journal.store import Journal
-from engine.runtime.children import ChildLedger
-from engine.runtime.conditions import SupervisorConditions
-from engine.runtime.event_recorder import EventRecorder
-from engine.runtime.handler_backend import SpanTracer
-from engine.runtime.inbox import Inbox, Note
-from engine.runtime.memory_cluster import MemoryCluster
-from engine.runtime.observer import ObservationLog, Observer, ObserverDeps
-from engine.runtime.operator import Operator
-from engine.runtime.reconciler import Reconciler
-from engine.runtime.resource_view import ResourceViews
-from engine.runtime.streams import StreamWriter
-from engine.runtime.view import PrimaryView
-from engine.runtime.waits import DependencyWaits
-from engine.runtime.worker import Outcome, RequeueAfter, RetryableFailure
+from engine.runtime.queue.worker import Outcome, RequeueAfter, RetryableFailure
+from engine.runtime.reconcile.children import ChildLedger
+from engine.runtime.reconcile.conditions import SupervisorConditions
+from engine.runtime.reconcile.event_recorder import EventRecorder
+from engine.runtime.reconcile.inbox import Inbox, Note
+from engine.runtime.reconcile.memory_cluster import MemoryCluster
+from engine.runtime.reconcile.objects import PrimaryView
+from engine.runtime.reconcile.observations import ObservationLog, Observer, ObserverDeps
+from engine.runtime.reconcile.operator import Operator
+from engine.runtime.reconcile.progress_views import ResourceViews
+from engine.runtime.reconcile.reconciler import Reconciler
+from engine.runtime.reconcile.steps import SpanTracer
+from engine.runtime.reconcile.streams import StreamWriter
+from engine.runtime.reconcile.waits import DependencyWaits
 from engine.watchers import Change, ChangeOrigin, ChangeType
 
 

@@ -1,6 +1,6 @@
 """Render the settings' defaults as config/engine.toml and as the docs table.
 
-Both come from the declarations in engine/runtime/settings.py; tests check that the
+Both come from the declarations in engine/runtime/manager/settings.py; tests check that the
 shipped file and docs/runtime-parts.md match what these functions produce.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from engine.runtime.settings import FIELDS, Settings, env_name, expected
+from engine.runtime.manager.settings import FIELDS, Settings, env_name, expected
 
 
 def _toml_value(value: object) -> str:
@@ -30,8 +30,9 @@ def _toml_value(value: object) -> str:
 def defaults_toml() -> str:
     """The text of config/engine.toml: every setting at its default, with its meaning."""
     lines = [
-        "# The engine's settings, each at its default (generated from engine/runtime/settings.py;",
-        "# regenerate with `python -m engine.runtime.settings_docs > config/engine.toml`).",
+        "# The engine's settings, each at its default (generated from",
+        "# engine/runtime/manager/settings.py; regenerate with",
+        "# `python -m engine.runtime.manager.settings_docs > config/engine.toml`).",
         "# Later sources win: this file < ENGINE_<NAME> environment variables < CLI flags.",
     ]
     defaults = Settings()

@@ -14,16 +14,16 @@ from datetime import datetime
 from engine.effects.errors import DependencyNotReady, PermanentError
 from engine.fsm import events as ev
 from engine.fsm.table import READY
-from engine.runtime.conditions import DEADLOCKED, SupervisorConditions
-from engine.runtime.foreground import (
+from engine.runtime.reconcile.conditions import DEADLOCKED, SupervisorConditions
+from engine.runtime.reconcile.foreground import (
     blocking_dependents,
     blocking_owner_uids,
     deleting_in_foreground,
 )
-from engine.runtime.inbox import Inbox, Note
-from engine.runtime.observer import stream_of
-from engine.runtime.operator import Operator
-from engine.runtime.view import Entry, PrimaryView
+from engine.runtime.reconcile.inbox import Inbox, Note
+from engine.runtime.reconcile.objects import Entry, PrimaryView
+from engine.runtime.reconcile.observations import stream_of
+from engine.runtime.reconcile.operator import Operator
 from engine.supervisor.waits_for import (
     DeadlockPolicy,
     WaitsForGraph,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.runtime.view import Entry, PrimaryView
+from engine.runtime.reconcile.objects import Entry, PrimaryView
 
 FOREGROUND_FINALIZER = "foregroundDeletion"
 

@@ -22,7 +22,7 @@ from engine.fsm.state import ResourceState, to_snapshot
 from engine.identity import StreamId
 from engine.journal.record import NewEvent, Record
 from engine.journal.store import Journal
-from engine.runtime.children import ChildLedger
+from engine.runtime.reconcile.children import ChildLedger
 from engine.telemetry.spans import SpanIds, current_ids
 
 

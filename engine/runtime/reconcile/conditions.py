@@ -11,8 +11,8 @@ from typing import Any
 
 from engine.effects.errors import PermanentError, RetryableError
 from engine.identity import Kind
-from engine.runtime.ports import ClusterWriter
-from engine.runtime.view import Entry, PrimaryView
+from engine.runtime.reconcile.objects import Entry, PrimaryView
+from engine.runtime.reconcile.ports import ClusterWriter
 
 log = logging.getLogger(__name__)
 

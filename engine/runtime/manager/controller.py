@@ -28,26 +28,26 @@ from engine.fsm.table import DELETED
 from engine.identity import StreamId
 from engine.journal.location import is_postgres, open_journal, sqlite_path
 from engine.journal.store import Journal
-from engine.runtime.children import ChildLedger
-from engine.runtime.conditions import DEADLOCKED, STUCK, SupervisorConditions
-from engine.runtime.event_recorder import EventRecorder
-from engine.runtime.handler_backend import SpanTracer
-from engine.runtime.health import Check, HealthDependencies, HealthServer
-from engine.runtime.inbox import Inbox
-from engine.runtime.leadership import Leadership, LeadershipDeps
-from engine.runtime.observer import ObservationLog, Observer, ObserverDeps
-from engine.runtime.operator import Operator
-from engine.runtime.queue import WorkQueue
-from engine.runtime.ratelimit import KeyedBackoff, TokenBucket
-from engine.runtime.reconciler import Reconciler
-from engine.runtime.resource_view import ResourceView, ResourceViews
-from engine.runtime.settings import Settings
-from engine.runtime.streams import StreamWriter
-from engine.runtime.view import PrimaryView
-from engine.runtime.waits import DependencyWaits
-from engine.runtime.watch_set import Watches
-from engine.runtime.watchdog import RunningReconciles, Watchdog, watchdog_period
-from engine.runtime.worker import Outcome
+from engine.runtime.manager.health import Check, HealthDependencies, HealthServer
+from engine.runtime.manager.leadership import Leadership, LeadershipDeps
+from engine.runtime.manager.settings import Settings
+from engine.runtime.manager.watches import Watches
+from engine.runtime.queue.limits import KeyedBackoff, TokenBucket
+from engine.runtime.queue.work_queue import WorkQueue
+from engine.runtime.queue.worker import Outcome
+from engine.runtime.reconcile.children import ChildLedger
+from engine.runtime.reconcile.conditions import DEADLOCKED, STUCK, SupervisorConditions
+from engine.runtime.reconcile.event_recorder import EventRecorder
+from engine.runtime.reconcile.inbox import Inbox
+from engine.runtime.reconcile.objects import PrimaryView
+from engine.runtime.reconcile.observations import ObservationLog, Observer, ObserverDeps
+from engine.runtime.reconcile.operator import Operator
+from engine.runtime.reconcile.progress_views import ResourceView, ResourceViews
+from engine.runtime.reconcile.reconciler import Reconciler
+from engine.runtime.reconcile.steps import SpanTracer
+from engine.runtime.reconcile.streams import StreamWriter
+from engine.runtime.reconcile.waits import DependencyWaits
+from engine.runtime.supervision.watchdog import RunningReconciles, Watchdog, watchdog_period
 from engine.supervisor.loop_lag import LoopLagConfig, LoopLagMonitor
 from engine.supervisor.stuck import HealingPolicy
 from engine.supervisor.waits_for import DeadlockPolicy

@@ -24,9 +24,9 @@ from engine.failpoint import afailpoint
 from engine.fsm import events as ev
 from engine.journal.errors import StaleTerm
 from engine.journal.store import Journal
-from engine.runtime.queue import WorkQueue
-from engine.runtime.settings import Settings
-from engine.runtime.worker import Handler, run_workers
+from engine.runtime.manager.settings import Settings
+from engine.runtime.queue.work_queue import WorkQueue
+from engine.runtime.queue.worker import Handler, run_workers
 from engine.supervisor.leader import LeaderElectionConfig, LeaderElector, default_identity
 from engine.telemetry.operation_spans import operation_span, stamped
 from engine.telemetry.redaction import AttributeValue
