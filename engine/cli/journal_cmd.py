@@ -17,6 +17,7 @@ from typing import IO, Any
 import click
 
 from engine.journal import Record
+from engine.journal.chain_check import check_journal
 from engine.journal.codec import record_from_json, record_to_json
 from engine.journal.schema import SCHEMA_VERSION
 from engine.journal.sqlite import SqliteJournal
@@ -39,17 +40,16 @@ def command() -> None:
 @click.argument("path", type=click.Path(path_type=Path, readable=False))
 def check(path: Path) -> None:
     """Verify every record of the journal at PATH; exit 2 if it is damaged or foreign."""
-    count, checksum = asyncio.run(_check(path))
-    click.echo(f"journal {path}: ok, {count} records, chain head {checksum[:16]}")
-
-
-async def _check(path: Path) -> tuple[int, str]:
-    journal = await SqliteJournal.open(path, readonly=True)
-    try:
-        count = await journal.verify()
-        return count, journal.head.checksum
-    finally:
-        await journal.close()
+    result = check_journal(path)
+    archived = (
+        f" (+{result.archived} archived in {result.segments} segments, verified across the cut)"
+        if result.segments
+        else ""
+    )
+    click.echo(
+        f"journal {path}: ok, {result.records} records{archived}, "
+        f"chain head {result.head_checksum[:16]}"
+    )
 
 
 @command.command(name="export")

@@ -150,6 +150,37 @@ class TimelineBuilder:
         return tuple(StreamTimeline(s.resource, tuple(s.rows), s.state, s.records) for s in ordered)
 
 
+def stream_timeline(
+    records: Iterable[Record],
+    *,
+    resource: ResourceId,
+    window: Window = EVERYTHING,
+    start: ResourceState = INITIAL,
+    stop: int | None = None,
+) -> StreamTimeline | None:
+    """The timeline of one stream's `records` (in version order), folded from `start`
+    (a compaction cut's state, or the initial one); records at or past position `stop`
+    are left out. None when no record comes before `stop`. Errors: `FoldError`."""
+    state = start
+    rows: list[TimelineRow] = []
+    count = 0
+    moment: datetime | None = None
+    moment_text = ""
+    for record in records:
+        if stop is not None and record.position >= stop:
+            break
+        before = state
+        state = apply(before, record)
+        count += 1
+        if not window.before_start(record):
+            if record.at is not moment:  # records of one commit share their time
+                moment, moment_text = record.at, encode_at(record.at)
+            rows.append(row_of(record, before, state, at=moment_text))
+    if not count:
+        return None
+    return StreamTimeline(resource, tuple(rows), state, count)
+
+
 def build_timeline(
     records: Iterable[Record], window: Window = EVERYTHING
 ) -> tuple[StreamTimeline, ...]:
