@@ -75,6 +75,7 @@ class OfflineReader:
         self._decoder = RowDecoder(self._where)
         self._links: dict[int, str] | None = None
         self._cuts: dict[str, int] | None = None
+        self._tables: set[str] | None = None
 
     @classmethod
     def open(cls, path: Path) -> OfflineReader:
@@ -229,6 +230,12 @@ class OfflineReader:
 
     def query_optional(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
         """Rows of a compaction table; none when the journal was never compacted."""
+        if self._tables is None:
+            self._tables = {
+                row[0] for row in self.query("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+        if not self._tables & {"chain_links", "stream_cuts", "archive_segments"}:
+            return []
         try:
             return self._connection.execute(sql, parameters).fetchall()
         except sqlite3.OperationalError as failure:

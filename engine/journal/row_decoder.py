@@ -1,15 +1,14 @@
 """Verifying and decoding stored rows at full speed, for reads of a whole journal.
 
 The same checksum over the same bytes as `codec` (tested against it); `data` decoded
-by orjson, except where orjson would read it differently from the stdlib (integers of
-more than 18 digits, which orjson turns into floats, and what orjson refuses, such as a
-lone surrogate), so the `Record`s are exactly those of `codec.verified_record`.
+by orjson, except where orjson could read it differently from the stdlib (an integer
+beyond 64 bits, which orjson turns into a float; what orjson refuses, such as a lone
+surrogate), so the `Record`s are exactly those of `codec.verified_record`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from hashlib import sha256
@@ -21,16 +20,21 @@ from engine.journal.errors import CorruptJournal
 from engine.journal.record import Record
 
 _NONE = "\x01"
-_LONG_DIGITS = re.compile(r"\d{19}")
 
 
 def decode_data(text: str) -> Any:
-    """`json.loads(text)`, faster where that gives the same value."""
-    if _LONG_DIGITS.search(text) is None:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass  # the stdlib decides: it may accept it (a lone surrogate) or say why not
+    """`json.loads(text)`, faster where that gives the same value.
+
+    orjson's value is kept when it encodes back to `text` itself (sorted keys, compact:
+    the canonical form of every stored payload); a huge integer read as a float, or a
+    float orjson writes differently, does not, and the stdlib decodes it instead.
+    """
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)  # it may accept it (a lone surrogate) or say why not
+    if orjson.dumps(value, option=orjson.OPT_SORT_KEYS) == text.encode():
+        return value
     return json.loads(text)
 
 
