@@ -184,7 +184,7 @@ def command(
 
 def _write(
     history: StreamHistory,
-    streams: list[str],
+    streams: Iterable[str],
     fmt: str,
     *,
     window: Window,

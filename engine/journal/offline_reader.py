@@ -9,7 +9,7 @@ whole log in position order, or one stream through the `(stream, stream_version)
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -114,6 +114,41 @@ class OfflineReader:
     def streams(self) -> list[str]:
         """Every stream with a live record (read from the stream index, no record decoded)."""
         return [row[0] for row in self.query("SELECT DISTINCT stream FROM records")]
+
+    def ordered_streams(
+        self, key: Callable[[str], tuple[str, str]], *, extra: Iterable[str] = ()
+    ) -> Iterator[str]:
+        """Every live stream and each of `extra`, sorted by `key(stream)` then the stream
+        name, without holding them: the order is kept in a temporary table on disk."""
+        connection = self._connection
+        connection.create_function("order_first", 1, lambda s: key(s)[0], deterministic=True)
+        connection.create_function("order_second", 1, lambda s: key(s)[1], deterministic=True)
+        try:
+            connection.execute("PRAGMA temp_store = FILE")
+            connection.execute("DROP TABLE IF EXISTS temp.stream_order")
+            connection.execute(
+                "CREATE TABLE temp.stream_order (first TEXT, second TEXT, stream TEXT, "
+                "PRIMARY KEY (first, second, stream)) WITHOUT ROWID"
+            )
+            connection.execute(
+                "INSERT OR IGNORE INTO temp.stream_order SELECT order_first(stream), "
+                "order_second(stream), stream FROM (SELECT DISTINCT stream FROM records)"
+            )
+            connection.executemany(
+                "INSERT OR IGNORE INTO temp.stream_order VALUES (?, ?, ?)",
+                ((*key(stream), stream) for stream in extra),
+            )
+        except sqlite3.Error as failure:
+            raise opening.translate_error(self.path, failure) from None
+        after: tuple[str, str, str] = ("", "", "")
+        while page := self.query(
+            "SELECT first, second, stream FROM temp.stream_order "
+            "WHERE (first, second, stream) > (?, ?, ?) ORDER BY first, second, stream LIMIT 256",
+            after,
+        ):
+            for row in page:
+                yield row[2]
+            after = tuple(page[-1])
 
     def count(self) -> int:
         """How many records the live journal holds."""

@@ -7,7 +7,7 @@ read one by one through the stream index, so memory holds one stream, never the 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,11 @@ def _order(stream: str) -> tuple[str, str, str]:
     return resource.namespace, resource.name, resource.stream
 
 
+def _label_order(stream: str) -> tuple[str, str]:
+    resource = ResourceId.of(stream)
+    return resource.namespace, resource.name
+
+
 class StreamHistory:
     """One journal (and optionally its archive) read stream by stream, verified.
 
@@ -77,17 +82,27 @@ class StreamHistory:
             self.archive.close()
         self.reader.close()
 
-    def streams(self, resource: str | None = None) -> list[str]:
-        """The streams to show, sorted by namespace, name and stream.
+    def streams(self, resource: str | None = None) -> Iterator[str]:
+        """The streams to show, sorted by namespace, name and stream; not held in memory
+        (see `OfflineReader.ordered_streams`) unless only `resource`'s are asked for.
 
         Errors: `UnknownResource` when `resource` matches none of them.
         """
+        if resource is not None:
+            return iter(self._resource_streams(resource))
+        extra = self.archive.streams() if self.archive is not None else ()
+        return self.reader.ordered_streams(_label_order, extra=extra)
+
+    def _resource_streams(self, resource: str) -> list[str]:
         every = set(self.reader.streams())
         if self.archive is not None:
             every.update(self.archive.streams())
+        # the stream name holds `/NS/NAME#` (`//NAME#` when cluster-scoped): a cheap
+        # test first, then the exact one
+        needle = f"/{resource}#" if "/" in resource else f"//{resource}#"
         keep = resource_filter(resource)
-        chosen = sorted((s for s in every if keep(s)), key=_order)
-        if resource is not None and not chosen:
+        chosen = sorted((s for s in every if needle in s and keep(s)), key=_order)
+        if not chosen:
             raise UnknownResource(resource, sorted({ResourceId.of(s).label for s in every}))
         return chosen
 
@@ -125,7 +140,7 @@ class StreamHistory:
 
 def stream_timelines(
     history: StreamHistory,
-    streams: list[str],
+    streams: Iterable[str],
     *,
     window: Window = EVERYTHING,
     progress: Progress | None = None,

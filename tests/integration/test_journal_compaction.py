@@ -23,7 +23,7 @@ from engine.fsm.state import ResourceState, to_snapshot
 from engine.journal import NewEvent
 from engine.journal.sqlite import SqliteJournal
 from engine.replay.driver import StreamHistory
-from engine.replay.timeline import stream_timeline, ResourceId
+from engine.replay.timeline import ResourceId, stream_timeline
 
 LONG = "example.com/Site/default/long-lived#uid-long"
 GENERATIONS = 40
