@@ -23,6 +23,7 @@ from engine.fsm.state import ResourceState, to_snapshot
 from engine.journal import NewEvent
 from engine.journal.sqlite import SqliteJournal
 from engine.replay.driver import StreamHistory
+from engine.replay.retention import HistorySize, history_size
 from engine.replay.timeline import ResourceId, stream_timeline
 
 LONG = "example.com/Site/default/long-lived#uid-long"
@@ -211,3 +212,30 @@ def test_a_bad_retention_is_one_line_and_exit_2(journal_file: Path) -> None:
     code, output = run("journal", "compact", str(journal_file), "--retention", "soon")
     assert code == 2
     assert "--retention 'soon' is not a duration" in output
+
+
+def test_why_answers_the_same_after_the_cut(journal_file: Path) -> None:
+    code, before = run("why", "default/long-lived", str(journal_file))
+    assert code == 0, before
+    assert (
+        run("journal", "compact", str(journal_file), "--retention", "0s", "--min-history", "50")[0]
+        == 0
+    )
+    code, after = run("why", "default/long-lived", str(journal_file))
+    assert code == 0, after
+    assert after == before
+    assert "Ready" in after
+
+
+def test_history_size_counts_what_a_restart_folds(journal_file: Path) -> None:
+    async def size() -> HistorySize:
+        journal = await SqliteJournal.open(journal_file, readonly=True)
+        try:
+            return await history_size(journal, LONG)
+        finally:
+            await journal.close()
+
+    measured = asyncio.run(size())
+    assert measured == HistorySize(LONG, records=GENERATIONS * 5, since_snapshot=5)
+    assert measured.exceeds(4)
+    assert not measured.exceeds(5)
