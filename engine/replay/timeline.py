@@ -202,11 +202,18 @@ def row_of(
     trigger = effect = key = None
     attempt: int | None = None
     kind = record.type
+    data = record.data
+    # `apply` has folded this record, so its payload passed the event parsers' checks:
+    # the common types are read directly (the parsers' values, without a second parse)
     if kind == ev.TRANSITION_TAKEN:
-        facts = ev.parse_transition(record)
-        source, dest, trigger = facts.source, facts.dest, facts.trigger
+        source, dest, trigger = data["from"], data["to"], data["trigger"]
         outcome = trigger
-        key, attempt = facts.effect_key, facts.attempt
+        key, attempt = data.get("effect_key"), data.get("attempt")
+    elif kind == ev.EFFECT_STARTED or kind == ev.EFFECT_SUCCEEDED:
+        key, attempt = data["key"], data["attempt"]
+        known = after.effect(key)
+        effect = data["name"] or (known.name if known is not None else None)
+        outcome = "started" if kind == ev.EFFECT_STARTED else "succeeded"
     elif kind in ev.EFFECT_TYPES:
         fact = ev.parse_effect(record)
         key, attempt = fact.key, fact.attempt
@@ -245,14 +252,15 @@ def _effect_outcome(fact: ev.EffectOutcome) -> str:
 def _other_outcome(record: Record) -> str:
     data = record.data
     kind = record.type
-    if kind == ev.OBSERVED:
-        obs = ev.parse_observation(record)
-        notes = [f"{data.get('watch_event', '?')} gen {obs.generation} rv {obs.resource_version}"]
-        if not obs.exists:
+    if kind == ev.OBSERVED:  # folded already: `parse_observation` accepted it
+        notes = [
+            f"{data.get('watch_event', '?')} gen {data['generation']} rv {data['resource_version']}"
+        ]
+        if not data["exists"]:
             notes.append("gone")
-        elif obs.deletion_requested:
+        elif data["deletion_requested"]:
             notes.append("deleting")
-        if obs.child_drift:
+        if data["child_drift"]:
             notes.append("child drift")
         return ", ".join(notes)
     if kind == ev.STATUS_WRITTEN:
