@@ -1,8 +1,8 @@
 """Reading a journal file for replay: read-only, every checksum verified, streamed.
 
 The only I/O of engine.replay besides the handler re-run; everything downstream is pure.
-Two shapes: every record in position order (`read_records`), or the streams one at a
-time through the stream index (`JournalSource`), so memory never grows with the file.
+Every record in position order, streamed (`iter_records`); the per-stream reads of a
+replay are `engine.replay.driver.StreamHistory`'s. Memory never grows with the file.
 """
 
 from __future__ import annotations
