@@ -150,6 +150,35 @@ class OfflineReader:
                 yield row[2]
             after = tuple(page[-1])
 
+    def streams_named(self, namespace: str, name: str) -> list[str]:
+        """The live streams `group/kind/NAMESPACE/NAME#uid` of any group and kind, found by
+        seeks on the stream index (two per kind), never a scan of it. Groups and kinds
+        hold no "/" (Kubernetes names); a stream of another shape is kept when its whole
+        name is `name` (and `namespace` is empty)."""
+        found: list[str] = []
+        after = ""
+        while row := self.query(
+            "SELECT stream FROM records WHERE stream >= ? ORDER BY stream LIMIT 1", (after,)
+        ):
+            stream = str(row[0][0])
+            parts = stream.rpartition("#")[0].split("/")
+            if len(parts) < 4:  # not `group/kind/namespace/name#uid`: its name is itself
+                if not namespace and stream == name:
+                    found.append(stream)
+                after = stream + "\x00"
+                continue
+            prefix = "/".join(parts[:-2]) + "/"
+            wanted = f"{prefix}{namespace}/{name}#"
+            found += [
+                str(r[0])
+                for r in self.query(
+                    "SELECT DISTINCT stream FROM records WHERE stream >= ? AND stream < ?",
+                    (wanted, wanted[:-1] + "$"),  # "$" follows "#"
+                )
+            ]
+            after = prefix[:-1] + "0"  # "0" follows "/": the next group and kind
+        return found
+
     def count(self) -> int:
         """How many records the live journal holds."""
         return int(self.query("SELECT COUNT(*) FROM records")[0][0])

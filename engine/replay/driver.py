@@ -94,15 +94,15 @@ class StreamHistory:
         return self.reader.ordered_streams(_label_order, extra=extra)
 
     def _resource_streams(self, resource: str) -> list[str]:
-        every = set(self.reader.streams())
-        if self.archive is not None:
-            every.update(self.archive.streams())
-        # the stream name holds `/NS/NAME#` (`//NAME#` when cluster-scoped): a cheap
-        # test first, then the exact one
-        needle = f"/{resource}#" if "/" in resource else f"//{resource}#"
+        namespace, _, name = resource.rpartition("/")
         keep = resource_filter(resource)
-        chosen = sorted((s for s in every if needle in s and keep(s)), key=_order)
+        candidates = set(self.reader.streams_named(namespace, name))
+        if self.archive is not None:
+            candidates.update(self.archive.streams())
+        chosen = sorted((s for s in candidates if keep(s)), key=_order)
         if not chosen:
+            every = set(self.reader.streams())
+            every.update(self.archive.streams() if self.archive is not None else ())
             raise UnknownResource(resource, sorted({ResourceId.of(s).label for s in every}))
         return chosen
 
