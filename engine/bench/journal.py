@@ -20,29 +20,23 @@ from pathlib import Path
 
 import aiosqlite
 
+from engine.bench.journal_replay import measure_replay
 from engine.bench.lifecycle_rows import lifecycle_rows
-from engine.fsm.fold import INITIAL, apply
-from engine.fsm.state import ResourceState
 from engine.journal import NewEvent
 from engine.journal.codec import EncodedEvent, Row, encode_at, encode_event, make_row
 from engine.journal.schema import INSERT_RECORD, SELECT_FROM
 from engine.journal.sqlite import SqliteJournal, Synchronous
 
 RAW_ROWS = 50_000
-FOLD_EVENTS = 200_000
-"""Records of the realistic journal that `replay_fold_eps` reads and folds (or fewer)."""
 APPENDS = {1: 2_000, 16: 20_000, 256: 50_000}
 BATCH = 1_000
 
 
-JSON_EXTRAS = ("replay_fold_eps",)
-"""Figures printed in the plain output only: `--json` keeps exactly the keys the issue
-that defined this benchmark lists, so scripts reading it never meet an unknown key."""
-
-
 @dataclass(frozen=True, slots=True)
 class JournalFigures:
-    """One run's figures; all but `JSON_EXTRAS` are the keys of `engine bench journal --json`."""
+    """One run's figures: the keys of `engine bench journal --json`. The `replay_*` and
+    `check_s` figures are over a realistic lifecycle journal of `--events` records
+    (`engine.bench.journal_replay`)."""
 
     raw_insert_eps: float
     append_eps_c1: float
@@ -55,10 +49,14 @@ class JournalFigures:
     replay_fold_eps: float
     ratio_append: float
     ratio_replay: float
+    replay_json_s: float
+    replay_table_s: float
+    replay_peak_rss_mb: float
+    replay_resource_s: float
+    check_s: float
 
     def as_json(self) -> str:
-        figures = {k: v for k, v in asdict(self).items() if k not in JSON_EXTRAS}
-        return json.dumps(figures)
+        return json.dumps(asdict(self))
 
 
 def observed_event(n: int) -> NewEvent:
@@ -195,22 +193,6 @@ async def replay(path: Path) -> float:
         await journal.close()
 
 
-async def replay_fold(path: Path) -> float:
-    """Records/s of `read_all` (checksums verified) with every record folded into its
-    stream's state, as replay and a restart do."""
-    journal = await SqliteJournal.open(path, readonly=True)
-    states: dict[str, ResourceState] = {}
-    try:
-        started = time.perf_counter()
-        count = 0
-        async for record in journal.read_all(batch_size=BATCH):
-            states[record.stream] = apply(states.get(record.stream, INITIAL), record)
-            count += 1
-        return count / (time.perf_counter() - started)
-    finally:
-        await journal.close()
-
-
 async def run_bench(
     *, events: int = 1_000_000, synchronous: Synchronous = "FULL"
 ) -> JournalFigures:
@@ -240,9 +222,11 @@ async def run_bench(
         await write_raw(replay_path, chained_rows(events), "NORMAL")
         raw_read = await read_raw(replay_path)
         replay_eps = await replay(replay_path)
-        fold_path = root / "lifecycles.db"
-        await write_raw(fold_path, lifecycle_rows(min(events, FOLD_EVENTS)), "NORMAL")
-        fold_eps = await replay_fold(fold_path)
+        lifecycles = root / "lifecycles.db"
+        await write_raw(lifecycles, lifecycle_rows(events), "NORMAL")
+        replayed = measure_replay(
+            lifecycles, resource=f"default/site-{min(123, max(events - 1, 0)):06d}"
+        )
     cuts = statistics.quantiles(latencies, n=100)
     return JournalFigures(
         raw_insert_eps=round(raw_insert),
@@ -253,9 +237,14 @@ async def run_bench(
         append_p99_ms_c1=round(cuts[98] * 1000, 3),
         raw_read_eps=round(raw_read),
         replay_eps=round(replay_eps),
-        replay_fold_eps=round(fold_eps),
+        replay_fold_eps=replayed.replay_fold_eps,
         ratio_append=round(append_eps[256] / raw_insert, 3),
         ratio_replay=round(replay_eps / raw_read, 3),
+        replay_json_s=replayed.replay_json_s,
+        replay_table_s=replayed.replay_table_s,
+        replay_peak_rss_mb=replayed.replay_peak_rss_mb,
+        replay_resource_s=replayed.replay_resource_s,
+        check_s=replayed.check_s,
     )
 
 

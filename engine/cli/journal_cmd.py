@@ -1,9 +1,10 @@
-"""`engine journal …`: check, export, import and copy journals.
+"""`engine journal …`: check, compact, export, import and copy journals.
 
 A journal is named by a path, `sqlite:///path` or a `postgresql://…` URL. `check`
-verifies a whole journal (SQLite quick_check, every checksum, the chain head); `export`
-writes JSON lines for a bug report; `import` rebuilds a journal from them with the same
-positions and checksums; `copy` moves a journal between backends the same way.
+verifies a whole journal (SQLite quick_check, every checksum, the chain head, and the
+archive segments across compaction cuts); `compact` archives closed history of a SQLite
+journal; `export` writes JSON lines for a bug report; `import` rebuilds a journal from
+them with the same positions and checksums; `copy` moves a journal between backends.
 """
 
 from __future__ import annotations
@@ -11,16 +12,23 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 import click
 
-from engine.journal import Record
+from engine.fsm.errors import FsmError
+from engine.journal import JournalError, Record
+from engine.journal.chain_check import check_journal
 from engine.journal.codec import record_from_json, record_to_json
-from engine.journal.location import describe, open_journal
+from engine.journal.compaction import StreamCut, compact
+from engine.journal.location import describe, is_postgres, open_journal, sqlite_path
+from engine.journal.offline_reader import OfflineReader
 from engine.journal.schema import SCHEMA_VERSION
+from engine.replay.retention import MIN_HISTORY, plan_compaction
 
 EXPORT_FORMAT = "engine-journal-export"
 
@@ -33,7 +41,7 @@ class BadInput(click.ClickException):
 
 @click.group(name="journal")
 def command() -> None:
-    """Inspect and move journals (check, export, import, copy)."""
+    """Inspect, compact and move journals (check, compact, export, import, copy)."""
 
 
 @command.command(name="check")
@@ -46,8 +54,24 @@ def check(path: str | None, url: str | None) -> None:
     if (path is None) == (url is None):
         raise click.UsageError("name one journal: PATH or --journal URL")
     location = url or str(path)
-    count, checksum = asyncio.run(_check(location))
-    click.echo(f"journal {describe(location)}: ok, {count} records, chain head {checksum[:16]}")
+    if is_postgres(location):
+        count, checksum = asyncio.run(_check(location))
+        click.echo(f"journal {describe(location)}: ok, {count} records, chain head {checksum[:16]}")
+        return
+    try:
+        file = sqlite_path(location)
+        result = check_journal(file)
+    except JournalError as bad:
+        raise BadInput(str(bad)) from None
+    archived = (
+        f" (+{result.archived} archived in {result.segments} segments, verified across the cut)"
+        if result.segments
+        else ""
+    )
+    click.echo(
+        f"journal {file}: ok, {result.records} records{archived}, "
+        f"chain head {result.head_checksum[:16]}"
+    )
 
 
 async def _check(location: str) -> tuple[int, str]:
@@ -57,6 +81,84 @@ async def _check(location: str) -> tuple[int, str]:
         return count, journal.head.checksum
     finally:
         await journal.close()
+
+
+@command.command(name="compact")
+@click.argument("path", type=click.Path(path_type=Path, readable=False))
+@click.option(
+    "--retention",
+    default="7d",
+    show_default=True,
+    metavar="DURATION",
+    help="Archive streams Deleted longer ago than this (e.g. 30d, 12h, 90m, 0s).",
+)
+@click.option(
+    "--min-history",
+    default=MIN_HISTORY,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Cut a live stream only when at least this many superseded records would go.",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be archived; change nothing.")
+def compact_(path: Path, retention: str, min_history: int, dry_run: bool) -> None:
+    """Move closed history of the journal at PATH into a compressed archive segment.
+
+    Run it with the engine stopped (it takes the journal's writer lock). The journal is
+    checked before and after; `engine replay --archive SEGMENT` still shows the history.
+    """
+    keep = parse_duration(retention)
+    try:
+        _compact(path, keep, retention=retention, min_history=min_history, dry_run=dry_run)
+    except (JournalError, FsmError) as bad:
+        raise BadInput(str(bad)) from None
+
+
+def _compact(
+    path: Path, keep: timedelta, *, retention: str, min_history: int, dry_run: bool
+) -> None:
+    now = datetime.now(UTC)
+    check_journal(path)
+    if dry_run:
+        with OfflineReader.open(path) as reader:
+            cuts = plan_compaction(reader, retention=keep, now=now, min_history=min_history)
+            records = sum(cut.through_version - reader.cuts().get(cut.stream, 0) for cut in cuts)
+        whole = sum(1 for cut in cuts if cut.state is None)
+        click.echo(
+            f"journal {path}: would archive {records} records: {whole} streams deleted "
+            f"over {retention} ago, and the superseded history of {len(cuts) - whole} others"
+        )
+        return
+
+    def plan() -> list[StreamCut]:
+        with OfflineReader.open(path) as reader:
+            return plan_compaction(reader, retention=keep, now=now, min_history=min_history)
+
+    done = compact(path, plan)
+    if done.segment is None:
+        click.echo(f"journal {path}: nothing to archive (retention {retention})")
+        return
+    result = check_journal(path)
+    click.echo(
+        f"journal {path}: archived {done.records} records of {done.streams} streams into "
+        f"{done.segment}; check ok, {result.records} records live, chain verified across the cut"
+    )
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30d`, `12h`, `1d12h`, `90m`, `0s` as a duration. Errors: `BadInput` (exit 2)."""
+    parts = re.fullmatch(r"(?:\d+[smhdw])+", text.strip())
+    if parts is None:
+        raise BadInput(
+            f"--retention {text!r} is not a duration: write digits and a unit (s, m, h, d, w), "
+            "for example 30d or 12h"
+        )
+    seconds = sum(
+        int(number) * _UNITS[unit] for number, unit in re.findall(r"(\d+)([smhdw])", text)
+    )
+    return timedelta(seconds=seconds)
 
 
 @command.command(name="copy")

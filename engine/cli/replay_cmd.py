@@ -23,8 +23,9 @@ from engine.effects.backoff import DEFAULT_BACKOFF, BackoffPolicy
 from engine.fsm.errors import FsmError
 from engine.journal.errors import JournalError
 from engine.replay.driver import (
+    StreamHistory,
     UnknownResource,
-    replay_timelines,
+    stream_timelines,
 )
 from engine.replay.render_html import render_html
 from engine.replay.render_json import json_chunks
@@ -101,6 +102,14 @@ def progress_bar(path: Path) -> Iterator[Callable[[int], None] | None]:
 @click.option("--jaeger-url", metavar="URL", help="Link trace ids to this Jaeger (html).")
 @click.option("--width", default=DEFAULT_WIDTH, show_default=True, help="Table width.")
 @click.option("--verify", is_flag=True, help="Re-drive fold, decide and the handlers; report.")
+@click.option(
+    "--archive",
+    "archives",
+    multiple=True,
+    type=click.Path(path_type=Path, readable=False),
+    metavar="SEGMENT",
+    help="Also show the history compacted into this archive segment (repeatable).",
+)
 @operator_option("The operator whose handlers --verify re-runs.")
 @click.option(
     "--backoff-base",
@@ -119,6 +128,7 @@ def command(
     fmt: str,
     jaeger_url: str | None,
     width: int,
+    archives: tuple[Path, ...],
     verify: bool,
     operator_ref: str | None,
     backoff_base: float,
@@ -141,19 +151,44 @@ def command(
     until_position, until_time = parse_bound(until, "--until")
     window = Window(since_position, since_time, until_position, until_time)
     try:
-        with progress_bar(journal) as progress:
-            timelines = asyncio.run(
-                replay_timelines(journal, window=window, resource=resource, progress=progress)
-            )
-    except (UnknownResource, FsmError, JournalError) as bad:
+        history = StreamHistory(journal, archive=archives)
+    except JournalError as bad:
         raise BadInput(str(bad)) from None
+    with history:
+        try:
+            streams = history.streams(resource)
+            with progress_bar(journal) as progress:
+                _write(
+                    history,
+                    streams,
+                    fmt,
+                    window=window,
+                    progress=progress,
+                    options=(width, jaeger_url, f"Replay of {journal.name}"),
+                )
+        except (UnknownResource, FsmError, JournalError) as bad:
+            raise BadInput(str(bad)) from None
+
+
+def _write(
+    history: StreamHistory,
+    streams: Iterable[str],
+    fmt: str,
+    *,
+    window: Window,
+    progress: Callable[[int], None] | None,
+    options: tuple[int, str | None, str],
+) -> None:
+    """Fold and write the streams one at a time (mermaid and html need them all)."""
+    width, jaeger_url, title = options
+    timelines = stream_timelines(history, streams, window=window, progress=progress)
     chunks: Iterable[str]
     if fmt == "json":
-        chunks = json_chunks(timelines)  # written one resource at a time
+        chunks = json_chunks(timelines)
     elif fmt == "mermaid":
-        chunks = [render_mermaid(timelines)]
+        chunks = [render_mermaid(tuple(timelines))]
     elif fmt == "html":
-        chunks = [render_html(timelines, title=f"Replay of {journal.name}", jaeger_url=jaeger_url)]
+        chunks = [render_html(tuple(timelines), title=title, jaeger_url=jaeger_url)]
     else:
         chunks = table_chunks(timelines, width=width)
     for chunk in chunks:

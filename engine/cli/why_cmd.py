@@ -1,13 +1,15 @@
 """`engine why NS/NAME JOURNAL`: why a resource is not Ready, in plain sentences.
 
-With `--operator REF` only that operator's kind is considered (a journal may hold
-several kinds with one namespace/name). Exit codes: 0 answered, 2 bad input (a missing,
-foreign or corrupt journal, an unknown resource, a bad --now).
+Reads only that resource's streams (through the stream index) and the supervisor's
+findings, never the whole journal into memory. With `--operator REF` only that
+operator's kind is considered (a journal may hold several kinds with one namespace/name).
+
+Exit codes: 0 answered, 2 bad input (a missing, foreign or corrupt journal, an unknown
+resource, a bad --now).
 """
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import click
@@ -15,9 +17,9 @@ import click
 from engine.cli.operator_ref import load_operator
 from engine.cli.replay_cmd import BadInput, parse_bound
 from engine.fsm.errors import FsmError
+from engine.identity import StreamId
 from engine.journal.errors import JournalError
-from engine.replay.driver import UnknownResource, load_streams, resource_filter
-from engine.replay.timeline import ResourceId
+from engine.replay.driver import StreamHistory, UnknownResource
 from engine.replay.why import SUPERVISOR_TYPES, explain
 
 
@@ -41,32 +43,18 @@ def command(resource: str, journal: Path, now: str | None, operator_ref: str | N
     position, moment = parse_bound(now, "--now")
     if position is not None:
         raise BadInput(f"--now {now!r} must be a time, for example 2026-01-01T00:00:00Z")
+    kind = load_operator(operator_ref).resource.kind_ref if operator_ref is not None else None
     try:
-        everything = asyncio.run(load_streams(journal))
-    except (FsmError, JournalError) as bad:
-        raise BadInput(str(bad)) from None
-    keep = resource_filter(resource)
-    mine = {stream: records for stream, records in everything.streams.items() if keep(stream)}
-    if operator_ref is not None:
-        kind = load_operator(operator_ref).resource
-        mine = {
-            stream: records
-            for stream, records in mine.items()
-            if (ResourceId.of(stream).group, ResourceId.of(stream).kind) == (kind.group, kind.kind)
-        }
-    if not mine:
-        labels = sorted({ResourceId.of(s).label for s in everything.streams})
-        raise BadInput(str(UnknownResource(resource, labels)))
-    findings = [
-        record
-        for records in everything.streams.values()
-        for record in records
-        if record.type in SUPERVISOR_TYPES
-    ]
-    findings.sort(key=lambda r: r.position)
-    try:
-        for stream in sorted(mine):
-            lines = explain(stream, mine[stream], findings=findings, now=moment)
-            click.echo("\n".join(lines))
-    except FsmError as bad:
+        with StreamHistory(journal) as history:
+            streams = sorted(history.streams(resource))
+            if kind is not None:
+                streams = [s for s in streams if StreamId.parse(s).belongs_to(kind)]
+                if not streams:
+                    raise UnknownResource(resource, [])
+            findings = history.reader.read_types(SUPERVISOR_TYPES)
+            for stream in streams:
+                records, start = history.records(stream)
+                lines = explain(stream, records, findings=findings, now=moment, start=start)
+                click.echo("\n".join(lines))
+    except (UnknownResource, FsmError, JournalError) as bad:
         raise BadInput(str(bad)) from None

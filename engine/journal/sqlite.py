@@ -381,11 +381,13 @@ async def _on_writer_thread(
 
 async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
     return await aiosqlite.connect(
-        _uri(path, readonly=readonly), uri=True, isolation_level=None if readonly else "IMMEDIATE"
+        sqlite_uri(path, readonly=readonly),
+        uri=True,
+        isolation_level=None if readonly else "IMMEDIATE",
     )
 
 
-def _uri(path: Path, *, readonly: bool) -> str:
+def sqlite_uri(path: Path, *, readonly: bool) -> str:
     """The SQLite URI of `path`.
 
     A reader of a WAL file needs to create its `-shm`; where the directory is read-only

@@ -1,7 +1,9 @@
 """The SQLite journal's reader side: verified reads on the read-only connection.
 
 Streams, the whole log in batches, idempotency keys, snapshots and the full-file check;
-every record's checksum is verified against its predecessor's.
+every record's checksum is verified against its predecessor's, also across a compaction
+cut (`engine/journal/compaction.py`: an archived predecessor's checksum is in
+`chain_links`, and a cut stream's live versions start after its cut).
 """
 
 from __future__ import annotations
@@ -25,6 +27,26 @@ class RecordReader:
         self._connection = connection
         self._path = path
         self._where = str(path)
+        self._cut: tuple[dict[int, str], dict[str, int]] | None = None
+
+    async def _compaction(self) -> tuple[dict[int, str], dict[str, int]]:
+        """The cut links and per-stream cut versions (empty for a never compacted file).
+
+        Read once: compaction runs only with the writer lock, so never beside this open.
+        """
+        if self._cut is None:
+            tables = {
+                row[0]
+                for row in await self._fetch("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            links: dict[int, str] = {}
+            cuts: dict[str, int] = {}
+            if "chain_links" in tables:
+                links = dict(await self._fetch("SELECT position, checksum FROM chain_links"))
+            if "stream_cuts" in tables:
+                cuts = dict(await self._fetch("SELECT stream, through_version FROM stream_cuts"))
+            self._cut = (links, cuts)
+        return self._cut
 
     async def stream_version(self, stream: str) -> int:
         """The stream's last committed version, 0 when it has no records."""
@@ -35,13 +57,14 @@ class RecordReader:
 
     async def read_stream(self, stream: str, from_version: int = 1) -> list[Record]:
         """The stream's records with version >= `from_version`, in order, verified."""
-        start = max(from_version, 1)
+        links, cuts = await self._compaction()
+        start = max(from_version, 1, cuts.get(stream, 0) + 1)
         rows = await self._fetch(schema.SELECT_STREAM, (stream, start))
         records = []
         for expected, row in enumerate(rows, start=start):
             if row[2] != expected:
                 raise CorruptJournal(self._where, f"{stream} version {expected} is missing")
-            records.append(self._verified_joined(row))
+            records.append(self._verified_joined(row, links))
         return records
 
     async def read_all(
@@ -52,6 +75,7 @@ class RecordReader:
         Each record's checksum is verified against its predecessor's, and a missing
         position raises `CorruptJournal`.
         """
+        links, _cuts = await self._compaction()
         position = max(from_position, 1)
         previous: str | None = GENESIS if position == 1 else None
         where = self._where
@@ -59,11 +83,15 @@ class RecordReader:
             rows = await self._fetch(schema.SELECT_FROM, (position, batch_size))
             if not rows:
                 return
-            if previous is None:
-                previous = await self._checksum_at(position - 1)
+            if previous is None and rows[0][0] == position:
+                previous = links.get(position - 1) or await self._checksum_at(position - 1)
             for row in rows:
                 if row[0] != position:
-                    raise CorruptJournal(where, "a record is missing", position)
+                    linked = links.get(row[0] - 1)
+                    if linked is None:
+                        raise CorruptJournal(where, "a record is missing", position)
+                    previous, position = linked, row[0]  # archived by a compaction
+                assert previous is not None
                 record = verified_record(where, previous, row)
                 previous = row[11]
                 position += 1
@@ -71,8 +99,9 @@ class RecordReader:
 
     async def find_by_key(self, idempotency_key: str) -> Record | None:
         """The record carrying `idempotency_key`, if any (verified)."""
+        links, _cuts = await self._compaction()
         rows = await self._fetch(schema.SELECT_KEY, (idempotency_key,))
-        return self._verified_joined(rows[0]) if rows else None
+        return self._verified_joined(rows[0], links) if rows else None
 
     async def streams(self) -> list[str]:
         """Every stream that has at least one record, in order of first appearance."""
@@ -118,8 +147,8 @@ class RecordReader:
             raise CorruptJournal(self._where, "a record is missing", position)
         return str(rows[0][0])
 
-    def _verified_joined(self, row: Any) -> Record:
-        previous = GENESIS if row[0] == 1 else row[12]
+    def _verified_joined(self, row: Any, links: dict[int, str]) -> Record:
+        previous = GENESIS if row[0] == 1 else (row[12] or links.get(row[0] - 1))
         if previous is None:
             raise CorruptJournal(self._where, "the record before is missing", row[0])
         return verified_record(self._where, previous, row[:12])

@@ -81,21 +81,30 @@ _ROW = (
 )
 
 
+def _text_or_null(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
+
+
+def _int_or_null(value: int | None) -> str:
+    return "null" if value is None else int.__repr__(value)
+
+
 def _row_text(row: TimelineRow) -> str:
-    value = _value
+    # each field's type is known (`TimelineRow`), so each goes straight to its encoder
+    text = encode_basestring
     return _ROW.format(
-        value(row.at),
-        value(row.attempt),
-        value(row.effect),
-        value(row.event),
-        value(row.source),
-        value(row.key),
-        value(row.outcome),
-        value(row.position),
-        value(row.dest),
-        value(row.trace_id),
-        value(row.trigger),
-        value(row.version),
+        text(row.at),
+        _int_or_null(row.attempt),
+        _text_or_null(row.effect),
+        text(row.event),
+        text(row.source),
+        _text_or_null(row.key),
+        text(row.outcome),
+        int.__repr__(row.position),
+        text(row.dest),
+        _text_or_null(row.trace_id),
+        _text_or_null(row.trigger),
+        int.__repr__(row.version),
     )
 
 

@@ -147,6 +147,37 @@ class TimelineBuilder:
         return tuple(StreamTimeline(s.resource, tuple(s.rows), s.state, s.records) for s in ordered)
 
 
+def stream_timeline(
+    records: Iterable[Record],
+    *,
+    resource: ResourceId,
+    window: Window = EVERYTHING,
+    start: ResourceState = INITIAL,
+    stop: int | None = None,
+) -> StreamTimeline | None:
+    """The timeline of one stream's `records` (in version order), folded from `start`
+    (a compaction cut's state, or the initial one); records at or past position `stop`
+    are left out. None when no record comes before `stop`. Errors: `FoldError`."""
+    state = start
+    rows: list[TimelineRow] = []
+    count = 0
+    moment: datetime | None = None
+    moment_text = ""
+    for record in records:
+        if stop is not None and record.position >= stop:
+            break
+        before = state
+        state = apply(before, record)
+        count += 1
+        if not window.before_start(record):
+            if record.at is not moment:  # records of one commit share their time
+                moment, moment_text = record.at, encode_at(record.at)
+            rows.append(row_of(record, before, state, at=moment_text))
+    if not count:
+        return None
+    return StreamTimeline(resource, tuple(rows), state, count)
+
+
 def build_timeline(
     records: Iterable[Record], window: Window = EVERYTHING
 ) -> tuple[StreamTimeline, ...]:
@@ -168,11 +199,18 @@ def row_of(
     trigger = effect = key = None
     attempt: int | None = None
     kind = record.type
+    data = record.data
+    # `apply` has folded this record, so its payload passed the event parsers' checks:
+    # the common types are read directly (the parsers' values, without a second parse)
     if kind == ev.TRANSITION_TAKEN:
-        facts = ev.parse_transition(record)
-        source, dest, trigger = facts.source, facts.dest, facts.trigger
+        source, dest, trigger = data["from"], data["to"], data["trigger"]
         outcome = trigger
-        key, attempt = facts.effect_key, facts.attempt
+        key, attempt = data.get("effect_key"), data.get("attempt")
+    elif kind == ev.EFFECT_STARTED or kind == ev.EFFECT_SUCCEEDED:
+        key, attempt = data["key"], data["attempt"]
+        known = after.effect(key)
+        effect = data["name"] or (known.name if known is not None else None)
+        outcome = "started" if kind == ev.EFFECT_STARTED else "succeeded"
     elif kind in ev.EFFECT_TYPES:
         fact = ev.parse_effect(record)
         key, attempt = fact.key, fact.attempt
@@ -211,14 +249,15 @@ def _effect_outcome(fact: ev.EffectOutcome) -> str:
 def _other_outcome(record: Record) -> str:
     data = record.data
     kind = record.type
-    if kind == ev.OBSERVED:
-        obs = ev.parse_observation(record)
-        notes = [f"{data.get('watch_event', '?')} gen {obs.generation} rv {obs.resource_version}"]
-        if not obs.exists:
+    if kind == ev.OBSERVED:  # folded already: `parse_observation` accepted it
+        notes = [
+            f"{data.get('watch_event', '?')} gen {data['generation']} rv {data['resource_version']}"
+        ]
+        if not data["exists"]:
             notes.append("gone")
-        elif obs.deletion_requested:
+        elif data["deletion_requested"]:
             notes.append("deleting")
-        if obs.child_drift:
+        if data["child_drift"]:
             notes.append("child drift")
         return ", ".join(notes)
     if kind == ev.STATUS_WRITTEN:

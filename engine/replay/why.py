@@ -12,7 +12,7 @@ from datetime import datetime
 
 from engine.fsm import events as ev
 from engine.fsm.decide import decide
-from engine.fsm.fold import fold
+from engine.fsm.fold import apply, fold
 from engine.fsm.state import FAILED_OUTCOME, PENDING_OUTCOME, EffectRecord, ResourceState
 from engine.fsm.table import DELETED, FAILED, READY
 from engine.journal.codec import encode_at
@@ -20,6 +20,12 @@ from engine.journal.record import Record
 from engine.replay.timeline import ResourceId
 
 SUPERVISOR_TYPES = (ev.STUCK_DETECTED, ev.DEADLOCK_DETECTED)
+
+
+def _fold_from(state: ResourceState, records: Sequence[Record]) -> ResourceState:
+    for record in records:
+        state = apply(state, record)
+    return state
 
 
 def _at(moment: datetime) -> str:
@@ -36,15 +42,17 @@ def explain(
     *,
     findings: Sequence[Record] = (),
     now: datetime | None = None,
+    start: ResourceState | None = None,
 ) -> list[str]:
     """Sentences about `stream` from its `records` (in order, at least one) and the
     supervisor's `findings` (StuckDetected/DeadlockDetected records of any stream).
     `now` defaults to the time of the stream's last record, so the answer is stable.
+    `start` is the state `records` fold from (a compaction cut's), the initial by default.
     Errors: `FoldError`; `ValueError` for an empty `records`."""
     if not records:
         raise ValueError(f"stream {stream} has no records")
     resource = ResourceId.of(stream)
-    state = fold(records)
+    state = fold(records) if start is None else _fold_from(start, records)
     moment = now if now is not None else records[-1].at
     clock = "now" if now is not None else "the journal's last record"
     lines = [_state_line(resource, state, records, moment, clock)]

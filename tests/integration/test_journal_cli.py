@@ -26,6 +26,12 @@ BENCH_KEYS = {
     "replay_eps",
     "ratio_append",
     "ratio_replay",
+    "replay_fold_eps",
+    "replay_json_s",
+    "replay_table_s",
+    "replay_peak_rss_mb",
+    "replay_resource_s",
+    "check_s",
 }
 
 

@@ -1,0 +1,54 @@
+"""The fast row decoder gives exactly the records of `codec.verified_record`: the same
+checksum over the same bytes, and the same decoded values (orjson only where it agrees)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from engine.bench.lifecycle import lifecycle_rows
+
+from engine.journal import CorruptJournal, NewEvent
+from engine.journal.codec import GENESIS, encode_event, make_row, verified_record
+from engine.journal.row_decoder import RowDecoder, decode_data
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param({"n": 123456789012345678901234567890}, id="integer-beyond-64-bits"),
+        pytest.param({"n": 18446744073709551615, "m": -9223372036854775808}, id="64-bit-edges"),
+        pytest.param({"s": "\ud800"}, id="lone-surrogate"),
+        pytest.param({"f": [1e-05, 1e16, 0.1, -0.0, 2.5]}, id="float-forms"),
+        pytest.param({"é": "日本語 ✓", "esc": "\x1b[31m\n"}, id="unicode-and-controls"),
+        pytest.param({"b": [True, False, None, {}, []]}, id="literals"),
+    ],
+)
+def test_odd_payloads_decode_as_the_stdlib_decodes_them(payload: dict[str, object]) -> None:
+    text = encode_event(NewEvent("Observed", payload)).data
+    decoded = decode_data(text)
+    assert decoded == json.loads(text)
+    assert repr(decoded) == repr(json.loads(text))  # same types: an int stays an int
+
+
+def test_lifecycle_rows_give_the_records_of_the_reference_decoder() -> None:
+    decoder = RowDecoder("journal.db")
+    previous = GENESIS
+    for row in lifecycle_rows(3_000):
+        assert decoder.verified(previous, row) == verified_record("journal.db", previous, row)
+        previous = row.checksum
+
+
+def test_a_changed_row_fails_its_checksum_naming_the_position() -> None:
+    row = make_row(
+        GENESIS,
+        position=1,
+        stream="s",
+        stream_version=1,
+        event=encode_event(NewEvent("Observed", {"a": 1})),
+        at="2026-01-01T00:00:00.000000+00:00",
+        term=1,
+    )
+    changed = row._replace(data='{"a":2}')
+    with pytest.raises(CorruptJournal, match="at position 1: the record's checksum"):
+        RowDecoder("journal.db").verified(GENESIS, changed)
