@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from engine.bench.lifecycle import lifecycle_rows
+from engine.bench.lifecycle_rows import lifecycle_rows
 
 from engine.bench.journal import write_raw
 from engine.cli.main import cli

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
-from engine.bench.lifecycle import lifecycle_rows
+from engine.bench.lifecycle_rows import lifecycle_rows
 
 from engine.bench.journal import write_raw
 from engine.journal.offline_reader import SELECT_ONE_STREAM
