@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from engine.bench.lifecycle_rows import lifecycle_rows
 
 from engine.bench.journal import write_raw
+from engine.bench.lifecycle_rows import lifecycle_rows
 from engine.cli.main import cli
 from engine.fsm import events as ev
 from engine.fsm.fold import fold

@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
-from engine.bench.lifecycle_rows import lifecycle_rows
 
 from engine.bench.journal import write_raw
+from engine.bench.lifecycle_rows import lifecycle_rows
 from engine.journal.offline_reader import SELECT_ONE_STREAM
 from engine.replay.driver import StreamHistory, stream_timelines
 from engine.replay.render_json import json_chunks

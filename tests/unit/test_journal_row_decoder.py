@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from engine.bench.lifecycle_rows import lifecycle_rows
 
+from engine.bench.lifecycle_rows import lifecycle_rows
 from engine.journal import CorruptJournal, NewEvent
 from engine.journal.codec import GENESIS, encode_event, make_row, verified_record
 from engine.journal.row_decoder import RowDecoder, decode_data
