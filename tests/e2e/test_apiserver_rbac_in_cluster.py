@@ -99,6 +99,18 @@ def run_in_cluster(scratch: Path) -> Run:
             wait_for("blog Deleted", lambda: "default/blog Deleted" in out(), engine_log)
         finally:
             stop(engine, engine_log)
+
+        def watches_logged() -> bool:
+            # a watch is audited when it ends: the server logs the engine's three watches
+            # (sites, configmaps, services) a moment after the engine has closed them
+            entries = [json.loads(line) for line in audit.read_text().splitlines()]
+            engine_watches = [
+                e for e in entries
+                if e["verb"] == "watch" and not str(e["user_agent"]).startswith("kubectl")
+            ]  # fmt: skip
+            return len(engine_watches) >= 3
+
+        wait_for("the engine's watches in the audit log", watches_logged, server_log, seconds=10)
         entries = tuple(json.loads(line) for line in audit.read_text().splitlines())
         roles = [m for m in manifests if m["kind"] in ("Role", "ClusterRole")]
         return Run(
