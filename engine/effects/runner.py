@@ -108,7 +108,7 @@ class _Failure:
 
 
 class EffectRunner:
-    """Runs effects under idempotency keys (DESIGN.md, "Effects").
+    """Runs effects under idempotency keys (docs/guarantees.md: R3, R4).
 
     Guarantees (live): `EffectStarted` is committed before `call` runs; a key with a
     recorded success is never called again (its recorded result is returned); a key

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 class AddFinalizer:
     """Add the engine's finalizer to `metadata.finalizers` (a patch guarded by the
     observed resourceVersion). Level-based: decide asks again while the observation
-    lacks it. Always precedes the first `RunProvision` (RELIABILITY R9); never asked
+    lacks it. Always precedes the first `RunProvision` (R9, docs/guarantees.md); never asked
     for once deletion is requested."""
 
 

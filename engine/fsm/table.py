@@ -76,4 +76,4 @@ def _rows() -> tuple[Transition, ...]:
 
 
 TRANSITIONS: Final[tuple[Transition, ...]] = _rows()
-"""The transition table of DESIGN.md ("The state machine"); the only copy."""
+"""The engine's transition table (docs/fsm.md); the only copy."""

@@ -38,7 +38,7 @@ class NewEvent:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """A committed journal record (see DESIGN.md, "The journal")."""
+    """A committed journal record (docs/journal.md describes every column)."""
 
     position: int
     stream: str

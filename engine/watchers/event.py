@@ -2,7 +2,7 @@
 
 A line is an object event, a bookmark, an in-stream error (410 Expired and friends), or
 something to skip with a warning: malformed JSON, an unknown event type, an object of
-another kind or version, or an object without a name (RELIABILITY.md E8, E10).
+another kind or version, or an object without a name (docs/guarantees.md: E8, E10).
 """
 
 from __future__ import annotations

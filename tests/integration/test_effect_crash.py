@@ -1,5 +1,5 @@
 """kill -9 between `EffectStarted` and its outcome: recovery calls again with the same key,
-and the SQLite journal keeps exactly one success per key (RELIABILITY R3, R4; B.1 C4)."""
+and the SQLite journal keeps exactly one success per key (R3, R4; the C4 crash point)."""
 
 from __future__ import annotations
 

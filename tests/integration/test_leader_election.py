@@ -1,4 +1,4 @@
-"""Leader election against the embedded API server over real HTTP (RELIABILITY B.4)."""
+"""Leader election against the embedded API server over real HTTP (the L cases)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request bodies: nesting too deep is a clear 400, never a 500 (RELIABILITY F5)."""
+"""Request bodies: nesting too deep is a clear 400, never a 500 (an F case)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from engine.fsm.machine import shared_machine
 
 ALLOWED = {(row.source, row.trigger): row.dest for row in TRANSITIONS}
 
-# DESIGN.md's table, restated by hand so a change to the data is caught here.
+# The transition table, restated by hand so a change to the data is caught here.
 EXPECTED = {
     ("Pending", "observed_live"): "Provisioning",
     ("Provisioning", "provisioned"): "Ready",

@@ -1,4 +1,4 @@
-"""Each library has one home (STYLE.md). import-linter cannot name subpackages of an
+"""Each library has one home. import-linter cannot name subpackages of an
 external package, so the OpenTelemetry SDK rule is checked here by reading the source."""
 
 from __future__ import annotations

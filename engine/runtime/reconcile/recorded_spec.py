@@ -1,6 +1,6 @@
 """The spec an earlier generation was provisioned with, rebuilt from the journal.
 
-An effect cut off by a crash is re-run under its own key (DESIGN, Effects rule 2), and
+An effect cut off by a crash is re-run under its own key (docs/guarantees.md, R4), and
 its callee must then receive the same request: the spec of the key's generation, not a
 newer one observed since (R3). The journal holds each observed spec with its secret
 fields redacted, so secrets are taken from the live object; a spec too large to journal
