@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import click
 
-from engine.bench import handler_runs
-from engine.bench import journal as journal_bench
-from engine.bench import journal_postgres as journal_postgres_bench
-from engine.bench import reconcile as reconcile_bench
-from engine.bench import ui as ui_bench
-from engine.bench.apiserver import ApiServerFigures, BenchError, BenchSettings, run_bench
-from engine.bench.browser import BrowserMissing
 from engine.cli import fsm_cmd
-from engine.journal.location import is_postgres
-from engine.journal.sqlite import Synchronous
-from engine.runtime.manager.settings import SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from engine.bench.apiserver import ApiServerFigures
+
+# Each benchmark's module is imported by its own subcommand only: measuring one part
+# must not load (nor count the memory of) every other benchmark's dependencies.
+
+
+def _bench(name: str) -> ModuleType:
+    return importlib.import_module(f"engine.bench.{name}")
 
 
 @click.group(name="bench")
@@ -49,7 +52,8 @@ def apiserver(
         raise click.BadParameter("--objects, --patches, --concurrency and --watchers must be >= 1")
     if min(deployments, replicas) < 0:
         raise click.BadParameter("--deployments and --replicas must be >= 0")
-    settings = BenchSettings(
+    bench = _bench("apiserver")
+    settings = bench.BenchSettings(
         objects=objects,
         patches=patches,
         concurrency=concurrency,
@@ -58,8 +62,8 @@ def apiserver(
         replicas=replicas,
     )
     try:
-        figures = asyncio.run(run_bench(settings))
-    except BenchError as failed:
+        figures = asyncio.run(bench.run_bench(settings))
+    except bench.BenchError as failed:
         raise click.ClickException(str(failed)) from failed
     click.echo(figures.as_json() if as_json else _describe(figures))
 
@@ -113,7 +117,10 @@ def journal(as_json: bool, events: int, synchronous: str, postgres_url: str | No
     """Journal appends and replay beside plain aiosqlite (and PostgreSQL) on this machine."""
     if events < 1:
         raise click.BadParameter("--events must be >= 1")
-    mode: Synchronous = "FULL" if synchronous == "FULL" else "NORMAL"
+    from engine.journal.location import is_postgres
+
+    journal_bench, journal_postgres_bench = _bench("journal"), _bench("journal_postgres")
+    mode = "FULL" if synchronous == "FULL" else "NORMAL"
     from_env = os.environ.get("ENGINE_JOURNAL_URL", "")
     url = postgres_url or (from_env if is_postgres(from_env) else None)
     if url is not None and not is_postgres(url):
@@ -148,6 +155,9 @@ def reconcile(resources: int, concurrency: int, as_json: bool) -> None:
         raise click.BadParameter("--resources must be >= 1")
     if concurrency < 1:
         raise click.BadParameter("--concurrency must be >= 1")
+    from engine.runtime.manager.settings import SettingsError, load_settings
+
+    reconcile_bench = _bench("reconcile")
     try:
         overrides = {"health_port": 0, "max_concurrent_reconciles": concurrency}
         settings = load_settings(config_path=None, env=os.environ, overrides=overrides)
@@ -164,7 +174,7 @@ def handlers(runs: int, as_json: bool) -> None:
     """The test kit's in-memory handler runs, and the cost of `import engine`."""
     if runs < 1:
         raise click.BadParameter("--runs must be >= 1")
-    figures = handler_runs.run_bench(runs=runs)
+    figures = _bench("handler_runs").run_bench(runs=runs)
     click.echo(figures.as_json() if as_json else figures.describe())
 
 
@@ -176,8 +186,10 @@ def ui(resources: int, loads: int, as_json: bool) -> None:
     """The timeline page of a large journal in headless Chromium (20 records a resource)."""
     if resources < 1 or loads < 1:
         raise click.BadParameter("--resources and --loads must be >= 1")
+    from engine.bench.browser import BrowserMissing
+
     try:
-        figures = ui_bench.run_bench(resources=resources, loads=loads)
+        figures = _bench("ui").run_bench(resources=resources, loads=loads)
     except BrowserMissing as missing:
         raise click.ClickException(str(missing)) from None
     click.echo(figures.as_json() if as_json else figures.describe())

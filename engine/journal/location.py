@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 from engine.clock import Clock
 from engine.journal.errors import JournalUnavailable
-from engine.journal.postgres import PostgresJournal
 from engine.journal.sqlite import SqliteJournal, Synchronous
 
-DurableJournal = SqliteJournal | PostgresJournal
+if TYPE_CHECKING:
+    from engine.journal.postgres import PostgresJournal
+
+DurableJournal = Union[SqliteJournal, "PostgresJournal"]
 """A journal that outlives the process: what `open_journal` returns."""
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -67,6 +70,9 @@ async def open_journal(
     `PostgresJournal.open`, one line each; `JournalUnavailable` for an unknown scheme.
     """
     if is_postgres(location):
+        # imported here: psycopg is loaded only by engines that use PostgreSQL
+        from engine.journal.postgres import PostgresJournal
+
         return await PostgresJournal.open(
             os.fspath(location), clock=clock, redact=redact, readonly=readonly
         )
