@@ -132,8 +132,10 @@ async def test_engine_killed_30_times_during_a_200_site_workload_converges_once_
     assert successes_without_target_call([effects], log, steps=("register", "unregister")) == []
     assert applied_without_success([effects], log) == []
     registered = [key for key in effects.succeeded if key.split(":")[2] == "register"]
-    # every Site was registered at least once (its first generation, or a later one)
-    assert len(registered) >= SITES
+    # every Site still there was registered at least once (its first generation or a later
+    # one); a Site deleted while the engine was down, before its first provision (so with
+    # no finalizer yet), is gone at once and rightly never registered
+    assert len(registered) >= len(workload.live)
     print(
         f"kills={KILLS} {dict(landed)} journal checks={len(checks)} keys={len(effects.succeeded)} "
         f"registry keys={len(log.applied)} calls={len(log.calls)} updates={workload.updates} "
