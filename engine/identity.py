@@ -49,11 +49,6 @@ class Kind:
             path = f"{path}/{subresource}"
         return path
 
-    def collection_path(self, namespace: str | None = None) -> str:
-        """The collection's path: in `namespace` when given and the kind is namespaced,
-        across all namespaces otherwise."""
-        return self.path(namespace)
-
     def describe(self) -> str:
         """A short name for logs and errors: `plural.group/version`."""
         group = f".{self.group}" if self.group else ""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from engine.fsm.state import ResourceState, from_snapshot
@@ -16,7 +15,7 @@ from engine.journal.archive_index import ArchiveIndex
 from engine.journal.codec import encode_at
 from engine.journal.offline_reader import OfflineReader
 from engine.journal.record import Record
-from engine.replay.source import Progress, read_records
+from engine.replay.source import Progress
 from engine.replay.timeline import (
     EVERYTHING,
     INITIAL,
@@ -179,31 +178,3 @@ async def replay_timelines(
     if resource is not None and not timelines:
         raise UnknownResource(resource, [])
     return timelines
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedJournal:
-    """A journal's records grouped per stream (in order), for checks that need a stream
-    whole."""
-
-    records: int
-    streams: dict[str, list[Record]]
-
-
-async def load_streams(
-    path: Path, *, resource: str | None = None, progress: Progress | None = None
-) -> LoadedJournal:
-    """Every record of the journal at `path`, grouped per stream. Errors: as above."""
-    keep = resource_filter(resource)
-    streams: dict[str, list[Record]] = {}
-    labels: set[str] = set()
-    count = 0
-    async for record in read_records(path, progress=progress):
-        count += 1
-        if keep(record.stream):
-            streams.setdefault(record.stream, []).append(record)
-        else:
-            labels.add(ResourceId.of(record.stream).label)
-    if resource is not None and not streams:
-        raise UnknownResource(resource, sorted(labels))
-    return LoadedJournal(count, streams)

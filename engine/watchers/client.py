@@ -203,7 +203,7 @@ class KubeResources:
             query.append(("labelSelector", label_selector))
         if continue_token:
             query.append(("continue", continue_token))
-        path = kind.collection_path(namespace)
+        path = kind.path(namespace)
         response = await self._get(path, query, aiohttp.ClientTimeout(total=request_timeout))
         try:
             document = json.loads(await response.read())
@@ -250,7 +250,7 @@ class KubeResources:
         limits = aiohttp.ClientTimeout(
             total=None, connect=connect_timeout, sock_connect=connect_timeout
         )
-        path = kind.collection_path(namespace)
+        path = kind.path(namespace)
         return WatchStream(await self._get(path, query, limits), path)
 
 

@@ -60,7 +60,7 @@ def test_config_refuses_nonsense(kwargs: dict[str, Any]) -> None:
     ],
 )
 def test_collection_path(kind: Kind, namespace: str | None, path: str) -> None:
-    assert kind.collection_path(namespace) == path
+    assert kind.path(namespace) == path
 
 
 def test_watched_kind_needs_a_plural() -> None:

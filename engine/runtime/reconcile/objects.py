@@ -12,17 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-
-def object_key(obj: Mapping[str, Any]) -> str:
-    """The queue key of an object: `namespace/name` (`/name` when cluster-scoped)."""
-    metadata = obj.get("metadata", {})
-    return f"{metadata.get('namespace') or ''}/{metadata.get('name') or ''}"
-
-
-def split_key(key: str) -> tuple[str, str]:
-    """(namespace, name) of a queue key."""
-    namespace, _, name = key.partition("/")
-    return namespace, name
+from engine.identity import ObjectRef
 
 
 def is_newer(candidate: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
@@ -62,7 +52,7 @@ class PrimaryView:
     def update(self, obj: Mapping[str, Any], *, exists: bool = True) -> Entry:
         """Record `obj` unless the view already holds a newer state of it; return the
         entry now held. A deletion (`exists=False`) of the same uid always wins."""
-        key = object_key(obj)
+        key = ObjectRef.of(obj).key
         current = self._entries.get(key)
         stale = current is not None and (not current.exists or not is_newer(obj, current.obj))
         if current is not None and exists and current.uid == _uid(obj) and stale:

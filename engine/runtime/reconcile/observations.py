@@ -19,10 +19,10 @@ from opentelemetry import trace
 
 from engine.fsm import events as ev
 from engine.fsm.observation import Observation
-from engine.identity import StreamId
+from engine.identity import ObjectRef, StreamId
 from engine.journal.record import Record
 from engine.runtime.reconcile.children import ChildLedger
-from engine.runtime.reconcile.objects import Entry, PrimaryView, object_key
+from engine.runtime.reconcile.objects import Entry, PrimaryView
 from engine.runtime.reconcile.operator import Operator
 from engine.runtime.reconcile.streams import StreamWriter
 from engine.telemetry.operation_spans import observe_span
@@ -185,7 +185,7 @@ class Observer:
         deps = self._deps
         deleted = change.type is ChangeType.DELETED
         entry = deps.view.update(change.obj, exists=not deleted)
-        key = object_key(entry.obj)
+        key = ObjectRef.of(entry.obj).key
         if not entry.uid:
             return
         stream = stream_of(deps.operator, entry.obj)
