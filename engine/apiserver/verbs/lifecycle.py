@@ -192,9 +192,16 @@ def mark_deleting(
 
 
 def record_manager(
-    obj: Mapping[str, Any], *, manager: str, operation: str, api_version: str, now: datetime
+    obj: Mapping[str, Any],
+    *,
+    manager: str,
+    operation: str,
+    api_version: str,
+    now: datetime,
+    fields: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """`obj` with one managedFields entry for `manager` and `operation` (replacing its own)."""
+    """`obj` with one managedFields entry for `manager` and `operation` (replacing its own);
+    `fields` is the entry's `fieldsV1` (an apply's field set; empty for an update)."""
     meta = dict(obj.get("metadata") or {})
     entries = [
         e
@@ -208,7 +215,7 @@ def record_manager(
             "apiVersion": api_version,
             "time": timestamp(now),
             "fieldsType": "FieldsV1",
-            "fieldsV1": {},
+            "fieldsV1": dict(fields or {}),
         }
     )
     meta["managedFields"] = entries

@@ -16,7 +16,7 @@ from engine.apiserver.store.api_context import ApiContext
 from engine.apiserver.store.errors import ApiError, already_exists, conflict, not_found
 from engine.apiserver.store.resource_types import ResourceType
 from engine.apiserver.store.storage import StaleWrite, Write
-from engine.apiserver.verbs import lifecycle, patch
+from engine.apiserver.verbs import apply_fields, lifecycle, patch
 
 _MAX_RETRIES = 50
 
@@ -64,7 +64,12 @@ def _server_status(rtype: ResourceType, obj: dict[str, Any], *, now: str) -> dic
 
 
 def _with_manager(
-    obj: dict[str, Any], opts: WriteOptions, *, ctx: ApiContext, apply: bool
+    obj: dict[str, Any],
+    opts: WriteOptions,
+    *,
+    ctx: ApiContext,
+    apply: bool,
+    fields: apply_fields.FieldSet | None = None,
 ) -> dict[str, Any]:
     if not opts.field_manager:
         return obj
@@ -74,6 +79,7 @@ def _with_manager(
         operation="Apply" if apply else "Update",
         api_version=str(obj.get("apiVersion", "")),
         now=ctx.now(),
+        fields=fields,
     )
 
 
@@ -84,6 +90,7 @@ async def create(
     opts: WriteOptions,
     *,
     apply: bool = False,
+    applied_fields: apply_fields.FieldSet | None = None,
 ) -> WriteResult:
     """POST to a collection: 201 semantics; 409 AlreadyExists for a taken name."""
     require_namespace(ctx, target)
@@ -93,7 +100,7 @@ async def create(
         raise ApiError(400, "the name of the object does not match the name on the URL")
     obj = _server_status(rtype, obj, now=lifecycle.timestamp(ctx.now()))
     admitted = admit(rtype, obj, field_validation=opts.field_validation)
-    obj = _with_manager(admitted.obj, opts, ctx=ctx, apply=apply)
+    obj = _with_manager(admitted.obj, opts, ctx=ctx, apply=apply, fields=applied_fields)
     name = obj["metadata"]["name"]
     key = rtype.key(target.namespace or "", name)
     if ctx.store.get(key) is not None:
@@ -141,13 +148,15 @@ def _finish_update(
     opts: WriteOptions,
     *,
     apply: bool,
+    applied_fields: apply_fields.FieldSet | None = None,
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
     rtype = target.rtype
     prepared = lifecycle.prepare_update(rtype, old, new, status_only=target.subresource == "status")
     if target.subresource != "status":
         prepared = _server_status(rtype, prepared, now=lifecycle.timestamp(ctx.now()))
     admitted = admit(rtype, prepared, field_validation=opts.field_validation)
-    return _with_manager(admitted.obj, opts, ctx=ctx, apply=apply), admitted.warnings
+    obj = _with_manager(admitted.obj, opts, ctx=ctx, apply=apply, fields=applied_fields)
+    return obj, admitted.warnings
 
 
 async def update(
@@ -210,17 +219,33 @@ async def patch_object(
             body = _patched({}, raw, content_type, custom=rtype.custom)
             body.setdefault("metadata", {}).setdefault("name", target.name)
             try:
-                return await create(ctx, replace(target, name=target.name), body, opts, apply=True)
+                return await create(
+                    ctx, replace(target, name=target.name), body, opts, apply=True,
+                    applied_fields=apply_fields.fields_of(body),
+                )  # fmt: skip
             except ApiError as error:
                 if error.reason == "AlreadyExists":
                     continue
                 raise
-        patched = _patched(old, raw, content_type, custom=rtype.custom)
+        fields: apply_fields.FieldSet | None = None
+        base = old
+        if is_apply:  # fields this manager applied before and no longer sets go
+            fields = apply_fields.fields_of(_patched({}, raw, content_type, custom=rtype.custom))
+            manager = str(opts.field_manager)
+            base = apply_fields.pruned(
+                old,
+                before=apply_fields.owned_by(old, manager),
+                now=fields,
+                others=apply_fields.others_applied(old, manager),
+            )
+        patched = _patched(base, raw, content_type, custom=rtype.custom)
         old_rv = old["metadata"]["resourceVersion"]
         given_rv = (patched.get("metadata") or {}).get("resourceVersion")
         if given_rv and str(given_rv) != old_rv:
             raise conflict(rtype.plural, target.name, group=rtype.group)
-        new, warnings = _finish_update(ctx, target, old, patched, opts, apply=is_apply)
+        new, warnings = _finish_update(
+            ctx, target, old, patched, opts, apply=is_apply, applied_fields=fields
+        )
         try:
             stored = await commit_prepared(ctx, key, old, new, dry_run=opts.dry_run)
         except StaleWrite:
