@@ -44,10 +44,19 @@ class NotLeading(Exception):
 class EffectRetryScheduled(RetryableError):
     """The runner journaled a retryable failure of `key` and `RetryScheduled`: try again
     in `delay` seconds (the reconciler's requeue-after). Retryable when it crosses an
-    enclosing effect, which then waits at least as long."""
+    enclosing effect, which then waits at least as long; `waiting` when the failure was a
+    wait for something else (`DependencyNotReady`), so the enclosing effect waits too
+    instead of counting a failure."""
 
     def __init__(
-        self, key: str, *, attempt: int, delay: float, message: str, error_class: str = ""
+        self,
+        key: str,
+        *,
+        attempt: int,
+        delay: float,
+        message: str,
+        error_class: str = "",
+        waiting: bool = False,
     ) -> None:
         super().__init__(
             f"effect {key} attempt {attempt} failed ({message}); retry in {delay:.3f}s",
@@ -55,8 +64,11 @@ class EffectRetryScheduled(RetryableError):
         )
         self.key = key
         self.attempt = attempt
+        self.message = message
+        """The failure's own message (as journaled in `EffectFailed`)."""
         self.error_class = error_class
         """The class name of the failure (as journaled in `EffectFailed`), "" if unknown."""
+        self.waiting = waiting
 
 
 class EffectFailedPermanently(PermanentError):

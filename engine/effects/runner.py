@@ -200,6 +200,11 @@ class EffectRunner:
             return _Failure(type(gave_up).__name__, False, str(gave_up), gave_up=True), None
         except DependencyNotReady as waiting:
             return _Failure(type(waiting).__name__, True, str(waiting), waiting.delay, True), None
+        except EffectRetryScheduled as nested:
+            if nested.waiting:  # a step's wait is this effect's wait, journaled as the same
+                failure = _Failure(nested.error_class, True, nested.message, nested.delay, True)
+                return failure, None
+            return _Failure(type(nested).__name__, True, str(nested), at_least=nested.delay), None
         except PermanentError as bad:
             return _Failure(type(bad).__name__, False, str(bad)), None
         except RetryableError as bad:
@@ -259,6 +264,7 @@ class EffectRunner:
             delay=delay,
             message=failure.message,
             error_class=failure.error_class,
+            waiting=failure.waiting,
         )
 
     async def _replay(self, stream: str, key: str, name: str) -> Any:
@@ -297,6 +303,7 @@ class EffectRunner:
             delay=retry.delay,
             message=outcome.message,
             error_class=outcome.error_class,
+            waiting=outcome.waiting,
         )
 
     def _span(self, key: str, name: str, attempt: int) -> AbstractContextManager[SpanIds]:

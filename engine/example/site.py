@@ -1,9 +1,11 @@
-"""The example operator: a `Site` owns a ConfigMap and a Service and is registered with the
-example registry service; deleting it unregisters it (which is why it needs a finalizer).
+"""The example operator: a `Site` owns a ConfigMap and a Service (and, when it names an
+image, a Deployment) and is registered with the example registry service; deleting it
+unregisters it (which is why it needs a finalizer).
 
 Provision: check the spec is one the registry accepts (else `PermanentError` → Failed),
-apply `<name>-config` and `<name>-web`, wait until every Site named in `dependsOn` is
-Ready, then register under the step's idempotency key and the leader term. Finalize:
+apply `<name>-config` and `<name>-web` (and the `<name>-web` Deployment, then wait until it
+is available), wait until every Site named in `dependsOn` is Ready, then register under
+the step's idempotency key and the leader term. Finalize:
 unregister. The children go with the Site through the API server's garbage collector
 (ownerReferences).
 """
@@ -23,7 +25,7 @@ from engine.example.registry_client import (
     RetryableRegistryError,
     StaleTermError,
 )
-from engine.example.site_resource import CONFIG_MAP, SERVICE, SITE
+from engine.example.site_resource import CONFIG_MAP, DEPLOYMENT, SERVICE, SITE
 from engine.runtime.reconcile.handler_context import Context
 from engine.runtime.reconcile.operator import Operator
 
@@ -110,6 +112,40 @@ def web_service(name: str) -> dict[str, Any]:
     }
 
 
+def web_deployment(name: str, spec: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The `<name>-web` Deployment of `spec.replicas` pods running `spec.image` behind the
+    Service, with `spec.podAnnotations` on its pods (None when the spec names no image)."""
+    image = spec.get("image")
+    if not image:
+        return None
+    labels = {INSTANCE_LABEL: label_value(name)}
+    annotations = spec.get("podAnnotations") or {}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": label_child(name, "web"), "labels": dict(labels)},
+        "spec": {
+            "replicas": int(spec.get("replicas", 1)),
+            "selector": {"matchLabels": dict(labels)},
+            "template": {
+                "metadata": {
+                    "labels": dict(labels),
+                    **({"annotations": dict(annotations)} if annotations else {}),
+                },
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": str(image),
+                            "ports": [{"name": "http", "containerPort": 8080}],
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
 def _as_effect_error(error: Exception) -> Exception:
     """Map a registry error to the effect runner's vocabulary.
 
@@ -142,6 +178,10 @@ class SiteHandlers:
             raise PermanentError(reason)
         await ctx.apply_child(config_map(ctx.name, ctx.spec))
         await ctx.apply_child(web_service(ctx.name))
+        deployment = web_deployment(ctx.name, ctx.spec)
+        if deployment is not None:
+            await ctx.apply_child(deployment)
+            await ctx.wait_for_child(deployment)
         name = registration_name(ctx.namespace, ctx.name)
         payload = registration_payload(ctx.spec)
         for needed in payload["dependsOn"]:
@@ -179,6 +219,6 @@ def site_operator(registry: RegistryClient) -> Operator:
         resource=SITE,
         provision=handlers.provision,
         finalize=handlers.finalize,
-        children=(CONFIG_MAP, SERVICE),
+        children=(CONFIG_MAP, SERVICE, DEPLOYMENT),
         secret_fields=("spec.password",),
     )

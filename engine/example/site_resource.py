@@ -67,6 +67,19 @@ SCHEMA: dict[str, Any] = {
                     "default": [],
                     "description": "Names of Sites in the same namespace this one needs.",
                 },
+                "image": {
+                    "type": "string",
+                    "maxLength": 512,
+                    "description": (
+                        "Container image serving the site: when set, the Site runs a "
+                        "Deployment of spec.replicas pods and is Ready once it is available."
+                    ),
+                },
+                "podAnnotations": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "description": "Annotations for the pods of the site's Deployment.",
+                },
                 "password": {
                     "type": "string",
                     "description": "Admin password; secret: never journaled or logged.",
@@ -104,6 +117,7 @@ SITE = CustomResource(
 
 CONFIG_MAP = ChildKind(group="", version="v1", kind="ConfigMap", plural="configmaps")
 SERVICE = ChildKind(group="", version="v1", kind="Service", plural="services")
+DEPLOYMENT = ChildKind(group="apps", version="v1", kind="Deployment", plural="deployments")
 
 
 def render_crd_yaml() -> str:

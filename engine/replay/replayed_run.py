@@ -22,7 +22,7 @@ from typing import Any
 from engine.clock import FakeClock
 from engine.effects import EffectCall, EffectRunner, Mode, RetryableError, RunnerDeps
 from engine.effects.backoff import DEFAULT_BACKOFF, BackoffPolicy
-from engine.effects.errors import PermanentError
+from engine.effects.errors import DependencyNotReady, PermanentError
 from engine.fsm import events as ev
 from engine.fsm.decide import DEFAULT_POLICY, DecidePolicy
 from engine.identity import Kind, StreamId
@@ -146,6 +146,10 @@ def _recorded_error(outcome: Record, retry: Record | None) -> BaseException:
     delay = 0.0
     if retry is not None and retry.data.get("delay") != retry.data.get("backoff"):
         delay = float(retry.data.get("delay") or 0.0)
+    if data.get("waiting"):  # a wait: the runner must journal it as a wait again
+        waiting: DependencyNotReady = type(error_class, (DependencyNotReady,), {})("", delay=delay)
+        waiting.args = (message,)
+        return waiting
     error: RetryableError = type(error_class, (RetryableError,), {})(message, delay=delay)
     return error
 

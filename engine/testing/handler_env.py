@@ -138,6 +138,27 @@ class HandlerEnvironment:
         )
         self._ledger = ChildLedger()
 
+    def set_child_status(
+        self, kind: str, name: str, status: Mapping[str, Any], *, namespace: str = "default"
+    ) -> None:
+        """Give an applied child the status its controller would write (a Deployment's
+        `availableReplicas`, a Job's Complete condition), so `ctx.wait_for_child` in the
+        next run finds it ready. Errors: `LookupError` when no such child was applied."""
+        for child in self.operator.children:
+            if child.kind != kind:
+                continue
+            live = self.cluster.get(child.kind_ref, namespace, name)
+            if live is None:
+                break
+            generation = (live.get("metadata") or {}).get("generation", 1)
+            stored = self.cluster.put(
+                child.kind_ref,
+                {**live, "status": {"observedGeneration": generation, **dict(status)}},
+            )
+            self._ledger.observed(stored, deleted=False)
+            return
+        raise LookupError(f"no {kind} {namespace}/{name} was applied: apply it first")
+
     async def provision(
         self,
         spec: Mapping[str, Any],

@@ -83,3 +83,41 @@ async def test_stale_term_is_retryable_not_a_failed_site(registry: RegistryClien
     assert "stale term" in run.reason
     assert run.retry_after is not None
     assert run.retry_after > 0
+
+
+async def test_a_site_with_an_image_waits_for_its_deployment_before_registering(
+    registry: RegistryClient,
+) -> None:
+    env = environment(registry)
+    spec = {"domain": "blog.example.com", "replicas": 2, "image": "nginx:1.27"}
+    waiting = await env.provision(spec, **SITE)
+    assert waiting.outcome == "retry"
+    assert "(waiting for Deployment blog-web (0 of 2 replicas updated) to be Ready)" in (
+        waiting.reason or ""
+    )
+    assert [c["kind"] for c in waiting.children] == ["ConfigMap", "Service", "Deployment"]
+    [deployment] = [c for c in waiting.children if c["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
+    assert await registry.registrations() == []  # not registered while it waits
+
+    for _ in range(20):  # a wait never gives up, however long it lasts
+        env.clock.advance(5)
+        assert (await env.provision(spec, **SITE)).outcome == "retry"
+
+    env.set_child_status(
+        "Deployment",
+        "blog-web",
+        {"replicas": 2, "updatedReplicas": 2, "availableReplicas": 2},
+    )
+    env.clock.advance(5)
+    done = await env.provision(spec, **SITE)
+    assert done.outcome == "succeeded", done.reason
+    assert done.step_names()[-2:] == ["ready.deployment.blog-web", "register"]
+    [registration] = await registry.registrations()
+    assert registration.name == "default.blog"
+
+
+async def test_a_site_without_an_image_has_no_deployment(registry: RegistryClient) -> None:
+    run = await environment(registry).provision({"domain": "b.example.com"}, **SITE)
+    assert [c["kind"] for c in run.children] == ["ConfigMap", "Service"]

@@ -101,7 +101,7 @@ def test_children_have_deterministic_names() -> None:
 
 def test_operator_declares_children_finalizer_and_secret_field() -> None:
     operator = site_operator(RegistryClient("http://127.0.0.1:1"))
-    assert {child.kind for child in operator.children} == {"ConfigMap", "Service"}
+    assert {child.kind for child in operator.children} == {"ConfigMap", "Service", "Deployment"}
     assert operator.finalize is not None
     assert operator.finalizer_name == "example.dev/finalizer"
     assert operator.secret_fields == ("spec.password",)

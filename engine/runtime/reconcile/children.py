@@ -74,6 +74,12 @@ def _differs_value(have: Any, want: Any) -> bool:
         return any(_differs_value(have.get(k), v) for k, v in want.items() if v is not None)
     if want is None:
         return False
+    if isinstance(want, list) and any(isinstance(item, Mapping) for item in want):
+        # a list of objects (containers, ports) gains server defaults inside each item:
+        # the same items in the same order, each compared as a mapping
+        if not isinstance(have, list) or len(have) != len(want):
+            return True
+        return any(_differs_value(h, w) for h, w in zip(have, want, strict=True))
     return bool(have != want)
 
 
@@ -94,6 +100,10 @@ class ChildLedger:
         self._applied.setdefault(owner_uid, {})[child] = manifest
         if live is not None:
             self._remember(child, live)
+
+    def live(self, child: ChildId) -> Mapping[str, Any] | None:
+        """The newest live state seen of `child` (None: not seen, or deleted)."""
+        return self._live.get(child)
 
     def knows(self, owner_uid: str) -> bool:
         """Whether any child applied for `owner_uid` is recorded."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine.fsm.key import effect_key
+from engine.runtime.reconcile.child_readiness import ChildReady, readiness_of
 
 EffectFn = Callable[[str], Awaitable[Any]]
 """An external call: receives its idempotency key, returns a JSON-serialisable result."""
@@ -22,6 +23,13 @@ class HandlerBackend(Protocol):
 
     async def apply_child(self, key: str, manifest: Mapping[str, Any]) -> Mapping[str, Any]:
         """Apply `manifest` as an owned child under effect `key`; return the live object."""
+        ...
+
+    async def wait_for_child(
+        self, key: str, manifest: Mapping[str, Any], ready: ChildReady
+    ) -> Mapping[str, Any]:
+        """Under effect `key`: the child's recorded status once `ready` passes on its live
+        state, else raise `DependencyNotReady`."""
         ...
 
 
@@ -98,3 +106,24 @@ class Context:
         kind = str(manifest.get("kind", "")).lower()
         name = str(manifest.get("metadata", {}).get("name", ""))
         return await self.backend.apply_child(self.key(f"apply.{kind}.{name}"), manifest)
+
+    async def wait_for_child(
+        self, manifest: Mapping[str, Any], ready: ChildReady | None = None
+    ) -> Mapping[str, Any]:
+        """Go on only once the child `manifest` names (applied with `apply_child`) is ready.
+
+        `ready(live)` says what the live child still lacks (None when it is ready); by
+        default the kind's own check: a Deployment rolled out and available, a
+        StatefulSet's replicas ready, a Job complete (a failed Job is a `PermanentError`),
+        any other kind once it exists. When it is not ready this attempt ends here
+        (`DependencyNotReady`, looked at again every two seconds; waiting never counts
+        toward giving up). Once ready, the step
+        `ready.<kind>.<name>` is recorded with the child's status, which it returns, so a
+        re-run or a replay goes on without looking again.
+        """
+        check = ready or readiness_of(
+            str(manifest.get("apiVersion", "")), str(manifest.get("kind", ""))
+        )
+        kind = str(manifest.get("kind", "")).lower()
+        name = str(manifest.get("metadata", {}).get("name", ""))
+        return await self.backend.wait_for_child(self.key(f"ready.{kind}.{name}"), manifest, check)

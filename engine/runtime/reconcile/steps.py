@@ -13,15 +13,25 @@ from typing import Any
 from opentelemetry import trace
 
 from engine.effects import SpanIds
-from engine.effects.errors import EffectFailedPermanently, EffectRetryScheduled, PermanentError
+from engine.effects.errors import (
+    DependencyNotReady,
+    EffectFailedPermanently,
+    EffectRetryScheduled,
+    PermanentError,
+)
 from engine.fsm.key import parse_key
-from engine.runtime.reconcile.children import ChildLedger
+from engine.runtime.reconcile.child_readiness import ChildReady
+from engine.runtime.reconcile.children import ChildId, ChildLedger
 from engine.runtime.reconcile.handler_context import EffectFn
 from engine.runtime.reconcile.operator import Operator
 from engine.runtime.reconcile.ports import ClusterWriter, EffectRunning
 from engine.runtime.reconcile.secret_scrub import scrubbed
 from engine.telemetry.redaction import NO_SECRETS, Redactor
 from engine.telemetry.spans import effect_span
+
+CHILD_POLL_SECONDS = 2.0
+"""How soon a handler waiting for a child looks again (a change of the child also
+enqueues its owner)."""
 
 
 def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
@@ -108,6 +118,37 @@ class StepBackend:
         applied = result.get("applied")
         if isinstance(applied, Mapping):  # a recorded result: remember it for drift
             self.ledger.applied(owner_uid, applied, None)
+        return result
+
+    async def wait_for_child(
+        self, key: str, manifest: Mapping[str, Any], ready: ChildReady
+    ) -> Mapping[str, Any]:
+        kind = str(manifest.get("kind") or "")
+        name = str(manifest.get("metadata", {}).get("name") or "")
+        namespace = str(self.owner.get("metadata", {}).get("namespace") or "")
+        child = ChildId(str(manifest.get("apiVersion") or ""), kind, namespace, name)
+
+        async def check(_: str) -> dict[str, Any]:
+            live = self.ledger.live(child)
+            if live is None:
+                raise DependencyNotReady(
+                    f"{kind} {name}, which does not exist yet", delay=CHILD_POLL_SECONDS
+                )
+            lacking = ready(live)
+            if lacking is not None:
+                raise DependencyNotReady(f"{kind} {name} ({lacking})", delay=CHILD_POLL_SECONDS)
+            return {
+                "apiVersion": child.api_version,
+                "kind": kind,
+                "name": name,
+                "status": dict(live.get("status") or {}),
+            }
+
+        parts = parse_key(key)
+        step = parts.name if parts is not None else "ready"
+        result: Mapping[str, Any] = await self.runner.run(
+            self.stream, key, step, scrubbed(check, self.redactor)
+        )
         return result
 
 
