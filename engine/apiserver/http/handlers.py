@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.apiserver.admission.chain import in_version
 from engine.apiserver.authn.user_info import UserInfo
 from engine.apiserver.http.body import decode_object, media_type
 from engine.apiserver.http.target import Target, parse_target
@@ -152,7 +153,9 @@ async def _delete(
     rtype = target.rtype
     if verb == "delete":
         answer, _ = await delete_object(ctx, rtype, target.key(), opts)
-        return json_response(present(rtype, answer) if answer.get("kind") != "Status" else answer)
+        if answer.get("kind") == "Status":
+            return json_response(answer)
+        return json_response(present(rtype, (await in_version(ctx, rtype, [answer]))[0]))
     selection = parse_selection(request.query)
     keys = [
         key
