@@ -174,7 +174,9 @@ async def test_mutating_in_order_then_schema_then_validating(
     assert absent.value.status == 404
 
 
-async def test_failure_policy_with_the_webhook_stopped(api: client.ApiClient) -> None:
+async def test_failure_policy_with_the_webhook_stopped(
+    api: client.ApiClient, hook_server: WebhookServer
+) -> None:
     down = {"url": closed_port_url()}
     await configure(
         api, VALIDATING, "down-fail", webhook("fail.test", down, labels={"test": "fail"})
@@ -195,6 +197,19 @@ async def test_failure_policy_with_the_webhook_stopped(api: client.ApiClient) ->
     )
     assert body["message"].endswith("connect: connection refused")
     assert (await create(api, widget("ignored", "ignore")))["metadata"]["name"] == "ignored"
+    unverified = {"url": f"{hook_server.url}/validate"}  # no caBundle: the system's CAs
+    service = {"service": {"namespace": "default", "name": "hooks", "path": "/validate"}}
+    await configure(
+        api, VALIDATING, "unreachable",
+        webhook("tls.test", unverified, labels={"test": "tls"}),
+        webhook("service.test", service, labels={"test": "service"}),
+    )  # fmt: skip
+    for label, expected in (("tls", "tls: failed to verify certificate"),
+                            ("service", 'service "default/hooks" cannot be reached')):  # fmt: skip
+        with pytest.raises(ApiException) as unreachable:
+            await create(api, widget(f"via-{label}", label))
+        assert unreachable.value.status == 500
+        assert expected in failure(unreachable.value)["message"]
 
 
 async def test_timeout_bad_patch_rename_and_status(
@@ -356,29 +371,66 @@ async def test_conversion_create_as_v1alpha1_read_as_v1_and_back(
     assert "host" not in stored["spec"]
 
 
+async def test_match_policy_and_namespace_selector(
+    api: client.ApiClient, hook_server: WebhookServer
+) -> None:
+    config = hook_server.client_config("/validate")
+    v1_only = {"labels": {"test": "policy"}, "versions": ("v1",)}
+    await configure(
+        api, VALIDATING, "policy",
+        webhook("equivalent.test", config, **v1_only),
+        webhook("exact.test", config, matchPolicy="Exact", **v1_only),
+    )  # fmt: skip
+    await create(api, widget("through-alpha", "policy", version="v1alpha1"))
+    sent = [r for r in hook_server.sent("/validate") if r["name"] == "through-alpha"]
+    assert len(sent) == 1  # the Exact webhook names v1 only: not called for v1alpha1
+    assert sent[0]["kind"]["version"] == "v1"
+    assert sent[0]["requestKind"]["version"] == "v1alpha1"
+    assert sent[0]["object"]["apiVersion"] == f"{GROUP}/v1"
+    assert sent[0]["object"]["spec"]["domain"] == "through-alpha.example.com"  # converted
+    core = client.CoreV1Api(api)
+    for name, team in (("team-a", "a"), ("team-b", "b")):
+        await core.create_namespace({"metadata": {"name": name, "labels": {"team": team}}})
+    selector = {"matchExpressions": [{"key": "team", "operator": "In", "values": ["a"]}]}
+    await configure(
+        api, VALIDATING, "by-namespace",
+        webhook("team.test", config, labels={"test": "ns"}, namespaceSelector=selector),
+    )  # fmt: skip
+    custom = client.CustomObjectsApi(api)
+    for namespace in ("team-a", "team-b"):
+        await custom.create_namespaced_custom_object(
+            GROUP, "v1", namespace, PLURAL, widget(f"in-{namespace}", "ns")
+        )
+    called = {r["namespace"] for r in hook_server.sent("/validate") if r["name"].startswith("in-")}
+    assert called == {"team-a"}
+
+
 async def test_conversion_that_returns_the_wrong_count_fails(
     api: client.ApiClient, hook_server: WebhookServer
 ) -> None:
     extensions = client.ApiextensionsV1Api(api)
-    crd = await extensions.read_custom_resource_definition(f"{PLURAL}.{GROUP}")
-    crd.spec.conversion = client.V1CustomResourceConversion(
-        **{
-            "strategy": "Webhook",
-            "webhook": client.V1WebhookConversion(
-                client_config=client.ApiextensionsV1WebhookClientConfig(
-                    url=f"{hook_server.url}/convert-drop", ca_bundle=hook_server.ca_bundle
-                ),
-                conversion_review_versions=["v1"],
-            ),
-        }
-    )
-    await extensions.replace_custom_resource_definition(f"{PLURAL}.{GROUP}", crd)
-    with pytest.raises(ApiException) as failed:
-        await client.CustomObjectsApi(api).get_namespaced_custom_object(
-            GROUP, "v1alpha1", NS, PLURAL, "alpha"
+    name = f"{PLURAL}.{GROUP}"
+
+    async def convert_through(path: str) -> None:
+        patch = {"spec": {"conversion": conversion_webhook(hook_server, path)}}
+        await extensions.patch_custom_resource_definition(
+            name, patch, _content_type="application/merge-patch+json"
         )
+
+    await convert_through("/convert-drop")
+    try:
+        with pytest.raises(ApiException) as failed:
+            await client.CustomObjectsApi(api).get_namespaced_custom_object(
+                GROUP, "v1alpha1", NS, PLURAL, "alpha"
+            )
+    finally:
+        await convert_through("/convert")
     assert failed.value.status == 500
     assert failure(failed.value)["message"] == (
         f"Internal error occurred: conversion webhook for {GROUP}/v1alpha1, Kind=Widget "
         "returned 0 objects, expected 1"
     )
+    listed = await client.CustomObjectsApi(api).list_namespaced_custom_object(
+        GROUP, "v1alpha1", NS, PLURAL, label_selector="test=conv"
+    )
+    assert len(listed["items"]) == 2  # converting again once the webhook answers rightly

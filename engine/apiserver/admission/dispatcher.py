@@ -14,6 +14,7 @@ from typing import Any
 from engine.apiserver.admission import conversion
 from engine.apiserver.admission.client import CallFailed, WebhookClient
 from engine.apiserver.admission.configurations import (
+    GROUP,
     MUTATING_PREFIX,
     VALIDATING_PREFIX,
     Webhook,
@@ -89,6 +90,8 @@ class Webhooks:
         obj: Mapping[str, Any] | None,
         old: Mapping[str, Any] | None,
     ) -> list[tuple[Webhook, ResourceType]]:
+        if attrs.rtype.group == GROUP:  # never on the configurations: no webhook can lock them
+            return []
         request = RequestedResource(attrs.operation, attrs.rtype, attrs.subresource)
         namespace = None
         if attrs.rtype.namespaced:
