@@ -59,6 +59,10 @@ def _rule(raw: Mapping[str, Any]) -> Rule:
     )
 
 
+def _mapping(raw: Any) -> Mapping[str, Any] | None:
+    return raw if isinstance(raw, Mapping) else None
+
+
 def _timeout(raw: Any) -> int:
     if isinstance(raw, int) and not isinstance(raw, bool):
         return min(max(raw, 1), MAX_TIMEOUT)
@@ -81,8 +85,8 @@ def webhooks_of(configuration: Mapping[str, Any], *, mutating: bool) -> list[Web
                 rules=tuple(_rule(r) for r in raw.get("rules") or () if isinstance(r, Mapping)),
                 failure_policy=str(raw.get("failurePolicy") or "Fail"),
                 match_policy=str(raw.get("matchPolicy") or "Equivalent"),
-                namespace_selector=raw.get("namespaceSelector"),
-                object_selector=raw.get("objectSelector"),
+                namespace_selector=_mapping(raw.get("namespaceSelector")),
+                object_selector=_mapping(raw.get("objectSelector")),
                 side_effects=str(raw.get("sideEffects") or ""),
                 timeout_seconds=_timeout(raw.get("timeoutSeconds")),
                 review_versions=_strings(raw.get("admissionReviewVersions")),
@@ -161,6 +165,10 @@ def configuration_problems(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
                 )
             )
         problems.extend(_client_config_problems(hook.get("clientConfig"), f"{at}.clientConfig"))
+        for key in ("namespaceSelector", "objectSelector"):
+            selector = hook.get(key)
+            if selector is not None and not _selector_ok(selector):
+                problems.append((f"{at}.{key}", "Invalid value: must be a label selector"))
         for key, allowed in (("failurePolicy", ("Fail", "Ignore")),
                              ("matchPolicy", ("Exact", "Equivalent"))):  # fmt: skip
             value = hook.get(key)
@@ -170,6 +178,19 @@ def configuration_problems(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
                     (f"{at}.{key}", f'Unsupported value: "{value}": supported values: {listed}')
                 )
     return problems
+
+
+def _selector_ok(selector: Any) -> bool:
+    if not isinstance(selector, Mapping) or not isinstance(
+        selector.get("matchLabels") or {}, Mapping
+    ):
+        return False
+    expressions = selector.get("matchExpressions") or []
+    operators = ("In", "NotIn", "Exists", "DoesNotExist")
+    return isinstance(expressions, list) and all(
+        isinstance(e, Mapping) and e.get("key") and e.get("operator") in operators
+        for e in expressions
+    )
 
 
 def _client_config_problems(config: Any, at: str) -> list[tuple[str, str]]:

@@ -1,5 +1,5 @@
 """Which webhooks a request goes to: rules (operations, apiGroups, apiVersions,
-resources with `*`, `pods/status`, `*/status`, `pods/*`, scope), namespaceSelector,
+resources with `*`, `pods/status`, `*/status`, `pods/*`, `*/*`, scope), namespaceSelector,
 objectSelector and matchPolicy (Exact, or Equivalent: another served version of the
 same resource), as kube-apiserver matches them."""
 
@@ -27,13 +27,11 @@ def _listed(values: Sequence[str], wanted: str) -> bool:
 
 
 def _resource_listed(resources: Sequence[str], plural: str, subresource: str) -> bool:
+    """As upstream's matcher: `res[/sub]` where `*` matches any value of its part and a
+    missing `/sub` matches only the main resource (so `pods/*` and `*/*` match it too)."""
     for entry in resources:
         name, _, sub = entry.partition("/")
-        if not sub:
-            if not subresource and name in ("*", plural):
-                return True
-            continue
-        if name in ("*", plural) and (sub == "*" or sub == subresource):
+        if name in ("*", plural) and sub in ("*", subresource):
             return True
     return False
 
