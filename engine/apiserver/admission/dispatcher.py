@@ -134,7 +134,10 @@ class Webhooks:
                 sent_obj, sent_old = await self._as_version(called_as, obj, old)
             sent = review_request(attrs, called_as, sent_obj, sent_old)
             raw = await self.client.post(hook.client_config, sent, seconds=hook.timeout_seconds)
-            answer = verified_answer(sent, raw)
+            try:
+                answer = verified_answer(sent, raw)
+            except (TypeError, ValueError, AttributeError) as odd:
+                raise CallFailed(f"received invalid webhook response: {odd}") from None
             if not answer.allowed:
                 self.counts[(hook.name, "denied")] += 1
                 raise denied(hook.name, answer.status)
