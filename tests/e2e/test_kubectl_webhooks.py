@@ -92,7 +92,9 @@ def test_refused_create_shows_the_message_and_a_default_is_filled(
         refused.stderr
     ), refused.describe()
     assert kubectl.run("get", "widget", "crowded").code != 0
-    apply(kubectl, widget("fine", "e2e", replicas=2))
+    allowed = kubectl.run("apply", "-f", "-", stdin=json.dumps(widget("fine", "e2e", replicas=2)))
+    assert allowed.code == 0, allowed.describe()
+    assert "Warning: checked by validate" in allowed.stderr  # the webhook's warning
     owner = kubectl.ok("get", "widget", "fine", "-o", "jsonpath={.spec.owner}")
     assert owner == "kubernetes-admin"
 

@@ -371,6 +371,34 @@ async def test_conversion_create_as_v1alpha1_read_as_v1_and_back(
     assert "host" not in stored["spec"]
 
 
+async def test_scale_subresource_sends_a_scale(
+    api: client.ApiClient, hook_server: WebhookServer
+) -> None:
+    rule = {"resources": ("deployments/scale",), "operations": ("UPDATE",)}
+    scale_hook = webhook("scale.test", hook_server.client_config("/validate"), **rule)
+    scale_hook["rules"][0]["apiGroups"] = ["apps"]
+    await configure(api, VALIDATING, "scale", scale_hook)
+    apps = client.AppsV1Api(api)
+    labels = {"app": "scaled"}
+    await apps.create_namespaced_deployment(NS, {
+        "metadata": {"name": "scaled"},
+        "spec": {"replicas": 0, "selector": {"matchLabels": labels}, "template": {
+            "metadata": {"labels": labels},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}},
+    })  # fmt: skip
+    with pytest.raises(ApiException) as refused:
+        await apps.patch_namespaced_deployment_scale("scaled", NS, {"spec": {"replicas": 20}})
+    assert refused.value.status == 422
+    assert CROSS_FIELD_MESSAGE in failure(refused.value)["message"]
+    await apps.patch_namespaced_deployment_scale("scaled", NS, {"spec": {"replicas": 2}})
+    sent = [r for r in hook_server.sent("/validate") if r["name"] == "scaled"]
+    assert [r["object"]["spec"]["replicas"] for r in sent] == [20, 2]
+    assert sent[0]["kind"] == {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+    assert sent[0]["subResource"] == "scale"
+    assert sent[0]["resource"]["resource"] == "deployments"
+    assert (await apps.read_namespaced_deployment("scaled", NS)).spec.replicas == 2
+
+
 async def test_match_policy_and_namespace_selector(
     api: client.ApiClient, hook_server: WebhookServer
 ) -> None:
