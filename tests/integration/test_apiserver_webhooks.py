@@ -174,6 +174,18 @@ async def test_mutating_in_order_then_schema_then_validating(
     assert absent.value.status == 404
 
 
+async def test_reinvocation_if_needed(api: client.ApiClient, hook_server: WebhookServer) -> None:
+    labels = {"test": "again"}
+    tag = webhook("again-tag.test", hook_server.client_config("/mutate-tag"), labels=labels)
+    await configure(api, MUTATING, "again-1-tag", {**tag, "reinvocationPolicy": "IfNeeded"})
+    owner = webhook("again-owner.test", hook_server.client_config("/mutate-owner"), labels=labels)
+    await configure(api, MUTATING, "again-2-owner", owner)
+    made = await create(api, widget("again", "again"))
+    assert made["metadata"]["annotations"] == {"seen-owner": "kubernetes-admin"}
+    tagged = [r for r in hook_server.sent("/mutate-tag") if r["name"] == "again"]
+    assert [r["object"]["spec"].get("owner") for r in tagged] == [None, "kubernetes-admin"]
+
+
 async def test_failure_policy_with_the_webhook_stopped(
     api: client.ApiClient, hook_server: WebhookServer
 ) -> None:

@@ -43,6 +43,7 @@ class Webhook:
     timeout_seconds: int = DEFAULT_TIMEOUT
     review_versions: tuple[str, ...] = ()
     match_conditions: tuple[Mapping[str, Any], ...] = ()
+    reinvocation_policy: str = "Never"
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -91,6 +92,7 @@ def webhooks_of(configuration: Mapping[str, Any], *, mutating: bool) -> list[Web
                 timeout_seconds=_timeout(raw.get("timeoutSeconds")),
                 review_versions=_strings(raw.get("admissionReviewVersions")),
                 match_conditions=tuple(raw.get("matchConditions") or ()),
+                reinvocation_policy=str(raw.get("reinvocationPolicy") or "Never"),
             )
         )
     return found
@@ -170,7 +172,8 @@ def configuration_problems(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
             if selector is not None and not _selector_ok(selector):
                 problems.append((f"{at}.{key}", "Invalid value: must be a label selector"))
         for key, allowed in (("failurePolicy", ("Fail", "Ignore")),
-                             ("matchPolicy", ("Exact", "Equivalent"))):  # fmt: skip
+                             ("matchPolicy", ("Exact", "Equivalent")),
+                             ("reinvocationPolicy", ("Never", "IfNeeded"))):  # fmt: skip
             value = hook.get(key)
             if value is not None and value not in allowed:
                 listed = ", ".join(f'"{a}"' for a in allowed)

@@ -179,9 +179,22 @@ class Webhooks:
         old: dict[str, Any] | None,
         equivalents: Sequence[ResourceType],
     ) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
-        """The object after every matching mutating webhook, in order, and their warnings."""
+        """The object after every matching mutating webhook, in order, and their warnings.
+
+        A webhook with `reinvocationPolicy: IfNeeded` is called once more, after the
+        first pass, when a later webhook changed the object after it was called."""
         warnings: list[str] = []
-        for hook, called_as in self._matching(self._mutating, attrs, equivalents, obj, old):
+        matching = self._matching(self._mutating, attrs, equivalents, obj, old)
+        seen_after: list[dict[str, Any] | None] = []
+        for hook, called_as in matching:
+            answered = await self._answer(hook, attrs, called_as, obj, old)
+            if answered is not None:
+                obj = answered[0] if attrs.operation != "DELETE" else obj
+                warnings.extend(answered[1])
+            seen_after.append(obj)
+        for (hook, called_as), after in zip(matching, seen_after, strict=True):
+            if hook.reinvocation_policy != "IfNeeded" or after == obj:
+                continue
             answered = await self._answer(hook, attrs, called_as, obj, old)
             if answered is not None:
                 obj = answered[0] if attrs.operation != "DELETE" else obj
