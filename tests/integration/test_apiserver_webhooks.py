@@ -383,6 +383,38 @@ async def test_conversion_create_as_v1alpha1_read_as_v1_and_back(
     assert "host" not in stored["spec"]
 
 
+async def test_match_conditions(api: client.ApiClient, hook_server: WebhookServer) -> None:
+    config = hook_server.client_config("/validate")
+    big = [
+        {"name": "big", "expression": "object.spec.replicas > 5 && request.operation == 'CREATE'"}
+    ]
+    broken = [{"name": "broken", "expression": "object.spec.nothing == 1"}]
+    await configure(
+        api, VALIDATING, "conditions",
+        webhook("big.test", config, labels={"test": "cel"}, matchConditions=big),
+        webhook("broken.test", config, labels={"test": "cel-broken"}, matchConditions=broken),
+    )  # fmt: skip
+    await create(api, widget("small", "cel", replicas=3))
+    await create(api, widget("large", "cel", replicas=8))
+    called = {r["name"] for r in hook_server.sent("/validate")} & {"small", "large"}
+    assert called == {"large"}
+    with pytest.raises(ApiException) as failed:
+        await create(api, widget("unknown", "cel-broken", replicas=1))
+    assert failed.value.status == 500
+    assert (
+        'webhook "broken.test": failed evaluating match conditions: broken: '
+        in (failure(failed.value)["message"])
+    )
+    bad = [{"name": "bad", "expression": "object.("}]
+    with pytest.raises(ApiException) as refused:
+        await configure(
+            api, VALIDATING, "bad-cel", webhook("cel.test", config, matchConditions=bad)
+        )
+    assert refused.value.status == 422
+    assert "matchConditions[0].expression" in failure(refused.value)["message"]
+    assert "compilation failed" in failure(refused.value)["message"]
+
+
 async def test_scale_subresource_sends_a_scale(
     api: client.ApiClient, hook_server: WebhookServer
 ) -> None:

@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from engine.apiserver.admission.match_conditions import compile_problem
+
 GROUP = "admissionregistration.k8s.io"
 VALIDATING_PREFIX = f"{GROUP}/validatingwebhookconfigurations/"
 MUTATING_PREFIX = f"{GROUP}/mutatingwebhookconfigurations/"
@@ -167,6 +169,7 @@ def configuration_problems(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
                 )
             )
         problems.extend(_client_config_problems(hook.get("clientConfig"), f"{at}.clientConfig"))
+        problems.extend(_condition_problems(hook.get("matchConditions"), f"{at}.matchConditions"))
         for key in ("namespaceSelector", "objectSelector"):
             selector = hook.get(key)
             if selector is not None and not _selector_ok(selector):
@@ -180,6 +183,29 @@ def configuration_problems(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
                 problems.append(
                     (f"{at}.{key}", f'Unsupported value: "{value}": supported values: {listed}')
                 )
+    return problems
+
+
+def _condition_problems(conditions: Any, at: str) -> list[tuple[str, str]]:
+    if conditions is None:
+        return []
+    if not isinstance(conditions, list) or len(conditions) > 64:
+        return [(at, "Invalid value: must be a list of at most 64 conditions")]
+    problems: list[tuple[str, str]] = []
+    for index, condition in enumerate(conditions):
+        here = f"{at}[{index}]"
+        if not isinstance(condition, Mapping) or not condition.get("name"):
+            problems.append((f"{here}.name", "Required value"))
+            continue
+        expression = str(condition.get("expression") or "")
+        problem = compile_problem(expression) if expression else "Required value"
+        if problem is not None:
+            problems.append(
+                (
+                    f"{here}.expression",
+                    f'Invalid value: "{expression}": compilation failed: {problem}',
+                )
+            )
     return problems
 
 

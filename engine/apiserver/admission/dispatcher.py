@@ -20,6 +20,7 @@ from engine.apiserver.admission.configurations import (
     Webhook,
     ordered_webhooks,
 )
+from engine.apiserver.admission.match_conditions import conditions_match
 from engine.apiserver.admission.matching import (
     RequestedResource,
     matched_type,
@@ -54,7 +55,8 @@ def denied(name: str, status: Mapping[str, Any]) -> ApiError:
 class Webhooks:
     """The webhooks a server calls: kept current from the store, called through one client.
 
-    `counts` holds (webhook name, "call" | "denied" | "error" | "ignored") -> number."""
+    `counts` holds (webhook name, "call" | "skipped" | "denied" | "error" | "ignored")
+    -> number ("skipped": its matchConditions left the request out)."""
 
     def __init__(self, store: Store) -> None:
         self.client = WebhookClient()
@@ -119,20 +121,22 @@ class Webhooks:
         obj: dict[str, Any] | None,
         old: dict[str, Any] | None,
     ) -> tuple[dict[str, Any] | None, tuple[str, ...]] | None:
-        """(the object after this webhook, its warnings), or None when it was skipped
-        under failurePolicy Ignore. Raises the refusal or the failure."""
+        """(the object after this webhook, its warnings), or None when its
+        matchConditions leave it out or it failed under failurePolicy Ignore. Raises the
+        refusal or the failure."""
         self.counts[(hook.name, "call")] += 1
         try:
-            if hook.match_conditions:
-                raise CallFailed(
-                    "matchConditions are CEL expressions, which this server does not evaluate"
-                )
             if "v1" not in hook.review_versions:
                 raise CallFailed("webhook does not accept known AdmissionReview versions (v1)")
             sent_obj, sent_old = obj, old
             if called_as is not attrs.rtype:
                 sent_obj, sent_old = await self._as_version(called_as, obj, old)
             sent = review_request(attrs, called_as, sent_obj, sent_old)
+            if hook.match_conditions and not conditions_match(
+                hook.match_conditions, obj=sent_obj, old=sent_old, request=sent["request"]
+            ):
+                self.counts[(hook.name, "skipped")] += 1
+                return None
             raw = await self.client.post(hook.client_config, sent, seconds=hook.timeout_seconds)
             try:
                 answer = verified_answer(sent, raw)
