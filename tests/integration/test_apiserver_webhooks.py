@@ -436,7 +436,9 @@ async def test_scale_subresource_sends_a_scale(
     assert CROSS_FIELD_MESSAGE in failure(refused.value)["message"]
     await apps.patch_namespaced_deployment_scale("scaled", NS, {"spec": {"replicas": 2}})
     sent = [r for r in hook_server.sent("/validate") if r["name"] == "scaled"]
-    assert [r["object"]["spec"]["replicas"] for r in sent] == [20, 2]
+    replicas = [r["object"]["spec"]["replicas"] for r in sent]
+    assert replicas[0] == 20  # refused
+    assert set(replicas[1:]) == {2}  # once, or again when the write raced the controller
     assert sent[0]["kind"] == {"group": "autoscaling", "version": "v1", "kind": "Scale"}
     assert sent[0]["subResource"] == "scale"
     assert sent[0]["resource"]["resource"] == "deployments"
