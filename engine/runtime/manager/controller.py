@@ -260,7 +260,9 @@ class Controller:
             retry_bucket=TokenBucket(qps=settings.qps, burst=settings.burst),
             max_concurrent=settings.max_concurrent_reconciles,
         )
-        writer = self._writer = KubeWriter(api)
+        writer = self._writer = KubeWriter(
+            api, retry_after_cap=settings.retry_after_cap_seconds, clock=deps.clock
+        )
         objects, ledger, inbox = PrimaryView(), ChildLedger(), Inbox()
         streams = StreamWriter(journal, ledger=ledger)
         observations = ObservationLog(streams)

@@ -74,6 +74,10 @@ class Settings:
     backoff_cap_seconds: float = field(
         default=300.0, metadata=_about("largest per-key retry delay", bound="> 0")
     )
+    retry_after_cap_seconds: float = field(
+        default=60.0,
+        metadata=_about("longest wait a server's Retry-After is honoured for", bound="> 0"),
+    )
     reconcile_timeout_seconds: float = field(
         default=60.0, metadata=_about("deadline for one reconcile", bound="> 0")
     )
