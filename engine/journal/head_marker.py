@@ -3,9 +3,14 @@
 A SQLite commit lives in the `-wal` file until a checkpoint copies it into the database
 file. When the `-wal` of a crashed writer is deleted, records and the chain head row go
 back together, so nothing inside the file shows the loss (J9). The marker `PATH.head`
-is rewritten after every commit (on the writer's thread, in the same round trip;
-fsynced when the journal is `synchronous=FULL`), so a journal that opens behind its
-marker has lost committed records.
+is rewritten after every commit (on the writer's thread, in the same round trip), so a
+journal that opens behind its marker has lost committed records.
+
+The marker is written after the commit's own fsync and is not fsynced itself: it is
+never ahead of what the database holds durably (no false alarm after a power loss), it
+survives any process crash (it is in the page cache), and it costs one `pwrite` per
+commit. An fdatasync per commit as well halved the single-writer append rate
+(docs/journal.md), for the one case it adds: a `-wal` deleted after a power loss.
 
 The marker is one fixed-size line, rewritten in place with one `pwrite`, carrying its
 own digest: a marker that does not read back whole is ignored (it can only be torn by an
@@ -92,11 +97,10 @@ class HeadMarker:
 
     path: Path
     fd: int
-    durable: bool
 
     @classmethod
-    def open(cls, journal: Path, *, durable: bool) -> HeadMarker:
-        """Open (creating, 0600) the marker of `journal`; `durable` fsyncs each write."""
+    def open(cls, journal: Path) -> HeadMarker:
+        """Open (creating, 0600) the marker of `journal`."""
         path = marker_path(journal)
         fd = os.open(path, os.O_CREAT | os.O_RDWR, FILE_MODE)
         try:
@@ -104,13 +108,11 @@ class HeadMarker:
         except OSError:
             os.close(fd)
             raise
-        return cls(path, fd, durable)
+        return cls(path, fd)
 
     def write(self, head: Head) -> None:
         """Record `head` (called on the writer's thread right after its commit)."""
         os.pwrite(self.fd, _line(head), 0)
-        if self.durable:
-            os.fdatasync(self.fd)
 
     def close(self) -> None:
         os.close(self.fd)

@@ -141,7 +141,7 @@ class SqliteJournal:
             head, term = await opening.load_head(reader, where)
             check_marker(where, head, marked)
             if writer is not None:
-                marker = HeadMarker.open(where, durable=synchronous == "FULL")
+                marker = HeadMarker.open(where)
                 marker.write(head)
         except BaseException as failure:
             for connection in (reader, writer):
