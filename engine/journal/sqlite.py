@@ -288,6 +288,21 @@ class SqliteJournal:
         """Check the whole file (see `RecordReader.verify`); return the record count."""
         return await self._records.verify()
 
+    async def probe_commit(self) -> None:
+        """Check that a commit could be made now, writing nothing: a write transaction that
+        takes new pages (the size of a large batch) and is rolled back.
+
+        Errors: the journal error a commit would meet (`JournalUnavailable` for a full
+        disk, a read-only file or a busy database; `JournalClosed`).
+        """
+        self._ensure_writable()
+        assert self._writer is not None
+        async with self._write_lock:
+            try:
+                await _on_writer_thread(self._writer, _probe_write)
+            except sqlite3.Error as error:
+                raise opening.translate_error(self._path, error) from None
+
     async def import_records(self, records: Iterable[Record]) -> int:
         """Load exported records into this empty journal, keeping positions and checksums.
 
@@ -388,6 +403,22 @@ class SqliteJournal:
             raise JournalUnavailable(
                 f"journal {self._where} was opened read-only; open it without readonly to write"
             )
+
+
+_PROBE_BYTES = 64 * 1024
+"""The probe's row: larger than a page, so it needs pages the file may not have."""
+
+
+def _probe_write(connection: sqlite3.Connection) -> None:
+    try:
+        connection.execute(
+            "INSERT OR REPLACE INTO snapshots (stream, version, state, checksum) "
+            "VALUES ('', 0, zeroblob(?), '')",
+            (_PROBE_BYTES,),
+        )
+    finally:
+        if connection.in_transaction:
+            connection.rollback()
 
 
 def _commit_and_mark(

@@ -27,9 +27,11 @@ from engine.fsm.decide import DecidePolicy
 from engine.fsm.table import DELETED
 from engine.identity import StreamId
 from engine.journal.location import is_postgres, open_journal, sqlite_path
+from engine.journal.sqlite import SqliteJournal
 from engine.journal.store import Journal
 from engine.runtime.manager.health import Check, HealthDependencies, HealthServer
 from engine.runtime.manager.leadership import Leadership, LeadershipDeps
+from engine.runtime.manager.readiness import ApiReachability, JournalCommits, ProbeTiming
 from engine.runtime.manager.settings import Settings
 from engine.runtime.manager.watches import Watches
 from engine.runtime.queue.limits import KeyedBackoff, TokenBucket
@@ -58,6 +60,7 @@ from engine.watchers import (
     Kind,
     connect_in_cluster,
     connect_kubeconfig,
+    server_answers,
 )
 
 log = logging.getLogger(__name__)
@@ -140,6 +143,14 @@ class Controller:
         self._metered: MeteredJournal | None = None
         self.health_url: str | None = None
         """The health server's base URL once it runs (port 0 picks a free port)."""
+        timing = ProbeTiming(
+            period=deps.settings.readiness_probe_seconds,
+            timeout=max(deps.settings.readiness_probe_seconds, 1.0),
+            unreachable_after=deps.settings.api_unreachable_seconds,
+        )
+        self._timing = timing
+        self._commits = JournalCommits(None, timing)
+        self._reach: ApiReachability | None = None
 
     # -- public ----------------------------------------------------------------------------
 
@@ -187,6 +198,18 @@ class Controller:
             if journal is None:
                 journal = await self._open_journal()
                 stack.push_async_callback(journal.close)
+            self._commits = JournalCommits(
+                journal.probe_commit if isinstance(journal, SqliteJournal) else None,
+                self._timing,
+            )
+            self._reach = ApiReachability(
+                lambda: server_answers(api, seconds=self._timing.timeout),
+                self._timing,
+                deps.clock,
+            )
+            for name, probe in (("journal", self._commits), ("api-server", self._reach)):
+                task = asyncio.create_task(probe.run(), name=f"readiness-{name}")
+                stack.push_async_callback(_cancel, task)
             journal = self._metered = MeteredJournal(journal, self.metrics)
             if deps.tracing is not None:
                 stack.callback(deps.tracing.shutdown)
@@ -432,7 +455,20 @@ class Controller:
         def elector_alive() -> bool:
             return self._leadership is None or self._leadership.alive()
 
-        # readiness: caches synced, as leader or as standby (a standby serves failover)
+        def api_reachable() -> bool:
+            return self._reach is None or self._reach.reachable()
+
+        def leading() -> bool:
+            return self._leadership is not None and self._leadership.leading()
+
+        # readiness: the engine can safely act now (a standby is not ready: it does not act)
+        readiness = [
+            Check("caches-synced", synced),
+            Check("journal", lambda: self._commits.ok),
+            Check("api-server", api_reachable),
+        ]
+        if self._deps.settings.leader_election:
+            readiness.append(Check("leader", leading))
         return HealthDependencies(
             registry=self.metrics.registry,
             liveness=(
@@ -440,7 +476,7 @@ class Controller:
                 Check("watches", watches_alive),
                 Check("leader-election", elector_alive),
             ),
-            readiness=(Check("caches-synced", synced),),
+            readiness=tuple(readiness),
         )
 
     async def _update_gauges(self) -> None:

@@ -94,6 +94,16 @@ class Settings:
         default=8081,
         metadata=_about("port of the health endpoints; 0: any free port", bound="port"),
     )
+    readiness_probe_seconds: float = field(
+        default=2.0,
+        metadata=_about("how often readiness probes the journal and the API server", bound="> 0"),
+    )
+    api_unreachable_seconds: float = field(
+        default=30.0,
+        metadata=_about(
+            "readiness drops once the API server has not answered for this long", bound="> 0"
+        ),
+    )
     health_timeline: bool = field(
         default=False,
         metadata=_about(
