@@ -21,12 +21,14 @@ from typing import Any
 from opentelemetry import trace
 
 from engine.clock import Clock, SystemClock
-from engine.effects import BackoffPolicy, EffectRunner, RunnerDeps
+from engine.effects import BackoffPolicy, EffectRunner, PermanentError, RetryableError, RunnerDeps
 from engine.effects.kube import KubeWriter
 from engine.fsm.decide import DecidePolicy
 from engine.fsm.table import DELETED
 from engine.identity import StreamId
+from engine.journal.errors import CorruptJournal, NotAJournal
 from engine.journal.location import is_postgres, open_journal, sqlite_path
+from engine.journal.quarantine import quarantinable, quarantine
 from engine.journal.sqlite import SqliteJournal
 from engine.journal.store import Journal
 from engine.runtime.manager.health import Check, HealthDependencies, HealthServer
@@ -151,6 +153,8 @@ class Controller:
         self._timing = timing
         self._commits = JournalCommits(None, timing)
         self._reach: ApiReachability | None = None
+        self._quarantined: str | None = None
+        """What was wrong with the journal renamed aside at start, if one was."""
 
     # -- public ----------------------------------------------------------------------------
 
@@ -217,6 +221,7 @@ class Controller:
                 self._install_signals(stack)
             tracer = deps.tracing.tracer if deps.tracing is not None else trace.NoOpTracer()
             reconciler, observer = self._build(api, journal, tracer)
+            await self._report_quarantine()
             lag = asyncio.create_task(self._loop_lag.run(), name="event-loop-lag")
             stack.push_async_callback(_cancel, lag)
             if deps.serve_health:
@@ -379,9 +384,61 @@ class Controller:
         else:
             location = url
         redact = tuple(deps.operator.secret_fields) + tuple(deps.settings.redact_fields)
-        return await open_journal(
-            location, clock=deps.clock, synchronous=deps.settings.journal_synchronous, redact=redact
-        )
+
+        async def opened() -> Journal:
+            return await open_journal(
+                location,
+                clock=deps.clock,
+                synchronous=deps.settings.journal_synchronous,
+                redact=redact,
+            )
+
+        try:
+            return await opened()
+        except (CorruptJournal, NotAJournal) as error:
+            if (
+                deps.settings.journal_corrupt != "quarantine"
+                or not isinstance(location, Path)
+                or not quarantinable(error, location)
+            ):
+                raise
+            moved = await asyncio.to_thread(quarantine, location, deps.clock.now())
+            self._quarantined = f"{error} (kept as {moved[0].name})"
+            log.error(
+                "journal quarantined: %s; its files were renamed to %s; starting a fresh "
+                "journal and rebuilding from cluster state",
+                error,
+                ", ".join(p.name for p in moved),
+            )
+            self.metrics.count_journal_quarantined()
+            return await opened()
+
+    async def _report_quarantine(self) -> None:
+        """Post the Warning Event of a quarantine (best effort: the log line and the
+        metric stand when the Event cannot be written)."""
+        if self._quarantined is None or self._writer is None:
+            return
+        resource = self._deps.operator.resource
+        definition = {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {
+                "name": f"{resource.plural}.{resource.group}",
+                "namespace": self._deps.settings.lease_namespace,
+            },
+        }
+        stamp = self._deps.clock.now().strftime("%Y%m%d%H%M%S")
+        try:
+            await self._writer.record_event(
+                definition,
+                name=f"engine-journal-quarantined.{stamp}",
+                reason="JournalQuarantined",
+                message=f"journal {self._quarantined}; started a fresh journal",
+                warning=True,
+                now=self._deps.clock.now(),
+            )
+        except (RetryableError, PermanentError) as failed:
+            log.warning("the JournalQuarantined Event was not written: %s", failed)
 
     def _noted(self, key: str, obj: Mapping[str, Any], event: str) -> None:
         self._views.note(key, obj, event=event, at=self._deps.clock.now())

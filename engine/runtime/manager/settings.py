@@ -20,6 +20,7 @@ from typing import Any, Literal
 LogFormat = Literal["text", "json"]
 Synchronous = Literal["NORMAL", "FULL"]
 DeadlockPolicyName = Literal["report-and-hold", "fail-newest"]
+CorruptPolicy = Literal["quarantine", "refuse"]
 
 
 class SettingsError(ValueError):
@@ -118,6 +119,13 @@ class Settings:
         metadata=_about(
             "journal location: postgresql://… URL, sqlite:///path or a path; "
             "empty: <state_dir>/journal.db"
+        ),
+    )
+    journal_corrupt: CorruptPolicy = field(
+        default="quarantine",
+        metadata=_about(
+            "a corrupt SQLite journal at start: quarantine (rename it aside, start a fresh "
+            "one, rebuild from cluster state) or refuse (exit)"
         ),
     )
     redact_fields: tuple[str, ...] = field(
