@@ -262,12 +262,14 @@ async def running_engine(
     settings: Settings | None = None,
     separate_apiserver: bool = False,
     fault_proxy: FaultSettings | None = None,
+    operator: Operator | None = None,
 ) -> AsyncIterator[Engine]:
     """The API server (in this process, or its own with `separate_apiserver`), the Widget
     CRD, and a Controller running against it (through a fault proxy, whose settings the
-    test may change as `engine.proxy.settings`, with `fault_proxy`)."""
+    test may change as `engine.proxy.settings`, with `fault_proxy`); the Widget operator
+    on `service`, or `operator`."""
     service = service or ExternalService()
-    operator = widget_operator(service)
+    operator = operator or widget_operator(service)
     async with contextlib.AsyncExitStack() as stack:
         server = await stack.enter_async_context(_server(tmp_path, separate=separate_apiserver))
         session = await stack.enter_async_context(aiohttp.ClientSession())
