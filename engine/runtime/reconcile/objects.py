@@ -20,8 +20,9 @@ from engine.identity import ObjectRef
 K = TypeVar("K", bound=Hashable)
 
 
-_SEEN = 64
-"""How many resourceVersions the watch delivered are remembered per key."""
+_SEEN = 16
+"""How many of the resourceVersions the watch delivered are remembered per key (a repeat
+of the last one, as a resync delivers, is not remembered again)."""
 
 
 class WriteOrder(Generic[K]):
@@ -56,7 +57,8 @@ class WriteOrder(Generic[K]):
         seen = self._seen.get(key)
         if seen is None:
             seen = self._seen[key] = deque(maxlen=_SEEN)
-        seen.append(version)
+        if not seen or seen[-1] != version:
+            seen.append(version)
         awaiting = self._awaiting.get(key)
         if awaiting is None:
             return True
