@@ -10,14 +10,18 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from engine.apiserver.http.embedded import serve_apiserver
+from engine.journal import NewEvent
 from engine.journal.chain_check import check_journal
-from engine.journal.errors import CorruptJournal
+from engine.journal.errors import CorruptJournal, NotAJournal
+from engine.journal.quarantine import quarantinable, quarantine
+from engine.journal.sqlite import SqliteJournal
 from engine.runtime.manager.controller import Controller, ControllerDeps
 from engine.runtime.manager.settings import Settings
 from engine.watchers import connect_kubeconfig
@@ -145,3 +149,35 @@ async def test_with_refuse_a_corrupt_journal_stops_the_start_and_stays_in_place(
         with pytest.raises(CorruptJournal):
             await asyncio.wait_for(task, 15)
     assert sorted(os.listdir(journal.parent)) == before
+
+
+async def test_a_damaged_header_is_quarantined_but_a_foreign_file_is_left_alone(
+    tmp_path: Path,
+) -> None:
+    journal = tmp_path / "journal.db"
+    opened = await SqliteJournal.open(journal)
+    await opened.append("s", [NewEvent("Observed", {})])
+    await opened.close()
+    _damage_header(journal)  # J5: `file is not a database`
+    with pytest.raises(NotAJournal) as refused:
+        await SqliteJournal.open(journal)
+    assert quarantinable(refused.value, journal)
+    moved = quarantine(journal, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    assert [p.name for p in moved] == [
+        "journal.db.corrupt-20260102T030405000000Z",
+        "journal.db.corrupt-20260102T030405000000Z.head",
+    ]
+    foreign = tmp_path / "notes.db"
+    _write(foreign, b"not a database at all, and no journal ever lived here")
+    with pytest.raises(NotAJournal) as other:
+        await SqliteJournal.open(foreign, readonly=True)
+    assert not quarantinable(other.value, foreign)
+
+
+def _damage_header(path: Path) -> None:
+    with path.open("r+b") as file:
+        file.write(b"garbage!")
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
