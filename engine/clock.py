@@ -1,7 +1,17 @@
-"""Injectable time: the engine asks a Clock, never the OS, so tests and replay control time."""
+"""Injectable time: the engine asks a Clock, never the OS, so tests and replay control time.
+
+The host's wall clock may step, forwards or back (NTP, an operator, a VM resumed). The
+engine's `SystemClock` therefore reads it once and then moves its wall time only with the
+monotonic clock (`SteadyClock`): within one process, every timestamp it stamps (journal
+records, stuck deadlines, retry times, conditions) and every deadline it computes from
+them stay consistent whatever the host clock does; a new process reads the wall clock
+afresh. `FakeClock` models the host for tests: `advance` moves both clocks, `step_wall`
+moves the wall clock alone, either way.
+"""
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,11 +30,46 @@ class Clock(Protocol):
         ...
 
 
-class SystemClock:
-    """The real clock."""
+class HostClock:
+    """The host's clocks as they are: its wall clock may step while the process runs."""
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+class SteadyClock:
+    """Wall time read from `source` once, at creation, then moved only by its monotonic
+    clock: a step of the source's wall clock does not move it."""
+
+    def __init__(self, source: Clock) -> None:
+        self._source = source
+        self._wall = source.now()
+        self._origin = source.monotonic()
+
+    def now(self) -> datetime:
+        return self._wall + timedelta(seconds=self._source.monotonic() - self._origin)
+
+    def monotonic(self) -> float:
+        return self._source.monotonic()
+
+
+@functools.cache
+def _process_clock() -> SteadyClock:
+    return SteadyClock(HostClock())
+
+
+class SystemClock:
+    """The real clock, steady against steps of the host's wall clock; every instance in a
+    process shares one reading of the wall clock (the first instance's)."""
+
+    def __init__(self) -> None:
+        self._steady = _process_clock()
+
+    def now(self) -> datetime:
+        return self._steady.now()
 
     def monotonic(self) -> float:
         return time.monotonic()
@@ -36,15 +81,22 @@ class FakeClock:
 
     start: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
     elapsed: float = 0.0
+    wall_offset: float = 0.0
+    """Seconds the wall clock was stepped by (`step_wall`), on top of `elapsed`."""
 
     def now(self) -> datetime:
-        return self.start + timedelta(seconds=self.elapsed)
+        return self.start + timedelta(seconds=self.elapsed + self.wall_offset)
 
     def monotonic(self) -> float:
         return self.elapsed
 
     def advance(self, seconds: float) -> None:
-        """Move time forward; negative steps are refused."""
+        """Move time forward (both clocks); negative steps are refused."""
         if seconds < 0:
-            raise ValueError("a FakeClock never goes backwards")
+            raise ValueError("a FakeClock never goes backwards; step_wall moves the wall clock")
         self.elapsed += seconds
+
+    def step_wall(self, seconds: float) -> None:
+        """Step the wall clock alone by `seconds`, forwards or (negative) back, as a host's
+        clock may be stepped; the monotonic clock does not move."""
+        self.wall_offset += seconds

@@ -1,4 +1,5 @@
-"""Retry delays: exponential with full jitter, per key, capped, reproducible from the key.
+"""Retry delays: exponential with full jitter, per key, capped, reproducible from the key;
+and the server's Retry-After, read as RFC 9110 says and capped.
 
 Pure: the jitter of attempt n of key k is drawn from sha256(k#n), so the live run and a
 replay compute the same delays, and two keys do not retry in lockstep.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +79,35 @@ class Backoff:
     def reset(self) -> None:
         """Start again from the first delay."""
         self._attempt = 0
+
+
+RETRY_AFTER_CAP = 60.0
+"""The longest wait a server's Retry-After is honoured for, by default (seconds)."""
+
+
+def retry_after_seconds(
+    value: str | None, *, now: datetime, cap: float = RETRY_AFTER_CAP
+) -> float | None:
+    """The wait a ``Retry-After`` header asks for, capped at `cap`; None when absent or
+    unreadable (RFC 9110 §10.2.3).
+
+    The value is either delay-seconds (one or more digits: ``"120"``) or an HTTP-date
+    (``"Wed, 21 Oct 2015 07:28:00 GMT"``, or the obsolete RFC 850 and asctime forms),
+    read relative to `now` (timezone-aware). A date in the past gives 0; so does a
+    ``"0"``. Anything else (a negative or fractional number, words) is unreadable: the
+    caller's own backoff applies.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if text.isascii() and text.isdigit():
+        return min(float(text), cap)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)  # an HTTP-date is always GMT (asctime has no zone)
+    return min(max((when - now).total_seconds(), 0.0), cap)

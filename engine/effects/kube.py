@@ -20,6 +20,8 @@ from aiohttp.helpers import get_env_proxy_for_url
 from kubernetes_asyncio.client import ApiClient
 from yarl import URL
 
+from engine.clock import Clock, SystemClock
+from engine.effects.backoff import RETRY_AFTER_CAP, retry_after_seconds
 from engine.effects.errors import PermanentError, RetryableError
 from engine.identity import Kind
 
@@ -54,15 +56,6 @@ class KubePermanentError(PermanentError):
     """A write the API server refuses for good (403, 422, ...): fix RBAC or the object."""
 
 
-def _retry_after(raw: str | None) -> float:
-    if not raw:
-        return 0.0
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        return 1.0  # an HTTP date: wait a little rather than parse clocks here
-
-
 def as_effect_error(error: KubeApiError, what: str) -> RetryableError | PermanentError:
     """The effect error class of an API error met while doing `what`."""
     text = f"{what}: {error.code} {error.reason}: {error.message}"
@@ -79,13 +72,23 @@ class KubeWriter:
     returned is handed back so the caller's view is current without a GET.
     Errors: `KubeRetryableError` (a `RetryableError` with `.delay` = Retry-After) and
     `KubePermanentError` (a `PermanentError`), with messages naming the object.
+    A Retry-After (delay-seconds or an HTTP-date, read against `clock`) holds the object's
+    path for at most `retry_after_cap` seconds.
     Assumption: the caller owns and closes `api`.
     """
 
     def __init__(
-        self, api: ApiClient, *, field_manager: str = FIELD_MANAGER, timeout: float = 30.0
+        self,
+        api: ApiClient,
+        *,
+        field_manager: str = FIELD_MANAGER,
+        timeout: float = 30.0,
+        retry_after_cap: float = RETRY_AFTER_CAP,
+        clock: Clock | None = None,
     ) -> None:
         self._api = api
+        self._retry_after_cap = retry_after_cap
+        self._clock = clock or SystemClock()
         self._field_manager = field_manager
         self._timeout = timeout
         self._transport: _Transport | None = None
@@ -283,7 +286,14 @@ class KubeWriter:
                 raise KubeRetryableError(f"{method} {path}: the answer is not a JSON object")
             return document
         status = document if isinstance(document, dict) else {}
-        retry_after = _retry_after(response.headers.get("Retry-After"))
+        retry_after = (
+            retry_after_seconds(
+                response.headers.get("Retry-After"),
+                now=self._clock.now(),
+                cap=self._retry_after_cap,
+            )
+            or 0.0
+        )
         if retry_after > 0:
             self._hold(path, retry_after)
         raise KubeApiError(

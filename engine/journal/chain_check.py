@@ -1,9 +1,10 @@
 """The whole-file check of `engine journal check`, streamed, across compaction cuts.
 
-SQLite's quick_check; then every record of the live journal and of every archive
-segment it lists, merged in position order, must form one gap-free checksum chain from
-position 1 to the chain head; each cut link must equal the archived record's checksum;
-every snapshot and cut state must match its checksum. Memory does not grow with size.
+The head marker (a journal behind it lost committed records); SQLite's quick_check;
+then every record of the live journal and of every archive segment it lists, merged in
+position order, must form one gap-free checksum chain from position 1 to the chain head;
+each cut link must equal the archived record's checksum; every snapshot and cut state
+must match its checksum. Memory does not grow with size.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from engine.journal.archive import read_segment
 from engine.journal.codec import GENESIS, Row, snapshot_checksum
 from engine.journal.errors import CorruptJournal, JournalUnavailable
+from engine.journal.head_marker import check_marker, read_marker
 from engine.journal.offline_reader import OfflineReader
 from engine.journal.row_decoder import RowDecoder
 
@@ -36,7 +38,9 @@ def check_journal(path: Path) -> CheckResult:
     Errors: `CorruptJournal` naming the first problem (and position, where one);
     `JournalUnavailable` for a listed segment that is missing or unreadable.
     """
+    marked = read_marker(path)  # before the head: a running writer moves it after commits
     with OfflineReader.open(path) as reader:
+        check_marker(path, reader.head, marked)
         problems = [row[0] for row in reader.query("PRAGMA quick_check")]
         if problems != ["ok"]:
             raise CorruptJournal(str(path), "SQLite quick_check: " + "; ".join(problems[:3]))

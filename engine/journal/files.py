@@ -48,9 +48,9 @@ def check_readable(path: Path) -> None:
         )
 
 
-def prepare_writable(path: Path) -> None:
+def prepare_writable(path: Path) -> bool:
     """Make `path` ready for a writer: its directory 0700 (when created here), the file
-    0600 (when created here), both writable.
+    0600 (when created here), both writable. Returns whether the file was created here.
 
     Errors: `JournalUnavailable` naming the path and what to do.
     """
@@ -76,11 +76,11 @@ def prepare_writable(path: Path) -> None:
                 f"journal {path} is read-only: make it writable, or read it with "
                 "`engine journal check` / `engine journal export`"
             )
-        return
+        return False
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
     except FileExistsError:
-        return
+        return False
     except OSError as bad:
         raise JournalUnavailable(
             f"cannot create journal {path}: {bad.strerror}; choose a writable location"
@@ -89,6 +89,7 @@ def prepare_writable(path: Path) -> None:
         os.fchmod(fd, FILE_MODE)  # the umask may have narrowed or widened O_CREAT's mode
     finally:
         os.close(fd)
+    return True
 
 
 def _make_private_dirs(directory: Path) -> None:

@@ -45,9 +45,10 @@ from engine.journal.files import (
     tighten_sidecars,
 )
 from engine.journal.group_commit import GroupCommit, Outcome
+from engine.journal.head_marker import HeadMarker, check_marker, discard_marker, read_marker
 from engine.journal.recent_rows import RecentRows
 from engine.journal.record import NewEvent, Record, Snapshot
-from engine.journal.sqlite_commit import commit_batch, write_rows
+from engine.journal.sqlite_commit import CommitResult, commit_batch, write_rows
 from engine.journal.sqlite_reader import RecordReader
 from engine.journal.store import ANY_VERSION
 
@@ -71,6 +72,7 @@ class SqliteJournal:
         reader: aiosqlite.Connection,
         writer: aiosqlite.Connection | None,
         lock: WriterLock | None,
+        marker: HeadMarker | None,
         clock: Clock,
         redact: tuple[str, ...],
         head: Head,
@@ -82,6 +84,7 @@ class SqliteJournal:
         self._records = RecordReader(reader, path)
         self._writer = writer
         self._lock = lock
+        self._marker = marker
         self._clock = clock
         self._redact = redact
         self._head = head
@@ -109,8 +112,9 @@ class SqliteJournal:
         `synchronous` is SQLite's setting for the writer: FULL (default) makes every
         acknowledged append survive power loss; NORMAL only process crashes.
         `readonly=True` takes no lock and never writes (for check, replay, export).
-        Errors: `JournalUnavailable`, `JournalLocked`, `NotAJournal`, `SchemaTooNew`,
-        `CorruptJournal`, each naming the path and what to do.
+        A journal behind its head marker (committed records lost, `head_marker`) is
+        refused as corrupt. Errors: `JournalUnavailable`, `JournalLocked`, `NotAJournal`,
+        `SchemaTooNew`, `CorruptJournal`, each naming the path and what to do.
         """
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
@@ -118,23 +122,33 @@ class SqliteJournal:
         lock: WriterLock | None = None
         writer: aiosqlite.Connection | None = None
         reader: aiosqlite.Connection | None = None
+        marker: HeadMarker | None = None
         try:
             if readonly:
                 check_readable(where)
             else:
-                prepare_writable(where)
+                created = prepare_writable(where)
                 lock = acquire_writer_lock(where)
+                if created:
+                    discard_marker(where)  # a new file: an old marker speaks of another
                 writer = await _connect(where, readonly=False)
                 await opening.prepare_writer(writer, where, synchronous=synchronous)
                 tighten_sidecars(where)
             reader = await _connect(where, readonly=True)
             if readonly:
                 await opening.identify(reader, where, writable=False)
+            marked = read_marker(where)
             head, term = await opening.load_head(reader, where)
+            check_marker(where, head, marked)
+            if writer is not None:
+                marker = HeadMarker.open(where)
+                marker.write(head)
         except BaseException as failure:
             for connection in (reader, writer):
                 if connection is not None:
                     await connection.close()
+            if marker is not None:
+                marker.close()
             if lock is not None:
                 lock.release()
             if isinstance(failure, sqlite3.Error):
@@ -150,6 +164,7 @@ class SqliteJournal:
             reader=reader,
             writer=writer,
             lock=lock,
+            marker=marker,
             clock=clock or SystemClock(),
             redact=tuple(redact),
             head=head,
@@ -273,6 +288,21 @@ class SqliteJournal:
         """Check the whole file (see `RecordReader.verify`); return the record count."""
         return await self._records.verify()
 
+    async def probe_commit(self) -> None:
+        """Check that a commit could be made now, writing nothing: a write transaction that
+        takes new pages (the size of a large batch) and is rolled back.
+
+        Errors: the journal error a commit would meet (`JournalUnavailable` for a full
+        disk, a read-only file or a busy database; `JournalClosed`).
+        """
+        self._ensure_writable()
+        assert self._writer is not None
+        async with self._write_lock:
+            try:
+                await _on_writer_thread(self._writer, _probe_write)
+            except sqlite3.Error as error:
+                raise opening.translate_error(self._path, error) from None
+
     async def import_records(self, records: Iterable[Record]) -> int:
         """Load exported records into this empty journal, keeping positions and checksums.
 
@@ -285,7 +315,7 @@ class SqliteJournal:
             if self._head.position != 0 or not (self._group is None or self._group.idle):
                 raise ValueError(f"import needs an empty journal, and {self._where} has records")
             rows, head = chain_for_import(records, where=self._where)
-            await self._write_rows(rows)
+            await self._write_rows(rows, head)
             self._head = head
             self._versions.clear()
             self._recent.clear()
@@ -304,6 +334,8 @@ class SqliteJournal:
         await self._reader.close()
         if self._writer is not None:
             await self._writer.close()  # the last connection checkpoints and removes the -wal
+        if self._marker is not None:
+            self._marker.close()
         if self._lock is not None:
             self._lock.release()
 
@@ -313,7 +345,8 @@ class SqliteJournal:
             result = await _on_writer_thread(
                 self._writer,
                 functools.partial(
-                    commit_batch,
+                    _commit_and_mark,
+                    marker=self._marker,
                     appends=appends,
                     head=self._head,
                     known_versions=self._versions,
@@ -343,9 +376,16 @@ class SqliteJournal:
             return opening.translate_error(self._path, failure)
         return failure
 
-    async def _write_rows(self, rows: Sequence[Row]) -> None:
+    async def _write_rows(self, rows: Sequence[Row], head: Head) -> None:
         assert self._writer is not None
-        await _on_writer_thread(self._writer, functools.partial(write_rows, rows=rows))
+        assert self._marker is not None
+        marker = self._marker
+
+        def write_and_mark(connection: sqlite3.Connection) -> None:
+            write_rows(connection, rows)
+            marker.write(head)
+
+        await _on_writer_thread(self._writer, write_and_mark)
 
     def _signal_commit(self) -> None:
         committed, self._committed = self._committed, asyncio.Event()
@@ -363,6 +403,41 @@ class SqliteJournal:
             raise JournalUnavailable(
                 f"journal {self._where} was opened read-only; open it without readonly to write"
             )
+
+
+_PROBE_BYTES = 64 * 1024
+"""The probe's row: larger than a page, so it needs pages the file may not have."""
+
+
+def _probe_write(connection: sqlite3.Connection) -> None:
+    try:
+        connection.execute(
+            "INSERT OR REPLACE INTO snapshots (stream, version, state, checksum) "
+            "VALUES ('', 0, zeroblob(?), '')",
+            (_PROBE_BYTES,),
+        )
+    finally:
+        if connection.in_transaction:
+            connection.rollback()
+
+
+def _commit_and_mark(
+    connection: sqlite3.Connection,
+    *,
+    marker: HeadMarker | None,
+    appends: Sequence[PendingAppend],
+    head: Head,
+    known_versions: Mapping[str, int],
+    at: str,
+    term: int,
+) -> CommitResult:
+    """`commit_batch`, then the head marker moved to the committed head (writer's thread)."""
+    result = commit_batch(
+        connection, appends, head=head, known_versions=known_versions, at=at, term=term
+    )
+    if result.plan.rows and marker is not None:
+        marker.write(result.plan.head)
+    return result
 
 
 async def _on_writer_thread(

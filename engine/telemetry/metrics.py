@@ -38,6 +38,7 @@ class EngineMetrics:
         "_journal_append",
         "_journal_bytes",
         "_journal_records",
+        "_journals_quarantined",
         "_loop_lag",
         "_queue_age",
         "_queue_depth",
@@ -95,6 +96,11 @@ class EngineMetrics:
         self._journal_bytes = Gauge("engine_journal_size_bytes", "Journal file size.", registry=r)
         self._journal_records = Gauge(
             "engine_journal_records", "Records in the journal.", registry=r
+        )
+        self._journals_quarantined = Counter(
+            "engine_journal_quarantined",
+            "Corrupt journals renamed aside at start (the engine began a fresh one).",
+            registry=r,
         )
         self._watch_restarts = Counter(
             "engine_watch_restarts",
@@ -158,6 +164,10 @@ class EngineMetrics:
         """The journal's file size and record count."""
         self._journal_bytes.set(size_bytes)
         self._journal_records.set(records)
+
+    def count_journal_quarantined(self) -> None:
+        """A corrupt journal was renamed aside and a fresh one started."""
+        self._journals_quarantined.inc()
 
     def count_watch_restart(self, kind: str, reason: str) -> None:
         """One watch stream of `kind` restarted, for `reason` (`gone`, `error`, `timeout`)."""

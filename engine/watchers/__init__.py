@@ -18,6 +18,7 @@ from engine.watchers.client import (
     TransportError,
     connect_in_cluster,
     connect_kubeconfig,
+    server_answers,
 )
 from engine.watchers.config import RestartHook, WatcherConfig
 from engine.watchers.resource import Kind
@@ -48,4 +49,5 @@ __all__ = [
     "connect_kubeconfig",
     "object_key",
     "retry_after_seconds",
+    "server_answers",
 ]

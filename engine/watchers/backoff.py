@@ -1,11 +1,13 @@
 """Reconnect delays: exponential backoff with jitter (client-go's watch defaults) and the
-server's Retry-After, both as pure functions of their inputs."""
+server's Retry-After (read by the one parser the effect writer uses), both pure."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import parsedate_to_datetime
+
+from engine.effects.backoff import retry_after_seconds
+
+__all__ = ["BackoffPolicy", "retry_after_seconds"]
 
 
 @dataclass(frozen=True)
@@ -37,25 +39,3 @@ class BackoffPolicy:
         exponent = min(max(attempt, 0), 64)
         base = min(self.initial * self.factor**exponent, self.cap)
         return min(base * (1.0 + self.jitter * min(max(unit, 0.0), 1.0)), self.cap)
-
-
-def retry_after_seconds(value: str | None, *, now: datetime) -> float | None:
-    """The wait a ``Retry-After`` header asks for, in seconds, or None when absent or unreadable.
-
-    Accepts delta-seconds (``"3"``) and an HTTP-date (relative to `now`, timezone-aware).
-    Negative results become 0.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max((when - now).total_seconds(), 0.0)

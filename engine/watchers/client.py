@@ -54,6 +54,21 @@ class ApiStatusError(Exception):
         self.retry_after = retry_after
 
 
+async def server_answers(client: ApiClient, *, seconds: float) -> None:
+    """GET /version once, within `seconds`; return when the API server answered 2xx.
+
+    Errors: whatever the request met (a connection error, a timeout, an `ApiException`)."""
+    response = await client.call_api(
+        "/version",
+        "GET",
+        header_params=dict(_ACCEPT),
+        auth_settings=_AUTH,
+        _preload_content=False,
+        _request_timeout=seconds,
+    )
+    response.release()
+
+
 async def _probe(client: ApiClient, *, seconds: float, origin: str) -> None:
     url = str(client.configuration.host)
     try:

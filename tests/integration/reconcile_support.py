@@ -4,6 +4,7 @@ memory) and a running engine against the embedded API server, for the reconcile 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 
 from engine.apiserver.http.embedded import serve_apiserver
 from engine.effects import PermanentError
@@ -23,6 +25,7 @@ from engine.runtime.manager.settings import Settings
 from engine.runtime.reconcile.handler_context import Context
 from engine.runtime.reconcile.operator import ChildKind, CustomResource, Operator
 from engine.watchers import connect_kubeconfig
+from tests.support.fault_proxy import FaultProxy, FaultSettings, serve_fault_proxy
 
 GROUP, VERSION, KIND, PLURAL = "test.engine.dev", "v1", "Widget", "widgets"
 NAMESPACE = "default"
@@ -167,6 +170,8 @@ class Engine:
     service: ExternalService
     journal: SqliteJournal
     kubeconfig: Path
+    apiserver_pid: int | None = None
+    proxy: FaultProxy | None = None
 
     async def widget(self, name: str) -> dict[str, Any] | None:
         return await self.api.get(f"{WIDGETS}/{name}")
@@ -208,6 +213,7 @@ async def install_crd(api: Api, operator: Operator) -> None:
 class Server:
     url: str
     kubeconfig_path: Path
+    pid: int | None = None  # its own process's, when it runs in one
 
 
 @asynccontextmanager
@@ -231,7 +237,7 @@ async def apiserver_process(tmp_path: Path) -> AsyncIterator[Server]:
         line = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
         url = re.search(r"http://127\.0\.0\.1:\d+", line)
         assert url is not None, f"no URL in {line!r}"
-        yield Server(url.group(0), kubeconfig)
+        yield Server(url.group(0), kubeconfig, process.pid)
     finally:
         if process.returncode is None:
             process.terminate()
@@ -255,18 +261,28 @@ async def running_engine(
     service: ExternalService | None = None,
     settings: Settings | None = None,
     separate_apiserver: bool = False,
+    fault_proxy: FaultSettings | None = None,
+    operator: Operator | None = None,
 ) -> AsyncIterator[Engine]:
     """The API server (in this process, or its own with `separate_apiserver`), the Widget
-    CRD, and a Controller running against it."""
+    CRD, and a Controller running against it (through a fault proxy, whose settings the
+    test may change as `engine.proxy.settings`, with `fault_proxy`); the Widget operator
+    on `service`, or `operator`."""
     service = service or ExternalService()
-    operator = widget_operator(service)
-    async with (
-        _server(tmp_path, separate=separate_apiserver) as server,
-        aiohttp.ClientSession() as session,
-    ):
+    operator = operator or widget_operator(service)
+    async with contextlib.AsyncExitStack() as stack:
+        server = await stack.enter_async_context(_server(tmp_path, separate=separate_apiserver))
+        session = await stack.enter_async_context(aiohttp.ClientSession())
         api = Api(session, server.url)
         await install_crd(api, operator)
-        client = await connect_kubeconfig(server.kubeconfig_path)
+        kubeconfig, proxy = server.kubeconfig_path, None
+        if fault_proxy is not None:
+            proxy = await stack.enter_async_context(serve_fault_proxy(server.url, fault_proxy))
+            config = yaml.safe_load(kubeconfig.read_text())
+            config["clusters"][0]["cluster"]["server"] = proxy.url
+            kubeconfig = tmp_path / "proxy-kubeconfig"
+            kubeconfig.write_text(yaml.safe_dump(config))
+        client = await connect_kubeconfig(kubeconfig)
         journal = await SqliteJournal.open(tmp_path / "journal.db", synchronous="NORMAL")
         controller = Controller(
             ControllerDeps(
@@ -284,7 +300,9 @@ async def running_engine(
             if task.done():
                 task.result()
             assert controller.ready.is_set(), "the controller did not get ready"
-            yield Engine(api, controller, service, journal, server.kubeconfig_path)
+            yield Engine(
+                api, controller, service, journal, server.kubeconfig_path, server.pid, proxy
+            )
         finally:
             await controller.stop()
             await task

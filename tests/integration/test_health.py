@@ -61,7 +61,7 @@ async def test_healthz_and_readyz_follow_their_checks(
         status, body, _ = await fetch(http, "GET", f"{server.url}/healthz")
         assert (status, body) == (200, "ok\n")
         status, body, _ = await fetch(http, "GET", f"{server.url}/readyz")
-        assert (status, body) == (503, "unavailable\n")
+        assert (status, body) == (503, "unavailable: journal\n")  # the failing check's name
         ready.value, alive.value = True, False
         status, body, _ = await fetch(http, "GET", f"{server.url}/readyz")
         assert (status, body) == (200, "ok\n")

@@ -59,7 +59,7 @@ class FaultSettings:
     rate: float = 0.0
     kinds: tuple[str, ...] = FAULT_KINDS
     seed: int = 0
-    retry_after: int = 1
+    retry_after: int | str = 1
     slow_seconds: float = 0.5
     cut_after_lines: int = 1
     methods: tuple[str, ...] = ()
@@ -95,7 +95,7 @@ class RequestSeen:
     watch: bool
     at: float
     fault: str | None
-    retry_after: int | None = None
+    retry_after: int | str | None = None
     answered_at: float = 0.0
 
 

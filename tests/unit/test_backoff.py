@@ -1,13 +1,17 @@
-"""Backoff: exponential ceilings with full jitter, capped, reset, and reproducible."""
+"""Backoff: exponential ceilings with full jitter, capped, reset, and reproducible; the
+server's Retry-After read as RFC 9110 says, capped."""
 
 from __future__ import annotations
 
 import itertools
 import statistics
+from datetime import UTC, datetime
 
 import pytest
 
 from engine.effects import Backoff, BackoffPolicy, ceiling, jitter, next_delay
+from engine.effects.backoff import RETRY_AFTER_CAP, retry_after_seconds
+from engine.watchers.backoff import retry_after_seconds as watch_retry_after
 
 POLICY = BackoffPolicy(base=0.005, cap=1000.0, max_attempts=30)
 
@@ -72,3 +76,37 @@ def test_iterator_delays_are_next_delay() -> None:
 def test_bad_policy_is_refused(base: float, cap: float, attempts: int) -> None:
     with pytest.raises(ValueError, match="backoff needs"):
         BackoffPolicy(base=base, cap=cap, max_attempts=attempts)
+
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        pytest.param("1", 1.0, id="delay-seconds"),
+        pytest.param(" 7 ", 7.0, id="delay-seconds-with-spaces"),
+        pytest.param("0", 0.0, id="zero"),
+        pytest.param("3600", 60.0, id="capped"),
+        pytest.param("Thu, 01 Jan 2026 12:00:05 GMT", 5.0, id="imf-fixdate"),
+        pytest.param("Thursday, 01-Jan-26 12:00:09 GMT", 9.0, id="rfc850-date"),
+        pytest.param("Thu Jan  1 12:00:03 2026", 3.0, id="asctime-date"),
+        pytest.param("Thu, 01 Jan 2026 13:00:00 GMT", 60.0, id="date-capped"),
+        pytest.param("Thu, 01 Jan 2026 11:59:00 GMT", 0.0, id="date-in-the-past"),
+        pytest.param(None, None, id="absent"),
+        pytest.param("", None, id="empty"),
+        pytest.param("-5", None, id="negative"),
+        pytest.param("1.5", None, id="fractional"),
+        pytest.param("\u0661", None, id="non-ascii-digit"),
+        pytest.param("soon", None, id="words"),
+    ],
+)
+def test_retry_after_is_read_as_rfc_9110_says_and_capped(
+    header: str | None, expected: float | None
+) -> None:
+    assert retry_after_seconds(header, now=NOW, cap=60.0) == expected
+
+
+def test_the_watchers_read_retry_after_with_the_same_parser() -> None:
+    assert watch_retry_after is retry_after_seconds
+    assert retry_after_seconds("100000", now=NOW) == RETRY_AFTER_CAP

@@ -133,6 +133,7 @@ async def test_a_child_edited_in_the_cluster_is_drift_and_reprovisioning_reverts
     await loop.settle(key)
     config = _config(loop, "charlie")
     assert config is not None
+    await child_change(loop, ChangeType.ADDED, config)  # the watch delivers the apply first
 
     edited = loop.cluster.put(CONFIG_MAPS.kind_ref, {**config, "data": {"size": "99"}})
     await child_change(loop, ChangeType.MODIFIED, edited)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from engine.runtime.reconcile.children import ChildLedger, differs
-from engine.runtime.reconcile.objects import PrimaryView, is_newer
+from engine.runtime.reconcile.objects import PrimaryView
 from engine.runtime.reconcile.status import status_body
 
 APPLIED: dict[str, Any] = {
@@ -76,15 +76,53 @@ def test_ledger_reports_a_deleted_child_as_drift_until_it_is_applied_again() -> 
     assert not ledger.drift("owner")
 
 
-def test_the_view_keeps_the_newer_of_its_own_write_and_a_late_watch_event() -> None:
+def _state(version: str, uid: str = "u") -> dict[str, Any]:
+    return {"metadata": {"name": "a", "namespace": "ns", "uid": uid, "resourceVersion": version}}
+
+
+def test_the_view_keeps_its_own_write_until_the_watch_delivers_it() -> None:
     view = PrimaryView()
-    old = {"metadata": {"name": "a", "namespace": "ns", "uid": "u", "resourceVersion": "5"}}
-    new = {"metadata": {"name": "a", "namespace": "ns", "uid": "u", "resourceVersion": "8"}}
-    view.update(new)
-    assert view.update(old).obj is new
-    assert is_newer(new, old)
-    assert not is_newer(old, new)
+    view.observed(_state("4"))
+    written = _state("8")
+    view.update(written)
+    assert view.observed(_state("5")).obj is written  # from before the write: loses
+    delivered = _state("8")
+    assert view.observed(delivered).obj is delivered  # the write's own event
+    later = _state("9")
+    assert view.observed(later).obj is later
     assert view.key_of_uid("u") == "ns/a"
+
+
+def test_the_view_orders_by_the_watch_not_by_the_number() -> None:
+    # an API server restored from a backup sends smaller resourceVersions: still newer
+    view = PrimaryView()
+    view.update(_state("900"))
+    view.observed(_state("900"))
+    restored = _state("12")
+    assert view.observed(restored).obj is restored
+    written = _state("13")
+    assert view.update(written).obj is written
+    assert view.observed(_state("12")).obj is written  # a repeat of the older event
+
+
+def test_a_write_answer_the_watch_already_delivered_is_not_news() -> None:
+    view = PrimaryView()
+    view.update(_state("3"))
+    view.observed(_state("3"))
+    view.observed(_state("5"))  # someone else wrote after
+    assert view.update(_state("3")).obj["metadata"]["resourceVersion"] == "5"
+
+
+def test_a_relist_ends_the_wait_for_a_write_and_a_deletion_of_the_uid_wins() -> None:
+    view = PrimaryView()
+    view.update(_state("7"))
+    listed = _state("6")
+    assert view.observed(listed, listed=True).obj is listed
+    gone = view.observed(_state("6"), exists=False)
+    assert not gone.exists
+    assert not view.update(_state("8")).exists
+    successor = _state("2", uid="u2")
+    assert view.observed(successor).obj is successor
 
 
 def test_status_keeps_transition_times_of_conditions_whose_status_did_not_change() -> None:

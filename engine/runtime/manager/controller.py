@@ -21,15 +21,19 @@ from typing import Any
 from opentelemetry import trace
 
 from engine.clock import Clock, SystemClock
-from engine.effects import BackoffPolicy, EffectRunner, RunnerDeps
+from engine.effects import BackoffPolicy, EffectRunner, PermanentError, RetryableError, RunnerDeps
 from engine.effects.kube import KubeWriter
 from engine.fsm.decide import DecidePolicy
 from engine.fsm.table import DELETED
 from engine.identity import StreamId
+from engine.journal.errors import CorruptJournal, NotAJournal
 from engine.journal.location import is_postgres, open_journal, sqlite_path
+from engine.journal.quarantine import quarantinable, quarantine
+from engine.journal.sqlite import SqliteJournal
 from engine.journal.store import Journal
 from engine.runtime.manager.health import Check, HealthDependencies, HealthServer
 from engine.runtime.manager.leadership import Leadership, LeadershipDeps
+from engine.runtime.manager.readiness import ApiReachability, JournalCommits, ProbeTiming
 from engine.runtime.manager.settings import Settings
 from engine.runtime.manager.watches import Watches
 from engine.runtime.queue.limits import KeyedBackoff, TokenBucket
@@ -58,6 +62,7 @@ from engine.watchers import (
     Kind,
     connect_in_cluster,
     connect_kubeconfig,
+    server_answers,
 )
 
 log = logging.getLogger(__name__)
@@ -140,6 +145,16 @@ class Controller:
         self._metered: MeteredJournal | None = None
         self.health_url: str | None = None
         """The health server's base URL once it runs (port 0 picks a free port)."""
+        timing = ProbeTiming(
+            period=deps.settings.readiness_probe_seconds,
+            timeout=max(deps.settings.readiness_probe_seconds, 1.0),
+            unreachable_after=deps.settings.api_unreachable_seconds,
+        )
+        self._timing = timing
+        self._commits = JournalCommits(None, timing)
+        self._reach: ApiReachability | None = None
+        self._quarantined: str | None = None
+        """What was wrong with the journal renamed aside at start, if one was."""
 
     # -- public ----------------------------------------------------------------------------
 
@@ -187,6 +202,18 @@ class Controller:
             if journal is None:
                 journal = await self._open_journal()
                 stack.push_async_callback(journal.close)
+            self._commits = JournalCommits(
+                journal.probe_commit if isinstance(journal, SqliteJournal) else None,
+                self._timing,
+            )
+            self._reach = ApiReachability(
+                lambda: server_answers(api, seconds=self._timing.timeout),
+                self._timing,
+                deps.clock,
+            )
+            for name, probe in (("journal", self._commits), ("api-server", self._reach)):
+                task = asyncio.create_task(probe.run(), name=f"readiness-{name}")
+                stack.push_async_callback(_cancel, task)
             journal = self._metered = MeteredJournal(journal, self.metrics)
             if deps.tracing is not None:
                 stack.callback(deps.tracing.shutdown)
@@ -194,6 +221,7 @@ class Controller:
                 self._install_signals(stack)
             tracer = deps.tracing.tracer if deps.tracing is not None else trace.NoOpTracer()
             reconciler, observer = self._build(api, journal, tracer)
+            await self._report_quarantine()
             lag = asyncio.create_task(self._loop_lag.run(), name="event-loop-lag")
             stack.push_async_callback(_cancel, lag)
             if deps.serve_health:
@@ -260,7 +288,9 @@ class Controller:
             retry_bucket=TokenBucket(qps=settings.qps, burst=settings.burst),
             max_concurrent=settings.max_concurrent_reconciles,
         )
-        writer = self._writer = KubeWriter(api)
+        writer = self._writer = KubeWriter(
+            api, retry_after_cap=settings.retry_after_cap_seconds, clock=deps.clock
+        )
         objects, ledger, inbox = PrimaryView(), ChildLedger(), Inbox()
         streams = StreamWriter(journal, ledger=ledger)
         observations = ObservationLog(streams)
@@ -354,9 +384,61 @@ class Controller:
         else:
             location = url
         redact = tuple(deps.operator.secret_fields) + tuple(deps.settings.redact_fields)
-        return await open_journal(
-            location, clock=deps.clock, synchronous=deps.settings.journal_synchronous, redact=redact
-        )
+
+        async def opened() -> Journal:
+            return await open_journal(
+                location,
+                clock=deps.clock,
+                synchronous=deps.settings.journal_synchronous,
+                redact=redact,
+            )
+
+        try:
+            return await opened()
+        except (CorruptJournal, NotAJournal) as error:
+            if (
+                deps.settings.journal_corrupt != "quarantine"
+                or not isinstance(location, Path)
+                or not quarantinable(error, location)
+            ):
+                raise
+            moved = await asyncio.to_thread(quarantine, location, deps.clock.now())
+            self._quarantined = f"{error} (kept as {moved[0].name})"
+            log.error(
+                "journal quarantined: %s; its files were renamed to %s; starting a fresh "
+                "journal and rebuilding from cluster state",
+                error,
+                ", ".join(p.name for p in moved),
+            )
+            self.metrics.count_journal_quarantined()
+            return await opened()
+
+    async def _report_quarantine(self) -> None:
+        """Post the Warning Event of a quarantine (best effort: the log line and the
+        metric stand when the Event cannot be written)."""
+        if self._quarantined is None or self._writer is None:
+            return
+        resource = self._deps.operator.resource
+        definition = {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {
+                "name": f"{resource.plural}.{resource.group}",
+                "namespace": self._deps.settings.lease_namespace,
+            },
+        }
+        stamp = self._deps.clock.now().strftime("%Y%m%d%H%M%S")
+        try:
+            await self._writer.record_event(
+                definition,
+                name=f"engine-journal-quarantined.{stamp}",
+                reason="JournalQuarantined",
+                message=f"journal {self._quarantined}; started a fresh journal",
+                warning=True,
+                now=self._deps.clock.now(),
+            )
+        except (RetryableError, PermanentError) as failed:
+            log.warning("the JournalQuarantined Event was not written: %s", failed)
 
     def _noted(self, key: str, obj: Mapping[str, Any], event: str) -> None:
         self._views.note(key, obj, event=event, at=self._deps.clock.now())
@@ -430,7 +512,20 @@ class Controller:
         def elector_alive() -> bool:
             return self._leadership is None or self._leadership.alive()
 
-        # readiness: caches synced, as leader or as standby (a standby serves failover)
+        def api_reachable() -> bool:
+            return self._reach is None or self._reach.reachable()
+
+        def leading() -> bool:
+            return self._leadership is not None and self._leadership.leading()
+
+        # readiness: the engine can safely act now (a standby is not ready: it does not act)
+        readiness = [
+            Check("caches-synced", synced),
+            Check("journal", lambda: self._commits.ok),
+            Check("api-server", api_reachable),
+        ]
+        if self._deps.settings.leader_election:
+            readiness.append(Check("leader", leading))
         return HealthDependencies(
             registry=self.metrics.registry,
             liveness=(
@@ -438,7 +533,7 @@ class Controller:
                 Check("watches", watches_alive),
                 Check("leader-election", elector_alive),
             ),
-            readiness=(Check("caches-synced", synced),),
+            readiness=tuple(readiness),
         )
 
     async def _update_gauges(self) -> None:

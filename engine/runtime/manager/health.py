@@ -1,7 +1,8 @@
 """The health endpoints: GET /healthz, /readyz and /metrics, and nothing else.
 
-Bodies are fixed and tiny: a failing check is named in the engine's log, never in a
-response (no object names, no stack traces: R16, S8).
+Bodies are fixed and tiny: a failing readiness check is named by its fixed name in the
+/readyz body (`unavailable: journal`), a failing liveness check only in the log; never
+an object name, a message or a stack trace (R16, S8).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ MAX_REQUEST_BYTES = 1024
 class Check:
     """A named probe; `probe()` must be quick and synchronous (it runs on the event loop).
 
-    A probe that raises counts as failing.
+    A probe that raises counts as failing. `name` is fixed by the code (a failing
+    readiness check's name is shown in the /readyz body).
     """
 
     name: str
@@ -43,8 +45,9 @@ class HealthDependencies:
     readiness: tuple[Check, ...] = field(default=())
 
 
-def _passing(checks: tuple[Check, ...], kind: str) -> bool:
-    healthy = True
+def _failing(checks: tuple[Check, ...], kind: str) -> list[str]:
+    """The names of the checks that fail now, in order."""
+    failing: list[str] = []
     for check in checks:
         try:
             ok = check.probe() is True
@@ -53,13 +56,15 @@ def _passing(checks: tuple[Check, ...], kind: str) -> bool:
             ok = False
         if not ok:
             log.warning("%s check %s is failing", kind, check.name)
-            healthy = False
-    return healthy
+            failing.append(check.name)
+    return failing
 
 
-def _status_response(ok: bool) -> web.Response:
-    if ok:
+def _status_response(failing: list[str], *, named: bool) -> web.Response:
+    if not failing:
         return web.Response(text="ok\n")
+    if named:
+        return web.Response(status=503, text=f"unavailable: {', '.join(failing)}\n")
     return web.Response(status=503, text="unavailable\n")
 
 
@@ -87,10 +92,10 @@ def build_health_app(dependencies: HealthDependencies) -> web.Application:
     """The aiohttp application serving the three endpoints (GET only)."""
 
     async def healthz(_: web.Request) -> web.Response:
-        return _status_response(_passing(dependencies.liveness, "liveness"))
+        return _status_response(_failing(dependencies.liveness, "liveness"), named=False)
 
     async def readyz(_: web.Request) -> web.Response:
-        return _status_response(_passing(dependencies.readiness, "readiness"))
+        return _status_response(_failing(dependencies.readiness, "readiness"), named=True)
 
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(dependencies.registry)

@@ -20,6 +20,7 @@ from typing import Any, Literal
 LogFormat = Literal["text", "json"]
 Synchronous = Literal["NORMAL", "FULL"]
 DeadlockPolicyName = Literal["report-and-hold", "fail-newest"]
+CorruptPolicy = Literal["quarantine", "refuse"]
 
 
 class SettingsError(ValueError):
@@ -74,6 +75,10 @@ class Settings:
     backoff_cap_seconds: float = field(
         default=300.0, metadata=_about("largest per-key retry delay", bound="> 0")
     )
+    retry_after_cap_seconds: float = field(
+        default=60.0,
+        metadata=_about("longest wait a server's Retry-After is honoured for", bound="> 0"),
+    )
     reconcile_timeout_seconds: float = field(
         default=60.0, metadata=_about("deadline for one reconcile", bound="> 0")
     )
@@ -90,6 +95,16 @@ class Settings:
         default=8081,
         metadata=_about("port of the health endpoints; 0: any free port", bound="port"),
     )
+    readiness_probe_seconds: float = field(
+        default=2.0,
+        metadata=_about("how often readiness probes the journal and the API server", bound="> 0"),
+    )
+    api_unreachable_seconds: float = field(
+        default=30.0,
+        metadata=_about(
+            "readiness drops once the API server has not answered for this long", bound="> 0"
+        ),
+    )
     health_timeline: bool = field(
         default=False,
         metadata=_about(
@@ -104,6 +119,13 @@ class Settings:
         metadata=_about(
             "journal location: postgresql://… URL, sqlite:///path or a path; "
             "empty: <state_dir>/journal.db"
+        ),
+    )
+    journal_corrupt: CorruptPolicy = field(
+        default="quarantine",
+        metadata=_about(
+            "a corrupt SQLite journal at start: quarantine (rename it aside, start a fresh "
+            "one, rebuild from cluster state) or refuse (exit)"
         ),
     )
     redact_fields: tuple[str, ...] = field(

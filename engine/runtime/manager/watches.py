@@ -46,6 +46,7 @@ class Watches:
                 label_selector=selector,
                 resync_period=settings.resync_seconds,
                 inactivity_limit=settings.watch_inactivity_seconds,
+                retry_after_cap=settings.retry_after_cap_seconds,
                 clock=self._clock,
                 on_restart=self._on_restart,
             )

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.runtime.reconcile.objects import is_newer
+from engine.runtime.reconcile.objects import WriteOrder, resource_version
 
 _SERVER_METADATA = frozenset({"ownerReferences", "namespace", "name", "resourceVersion", "uid"})
 
@@ -90,6 +90,7 @@ class ChildLedger:
     def __init__(self) -> None:
         self._applied: dict[str, dict[ChildId, Mapping[str, Any]]] = {}
         self._live: dict[ChildId, Mapping[str, Any]] = {}
+        self._order: WriteOrder[ChildId] = WriteOrder()
 
     def applied(
         self, owner_uid: str, manifest: Mapping[str, Any], live: Mapping[str, Any] | None
@@ -99,7 +100,10 @@ class ChildLedger:
         child = ChildId.of(manifest)
         self._applied.setdefault(owner_uid, {})[child] = manifest
         if live is not None:
-            self._remember(child, live)
+            current = self._live.get(child)
+            held = None if current is None else resource_version(current)
+            if self._order.written(child, resource_version(live), held):
+                self._live[child] = live
 
     def live(self, child: ChildId) -> Mapping[str, Any] | None:
         """The newest live state seen of `child` (None: not seen, or deleted)."""
@@ -109,25 +113,28 @@ class ChildLedger:
         """Whether any child applied for `owner_uid` is recorded."""
         return owner_uid in self._applied
 
-    def observed(self, obj: Mapping[str, Any], *, deleted: bool) -> str | None:
-        """A child watcher saw `obj` (deleted or not); return its controller owner's uid
-        (None when it has none)."""
+    def observed(
+        self, obj: Mapping[str, Any], *, deleted: bool, listed: bool = False
+    ) -> str | None:
+        """A child watcher saw `obj` (deleted or not; `listed`: found by a relist); return
+        its controller owner's uid (None when it has none).
+
+        The watch's order decides (`WriteOrder`): an event from before the engine's own
+        apply of the child loses to the apply's answer (a late DELETED of an old child
+        loses to its re-created successor); a deletion of the uid held always wins."""
         owner = controller_uid(obj)
         if owner is None:
             return None
         child = ChildId.of(obj)
-        if deleted:
-            current = self._live.get(child)
-            if current is None or is_newer(obj, current):
-                self._live.pop(child, None)
-        else:
-            self._remember(child, obj)
-        return owner
-
-    def _remember(self, child: ChildId, obj: Mapping[str, Any]) -> None:
         current = self._live.get(child)
-        if current is None or is_newer(obj, current):
+        newer = self._order.watched(child, resource_version(obj), listed=listed)
+        same_uid = current is not None and _uid(current) == _uid(obj)
+        if deleted and (newer or same_uid):
+            self._live.pop(child, None)
+            self._order.restart(child)
+        elif not deleted and newer:
             self._live[child] = obj
+        return owner
 
     def drift(self, owner_uid: str) -> bool:
         """Whether a child applied for `owner_uid` is gone or differs from its manifest."""
@@ -141,3 +148,8 @@ class ChildLedger:
         """Drop an owner whose stream is closed (its children go with it)."""
         for child in self._applied.pop(owner_uid, {}):
             self._live.pop(child, None)
+            self._order.forget(child)
+
+
+def _uid(obj: Mapping[str, Any]) -> str:
+    return str(obj.get("metadata", {}).get("uid") or "")

@@ -2,32 +2,83 @@
 watch and from the engine's own writes, indexed by key (`namespace/name`) and by uid.
 
 The watcher's cache advances only after its sink returns, and the engine's own writes
-reach the watch later still; this view takes whichever is newer, so a reconcile never
-acts on an object older than one it has already seen (and never GETs before a PATCH).
+reach the watch later still; this view takes whichever is newer, by the order of the
+server's events (`WriteOrder`, never by comparing resourceVersions as numbers), so a
+reconcile never acts on an object older than one it has already seen (and never GETs
+before a PATCH).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections import deque
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from engine.identity import ObjectRef
 
+K = TypeVar("K", bound=Hashable)
 
-def is_newer(candidate: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
-    """Whether `candidate` is at least as new as `current` (two states of one name).
 
-    resourceVersions are opaque in general; when both are decimal integers (etcd's
-    revisions, the embedded server's counter) the larger is newer, whatever the uids
-    (a late DELETED of an old child loses to its re-created successor). Otherwise the
-    candidate is taken as newer: it arrived later.
+_SEEN = 16
+"""How many of the resourceVersions the watch delivered are remembered per key (a repeat
+of the last one, as a resync delivers, is not remembered again)."""
+
+
+class WriteOrder(Generic[K]):
+    """Orders the engine's own write answers against the watch, comparing resourceVersions
+    only for equality (they are opaque: an API server restored from a backup sends smaller
+    ones, and a number says nothing about order).
+
+    The watch delivers a key's changes in the server's order, so once the engine's write
+    answered with resourceVersion X, every watch event of that key before X's own event is
+    older than the write and loses to it (the key *awaits* X); X's event, a relist (the
+    server's current state) or a change of uid ends the wait. An answer whose X the watch
+    has already delivered is news only if the view still holds X.
     """
-    new_rv = str(candidate.get("metadata", {}).get("resourceVersion") or "")
-    old_rv = str(current.get("metadata", {}).get("resourceVersion") or "")
-    if new_rv.isdigit() and old_rv.isdigit():
-        return int(new_rv) >= int(old_rv)
-    return True
+
+    def __init__(self) -> None:
+        self._awaiting: dict[K, str] = {}
+        self._seen: dict[K, deque[str]] = {}
+
+    def written(self, key: K, version: str, held: str | None) -> bool:
+        """Whether the answer (resourceVersion `version`) of a write replaces the state held
+        (resourceVersion `held`, None when nothing is held); the key then awaits it."""
+        seen = self._seen.get(key)
+        if version and seen is not None and version in seen:
+            return held is None or held == version
+        if version:
+            self._awaiting[key] = version
+        return True
+
+    def watched(self, key: K, version: str, *, listed: bool) -> bool:
+        """Whether a change the watch delivered replaces the state held (`listed`: it comes
+        from a relist, the server's current state)."""
+        seen = self._seen.get(key)
+        if seen is None:
+            seen = self._seen[key] = deque(maxlen=_SEEN)
+        if not seen or seen[-1] != version:
+            seen.append(version)
+        awaiting = self._awaiting.get(key)
+        if awaiting is None:
+            return True
+        if listed or version == awaiting:
+            del self._awaiting[key]
+            return True
+        return False
+
+    def restart(self, key: K) -> None:
+        """Forget what was awaited for `key` (another uid now has the name)."""
+        self._awaiting.pop(key, None)
+
+    def forget(self, key: K) -> None:
+        self._awaiting.pop(key, None)
+        self._seen.pop(key, None)
+
+
+def resource_version(obj: Mapping[str, Any]) -> str:
+    """The object's resourceVersion ("" when absent), an opaque string."""
+    return str(obj.get("metadata", {}).get("resourceVersion") or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +99,41 @@ class PrimaryView:
     def __init__(self) -> None:
         self._entries: dict[str, Entry] = {}
         self._by_uid: dict[str, str] = {}
+        self._order: WriteOrder[str] = WriteOrder()
 
     def update(self, obj: Mapping[str, Any], *, exists: bool = True) -> Entry:
-        """Record `obj` unless the view already holds a newer state of it; return the
-        entry now held. A deletion (`exists=False`) of the same uid always wins."""
+        """Record `obj`, the API server's answer to one of the engine's own writes (or,
+        with `exists=False`, the object found gone), unless the view already holds a newer
+        state of it; return the entry now held. A deletion of the same uid always wins."""
         key = ObjectRef.of(obj).key
         current = self._entries.get(key)
-        stale = current is not None and (not current.exists or not is_newer(obj, current.obj))
-        if current is not None and exists and current.uid == _uid(obj) and stale:
-            return current
-        entry = Entry(obj=obj, exists=exists)
+        if current is not None and exists and current.uid == _uid(obj):
+            if not current.exists:
+                return current
+            if not self._order.written(key, resource_version(obj), resource_version(current.obj)):
+                return current
+        elif exists:
+            self._order.restart(key)
+            self._order.written(key, resource_version(obj), None)
+        return self._hold(key, current, Entry(obj=obj, exists=exists))
+
+    def observed(
+        self, obj: Mapping[str, Any], *, exists: bool = True, listed: bool = False
+    ) -> Entry:
+        """Record `obj` as the watch delivered it (`listed`: found by a relist), unless the
+        engine's own write of it is newer; return the entry now held. A deletion of the
+        same uid always wins."""
+        key = ObjectRef.of(obj).key
+        current = self._entries.get(key)
+        newer = self._order.watched(key, resource_version(obj), listed=listed)
+        if current is not None and current.uid == _uid(obj):
+            if exists and (not current.exists or not newer):
+                return current
+        else:
+            self._order.restart(key)
+        return self._hold(key, current, Entry(obj=obj, exists=exists))
+
+    def _hold(self, key: str, current: Entry | None, entry: Entry) -> Entry:
         if current is not None and current.uid != entry.uid:
             self._by_uid.pop(current.uid, None)
         self._entries[key] = entry
@@ -78,6 +154,7 @@ class PrimaryView:
         if entry is not None and entry.uid == uid:
             del self._entries[key]
             self._by_uid.pop(uid, None)
+            self._order.forget(key)
 
     def keys(self) -> Iterator[str]:
         return iter(list(self._entries))

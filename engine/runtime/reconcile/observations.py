@@ -28,7 +28,7 @@ from engine.runtime.reconcile.streams import StreamWriter
 from engine.telemetry.operation_spans import observe_span
 from engine.telemetry.redaction import NO_SECRETS, Redactor
 from engine.telemetry.spans import ResourceRef
-from engine.watchers import Change, ChangeType
+from engine.watchers import Change, ChangeOrigin, ChangeType
 
 
 def spec_digest(spec: Mapping[str, Any]) -> str:
@@ -184,7 +184,8 @@ class Observer:
     async def primary(self, change: Change) -> None:
         deps = self._deps
         deleted = change.type is ChangeType.DELETED
-        entry = deps.view.update(change.obj, exists=not deleted)
+        listed = change.origin is ChangeOrigin.RELIST
+        entry = deps.view.observed(change.obj, exists=not deleted, listed=listed)
         key = ObjectRef.of(entry.obj).key
         if not entry.uid:
             return
@@ -212,7 +213,11 @@ class Observer:
 
     async def child(self, change: Change) -> None:
         deps = self._deps
-        owner = deps.ledger.observed(change.obj, deleted=change.type is ChangeType.DELETED)
+        owner = deps.ledger.observed(
+            change.obj,
+            deleted=change.type is ChangeType.DELETED,
+            listed=change.origin is ChangeOrigin.RELIST,
+        )
         if owner is None:
             return
         key = deps.view.key_of_uid(owner)

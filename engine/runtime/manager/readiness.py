@@ -1,0 +1,86 @@
+"""What /readyz reports beyond "caches synced": whether the engine can safely act now.
+
+Two probes run in the background, each on the monotonic clock: the journal can commit
+(a write transaction rolled back, `SqliteJournal.probe_commit`, bounded by a timeout: a
+full disk, a read-only file or a blocked writer fail it), and the API server answers
+(`GET /version`; failing only once no answer came for `api_unreachable_seconds`). The
+probes' results are read synchronously by the health checks; each recovers on its own
+as soon as the cause clears. Leadership is read from the elector directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from engine.clock import Clock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTiming:
+    """How often the probes run (`period`), how long one may take (`timeout`), and how
+    long the API server may stay silent before readiness drops (`unreachable_after`)."""
+
+    period: float = 1.0
+    timeout: float = 2.0
+    unreachable_after: float = 10.0
+
+
+class JournalCommits:
+    """Whether the journal could commit at its last probe (True before the first)."""
+
+    def __init__(self, probe: Callable[[], Awaitable[None]] | None, timing: ProbeTiming) -> None:
+        self._probe = probe
+        self._timing = timing
+        self.ok = True
+
+    async def run(self) -> None:
+        """Probe every period until cancelled."""
+        if self._probe is None:
+            return  # a journal with no probe (PostgreSQL) reports its failures on append
+        while True:
+            try:
+                await asyncio.wait_for(self._probe(), self._timing.timeout)
+                ok = True
+            except Exception as error:  # any failure to commit is "cannot commit"
+                ok = False
+                if self.ok:
+                    log.warning("readiness: the journal cannot commit (%s)", error)
+            if ok and not self.ok:
+                log.info("readiness: the journal commits again")
+            self.ok = ok
+            await asyncio.sleep(self._timing.period)
+
+
+class ApiReachability:
+    """Whether the API server answered within the last `unreachable_after` seconds."""
+
+    def __init__(
+        self, probe: Callable[[], Awaitable[object]], timing: ProbeTiming, clock: Clock
+    ) -> None:
+        self._probe = probe
+        self._timing = timing
+        self._clock = clock
+        self._last_answer = clock.monotonic()
+
+    def reachable(self) -> bool:
+        silent = self._clock.monotonic() - self._last_answer
+        return silent <= self._timing.unreachable_after
+
+    async def run(self) -> None:
+        """Probe every period until cancelled."""
+        while True:
+            was = self.reachable()
+            try:
+                await asyncio.wait_for(self._probe(), self._timing.timeout)
+                self._last_answer = self._clock.monotonic()
+            except Exception as error:  # no answer: the silence grows
+                if was and not self.reachable():
+                    log.warning("readiness: the API server has not answered (%s)", error)
+            if not was and self.reachable():
+                log.info("readiness: the API server answers again")
+            await asyncio.sleep(self._timing.period)
