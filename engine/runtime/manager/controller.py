@@ -344,18 +344,8 @@ class Controller:
 
     async def _open_journal(self) -> Journal:
         deps = self._deps
-        url = deps.settings.journal_url
-        location: str | Path
-        if deps.journal_path is not None or not is_postgres(url):
-            location = deps.journal_path or (
-                sqlite_path(url) if url else deps.settings.state_dir / JOURNAL_FILE
-            )
-            await asyncio.to_thread(location.parent.mkdir, parents=True, exist_ok=True)
-        else:
-            location = url
-        redact = tuple(deps.operator.secret_fields) + tuple(deps.settings.redact_fields)
-        return await open_journal(
-            location, clock=deps.clock, synchronous=deps.settings.journal_synchronous, redact=redact
+        return await open_engine_journal(
+            deps.settings, deps.operator, clock=deps.clock, path=deps.journal_path
         )
 
     def _noted(self, key: str, obj: Mapping[str, Any], event: str) -> None:
@@ -471,3 +461,22 @@ def _check_redaction(journal: Journal, secret_fields: tuple[str, ...]) -> None:
             f"the journal given to the Controller does not redact {', '.join(missing)}: "
             "open it with redact= the operator's secret_fields, or let the Controller open it"
         )
+
+
+async def open_engine_journal(
+    settings: Settings, operator: Operator, *, clock: Clock, path: Path | None = None
+) -> Journal:
+    """The journal an engine for `operator` opens: `path`, else `settings.journal_url`,
+    else `<state_dir>/journal.db`, redacting the operator's secret fields (the caller
+    closes it). Errors: the journal's opening errors."""
+    url = settings.journal_url
+    location: str | Path
+    if path is not None or not is_postgres(url):
+        location = path or (sqlite_path(url) if url else settings.state_dir / JOURNAL_FILE)
+        await asyncio.to_thread(location.parent.mkdir, parents=True, exist_ok=True)
+    else:
+        location = url
+    redact = tuple(operator.secret_fields) + tuple(settings.redact_fields)
+    return await open_journal(
+        location, clock=clock, synchronous=settings.journal_synchronous, redact=redact
+    )
