@@ -19,8 +19,10 @@ from typing import Any
 import aiohttp
 import jsonpatch
 import pytest
+from click.testing import CliRunner
 
 from engine import AdmissionRequest, Operator
+from engine.cli.main import cli
 from engine.journal.location import open_journal
 from engine.journal.store import Journal
 from engine.telemetry.metrics import EngineMetrics
@@ -114,7 +116,7 @@ def quota(name: str, **spec: Any) -> dict[str, Any]:
 
 
 async def test_validate_refuses_a_broken_rule_with_its_message_and_journals_each_decision(
-    serve: Any,
+    serve: Any, tmp_path: Path
 ) -> None:
     async with serve(OPERATOR) as served:
         bad = review("CREATE", quota("q1", minReplicas=5, maxReplicas=3, token="s3cr3t-token"))
@@ -156,6 +158,15 @@ async def test_validate_refuses_a_broken_rule_with_its_message_and_journals_each
         assert 'engine_webhook_requests_total{handler="validate",result="rejected"} 2.0' in metrics
         assert 'engine_webhook_requests_total{handler="validate",result="allowed"} 1.0' in metrics
         assert 'engine_webhook_duration_seconds_count{handler="validate"} 3.0' in metrics
+        journal_path = str(tmp_path / "journal.db")
+    timeline = CliRunner().invoke(cli, ["replay", journal_path, "--resource", "default/q1"])
+    assert timeline.exit_code == 0, timeline.output
+    assert "AdmissionDecided" in timeline.output
+    assert "validate CREATE by alice: rejected (403): spec.minReplicas (5)" in timeline.output
+    why = CliRunner().invoke(cli, ["why", "default/q1", journal_path])
+    assert why.exit_code == 0, why.output
+    assert "2 admission decision(s), 1 refused or failed" in why.output
+    assert "validate UPDATE by alice (dry run): allowed" in why.output
 
 
 async def test_mutate_fills_the_default_as_a_json_patch_with_its_digest_journaled(
