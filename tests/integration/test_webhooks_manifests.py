@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from engine.cli.main import cli
 from engine.deploy.base import crd_yaml
+from engine.example.site_resource import SITE
 from tests.support.manifests import needs_kubectl
 from tests.support.quota_operator import OPERATOR
 
@@ -27,11 +28,25 @@ REF = "tests.support.quota_operator:OPERATOR"
 
 def rendered(tmp_path: Path, *flags: str) -> list[dict[str, Any]]:
     out = tmp_path / "base"
-    result = CliRunner().invoke(cli, ["manifests", "--operator", REF, "--image", "reg/q:1",
-                                      "--namespace", "quotas", "--out", str(out), *flags])  # fmt: skip
+    result = CliRunner().invoke(
+        cli,
+        [
+            "manifests",
+            "--operator",
+            REF,
+            "--image",
+            "reg/q:1",
+            "--namespace",
+            "quotas",
+            "--out",
+            str(out),
+            *flags,
+        ],
+    )
     assert result.exit_code == 0, result.output
-    text = subprocess.run(["kubectl", "kustomize", str(out)], capture_output=True, text=True,
-                          check=True, timeout=60).stdout  # fmt: skip
+    text = subprocess.run(
+        ["kubectl", "kustomize", str(out)], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
@@ -42,31 +57,48 @@ def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("variant", ["self-signed", "cert-manager"])
 def test_the_base_serves_the_webhooks(tmp_path: Path, variant: str) -> None:
-    objects = rendered(tmp_path, "--webhook-certificates", variant,
-                       "--webhook-failure-policy", "Ignore")  # fmt: skip
+    objects = rendered(
+        tmp_path, "--webhook-certificates", variant, "--webhook-failure-policy", "Ignore"
+    )
     validating = one(objects, "ValidatingWebhookConfiguration")
     mutating = one(objects, "MutatingWebhookConfiguration")
     [hook] = validating["webhooks"]
     assert hook["name"] == validating["metadata"]["name"] == "validate.quotas.webhooks.test"
-    assert hook["rules"] == [{"apiGroups": ["webhooks.test"], "apiVersions": ["v1"],
-                              "operations": ["CREATE", "UPDATE"], "resources": ["quotas"],
-                              "scope": "Namespaced"}]  # fmt: skip
+    assert hook["rules"] == [
+        {
+            "apiGroups": ["webhooks.test"],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["quotas"],
+            "scope": "Namespaced",
+        }
+    ]
     assert (hook["sideEffects"], hook["failurePolicy"], hook["timeoutSeconds"]) == (
-        "None", "Ignore", 10)  # fmt: skip
+        "None",
+        "Ignore",
+        10,
+    )
     assert hook["admissionReviewVersions"] == ["v1"]
-    assert hook["clientConfig"]["service"] == {"name": "engine-webhook", "namespace": "quotas",
-                                               "path": "/validate", "port": 443}  # fmt: skip
+    assert hook["clientConfig"]["service"] == {
+        "name": "engine-webhook",
+        "namespace": "quotas",
+        "path": "/validate",
+        "port": 443,
+    }
     assert mutating["webhooks"][0]["clientConfig"]["service"]["path"] == "/mutate"
     crd = one(objects, "CustomResourceDefinition")
     assert [(v["name"], v["storage"]) for v in crd["spec"]["versions"]] == [
-        ("v1", True), ("v1alpha1", False)]  # fmt: skip
+        ("v1", True),
+        ("v1alpha1", False),
+    ]
     conversion = crd["spec"]["conversion"]
     assert conversion["strategy"] == "Webhook"
     assert conversion["webhook"]["conversionReviewVersions"] == ["v1"]
     assert conversion["webhook"]["clientConfig"]["service"]["path"] == "/convert"
     service = [o for o in objects if o["kind"] == "Service" and "webhook" in o["metadata"]["name"]]
-    assert service[0]["spec"]["ports"] == [{"name": "webhook", "port": 443,
-                                            "targetPort": "webhook"}]  # fmt: skip
+    assert service[0]["spec"]["ports"] == [
+        {"name": "webhook", "port": 443, "targetPort": "webhook"}
+    ]
     container = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "webhook", "containerPort": 9443, "protocol": "TCP"} in container["ports"]
     env = {e["name"]: e.get("value") for e in container["env"]}
@@ -79,11 +111,14 @@ def test_the_base_serves_the_webhooks(tmp_path: Path, variant: str) -> None:
     if variant == "self-signed":
         assert env["ENGINE_WEBHOOK_SERVICE"] == "$(POD_NAMESPACE)/engine-webhook"
         assert sorted(r["resourceNames"][0] for r in injecting) == [
-            "mutate.quotas.webhooks.test", "validate.quotas.webhooks.test"]  # fmt: skip
+            "mutate.quotas.webhooks.test",
+            "validate.quotas.webhooks.test",
+        ]
         assert not [o for o in objects if o["kind"] in ("Certificate", "Issuer")]
     else:
         assert env["ENGINE_WEBHOOK_CERTIFICATES"] == "cert-manager"
-        assert "ENGINE_WEBHOOK_SERVICE" not in env and not injecting
+        assert "ENGINE_WEBHOOK_SERVICE" not in env
+        assert not injecting
         for manifest in (validating, mutating, crd):
             assert manifest["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == (
                 "quotas/engine-webhook-cert"
@@ -104,7 +139,5 @@ def test_engine_crd_converts_through_the_default_service_and_plain_operators_are
     crd = yaml.safe_load(crd_yaml(OPERATOR, operator_ref=REF))
     service = crd["spec"]["conversion"]["webhook"]["clientConfig"]["service"]
     assert (service["name"], service["namespace"]) == ("engine-webhook", "engine-system")
-    from engine.example.site_resource import SITE  # noqa: PLC0415 - the plain example
-
     assert "conversion" not in SITE.crd()["spec"]
     assert [v["name"] for v in SITE.crd()["spec"]["versions"]] == [SITE.version]
