@@ -151,8 +151,10 @@ async def admit(
     """Run `handler` ("validate" or "mutate") on `request` and answer. Never raises for
     anything the handler does."""
     started = time.perf_counter()
-    subject = request.object if request.object is not None else request.old_object
-    redactor = Redactor.from_object(subject or {}, secret_fields)
+    # the secrets of both the new and the stored object (an UPDATE may change one)
+    redactor = Redactor.from_object(
+        {"new": request.object or {}, "old": request.old_object or {}}, secret_fields
+    )
     label = f"{handler_name} handler"
 
     def answer(

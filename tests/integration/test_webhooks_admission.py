@@ -21,7 +21,7 @@ import jsonpatch
 import pytest
 from click.testing import CliRunner
 
-from engine import AdmissionRequest, Operator
+from engine import AdmissionRequest, Operator, Rejected
 from engine.cli.main import cli
 from engine.journal.location import open_journal
 from engine.journal.store import Journal
@@ -191,10 +191,6 @@ async def test_mutate_fills_the_default_as_a_json_patch_with_its_digest_journale
         assert untouched["patch_digest"] is None
 
 
-async def _stored(request: AdmissionRequest) -> None:
-    return None
-
-
 async def _hangs(request: AdmissionRequest) -> None:
     await asyncio.sleep(30)
 
@@ -213,6 +209,11 @@ async def _writes_status(request: AdmissionRequest) -> dict[str, Any]:
     obj = json.loads(json.dumps(request.object))
     obj["status"] = {"phase": "Ready"}
     return obj
+
+
+def _names_the_token(request: AdmissionRequest) -> None:
+    old = (request.old_object or {}).get("spec") or {}
+    raise Rejected(f"token {old.get('token')} may not be rotated by {request.user.username}")
 
 
 async def _returns_text(request: AdmissionRequest) -> str:
@@ -273,11 +274,23 @@ async def test_bad_handlers_and_bodies_get_error_answers_and_the_server_keeps_se
         metrics = served.metrics.render().decode()
         assert 'engine_webhook_requests_total{handler="validate",result="error"} 1.0' in metrics
 
-    returns_text = replace(OPERATOR, mutate=_returns_text, validate=_stored)
+    returns_text = replace(OPERATOR, mutate=_returns_text, validate=_names_the_token)
     async with serve(returns_text) as served:
         status, body = await served.post(
             "/mutate", review("CREATE", quota("q5", minReplicas=1, maxReplicas=1))
         )
         assert "returned a str, not the object to store" in body["response"]["status"]["message"]
+        update = review(
+            "UPDATE",
+            quota("q5", minReplicas=1, maxReplicas=1, token="new-one"),
+            quota("q5", minReplicas=1, maxReplicas=1, token="old-s3cr3t"),
+        )
+        status, body = await served.post("/validate", update)
+        assert body["response"]["status"]["message"] == (
+            "token <redacted> may not be rotated by alice"
+        )
+        assert [d["message"] for d in await served.decisions("q5")][-1] == (
+            "token <redacted> may not be rotated by alice"
+        )
         async with served.session.get(served.running.url + "/healthz") as answer:
             assert answer.status == 200
