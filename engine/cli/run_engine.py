@@ -62,6 +62,7 @@ from engine.watchers import (
 )
 from engine.webhooks.certificates import CertificateError
 from engine.webhooks.configurations import ClientConfig, crd_with_conversion
+from engine.webhooks.setup import service_client
 
 
 @dataclass(frozen=True)
@@ -150,8 +151,15 @@ async def run_engine(plan: RunPlan) -> None:
                 )
                 assert webhooks is not None
                 console.print(f"webhooks at {webhooks.url}")
-                if plan.local:
-                    client = ClientConfig(url=webhooks.url, ca_pem=webhooks.ca_pem)
+                # the CRD the engine applies converts through its webhook server: by URL
+                # on the embedded server, through `webhook_service` on a cluster (with
+                # cert-manager the CA is left to its injector)
+                client: ClientConfig | None = ClientConfig(url=webhooks.url, ca_pem=webhooks.ca_pem)
+                if not plan.local:
+                    self_signed = plan.settings.webhook_certificates == "self-signed"
+                    ca_pem = webhooks.ca_pem if self_signed else None
+                    client = service_client(plan.settings, ca_pem)
+                if client is not None:
                     crd = crd_with_conversion(operator, client)
             await _install(api, admin, plan, console, crd=crd)
             await _serve(
