@@ -36,6 +36,8 @@ ROOTS = (
     "io.k8s.api.batch.v1.CronJob",
     "io.k8s.api.coordination.v1.Lease",
     "io.k8s.api.autoscaling.v1.Scale",
+    "io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration",
+    "io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration",
 )
 _REF_PREFIX = "#/$defs/"
 _INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"

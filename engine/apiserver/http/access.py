@@ -22,13 +22,12 @@ from engine.apiserver.authz.forbidden import forbidden
 from engine.apiserver.authz.rbac import AlwaysAllow, Decision, RbacAuthorizer
 from engine.apiserver.authz.rules import PolicyRule
 from engine.apiserver.http.body import decode_object
-from engine.apiserver.http.handlers import AUDIT_KEY
+from engine.apiserver.http.handlers import AUDIT_KEY, USER_KEY
 from engine.apiserver.store.errors import ApiError
 
 LOG = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LEGACY_OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez"})
-USER_KEY = web.RequestKey("engine_user", UserInfo)
 
 
 class Authenticator(Protocol):

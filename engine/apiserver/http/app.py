@@ -10,9 +10,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from engine.apiserver.http.access import USER_KEY, AccessControl
+from engine.apiserver.http.access import AccessControl
 from engine.apiserver.http.audit import AuditEntry, AuditLog
-from engine.apiserver.http.handlers import AUDIT_KEY, CONTEXT_KEY, json_response, resource
+from engine.apiserver.http.handlers import (
+    AUDIT_KEY,
+    CONTEXT_KEY,
+    USER_KEY,
+    json_response,
+    resource,
+)
 from engine.apiserver.http.reviews import ACCESS_KEY, TOKENS_KEY, add_review_routes
 from engine.apiserver.http.security import Security, SecurityOptions, build_security
 from engine.apiserver.schema import openapi

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from engine.apiserver.admission.dispatcher import Webhooks
 from engine.apiserver.controllers.manager import ControllerManager
 from engine.apiserver.gc.collector import Collector
 from engine.apiserver.http.app import build_app
@@ -99,7 +100,8 @@ async def serve_apiserver(
             registry.refresh(_crds(store))
 
     store.add_listener(refresh_types)
-    ctx = ApiContext(store=store, registry=registry, settings=settings)
+    webhooks = Webhooks(store)
+    ctx = ApiContext(store=store, registry=registry, settings=settings, webhooks=webhooks)
     log = AuditLog(audit_log) if audit_log is not None else None
     options = security or SecurityOptions()
     collector_task: asyncio.Task[None] | None = None
@@ -166,6 +168,7 @@ async def serve_apiserver(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await webhooks.close()
         await store.close()
         if runner is not None:
             await runner.cleanup()

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
+from engine.apiserver.admission.chain import in_version
+from engine.apiserver.authn.user_info import UserInfo
 from engine.apiserver.http.body import decode_object, media_type
 from engine.apiserver.http.target import Target, parse_target
 from engine.apiserver.store.api_context import ApiContext
@@ -27,6 +30,7 @@ from engine.apiserver.verbs.watch import parse_bool, serve_watch
 
 CONTEXT_KEY = web.AppKey("api_context", ApiContext)
 AUDIT_KEY = web.RequestKey("engine_audit", dict[str, str])
+USER_KEY = web.RequestKey("engine_user", UserInfo)
 _FIELD_VALIDATION = ("", "Ignore", "Warn", "Strict")
 
 
@@ -48,7 +52,7 @@ def _verb(method: str, target: Target, query: Mapping[str, str]) -> str:
     return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
 
 
-def _write_options(query: Mapping[str, str]) -> writes.WriteOptions:
+def _write_options(query: Mapping[str, str], user: UserInfo | None) -> writes.WriteOptions:
     validation = query.get("fieldValidation", "")
     if validation not in _FIELD_VALIDATION:
         raise ApiError(400, f'fieldValidation "{validation}" is not one of Ignore, Warn, Strict')
@@ -61,6 +65,7 @@ def _write_options(query: Mapping[str, str]) -> writes.WriteOptions:
         field_manager=query.get("fieldManager") or None,
         field_validation=validation,
         force=bool(force) and parse_bool(force),
+        user=user,
     )
 
 
@@ -82,16 +87,23 @@ async def resource(request: web.Request) -> web.StreamResponse:
         raw = await request.read() if verb in ("update", "patch") else b""
         content_type = request.headers.get("Content-Type", "application/json")
         return json_response(
-            await scale.serve_scale(ctx, target, verb=verb, raw=raw, content_type=content_type)
+            await scale.serve_scale(
+                ctx,
+                target,
+                verb=verb,
+                raw=raw,
+                content_type=content_type,
+                user=request.get(USER_KEY),
+            )
         )
     if verb == "watch":
         return await serve_watch(ctx, request, target, query)
     if verb == "list":
         return json_response(
-            list_objects(ctx, target, query, accept=request.headers.get("Accept", ""))
+            await list_objects(ctx, target, query, accept=request.headers.get("Accept", ""))
         )
     if verb == "get":
-        found = get_object(ctx, target)
+        found = await get_object(ctx, target)
         if wants_table(request.headers.get("Accept", "")):
             rv = str(found["metadata"].get("resourceVersion", ""))
             return json_response(
@@ -102,7 +114,7 @@ async def resource(request: web.Request) -> web.StreamResponse:
         return await _delete(ctx, request, target, verb=verb)
     raw = await request.read()
     content_type = request.headers.get("Content-Type", "application/json")
-    opts = _write_options(query)
+    opts = _write_options(query, request.get(USER_KEY))
     rtype = target.rtype
     if verb == "create":
         if target.name is not None:
@@ -137,11 +149,13 @@ async def _delete(
             raise ApiError(400, "the DeleteOptions body is not valid JSON") from None
         if isinstance(parsed, dict):
             body = parsed
-    opts = parse_delete_options(body, request.query)
+    opts = replace(parse_delete_options(body, request.query), user=request.get(USER_KEY))
     rtype = target.rtype
     if verb == "delete":
         answer, _ = await delete_object(ctx, rtype, target.key(), opts)
-        return json_response(present(rtype, answer) if answer.get("kind") != "Status" else answer)
+        if answer.get("kind") == "Status":
+            return json_response(answer)
+        return json_response(present(rtype, (await in_version(ctx, rtype, [answer]))[0]))
     selection = parse_selection(request.query)
     keys = [
         key

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from engine.apiserver.admission import configurations as webhook_configurations
 from engine.apiserver.authz.names import RBAC_GROUP, path_segment_problem
 from engine.apiserver.schema import custom as schema
 from engine.apiserver.schema.builtin_admission import admit_builtin
@@ -54,7 +55,20 @@ def admit(rtype: ResourceType, obj: dict[str, Any], *, field_validation: str) ->
         obj, warnings = admit_builtin(rtype, obj, field_validation=field_validation)
     if rtype.kind == "CustomResourceDefinition" and rtype.group == "apiextensions.k8s.io":
         obj = _admit_crd(obj)
+    if rtype.group == webhook_configurations.GROUP:
+        obj = _admit_webhook_configuration(rtype, obj)
     return Admitted(obj=obj, warnings=warnings)
+
+
+def _admit_webhook_configuration(rtype: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+    mutating = rtype.kind == "MutatingWebhookConfiguration"
+    obj = webhook_configurations.defaulted_configuration(obj, mutating=mutating)
+    problems = webhook_configurations.configuration_problems(obj)
+    if problems:
+        name = str(obj["metadata"].get("name", ""))
+        causes = [_cause("FieldValueInvalid", field, message) for field, message in problems]
+        raise invalid(rtype.kind, name, group=rtype.group, causes=causes)
+    return obj
 
 
 def _admit_crd(crd: dict[str, Any]) -> dict[str, Any]:
@@ -83,6 +97,7 @@ def _admit_crd(crd: dict[str, Any]) -> dict[str, Any]:
     if versions and sum(1 for v in versions if v.get("storage")) != 1:
         storage = "must have exactly one version marked as storage version"
         causes.append(_cause("FieldValueInvalid", "spec.versions", storage))
+    causes.extend(_conversion_causes(spec.get("conversion")))
     for index, version in enumerate(versions):
         v_schema = (version.get("schema") or {}).get("openAPIV3Schema")
         field = f"spec.versions[{index}].schema.openAPIV3Schema"
@@ -95,6 +110,35 @@ def _admit_crd(crd: dict[str, Any]) -> dict[str, Any]:
     if causes:
         raise invalid("CustomResourceDefinition", name, group="apiextensions.k8s.io", causes=causes)
     return crd
+
+
+def _conversion_causes(conversion: Any) -> list[dict[str, str]]:
+    if not isinstance(conversion, Mapping):
+        return []
+    strategy = conversion.get("strategy", "None")
+    if strategy not in ("None", "Webhook"):
+        supported = f'Unsupported value: "{strategy}": supported values: "None", "Webhook"'
+        return [_cause("FieldValueNotSupported", "spec.conversion.strategy", supported)]
+    webhook = conversion.get("webhook") or {}
+    if strategy == "None":
+        if webhook:
+            forbidden = "Forbidden: should not be set when strategy is not set to Webhook"
+            return [_cause("FieldValueForbidden", "spec.conversion.webhook", forbidden)]
+        return []
+    causes = []
+    if not webhook.get("clientConfig"):
+        required = "Required value: required when strategy is set to Webhook"
+        causes.append(
+            _cause("FieldValueRequired", "spec.conversion.webhook.clientConfig", required)
+        )
+    if not webhook.get("conversionReviewVersions"):
+        required = "Required value: must include at least one of v1, v1beta1"
+        causes.append(
+            _cause(
+                "FieldValueRequired", "spec.conversion.webhook.conversionReviewVersions", required
+            )
+        )
+    return causes
 
 
 def _cause(reason: str, field: str, message: str) -> dict[str, str]:

@@ -20,6 +20,7 @@ _GROUP_PREFIX = {
     "events.k8s.io": "io.k8s.api.events",
     "coordination.k8s.io": "io.k8s.api.coordination",
     "autoscaling": "io.k8s.api.autoscaling",
+    "admissionregistration.k8s.io": "io.k8s.api.admissionregistration",
 }
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from engine.apiserver.store.resource_types import Registry
 from engine.apiserver.store.storage import Store
+
+if TYPE_CHECKING:
+    from engine.apiserver.admission.dispatcher import Webhooks
 
 
 @dataclass(frozen=True)
@@ -28,9 +32,12 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class ApiContext:
-    """The server's shared parts; the store and registry are the only mutable ones."""
+    """The server's shared parts; the store and registry are the only mutable ones.
+
+    `webhooks` calls the admission and conversion webhooks (None: none are called)."""
 
     store: Store
     registry: Registry
     settings: Settings
     now: Callable[[], datetime] = utc_now
+    webhooks: Webhooks | None = None

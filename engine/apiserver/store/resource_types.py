@@ -8,6 +8,7 @@ namespaced, and what it supports (status subresource, schema, printer columns).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,8 @@ class ResourceType:
     storage_groups: tuple[str, ...] = field(default=())
     scale_subresource: bool = False
     verbs: tuple[str, ...] = VERBS  # the review kinds are create-only
+    storage_version: str = ""  # a CRD's storage version ("" for built-ins: stored as served)
+    conversion: Mapping[str, Any] | None = None  # a CRD's spec.conversion
 
     @property
     def group_version(self) -> str:
@@ -116,6 +119,9 @@ BUILTINS: tuple[ResourceType, ...] = (
     ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions",
                  "customresourcedefinition", "CustomResourceDefinition", False,
                  ("crd", "crds"), status_subresource=True),
+    *(ResourceType("admissionregistration.k8s.io", "v1", f"{kind.lower()}s", kind.lower(), kind,
+                   False, categories=("api-extensions",)) for kind in
+      ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")),
     *(ResourceType("rbac.authorization.k8s.io", "v1", f"{kind.lower()}s", kind.lower(), kind,
                    kind.startswith("Role")) for kind in
       ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")),
@@ -134,6 +140,9 @@ def types_from_crd(crd: Mapping[str, Any]) -> list[ResourceType]:
     names = spec.get("names") or {}
     group = str(spec.get("group", ""))
     found: list[ResourceType] = []
+    storage: Mapping[str, Any] = next(
+        (v for v in spec.get("versions") or [] if v.get("storage")), {}
+    )
     versions = sorted(
         spec.get("versions") or [], key=lambda v: (not v.get("storage", False), v.get("name"))
     )
@@ -157,9 +166,25 @@ def types_from_crd(crd: Mapping[str, Any]) -> list[ResourceType]:
                 custom=True,
                 has_defaults='"default"' in json.dumps(schema or {}),
                 schema_revision=int((crd.get("metadata") or {}).get("resourceVersion") or 0),
+                storage_version=str(storage.get("name") or ""),
+                conversion=spec.get("conversion") or None,
             )
         )
     return found
+
+
+_VERSION = re.compile(r"v(\d+)(?:(alpha|beta)(\d+))?")
+
+
+def version_order(version: str) -> tuple[int, int, int, str]:
+    """A sort key putting versions in upstream's priority order: GA before beta before
+    alpha, higher numbers first, then anything else alphabetically (v1 > v1beta2 > v1alpha1
+    > v2alpha1 > foo)."""
+    found = _VERSION.fullmatch(version)
+    if found is None:
+        return (3, 0, 0, version)
+    major, stage, minor = int(found[1]), found[2], int(found[3] or 0)
+    return ({None: 0, "beta": 1, "alpha": 2}[stage], -major, -minor, "")
 
 
 class Registry:
@@ -206,7 +231,7 @@ class Registry:
             versions = groups.setdefault(rtype.group, [])
             if rtype.version not in versions:
                 versions.append(rtype.version)
-        return groups
+        return {group: sorted(versions, key=version_order) for group, versions in groups.items()}
 
     def api_versions(self) -> dict[str, Any]:
         """GET /api."""

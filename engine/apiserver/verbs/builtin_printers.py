@@ -209,6 +209,13 @@ def _namespace_cells(namespace: Mapping[str, Any], now: datetime) -> list[Any]:
 
 
 _NAME, _AGE = dict(NAME_COLUMN), dict(AGE_COLUMN)
+
+
+def _webhook_configuration_cells(obj: Mapping[str, Any], now: datetime) -> list[Any]:
+    name = (obj.get("metadata") or {}).get("name", "")
+    return [name, len(obj.get("webhooks") or ()), _age(obj, now)]
+
+
 PRINTERS: Mapping[tuple[str, str], Printer] = {
     ("", "Pod"): Printer(
         (_NAME, _column("Ready"), _column("Status"), _column("Restarts", "integer"), _AGE,
@@ -247,4 +254,7 @@ PRINTERS: Mapping[tuple[str, str], Printer] = {
         (_NAME, _column("Status"), _column("Roles"), _AGE, _column("Version")), _node_cells
     ),
     ("", "Namespace"): Printer((_NAME, _column("Status"), _AGE), _namespace_cells),
+    **{("admissionregistration.k8s.io", kind): Printer(
+        (_NAME, _column("Webhooks", "integer"), _AGE), _webhook_configuration_cells)
+       for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")},
 }  # fmt: skip

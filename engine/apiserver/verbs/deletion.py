@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from engine.apiserver.admission.chain import reviewed_delete
+from engine.apiserver.authn.user_info import UserInfo
 from engine.apiserver.gc.cascade import removal_writes
 from engine.apiserver.store.api_context import ApiContext
 from engine.apiserver.store.errors import ApiError, conflict, not_found, success_status
@@ -29,13 +31,15 @@ _MAX_RETRIES = 50
 
 @dataclass(frozen=True)
 class DeleteOptions:
-    """DeleteOptions from the body or the query; `policy` None means the type's default."""
+    """DeleteOptions from the body or the query; `policy` None means the type's default;
+    `user` is who deletes (what admission webhooks are told)."""
 
     policy: str | None = None
     precondition_uid: str | None = None
     precondition_rv: str | None = None
     dry_run: bool = False
     grace_period: int | None = None
+    user: UserInfo | None = None
 
 
 def parse_delete_options(body: Mapping[str, Any], query: Mapping[str, str]) -> DeleteOptions:
@@ -89,6 +93,7 @@ async def delete_object(
             raise conflict(rtype.plural, name, group=rtype.group)
         if lifecycle.is_deleting(obj):
             return obj, False
+        await reviewed_delete(ctx, rtype, obj, user=opts.user, dry_run=opts.dry_run)
         finalizer = _gc_finalizer(opts.policy)
         grace = holds.grace_seconds(rtype, obj, requested=opts.grace_period)
         try:

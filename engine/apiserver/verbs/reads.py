@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from engine.apiserver.admission.chain import in_version
 from engine.apiserver.http.target import Target
 from engine.apiserver.schema import custom as schema
 from engine.apiserver.store.api_context import ApiContext
@@ -50,13 +51,13 @@ def table_of(
     )
 
 
-def get_object(ctx: ApiContext, target: Target) -> dict[str, Any]:
-    """The object the target names; ApiError 404 if absent."""
+async def get_object(ctx: ApiContext, target: Target) -> dict[str, Any]:
+    """The object the target names (converted to its version); ApiError 404 if absent."""
     obj = ctx.store.get(target.key())
     if obj is None:
         assert target.name is not None
         raise not_found(target.rtype.plural, target.name, group=target.rtype.group)
-    return present(target.rtype, obj)
+    return present(target.rtype, (await in_version(ctx, target.rtype, [obj]))[0])
 
 
 @dataclass(frozen=True)
@@ -107,13 +108,14 @@ def _positive_int(query: Mapping[str, str], name: str) -> int:
         raise ApiError(400, f"{name} must be an integer, got {raw!r}") from None
 
 
-def list_objects(
+async def list_objects(
     ctx: ApiContext, target: Target, query: Mapping[str, str], *, accept: str
 ) -> dict[str, Any]:
     """A `{Kind}List` (or Table) of the selected objects, paged by `limit`/`continue`.
 
     The list's resourceVersion is the store revision it reflects. A continue token or an
     Exact resourceVersion from before the compacted revision is ApiError 410 Expired.
+    Custom resources stored in another version are converted in one batch.
     """
     store = ctx.store
     rtype = target.rtype
@@ -143,8 +145,9 @@ def list_objects(
         if limit and len(items) >= limit:
             remaining += 1
             continue
-        items.append(present(rtype, obj))
+        items.append(obj)
         next_start = key
+    items = [present(rtype, obj) for obj in await in_version(ctx, rtype, items)]
     metadata: dict[str, Any] = {"resourceVersion": str(list_rv)}
     if remaining:
         metadata["continue"] = _encode_continue(list_rv, next_start)

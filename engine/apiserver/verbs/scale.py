@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from engine.apiserver.admission.chain import admitted
+from engine.apiserver.admission.review import AdmissionAttributes
+from engine.apiserver.authn.user_info import UserInfo
 from engine.apiserver.http.target import Target
+from engine.apiserver.schema.admission import Admitted
 from engine.apiserver.store.api_context import ApiContext
 from engine.apiserver.store.errors import ApiError, conflict, not_found
 from engine.apiserver.store.storage import StaleWrite
@@ -69,9 +73,16 @@ def _wanted_replicas(scale: Any) -> int:
 
 
 async def serve_scale(
-    ctx: ApiContext, target: Target, *, verb: str, raw: bytes, content_type: str
+    ctx: ApiContext,
+    target: Target,
+    *,
+    verb: str,
+    raw: bytes,
+    content_type: str,
+    user: UserInfo | None = None,
 ) -> dict[str, Any]:
-    """GET, PUT or PATCH `…/{name}/scale`; a write sets `spec.replicas` on the object."""
+    """GET, PUT or PATCH `…/{name}/scale`; a write sets `spec.replicas` on the object
+    (after the admission webhooks that name `…/scale` have seen the Scale)."""
     rtype = target.rtype
     assert target.name is not None
     key = target.key()
@@ -99,6 +110,13 @@ async def serve_scale(
                 raise conflict(rtype.plural, target.name, group=rtype.group)
         else:
             raise ApiError(405, f"{verb} is not supported on scale", reason="MethodNotAllowed")
+        attrs = AdmissionAttributes(
+            operation="UPDATE", rtype=rtype, subresource="scale",
+            namespace=target.namespace or "", name=target.name, user=user, dry_run=False,
+            kind=("autoscaling", "v1", "Scale"),
+        )  # fmt: skip
+        if isinstance(wanted, dict):
+            wanted = (await admitted(ctx, attrs, wanted, current, lambda o: Admitted(o, ()))).obj
         replicas = _wanted_replicas(wanted)
         changed = {**old, "spec": {**(old.get("spec") or {}), "replicas": replicas}}
         new = lifecycle.prepare_update(rtype, old, changed, status_only=False)

@@ -8,12 +8,14 @@ changes before it reads the backlog and drops live changes it has already replay
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
+from engine.apiserver.admission.chain import in_version
 from engine.apiserver.http.target import Target
 from engine.apiserver.store.api_context import ApiContext
 from engine.apiserver.store.errors import ApiError, dumps, status_body
@@ -46,6 +48,14 @@ class _Stream:
         self.as_table = as_table
         self.prefix = target.rtype.prefix(target.namespace)
         self.visible: set[str] = set()
+        self.converts = bool(target.rtype.storage_version)  # a CRD: maybe another version
+
+    async def shown(self, change: Change) -> Change:
+        """`change` with its object in this watch's version (custom resources only)."""
+        if not self.converts or not change.key.startswith(self.prefix):
+            return change
+        body = (await in_version(self.ctx, self.target.rtype, [change.body]))[0]
+        return dataclasses.replace(change, body=body)
 
     def event(self, change: Change) -> dict[str, Any] | None:
         """The event this watcher sees for `change`, or None."""
@@ -105,10 +115,13 @@ async def serve_watch(
         backlog: list[dict[str, Any]] = []
         if requested in ("", "0"):
             progress = store.revision
-            for key, obj in store.items(stream.prefix):
-                if selection.matches(obj):
-                    stream.visible.add(key)
-                    backlog.append(stream.render("ADDED", obj))
+            selected = [(k, o) for k, o in store.items(stream.prefix) if selection.matches(o)]
+            objs = [o for _, o in selected]
+            if stream.converts:
+                objs = await in_version(ctx, target.rtype, objs)
+            for (key, _), obj in zip(selected, objs, strict=True):
+                stream.visible.add(key)
+                backlog.append(stream.render("ADDED", obj))
         else:
             progress = int(requested)
             try:
@@ -121,7 +134,7 @@ async def serve_watch(
             await _seed_visible(stream, changes, since=progress)
             for change in changes:
                 progress = change.rv
-                event = stream.event(change)
+                event = stream.event(await stream.shown(change))
                 if event is not None:
                     backlog.append(event)
         await response.prepare(request)
@@ -131,6 +144,10 @@ async def serve_watch(
                            bookmarks=bookmarks, timeout=timeout)  # fmt: skip
     except ConnectionResetError:
         pass
+    except ApiError as failed:  # a conversion webhook failed: one ERROR event, then close
+        if not response.prepared:
+            raise
+        await response.write(dumps({"type": "ERROR", "object": failed.status()}) + b"\n")
     finally:
         store.unsubscribe(queue)
     return response
@@ -179,7 +196,7 @@ async def _stream_live(
             if pending.rv <= progress and pending is not change:
                 continue
             progress = pending.rv
-            event = stream.event(pending)
+            event = stream.event(await stream.shown(pending))
             if event is not None:
                 lines.append(dumps(event) + b"\n")
         if lines:

@@ -9,9 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from engine.apiserver.admission import chain
+from engine.apiserver.admission.review import AdmissionAttributes
+from engine.apiserver.authn.user_info import UserInfo
 from engine.apiserver.gc.cascade import removal_writes
 from engine.apiserver.http.target import Target
-from engine.apiserver.schema.admission import admit, crd_status
+from engine.apiserver.schema.admission import Admitted, admit, crd_status
 from engine.apiserver.store.api_context import ApiContext
 from engine.apiserver.store.errors import ApiError, already_exists, conflict, not_found
 from engine.apiserver.store.resource_types import ResourceType
@@ -23,12 +26,25 @@ _MAX_RETRIES = 50
 
 @dataclass(frozen=True)
 class WriteOptions:
-    """Query options of a write; `field_validation` is Strict, Warn, Ignore or ""."""
+    """Query options of a write; `field_validation` is Strict, Warn, Ignore or "";
+    `user` is who writes (what admission webhooks are told)."""
 
     dry_run: bool = False
     field_manager: str | None = None
     field_validation: str = ""
     force: bool = False
+    user: UserInfo | None = None
+
+    def attributes(self, target: Target, operation: str, name: str) -> AdmissionAttributes:
+        """What admission webhooks are told about this write."""
+        options: dict[str, Any] = {"fieldManager": self.field_manager} if self.field_manager else {}
+        if self.dry_run:
+            options["dryRun"] = ["All"]
+        return AdmissionAttributes(
+            operation=operation, rtype=target.rtype, subresource=target.subresource or "",
+            namespace=target.namespace or "", name=name, user=self.user,
+            dry_run=self.dry_run, options=options,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -92,7 +108,10 @@ async def create(
     if target.name is not None and obj["metadata"]["name"] != target.name:
         raise ApiError(400, "the name of the object does not match the name on the URL")
     obj = _server_status(rtype, obj, now=lifecycle.timestamp(ctx.now()))
-    admitted = admit(rtype, obj, field_validation=opts.field_validation)
+    attrs = opts.attributes(target, "CREATE", str(obj["metadata"]["name"]))
+    admitted = await chain.admitted(
+        ctx, attrs, obj, None, lambda o: admit(rtype, o, field_validation=opts.field_validation)
+    )
     obj = _with_manager(admitted.obj, opts, ctx=ctx, apply=apply)
     name = obj["metadata"]["name"]
     key = rtype.key(target.namespace or "", name)
@@ -101,10 +120,11 @@ async def create(
     if opts.dry_run:
         return WriteResult(obj=obj, created=True, warnings=admitted.warnings)
     try:
-        changes = await ctx.store.commit([Write(key, obj, 0)])
+        changes = await ctx.store.commit([Write(key, await chain.for_storage(ctx, rtype, obj), 0)])
     except StaleWrite:
         raise already_exists(rtype.plural, name, group=rtype.group) from None
-    return WriteResult(obj=changes[0].body, created=True, warnings=admitted.warnings)
+    shown = await chain.in_version(ctx, rtype, [changes[0].body])
+    return WriteResult(obj=shown[0], created=True, warnings=admitted.warnings)
 
 
 async def commit_prepared(
@@ -133,7 +153,7 @@ async def commit_prepared(
     return changes[0].body
 
 
-def _finish_update(
+async def _finish_update(
     ctx: ApiContext,
     target: Target,
     old: dict[str, Any],
@@ -142,12 +162,27 @@ def _finish_update(
     *,
     apply: bool,
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The object to store over `old` (both in the request's version) and its warnings,
+    through the admission chain; then in the storage version."""
     rtype = target.rtype
-    prepared = lifecycle.prepare_update(rtype, old, new, status_only=target.subresource == "status")
-    if target.subresource != "status":
-        prepared = _server_status(rtype, prepared, now=lifecycle.timestamp(ctx.now()))
-    admitted = admit(rtype, prepared, field_validation=opts.field_validation)
-    return _with_manager(admitted.obj, opts, ctx=ctx, apply=apply), admitted.warnings
+
+    def prepared_from(wanted: dict[str, Any]) -> dict[str, Any]:
+        status_only = target.subresource == "status"
+        prepared = lifecycle.prepare_update(rtype, old, wanted, status_only=status_only)
+        if not status_only:
+            prepared = _server_status(rtype, prepared, now=lifecycle.timestamp(ctx.now()))
+        return prepared
+
+    first = prepared_from(new)
+
+    def schema_step(obj: dict[str, Any]) -> Admitted:  # mutated objects are prepared again
+        ready = obj if obj is first else prepared_from(obj)
+        return admit(rtype, ready, field_validation=opts.field_validation)
+
+    attrs = opts.attributes(target, "UPDATE", str(old["metadata"].get("name", "")))
+    admitted = await chain.admitted(ctx, attrs, first, old, schema_step)
+    final = _with_manager(admitted.obj, opts, ctx=ctx, apply=apply)
+    return await chain.for_storage(ctx, rtype, final), admitted.warnings
 
 
 async def update(
@@ -167,19 +202,21 @@ async def update(
         )
     wanted_rv = str(meta.get("resourceVersion") or "")
     for _ in range(_MAX_RETRIES):
-        old = ctx.store.get(key)
-        if old is None:
+        stored_old = ctx.store.get(key)
+        if stored_old is None:
             raise not_found(rtype.plural, target.name, group=rtype.group)
-        if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
+        if wanted_rv and wanted_rv != stored_old["metadata"]["resourceVersion"]:
             raise conflict(rtype.plural, target.name, group=rtype.group)
-        new, warnings = _finish_update(ctx, target, old, body, opts, apply=False)
+        old = (await chain.in_version(ctx, rtype, [stored_old]))[0]
+        new, warnings = await _finish_update(ctx, target, old, body, opts, apply=False)
         try:
-            stored = await commit_prepared(ctx, key, old, new, dry_run=opts.dry_run)
+            stored = await commit_prepared(ctx, key, stored_old, new, dry_run=opts.dry_run)
         except StaleWrite:
             if wanted_rv:
                 raise conflict(rtype.plural, target.name, group=rtype.group) from None
             continue
-        return WriteResult(obj=stored, warnings=warnings)
+        shown = await chain.in_version(ctx, rtype, [stored])
+        return WriteResult(obj=shown[0], warnings=warnings)
     raise conflict(rtype.plural, target.name, group=rtype.group)
 
 
@@ -203,8 +240,8 @@ async def patch_object(
             reason="Invalid",
         )
     for _ in range(_MAX_RETRIES):
-        old = ctx.store.get(key)
-        if old is None:
+        stored_old = ctx.store.get(key)
+        if stored_old is None:
             if not is_apply or target.subresource:
                 raise not_found(rtype.plural, target.name, group=rtype.group)
             body = _patched({}, raw, content_type, custom=rtype.custom)
@@ -215,17 +252,19 @@ async def patch_object(
                 if error.reason == "AlreadyExists":
                     continue
                 raise
+        old = (await chain.in_version(ctx, rtype, [stored_old]))[0]
         patched = _patched(old, raw, content_type, custom=rtype.custom)
         old_rv = old["metadata"]["resourceVersion"]
         given_rv = (patched.get("metadata") or {}).get("resourceVersion")
         if given_rv and str(given_rv) != old_rv:
             raise conflict(rtype.plural, target.name, group=rtype.group)
-        new, warnings = _finish_update(ctx, target, old, patched, opts, apply=is_apply)
+        new, warnings = await _finish_update(ctx, target, old, patched, opts, apply=is_apply)
         try:
-            stored = await commit_prepared(ctx, key, old, new, dry_run=opts.dry_run)
+            stored = await commit_prepared(ctx, key, stored_old, new, dry_run=opts.dry_run)
         except StaleWrite:
             continue
-        return WriteResult(obj=stored, warnings=warnings)
+        shown = await chain.in_version(ctx, rtype, [stored])
+        return WriteResult(obj=shown[0], warnings=warnings)
     raise conflict(rtype.plural, target.name, group=rtype.group)
 
 
