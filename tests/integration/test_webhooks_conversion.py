@@ -63,7 +63,7 @@ def v1_quotas(draw: st.DrawFn) -> dict[str, Any]:
     return obj
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(v1_quotas())
 def test_v1_to_v1alpha1_and_back_loses_no_field(obj: dict[str, Any]) -> None:
     spoke = convert_object(QUOTA, obj, "v1alpha1")
@@ -73,7 +73,7 @@ def test_v1_to_v1alpha1_and_back_loses_no_field(obj: dict[str, Any]) -> None:
     assert convert_object(QUOTA, spoke, "v1") == obj
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(v1_quotas())
 def test_v1alpha1_to_v1_and_back_loses_no_field(hub: dict[str, Any]) -> None:
     hub["metadata"].get("annotations", {}).pop(NOTE_ANNOTATION, None)
