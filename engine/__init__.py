@@ -16,30 +16,44 @@ if TYPE_CHECKING:
     from engine.effects.errors import PermanentError, RetryableError
     from engine.hosting import run
     from engine.runtime.manager.settings import Settings, load_settings
+    from engine.runtime.reconcile.admission import (
+        AdmissionRequest,
+        Rejected,
+        ServedVersion,
+        UserInfo,
+    )
     from engine.runtime.reconcile.handler_context import Context
     from engine.runtime.reconcile.operator import ChildKind, CustomResource, Operator
 
 _HOMES = {
+    "AdmissionRequest": "engine.runtime.reconcile.admission",
     "ChildKind": "engine.runtime.reconcile.operator",
     "Context": "engine.runtime.reconcile.handler_context",
     "CustomResource": "engine.runtime.reconcile.operator",
     "Operator": "engine.runtime.reconcile.operator",
     "PermanentError": "engine.effects.errors",
+    "Rejected": "engine.runtime.reconcile.admission",
     "RetryableError": "engine.effects.errors",
+    "ServedVersion": "engine.runtime.reconcile.admission",
     "Settings": "engine.runtime.manager.settings",
+    "UserInfo": "engine.runtime.reconcile.admission",
     "load_settings": "engine.runtime.manager.settings",
     "run": "engine.hosting",
 }
 """Public name → the internal module that holds it (the only place they are named)."""
 
 __all__ = [
+    "AdmissionRequest",
     "ChildKind",
     "Context",
     "CustomResource",
     "Operator",
     "PermanentError",
+    "Rejected",
     "RetryableError",
+    "ServedVersion",
     "Settings",
+    "UserInfo",
     "__version__",
     "load_settings",
     "run",

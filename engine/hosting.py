@@ -1,5 +1,6 @@
-"""Hosting an operator: a `Controller` for it, and `run`, the public coroutine that runs
-one until it is cancelled or the process is signalled.
+"""Hosting an operator: a `Controller` for it, its webhook server when it declares
+admission handlers or served versions, and `run`, the public coroutine that runs one
+until it is cancelled or the process is signalled.
 
 The one module (besides the public `engine` names) that reaches into the runtime's
 composition, so that tools above it (the CLI, the test kit) name no runtime internals.
@@ -11,14 +12,24 @@ import asyncio
 import contextlib
 import os
 import threading
-from typing import Any
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Literal
 
 from engine import Operator, Settings, load_settings
 from engine.clock import Clock, SystemClock
+from engine.effects.install import KubeApi
 from engine.journal.store import Journal
-from engine.runtime.manager.controller import Controller, ControllerDeps
+from engine.runtime.manager.controller import Controller, ControllerDeps, open_engine_journal
 from engine.telemetry.metrics import EngineMetrics
 from engine.telemetry.setup import TracingHandle
+from engine.watchers import connect_in_cluster, connect_kubeconfig
+from engine.webhooks.configurations import ClientConfig
+from engine.webhooks.registration import register_webhooks
+from engine.webhooks.server import RunningWebhooks, serve_webhooks
+from engine.webhooks.setup import server_deps, service_client
+
+Registration = Literal["url", "service"]
 
 
 def build_controller(
@@ -53,6 +64,78 @@ def build_controller(
     )
 
 
+async def open_journal_for(
+    operator: Operator, settings: Settings, *, clock: Clock | None = None
+) -> Journal:
+    """The journal the engine for `operator` uses (the caller closes it), opened once so
+    the webhook server and the Controller share it."""
+    return await open_engine_journal(settings, operator, clock=clock or SystemClock())
+
+
+def webhook_client(
+    running: RunningWebhooks, settings: Settings, registration: Registration
+) -> ClientConfig | None:
+    """How the API server reaches `running`: its URL (the embedded server, on this
+    machine) or the `webhook_service` Service; None when the service is not set."""
+    if registration == "url":
+        return ClientConfig(url=running.url, ca_pem=running.ca_pem)
+    return service_client(settings, running.ca_pem)
+
+
+@contextlib.asynccontextmanager
+async def operator_webhooks(
+    operator: Operator,
+    *,
+    settings: Settings,
+    journal: Journal,
+    metrics: EngineMetrics | None,
+    api: KubeApi | None = None,
+    registration: Registration = "service",
+    host: str | None = None,
+) -> AsyncIterator[RunningWebhooks | None]:
+    """Serve `operator`'s webhooks (None: it declares none) until the context exits.
+
+    With `api` (and, for "service", with self-signed certificates and `webhook_service`
+    set) the webhook configurations and the CRD's conversion are applied with the CA as
+    caBundle, and applied again whenever the CA is renewed. With cert-manager nothing is
+    applied: the manifests hold them and its CA injector fills caBundle.
+    Errors: `CertificateError`, `OSError` (the port), `InstallError` (registration).
+    """
+    if not operator.serves_webhooks:
+        yield None
+        return
+    registering = api is not None and settings.webhook_certificates == "self-signed"
+    holder: list[RunningWebhooks] = []
+
+    async def register(ca_pem: bytes) -> None:
+        if not registering or not holder or api is None:
+            return
+        holder[0].ca_pem = ca_pem
+        client = webhook_client(holder[0], settings, registration)
+        if client is not None:
+            await register_webhooks(
+                api,
+                operator,
+                client,
+                failure_policy=settings.webhook_failure_policy,
+                timeout_seconds=settings.webhook_timeout_seconds,
+            )
+
+    deps = server_deps(
+        operator, settings, journal=journal, metrics=metrics, host=host, on_new_ca=register
+    )
+    async with serve_webhooks(deps) as running:
+        holder.append(running)
+        await register(running.ca_pem)
+        yield running
+
+
+async def _connect(settings: Settings) -> KubeApi:
+    if settings.in_cluster:
+        return await connect_in_cluster()
+    return await connect_kubeconfig(settings.kubeconfig or Path.home() / ".kube" / "config")
+
+
 async def run(operator: Operator, settings: Settings | None = None) -> None:
     """Run `operator` until this coroutine is cancelled or SIGTERM/SIGINT arrives.
 
@@ -63,16 +146,33 @@ async def run(operator: Operator, settings: Settings | None = None) -> None:
     unreachable cluster, an unusable journal), each naming what to do.
     """
     chosen = settings if settings is not None else load_settings(env=os.environ, overrides={})
-    controller = build_controller(
-        operator,
-        settings=chosen,
-        handle_signals=threading.current_thread() is threading.main_thread(),
-    )
-    running = asyncio.create_task(controller.run(), name="engine")
-    try:
-        await asyncio.shield(running)
-    except asyncio.CancelledError:
-        await controller.stop()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
-        raise
+    async with contextlib.AsyncExitStack() as stack:
+        journal: Journal | None = None
+        metrics = EngineMetrics()
+        if operator.serves_webhooks:
+            journal = await open_journal_for(operator, chosen)
+            stack.push_async_callback(journal.close)
+            api = None
+            if chosen.webhook_service:
+                api = await _connect(chosen)
+                stack.push_async_callback(api.close)
+            await stack.enter_async_context(
+                operator_webhooks(
+                    operator, settings=chosen, journal=journal, metrics=metrics, api=api
+                )
+            )
+        controller = build_controller(
+            operator,
+            settings=chosen,
+            journal=journal,
+            metrics=metrics,
+            handle_signals=threading.current_thread() is threading.main_thread(),
+        )
+        running = asyncio.create_task(controller.run(), name="engine")
+        try:
+            await asyncio.shield(running)
+        except asyncio.CancelledError:
+            await controller.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+            raise

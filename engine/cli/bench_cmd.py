@@ -197,3 +197,31 @@ def ui(resources: int, loads: int, as_json: bool) -> None:
 
 # `engine bench fsm` lives beside `engine fsm`; the group only lists it.
 command.add_command(fsm_cmd.bench_command)
+
+
+@command.command(name="webhooks")
+@click.option("--requests", default=1_000, show_default=True, help="Reviews per round and side.")
+@click.option("--rounds", default=5, show_default=True, help="Interleaved rounds.")
+@click.option("--concurrency", default=8, show_default=True, help="Concurrent clients.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def webhooks(requests: int, rounds: int, concurrency: int, as_json: bool) -> None:
+    """AdmissionReviews over HTTPS: the engine's webhook server beside a bare ceiling."""
+    if min(requests, rounds, concurrency) < 1:
+        raise click.BadParameter("--requests, --rounds and --concurrency must be >= 1")
+    bench = _bench("webhooks")
+    figures = asyncio.run(
+        bench.run_bench(requests=requests, rounds=rounds, concurrency=concurrency)
+    )
+    if as_json:
+        click.echo(figures.as_json())
+        return
+    for name, side in (("engine", figures.engine), ("ceiling", figures.ceiling)):
+        click.echo(
+            f"{name:8} {side.requests_per_s:>9,.1f} reviews/s  p50 {side.p50_ms} ms  "
+            f"p99 {side.p99_ms} ms"
+        )
+    click.echo(
+        f"ratio engine/ceiling (throughput, per round): median {figures.ratio_median}, "
+        f"min {figures.ratio_min}, max {figures.ratio_max} "
+        f"({figures.rounds} rounds x {figures.requests} reviews, {figures.concurrency} clients)"
+    )

@@ -11,6 +11,7 @@ import click
 
 from engine.cli.operator_ref import default_ref, load_operator, operator_option
 from engine.deploy.base import BaseOptions, render_base, write_base
+from engine.deploy.webhook import WebhookOptions
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?$")
 
@@ -38,7 +39,30 @@ class ManifestsInputError(click.ClickException):
     show_default=True,
     help="Directory to write the base into (its files are replaced).",
 )
-def command(operator_ref: str | None, image: str, namespace: str, name: str, out: Path) -> None:
+@click.option(
+    "--webhook-certificates",
+    type=click.Choice(["self-signed", "cert-manager"]),
+    default="self-signed",
+    show_default=True,
+    help="With webhooks: the engine's own CA injected as caBundle, or cert-manager's "
+    "Certificate and CA injector.",
+)
+@click.option(
+    "--webhook-failure-policy",
+    type=click.Choice(["Fail", "Ignore"]),
+    default="Fail",
+    show_default=True,
+    help="With webhooks: the configurations' failurePolicy.",
+)
+def command(
+    operator_ref: str | None,
+    image: str,
+    namespace: str,
+    name: str,
+    out: Path,
+    webhook_certificates: str,
+    webhook_failure_policy: str,
+) -> None:
     """Write the kustomize base for OPERATOR into --out."""
     for flag, value in (("--namespace", namespace), ("--name", name)):
         if not _DNS_LABEL.match(value):
@@ -50,9 +74,14 @@ def command(operator_ref: str | None, image: str, namespace: str, name: str, out
         raise ManifestsInputError(f"--image {image!r} is not an image reference")
     reference = operator_ref or default_ref()
     operator = load_operator(reference)
-    files = render_base(
-        operator, BaseOptions(operator_ref=reference, image=image, namespace=namespace, name=name)
+    webhooks = WebhookOptions(
+        cert_manager=webhook_certificates == "cert-manager",
+        failure_policy="Ignore" if webhook_failure_policy == "Ignore" else "Fail",
     )
+    options = BaseOptions(
+        operator_ref=reference, image=image, namespace=namespace, name=name, webhooks=webhooks
+    )
+    files = render_base(operator, options)
     try:
         written = write_base(files, out)
     except OSError as error:

@@ -97,12 +97,36 @@ def check_operator(operator: Operator, reference: str) -> None:
                 f"--operator {reference!r}: the {role} handler {_name(handler)} is not "
                 "async; declare it with `async def`"
             )
-    problems = structural_problems(operator.resource.schema)
-    if problems:
-        raise OperatorRefError(
-            f"--operator {reference!r}: the schema of {operator.resource.kind} is not "
-            f"structural: {problems[0]}"
-        )
+    for role, admission in (("validate", operator.validate), ("mutate", operator.mutate)):
+        if admission is not None and not callable(admission):
+            raise OperatorRefError(
+                f"--operator {reference!r}: {role} is a {type(admission).__name__}, not a "
+                "function of one AdmissionRequest"
+            )
+    resource = operator.resource
+    schemas = [(resource.version, resource.schema)]
+    seen = {resource.version}
+    for served in resource.served_versions:
+        if served.name in seen:
+            raise OperatorRefError(
+                f"--operator {reference!r}: version {served.name!r} of {resource.kind} is "
+                "declared twice; give each served version its own name"
+            )
+        seen.add(served.name)
+        if not (callable(served.to_hub) and callable(served.from_hub)):
+            raise OperatorRefError(
+                f"--operator {reference!r}: version {served.name!r} of {resource.kind} needs "
+                "to_hub and from_hub functions"
+            )
+        schemas.append((served.name, served.schema))
+    for version, schema in schemas:
+        problems = structural_problems(schema)
+        if problems:
+            where = "" if version == resource.version else f" (version {version})"
+            raise OperatorRefError(
+                f"--operator {reference!r}: the schema of {resource.kind}{where} is not "
+                f"structural: {problems[0]}"
+            )
     check_distinct_kinds([operator])
 
 

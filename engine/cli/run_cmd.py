@@ -112,6 +112,8 @@ def command(
         "health_port": health_port,
         # On a laptop the health endpoints stay on loopback unless asked otherwise.
         "health_host": "127.0.0.1" if local and "ENGINE_HEALTH_HOST" not in os.environ else None,
+        # ... and the webhooks on a free port (their URL is registered wherever it lands).
+        "webhook_port": 0 if local and "ENGINE_WEBHOOK_PORT" not in os.environ else None,
     }
     try:
         settings = load_settings(config_path=config_path, env=os.environ, overrides=overrides)

@@ -3,9 +3,16 @@ the example Site, its registry (unless given a URL); connect, install the operat
 and the samples, run the Controller with a live view until stopped, then shut everything
 down in reverse.
 
+With an operator that declares webhooks (admission handlers or served versions), the
+journal is opened first and shared: the webhook server starts before anything is
+installed, and with --local its configurations (a URL client config and the engine's CA
+as caBundle) and the CRD's conversion are applied to the embedded server before the
+samples are created, with no manual step.
+
 State under the state dir: `apiserver.db` (--local), `kubeconfig` (--local),
-`registry.json` (in-process registry), `journal.db` (the engine's journal). A re-run on
-the same dir resumes all of them, so no completed effect runs twice.
+`registry.json` (in-process registry), `journal.db` (the engine's journal),
+`webhook-certs/` (the webhooks' CA and serving certificate). A re-run on the same dir
+resumes all of them, so no completed effect runs twice.
 """
 
 from __future__ import annotations
@@ -40,7 +47,9 @@ from engine.effects.install import (
 from engine.example.registry_client import RegistryClient
 from engine.example.registry_service import serve_registry
 from engine.example.site import site_operator
-from engine.hosting import build_controller
+from engine.hosting import build_controller, open_journal_for, operator_webhooks
+from engine.journal.errors import JournalError
+from engine.journal.store import Journal
 from engine.telemetry.logging import configure_logging
 from engine.telemetry.metrics import EngineMetrics
 from engine.telemetry.otel_config import TelemetryConfigError
@@ -51,6 +60,9 @@ from engine.watchers import (
     connect_in_cluster,
     connect_kubeconfig,
 )
+from engine.webhooks.certificates import CertificateError
+from engine.webhooks.configurations import ClientConfig, crd_with_conversion
+from engine.webhooks.setup import service_client
 
 
 @dataclass(frozen=True)
@@ -120,9 +132,52 @@ async def run_engine(plan: RunPlan) -> None:
                 console.print(f"example registry at {registry_url}")
                 registry = await stack.enter_async_context(RegistryClient(registry_url))
                 operator = site_operator(registry)
-            await _install(api, admin, plan, console)
-            await _serve(api, operator, plan=plan, stop=stop, console=console)
-    except (ClusterConfigError, ClusterUnreachableError, InstallError) as error:
+            metrics = EngineMetrics()
+            journal: Journal | None = None
+            crd = operator.resource.crd()
+            if operator.serves_webhooks:
+                journal = await open_journal_for(operator, plan.settings)
+                stack.push_async_callback(journal.close)
+                webhooks = await stack.enter_async_context(
+                    operator_webhooks(
+                        operator,
+                        settings=plan.settings,
+                        journal=journal,
+                        metrics=metrics,
+                        api=admin if plan.local else None,
+                        registration="url" if plan.local else "service",
+                        host="127.0.0.1" if plan.local else None,
+                    )
+                )
+                assert webhooks is not None
+                console.print(f"webhooks at {webhooks.url}")
+                # the CRD the engine applies converts through its webhook server: by URL
+                # on the embedded server, through `webhook_service` on a cluster (with
+                # cert-manager the CA is left to its injector)
+                client: ClientConfig | None = ClientConfig(url=webhooks.url, ca_pem=webhooks.ca_pem)
+                if not plan.local:
+                    self_signed = plan.settings.webhook_certificates == "self-signed"
+                    ca_pem = webhooks.ca_pem if self_signed else None
+                    client = service_client(plan.settings, ca_pem)
+                if client is not None:
+                    crd = crd_with_conversion(operator, client)
+            await _install(api, admin, plan, console, crd=crd)
+            await _serve(
+                api,
+                operator,
+                plan=plan,
+                stop=stop,
+                console=console,
+                metrics=metrics,
+                journal=journal,
+            )
+    except (
+        ClusterConfigError,
+        ClusterUnreachableError,
+        InstallError,
+        CertificateError,
+        JournalError,
+    ) as error:
         raise click.ClickException(str(error)) from None
     except sqlite3.DatabaseError as error:
         raise click.ClickException(
@@ -208,13 +263,15 @@ def _state_dir(path: Path) -> Path:
     return path.resolve()
 
 
-async def _install(api: KubeApi, admin: KubeApi, plan: RunPlan, console: Console) -> None:
+async def _install(
+    api: KubeApi, admin: KubeApi, plan: RunPlan, console: Console, *, crd: Mapping[str, Any]
+) -> None:
     resource = plan.operator.resource
     collection = collection_of(plan.operator)
     # on the embedded server the administrator installs the CRD (with --rbac the engine's
     # own roles may not list CRDs); on a real cluster the engine applies its own
     installer = admin if plan.local else api
-    await apply_definition(installer, resource.crd())
+    await apply_definition(installer, crd)
     if plan.local:
         await wait_established(installer, f"{resource.plural}.{resource.group}")
     await wait_until_served(api, collection)
@@ -231,19 +288,28 @@ async def _install(api: KubeApi, admin: KubeApi, plan: RunPlan, console: Console
 def tracing_env(env: Mapping[str, str], *, local: bool) -> Mapping[str, str]:
     """`env` for the tracer; with --local and no OTLP variable set, export nothing (a
     laptop has no collector: set OTEL_EXPORTER_OTLP_ENDPOINT to send traces to one)."""
-    chosen = ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT",
-              "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")  # fmt: skip
+    chosen = (
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    )
     if local and not any(env.get(name) for name in chosen):
         return {**env, "OTEL_TRACES_EXPORTER": "none"}
     return env
 
 
 async def _serve(
-    api: KubeApi, operator: Operator, *, plan: RunPlan, stop: asyncio.Event, console: Console
+    api: KubeApi,
+    operator: Operator,
+    *,
+    plan: RunPlan,
+    stop: asyncio.Event,
+    console: Console,
+    metrics: EngineMetrics,
+    journal: Journal | None,
 ) -> None:
     """Run the Controller and the live view until `stop` (a signal or the duration)."""
     settings = plan.settings
-    metrics = EngineMetrics()
     try:
         tracing = configure_tracing(
             service_name_default="engine",
@@ -253,7 +319,12 @@ async def _serve(
     except TelemetryConfigError as error:
         raise click.ClickException(str(error)) from None
     controller = build_controller(
-        operator, settings=settings, api_client=api, metrics=metrics, tracing=tracing
+        operator,
+        settings=settings,
+        api_client=api,
+        journal=journal,
+        metrics=metrics,
+        tracing=tracing,
     )
     running = asyncio.create_task(controller.run(), name="controller")
     if plan.duration is not None:

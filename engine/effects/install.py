@@ -109,6 +109,25 @@ async def apply_definition(api: ApiClient, crd: Mapping[str, Any]) -> InstallOut
     return "applied"
 
 
+async def apply_cluster_object(
+    api: ApiClient, collection: Collection, manifest: Mapping[str, Any]
+) -> InstallOutcome:
+    """Server-side apply of a cluster-scoped object of `collection` (a webhook
+    configuration, say). Errors: `InstallError` naming it and the server's message."""
+    name = str(manifest["metadata"]["name"])
+    status, text = await _request(
+        api,
+        "PATCH",
+        f"{collection.path(None)}/{name}",
+        body=manifest,
+        content_type="application/apply-patch+yaml",
+        query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+    )
+    if status >= 300:
+        raise InstallError(f"cannot apply {_describe(manifest)}: {status} {_message(text)}")
+    return "applied"
+
+
 async def wait_until_served(
     api: ApiClient, collection: Collection, *, timeout_seconds: float = 30.0
 ) -> None:

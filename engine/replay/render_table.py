@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from engine.replay.cell_text import cell_width, visible, wrap
 from engine.replay.timeline import StreamTimeline, TimelineRow
+from engine.webhooks.decisions import WEBHOOK_STREAM_UID
 
 DEFAULT_WIDTH = 200
 MIN_WIDTH = 40
@@ -141,9 +142,10 @@ def table_text(timeline: StreamTimeline, *, width: int = DEFAULT_WIDTH) -> str:
     inner = [w - PADDING for w in widths]
     table_width = sum(widths) + BORDERS
     resource = timeline.resource
+    # a webhook stream has no lifecycle state: its records are decisions
+    state = "decisions" if resource.uid == WEBHOOK_STREAM_UID else timeline.state.state
     title = visible(
-        f"{resource.label} ({resource.kind} {resource.uid}): {timeline.state.state}, "
-        f"{timeline.records} records"
+        f"{resource.label} ({resource.kind} {resource.uid}): {state}, {timeline.records} records"
     )
     parts = [f"{line}\n" for line in wrap(title, table_width)]
     parts.append(_rule(widths, "┏", "━", "┳", "┓"))

@@ -17,6 +17,7 @@ from engine.fsm.state import ResourceState
 from engine.identity import StreamId
 from engine.journal.codec import encode_at
 from engine.journal.record import Record
+from engine.webhooks.decisions import describe as describe_webhook_record
 
 INITIAL = ResourceState()
 
@@ -274,4 +275,7 @@ def _other_outcome(record: Record) -> str:
         return f"leader {data.get('holder')} term {data.get('term')}"
     if kind == ev.ILLEGAL_TRIGGER:
         return f"illegal trigger {data.get('trigger')} in {data.get('state')}"
+    webhook = describe_webhook_record(kind, data)
+    if webhook is not None:
+        return webhook
     return "(an event type this engine does not know)"

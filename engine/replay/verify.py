@@ -15,6 +15,7 @@ from engine.replay.replayed_run import ReplayPolicy, ReplayReport, replay_throug
 from engine.replay.source import Progress, read_records
 from engine.replay.timeline import ResourceId
 from engine.runtime.reconcile.operator import Operator
+from engine.webhooks.decisions import is_webhook_stream
 
 __all__ = ["Divergence", "ReplayPolicy", "ReplayReport", "verify_journal"]
 
@@ -37,6 +38,8 @@ async def verify_journal(
     records = []
     labels: set[str] = set()
     async for record in read_records(path, progress=progress):
+        if is_webhook_stream(record.stream):
+            continue  # webhook decisions: answered by the webhook server, not the loop
         if keep(record.stream):
             records.append(record)
         else:

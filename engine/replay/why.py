@@ -18,6 +18,7 @@ from engine.fsm.table import DELETED, FAILED, READY
 from engine.journal.codec import encode_at
 from engine.journal.record import Record
 from engine.replay.timeline import ResourceId
+from engine.webhooks import decisions
 
 SUPERVISOR_TYPES = (ev.STUCK_DETECTED, ev.DEADLOCK_DETECTED)
 
@@ -52,6 +53,8 @@ def explain(
     if not records:
         raise ValueError(f"stream {stream} has no records")
     resource = ResourceId.of(stream)
+    if resource.uid == decisions.WEBHOOK_STREAM_UID:
+        return _webhook_lines(resource, records)
     state = fold(records) if start is None else _fold_from(start, records)
     moment = now if now is not None else records[-1].at
     clock = "now" if now is not None else "the journal's last record"
@@ -82,6 +85,25 @@ def explain(
             f"({when} as of {clock})."
         )
     lines += _findings(stream, findings)
+    return lines
+
+
+WEBHOOK_LINES = 5
+"""How many of the latest webhook decisions `why` shows."""
+
+
+def _webhook_lines(resource: ResourceId, records: Sequence[Record]) -> list[str]:
+    """The webhook decisions about an object: how many refused, and the latest ones."""
+    admissions = [r for r in records if r.type == decisions.ADMISSION_DECIDED]
+    refused = [r for r in admissions if r.data.get("result") != "allowed"]
+    lines = [
+        f"{resource.label} ({resource.kind}, webhooks): {len(admissions)} admission "
+        f"decision(s), {len(refused)} refused or failed."
+    ]
+    for record in records[-WEBHOOK_LINES:]:
+        text = decisions.describe(record.type, record.data)
+        if text is not None:
+            lines.append(f"At {_at(record.at)} (position {record.position}): {text}.")
     return lines
 
 

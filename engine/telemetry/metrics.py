@@ -51,6 +51,8 @@ class EngineMetrics:
         "_states_seen",
         "_stuck",
         "_watch_restarts",
+        "_webhook_decisions",
+        "_webhook_seconds",
         "registry",
     )
 
@@ -120,6 +122,20 @@ class EngineMetrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
             registry=r,
         )
+        self._webhook_decisions = Counter(
+            "engine_webhook_requests",
+            "Webhook requests answered, by handler (validate, mutate, convert) and result "
+            "(allowed, rejected, error, converted, failed, bad_request).",
+            ("handler", "result"),
+            registry=r,
+        )
+        self._webhook_seconds = Histogram(
+            "engine_webhook_duration_seconds",
+            "Time from a webhook request's arrival to its answer (journal append included).",
+            ("handler",),
+            buckets=RECONCILE_BUCKETS,
+            registry=r,
+        )
         self._states_seen: set[str] = set()
         self._states_lock = threading.Lock()
 
@@ -176,6 +192,11 @@ class EngineMetrics:
     def count_spans_dropped(self, reason: str, count: int) -> None:
         """Spans lost; shaped to be `configure_tracing(on_spans_lost=...)` directly."""
         self._spans_dropped.labels(reason).inc(count)
+
+    def observe_webhook(self, handler: str, result: str, seconds: float) -> None:
+        """One webhook request answered by `handler` with `result`."""
+        self._webhook_decisions.labels(handler, result).inc()
+        self._webhook_seconds.labels(handler).observe(seconds)
 
     def render(self) -> bytes:
         """The registry in Prometheus text format (serve with `CONTENT_TYPE`)."""

@@ -13,8 +13,9 @@ import engine
 from engine.cli import live_view, printer_columns
 from engine.cli.view_rows import view_rows
 
-PUBLIC = ["ChildKind", "Context", "CustomResource", "Operator", "PermanentError",
-          "RetryableError", "Settings", "__version__", "load_settings", "run"]  # fmt: skip
+PUBLIC = ["AdmissionRequest", "ChildKind", "Context", "CustomResource", "Operator",
+          "PermanentError", "Rejected", "RetryableError", "ServedVersion", "Settings",
+          "UserInfo", "__version__", "load_settings", "run"]  # fmt: skip
 
 
 def modules_after(code: str) -> list[str]:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import random
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -374,44 +374,17 @@ class Controller:
 
     async def _open_journal(self) -> Journal:
         deps = self._deps
-        url = deps.settings.journal_url
-        location: str | Path
-        if deps.journal_path is not None or not is_postgres(url):
-            location = deps.journal_path or (
-                sqlite_path(url) if url else deps.settings.state_dir / JOURNAL_FILE
-            )
-            await asyncio.to_thread(location.parent.mkdir, parents=True, exist_ok=True)
-        else:
-            location = url
-        redact = tuple(deps.operator.secret_fields) + tuple(deps.settings.redact_fields)
+        return await open_engine_journal(
+            deps.settings,
+            deps.operator,
+            clock=deps.clock,
+            path=deps.journal_path,
+            on_quarantine=self._note_quarantine,
+        )
 
-        async def opened() -> Journal:
-            return await open_journal(
-                location,
-                clock=deps.clock,
-                synchronous=deps.settings.journal_synchronous,
-                redact=redact,
-            )
-
-        try:
-            return await opened()
-        except (CorruptJournal, NotAJournal) as error:
-            if (
-                deps.settings.journal_corrupt != "quarantine"
-                or not isinstance(location, Path)
-                or not quarantinable(error, location)
-            ):
-                raise
-            moved = await asyncio.to_thread(quarantine, location, deps.clock.now())
-            self._quarantined = f"{error} (kept as {moved[0].name})"
-            log.error(
-                "journal quarantined: %s; its files were renamed to %s; starting a fresh "
-                "journal and rebuilding from cluster state",
-                error,
-                ", ".join(p.name for p in moved),
-            )
-            self.metrics.count_journal_quarantined()
-            return await opened()
+    def _note_quarantine(self, what: str) -> None:
+        self._quarantined = what
+        self.metrics.count_journal_quarantined()
 
     async def _report_quarantine(self) -> None:
         """Post the Warning Event of a quarantine (best effort: the log line and the
@@ -566,3 +539,51 @@ def _check_redaction(journal: Journal, secret_fields: tuple[str, ...]) -> None:
             f"the journal given to the Controller does not redact {', '.join(missing)}: "
             "open it with redact= the operator's secret_fields, or let the Controller open it"
         )
+
+
+async def open_engine_journal(
+    settings: Settings,
+    operator: Operator,
+    *,
+    clock: Clock,
+    path: Path | None = None,
+    on_quarantine: Callable[[str], None] | None = None,
+) -> Journal:
+    """The journal an engine for `operator` opens: `path`, else `settings.journal_url`,
+    else `<state_dir>/journal.db`, redacting the operator's secret fields (the caller
+    closes it). A corrupt SQLite journal is quarantined (its files renamed aside, a
+    fresh one opened, `on_quarantine` told what and where) unless `journal_corrupt` is
+    `refuse`. Errors: the journal's opening errors."""
+    url = settings.journal_url
+    location: str | Path
+    if path is not None or not is_postgres(url):
+        location = path or (sqlite_path(url) if url else settings.state_dir / JOURNAL_FILE)
+        await asyncio.to_thread(location.parent.mkdir, parents=True, exist_ok=True)
+    else:
+        location = url
+    redact = tuple(operator.secret_fields) + tuple(settings.redact_fields)
+
+    async def opened() -> Journal:
+        return await open_journal(
+            location, clock=clock, synchronous=settings.journal_synchronous, redact=redact
+        )
+
+    try:
+        return await opened()
+    except (CorruptJournal, NotAJournal) as error:
+        if (
+            settings.journal_corrupt != "quarantine"
+            or not isinstance(location, Path)
+            or not quarantinable(error, location)
+        ):
+            raise
+        moved = await asyncio.to_thread(quarantine, location, clock.now())
+        log.error(
+            "journal quarantined: %s; its files were renamed to %s; starting a fresh "
+            "journal and rebuilding from cluster state",
+            error,
+            ", ".join(p.name for p in moved),
+        )
+        if on_quarantine is not None:
+            on_quarantine(f"{error} (kept as {moved[0].name})")
+        return await opened()

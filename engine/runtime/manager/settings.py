@@ -21,6 +21,8 @@ LogFormat = Literal["text", "json"]
 Synchronous = Literal["NORMAL", "FULL"]
 DeadlockPolicyName = Literal["report-and-hold", "fail-newest"]
 CorruptPolicy = Literal["quarantine", "refuse"]
+WebhookFailurePolicy = Literal["Fail", "Ignore"]
+WebhookCertificates = Literal["self-signed", "cert-manager"]
 
 
 class SettingsError(ValueError):
@@ -111,6 +113,48 @@ class Settings:
             "serve the journal's timeline page, read-only, at /timeline/ on the health port"
         ),
     )
+    webhook_host: str = field(
+        default="0.0.0.0", metadata=_about("address of the admission and conversion webhooks")
+    )
+    webhook_port: int = field(
+        default=9443,
+        metadata=_about("port of the webhooks (HTTPS); 0: any free port", bound="port"),
+    )
+    webhook_failure_policy: WebhookFailurePolicy = field(
+        default="Fail",
+        metadata=_about("what the API server does when a webhook errs or cannot be reached"),
+    )
+    webhook_timeout_seconds: int = field(
+        default=10,
+        metadata=_about(
+            "the webhook configurations' timeoutSeconds (1 to 30); a handler gets 80 % of it",
+            bound=">= 1",
+        ),
+    )
+    webhook_certificates: WebhookCertificates = field(
+        default="self-signed",
+        metadata=_about(
+            "self-signed: the engine's own CA, injected as caBundle; cert-manager: its "
+            "Secret, mounted at webhook_cert_dir"
+        ),
+    )
+    webhook_cert_dir: Path | None = field(
+        default=None,
+        metadata=_about("directory of the webhook certificates; empty: <state_dir>/webhook-certs"),
+    )
+    webhook_service: str = field(
+        default="",
+        metadata=_about(
+            "namespace/name of the webhooks' Service; set (with self-signed): the engine "
+            "applies its webhook configurations and CRD conversion, with its CA, at start"
+        ),
+    )
+    webhook_cert_rotate_before_days: float = field(
+        default=30.0,
+        metadata=_about(
+            "renew a webhook certificate this many days before it expires", bound="> 0"
+        ),
+    )
     journal_synchronous: Synchronous = field(
         default="FULL", metadata=_about("SQLite synchronous mode of the journal")
     )
@@ -193,6 +237,11 @@ class Settings:
         if self.lease_renew_deadline_seconds >= self.lease_duration_seconds:
             raise SettingsError(
                 "setting 'lease_renew_deadline_seconds' must be below 'lease_duration_seconds'"
+            )
+        if self.webhook_timeout_seconds > 30:
+            raise SettingsError(
+                f"setting 'webhook_timeout_seconds' ({self.webhook_timeout_seconds}) must be "
+                "from 1 to 30 (the API server's limit)"
             )
         if self.in_cluster and self.kubeconfig is not None:
             raise SettingsError("settings 'in_cluster' and 'kubeconfig' exclude each other")

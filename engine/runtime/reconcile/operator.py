@@ -2,7 +2,9 @@
 
 An operator is data: the custom resource it owns (group, version, kind, plural, OpenAPI
 v3 schema with required fields and defaults, printer columns), the child kinds it
-creates, and two async handlers, `provision` and `finalize`, that receive one `Context`.
+creates, and two async handlers, `provision` and `finalize`, that receive one `Context`;
+optionally admission handlers (`validate`, `mutate`) and more served versions with their
+converters, which the engine serves as webhooks (docs/webhooks.md).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from engine.identity import Kind
+from engine.runtime.reconcile.admission import MutateHandler, ServedVersion, ValidateHandler
 
 if TYPE_CHECKING:
     from engine.runtime.reconcile.handler_context import Context
@@ -42,29 +45,44 @@ class CustomResource:
     namespaced: bool = True
     short_names: tuple[str, ...] = ()
     printer_columns: tuple[Mapping[str, Any], ...] = ()
+    served_versions: tuple[ServedVersion, ...] = ()
+    """More versions served beside `version` (the storage version and conversion hub)."""
 
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}"
 
     @property
+    def version_names(self) -> tuple[str, ...]:
+        """Every served version, the storage version first."""
+        return (self.version, *(v.name for v in self.served_versions))
+
+    def served_version(self, name: str) -> ServedVersion | None:
+        """The declared non-storage version `name`, if any."""
+        for version in self.served_versions:
+            if version.name == name:
+                return version
+        return None
+
+    @property
     def kind_ref(self) -> Kind:
         """Where the resource is served, as the engine names kinds everywhere."""
         return Kind(self.group, self.version, self.plural, self.kind, self.namespaced)
 
-    def crd(self) -> dict[str, Any]:
+    def crd(self, conversion: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The CustomResourceDefinition manifest (apiextensions.k8s.io/v1), with a status
-        subresource so status writes never bump `generation`."""
+        subresource so status writes never bump `generation`.
+
+        With `served_versions`, every version is served (the storage one first) and
+        `conversion` (a `spec.conversion` block: strategy Webhook and its client config)
+        is set; without it such a CRD says `strategy: Webhook` with no client config yet.
+        """
         singular = self.singular or self.kind.lower()
-        version: dict[str, Any] = {
-            "name": self.version,
-            "served": True,
-            "storage": True,
-            "schema": {"openAPIV3Schema": dict(self.schema)},
-            "subresources": {"status": {}},
-        }
-        if self.printer_columns:
-            version["additionalPrinterColumns"] = [dict(c) for c in self.printer_columns]
+        versions = [self._version_entry(self.version, self.schema, self.printer_columns, True)]
+        versions += [
+            self._version_entry(v.name, v.schema, v.printer_columns, False)
+            for v in self.served_versions
+        ]
         names: dict[str, Any] = {
             "kind": self.kind,
             "plural": self.plural,
@@ -73,17 +91,38 @@ class CustomResource:
         }
         if self.short_names:
             names["shortNames"] = list(self.short_names)
+        spec: dict[str, Any] = {
+            "group": self.group,
+            "names": names,
+            "scope": "Namespaced" if self.namespaced else "Cluster",
+            "versions": versions,
+        }
+        if self.served_versions:
+            spec["conversion"] = dict(conversion or {"strategy": "Webhook"})
         return {
             "apiVersion": "apiextensions.k8s.io/v1",
             "kind": "CustomResourceDefinition",
             "metadata": {"name": f"{self.plural}.{self.group}"},
-            "spec": {
-                "group": self.group,
-                "names": names,
-                "scope": "Namespaced" if self.namespaced else "Cluster",
-                "versions": [version],
-            },
+            "spec": spec,
         }
+
+    @staticmethod
+    def _version_entry(
+        name: str,
+        schema: Mapping[str, Any],
+        columns: tuple[Mapping[str, Any], ...],
+        storage: bool,
+    ) -> dict[str, Any]:
+        version: dict[str, Any] = {
+            "name": name,
+            "served": True,
+            "storage": storage,
+            "schema": {"openAPIV3Schema": dict(schema)},
+            "subresources": {"status": {}},
+        }
+        if columns:
+            version["additionalPrinterColumns"] = [dict(c) for c in columns]
+        return version
 
 
 @dataclass(frozen=True)
@@ -118,7 +157,8 @@ class Operator:
 
     `finalizer` defaults to `<group>/finalizer`. `secret_fields` are dotted paths (for
     example `spec.password`) whose values never reach the journal, spans, logs, Events
-    or error messages.
+    or error messages. `validate` and `mutate` (sync or async, given an
+    `AdmissionRequest`) are served as admission webhooks for `admission_operations`.
     """
 
     resource: CustomResource
@@ -127,6 +167,14 @@ class Operator:
     children: tuple[ChildKind, ...] = ()
     finalizer: str = ""
     secret_fields: tuple[str, ...] = field(default=())
+    validate: ValidateHandler | None = None
+    mutate: MutateHandler | None = None
+    admission_operations: tuple[str, ...] = ("CREATE", "UPDATE")
+
+    @property
+    def serves_webhooks(self) -> bool:
+        """Whether the engine serves webhooks for it (admission or conversion)."""
+        return bool(self.validate or self.mutate or self.resource.served_versions)
 
     @property
     def finalizer_name(self) -> str:
