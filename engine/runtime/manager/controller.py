@@ -262,7 +262,7 @@ class Controller:
         )
         writer = self._writer = KubeWriter(api)
         objects, ledger, inbox = PrimaryView(), ChildLedger(), Inbox()
-        streams = StreamWriter(journal, ledger=ledger)
+        streams = StreamWriter(journal, ledger=ledger, code_version=operator.handler_version)
         observations = ObservationLog(streams)
         runner = EffectRunner(
             RunnerDeps(

@@ -97,7 +97,9 @@ class MemoryLoop:
         self.conditions = SupervisorConditions()
         tracer = tracer or trace.NoOpTracer()
         ledger = ChildLedger()
-        self.streams = StreamWriter(self.journal, ledger=ledger)
+        self.streams = StreamWriter(
+            self.journal, ledger=ledger, code_version=operator.handler_version
+        )
         observations = ObservationLog(self.streams)
         self.queued: list[str] = []
         self.waits = DependencyWaits(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from engine.identity import Kind
+from engine.runtime.reconcile.code_version import handlers_source_version
 
 if TYPE_CHECKING:
     from engine.runtime.reconcile.handler_context import Context
@@ -118,7 +119,9 @@ class Operator:
 
     `finalizer` defaults to `<group>/finalizer`. `secret_fields` are dotted paths (for
     example `spec.password`) whose values never reach the journal, spans, logs, Events
-    or error messages.
+    or error messages. `code_version` names the handlers' version, stamped on every
+    record a reconcile writes; empty means a hash of the handlers' source and their
+    modules' (`handler_version`).
     """
 
     resource: CustomResource
@@ -127,6 +130,12 @@ class Operator:
     children: tuple[ChildKind, ...] = ()
     finalizer: str = ""
     secret_fields: tuple[str, ...] = field(default=())
+    code_version: str = ""
+
+    @property
+    def handler_version(self) -> str:
+        """The handler code version: `code_version`, or the hash of the handlers' source."""
+        return self.code_version or handlers_source_version(self.provision, self.finalize)
 
     @property
     def finalizer_name(self) -> str:
