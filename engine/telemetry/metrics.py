@@ -35,9 +35,12 @@ class EngineMetrics:
 
     __slots__ = (
         "_deadlocked",
+        "_history_longest",
+        "_history_warnings",
         "_journal_append",
         "_journal_bytes",
         "_journal_records",
+        "_longest",
         "_loop_lag",
         "_queue_age",
         "_queue_depth",
@@ -95,6 +98,18 @@ class EngineMetrics:
         self._journal_bytes = Gauge("engine_journal_size_bytes", "Journal file size.", registry=r)
         self._journal_records = Gauge(
             "engine_journal_records", "Records in the journal.", registry=r
+        )
+        self._history_warnings = Counter(
+            "engine_stream_history_warnings",
+            "Streams whose history passed the history_warn_records threshold.",
+            ["kind"],
+            registry=r,
+        )
+        self._longest = 0
+        self._history_longest = Gauge(
+            "engine_stream_history_records_max",
+            "Records of the longest stream history warned about.",
+            registry=r,
         )
         self._watch_restarts = Counter(
             "engine_watch_restarts",
@@ -158,6 +173,12 @@ class EngineMetrics:
         """The journal's file size and record count."""
         self._journal_bytes.set(size_bytes)
         self._journal_records.set(records)
+
+    def count_history_warning(self, kind: str, records: int) -> None:
+        """One more stream of `kind` past the history threshold, now `records` long."""
+        self._history_warnings.labels(kind=kind).inc()
+        self._longest = max(self._longest, records)
+        self._history_longest.set(self._longest)
 
     def count_watch_restart(self, kind: str, reason: str) -> None:
         """One watch stream of `kind` restarted, for `reason` (`gone`, `error`, `timeout`)."""

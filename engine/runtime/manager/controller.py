@@ -38,6 +38,7 @@ from engine.runtime.queue.worker import Outcome
 from engine.runtime.reconcile.children import ChildLedger
 from engine.runtime.reconcile.conditions import DEADLOCKED, STUCK, SupervisorConditions
 from engine.runtime.reconcile.event_recorder import EventRecorder
+from engine.runtime.reconcile.history_warning import HistoryWarnings
 from engine.runtime.reconcile.inbox import Inbox
 from engine.runtime.reconcile.objects import PrimaryView
 from engine.runtime.reconcile.observations import ObservationLog, Observer, ObserverDeps
@@ -262,7 +263,14 @@ class Controller:
         )
         writer = self._writer = KubeWriter(api)
         objects, ledger, inbox = PrimaryView(), ChildLedger(), Inbox()
-        streams = StreamWriter(journal, ledger=ledger, code_version=operator.handler_version)
+        events = EventRecorder(writer, enabled=deps.record_events)
+        history = HistoryWarnings(
+            limit=settings.history_warn_records, objects=objects, events=events,
+            clock=deps.clock, metrics=self.metrics,
+        )  # fmt: skip
+        streams = StreamWriter(
+            journal, ledger=ledger, code_version=operator.handler_version, history=history
+        )
         observations = ObservationLog(streams)
         runner = EffectRunner(
             RunnerDeps(
@@ -294,7 +302,7 @@ class Controller:
             ledger=ledger,
             observations=observations,
             inbox=inbox,
-            events=EventRecorder(writer, enabled=deps.record_events),
+            events=events,
             conditions=self._conditions,
             views=self._views,
             clock=deps.clock,

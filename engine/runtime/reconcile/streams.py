@@ -41,6 +41,14 @@ class AppendGate(Protocol):
     def committed(self, stream: str) -> None: ...
 
 
+class HistoryWatch(Protocol):
+    """Told once per stream when its history reaches `limit` records."""
+
+    limit: int
+
+    async def exceeded(self, stream: str, records: int) -> None: ...
+
+
 class ObservationSeed(Protocol):
     """Learns the last journaled observation of a stream when it is first loaded."""
 
@@ -76,9 +84,12 @@ class StreamWriter:
         snapshot_every: int = 50,
         gate: AppendGate | None = None,
         code_version: str | None = None,
+        history: HistoryWatch | None = None,
     ) -> None:
         self._journal = journal
         self._code_version = code_version
+        self._history = history
+        self._warned: set[str] = set()
         self._ledger = ledger
         self._snapshot_every = snapshot_every
         self._gate = gate
@@ -121,13 +132,26 @@ class StreamWriter:
             lock = self._locks[stream] = asyncio.Lock()
         self._users[stream] = self._users.get(stream, 0) + 1
         try:
-            return await self._append_locked(lock, stream, stamped, unless)
+            positions = await self._append_locked(lock, stream, stamped, unless)
         finally:
             self._users[stream] -= 1
             if not self._users[stream]:
                 del self._users[stream]
                 if stream not in self._folded:  # forgotten meanwhile: drop its lock too
                     self._locks.pop(stream, None)
+        if self._history is not None and positions:
+            await self._watch_history(stream, self._history)
+        return positions
+
+    async def _watch_history(self, stream: str, history: HistoryWatch) -> None:
+        """Tell `history` once when the stream's records reach its limit (0: never)."""
+        folded = self._folded.get(stream)
+        if history.limit <= 0 or folded is None or stream in self._warned:
+            return
+        if folded.state.version < history.limit:
+            return
+        self._warned.add(stream)
+        await history.exceeded(stream, folded.state.version)
 
     async def _append_locked(
         self,
