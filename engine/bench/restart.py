@@ -278,7 +278,9 @@ async def run_bench(
         ):
             await _create_sites(url, resources)
             step = max(1, resources // in_flight)
-            names = [f"bench-{index:05d}" for index in range(0, resources, step)][:in_flight]
+            # spread through the list, never its first: in-flight-first is then not luck
+            offset = step // 2 if step > 1 else resources - in_flight
+            names = [f"bench-{i:05d}" for i in range(offset, resources, step)][:in_flight]
             await _build(
                 kubeconfig, registry_url, registry, url=url, settings=settings,
                 count=resources, in_flight=names, within=within,
