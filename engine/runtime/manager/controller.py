@@ -24,9 +24,11 @@ from engine.clock import Clock, SystemClock
 from engine.effects import BackoffPolicy, EffectRunner, RunnerDeps
 from engine.effects.kube import KubeWriter
 from engine.fsm.decide import DecidePolicy
+from engine.fsm.key import FINALIZE, PROVISION
 from engine.fsm.table import DELETED
 from engine.identity import StreamId
 from engine.journal.location import is_postgres, open_journal, sqlite_path
+from engine.journal.offline_reader import OfflineReader
 from engine.journal.store import Journal
 from engine.runtime.manager.health import Check, HealthDependencies, HealthServer
 from engine.runtime.manager.leadership import Leadership, LeadershipDeps
@@ -236,6 +238,18 @@ class Controller:
             await self._stopping.wait()
             log.info("stopping: watches, then in-flight reconciles, then the journal")
 
+    def _sqlite_journal(self) -> Path | None:
+        """The SQLite journal file the engine opened itself, or None."""
+        deps = self._deps
+        if deps.journal is not None:
+            return None
+        url = deps.settings.journal_url
+        if deps.journal_path is not None:
+            return deps.journal_path
+        if url and is_postgres(url):
+            return None
+        return sqlite_path(url) if url else deps.settings.state_dir / JOURNAL_FILE
+
     def _timeline_journal(self) -> Path | None:
         """The SQLite journal whose timeline the health port serves (setting
         `health_timeline`), or None."""
@@ -402,10 +416,19 @@ class Controller:
     # -- watches ---------------------------------------------------------------------------
 
     async def _enqueue_in_flight(self, journal: Journal, reconciler: Reconciler) -> None:
-        """Streams with an effect started and no outcome go first (restart recovery)."""
+        """Streams with an effect started and no outcome go first (restart recovery).
+
+        A SQLite journal answers with one query (`OfflineReader.open_runs`), so the
+        workers start without folding every stream first; other journals fold each."""
         resource = self._deps.operator.resource
         prefix = f"{resource.group}/{resource.kind}/"
         queue = self._require_queue()
+        path = self._sqlite_journal()
+        if path is not None:
+            for stream in await asyncio.to_thread(_open_runs, path):
+                if stream.startswith(prefix):
+                    queue.add(StreamId.parse(stream).ref.key, first=True)
+            return
         states = reconciler.streams
         for stream in await journal.streams():
             if not stream.startswith(prefix):
@@ -465,6 +488,11 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def _open_runs(path: Path) -> list[str]:
+    with OfflineReader.open(path) as reader:
+        return reader.open_runs((PROVISION, FINALIZE))
 
 
 def _check_redaction(journal: Journal, secret_fields: tuple[str, ...]) -> None:
