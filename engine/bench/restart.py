@@ -17,6 +17,8 @@ not a reconcile); `in_flight_resumed_s`: to every in-flight Site's open handler 
 going on (its next attempt or step started); `ready_s`: to every Site Ready at its
 newest generation again (status phase Ready and observedGeneration = generation on the
 API server). `in_flight_first`: the first reconcile record belongs to an in-flight Site.
+`resume_cpu_s`, `ready_cpu_s`: the restarted process's CPU seconds at those two points
+(from /proc: what the wall figures cost on a machine shared with other work).
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class RestartFigures:
     in_flight_resumed_s: float
     ready_s: float
     in_flight_first: bool
+    resume_cpu_s: float
+    ready_cpu_s: float
 
     def as_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -81,6 +85,8 @@ class RestartFigures:
                 f"in-flight work resumed    {self.in_flight_resumed_s} s "
                 f"(first reconcile on an in-flight Site: {self.in_flight_first})",
                 f"all settled (Ready)       {self.ready_s} s",
+                f"restarted engine's CPU    {self.resume_cpu_s} s to the first reconcile, "
+                f"{self.ready_cpu_s} s to all settled",
             ]
         )
 
@@ -107,6 +113,15 @@ async def _registry(scratch: Path) -> AsyncIterator[tuple[str, asyncio.subproces
         with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, signal.SIGCONT)
         await stop_process(process)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (Linux /proc; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _head(journal: Path) -> int:
@@ -213,8 +228,9 @@ async def _build(
 async def _restart(
     scratch: Path, kubeconfig: Path, registry_url: str, *,
     url: str, in_flight: list[str], within: float,
-) -> tuple[float, float, float, bool]:  # fmt: skip
-    """`engine run` on the journal: (resume_s, in_flight_resumed_s, ready_s, first)."""
+) -> tuple[float, float, float, bool, float, float]:  # fmt: skip
+    """`engine run` on the journal: (resume_s, in_flight_resumed_s, ready_s, first,
+    resume_cpu_s, ready_cpu_s)."""
     state_dir = scratch / "engine"
     journal = state_dir / "journal.db"
     head = _head(journal)
@@ -231,6 +247,7 @@ async def _restart(
     try:
         resume_s: float | None = None
         resumed_s: float | None = None
+        resume_cpu = 0.0
         first_in_flight = False
         resumed: set[str] = set()
         seen = head
@@ -245,6 +262,7 @@ async def _restart(
                 name = _name(stream)
                 if resume_s is None:
                     resume_s = time.perf_counter() - started
+                    resume_cpu = _cpu_seconds(process.pid)
                     first_in_flight = name in wanted
                 if kind == "EffectStarted" and ":2:" in key and name in wanted:
                     resumed.add(name)  # the open handler run's next attempt, or its step
@@ -256,10 +274,11 @@ async def _restart(
                 raise RestartBenchError(f"the Sites did not settle within {within:g}s")
             await asyncio.sleep(0.2)
         ready_s = time.perf_counter() - started
+        ready_cpu = _cpu_seconds(process.pid)
     finally:
         await stop_process(process)
     assert resume_s is not None
-    return resume_s, resumed_s, ready_s, first_in_flight
+    return resume_s, resumed_s, ready_s, first_in_flight, resume_cpu, ready_cpu
 
 
 async def run_bench(
@@ -287,7 +306,7 @@ async def run_bench(
             )  # fmt: skip
             build_s = time.perf_counter() - built
             records = _head(scratch / "engine" / "journal.db")
-            resume_s, resumed_s, ready_s, first = await _restart(
+            resume_s, resumed_s, ready_s, first, resume_cpu, ready_cpu = await _restart(
                 scratch, kubeconfig, registry_url, url=url, in_flight=names, within=within
             )
     return RestartFigures(
@@ -299,6 +318,8 @@ async def run_bench(
         in_flight_resumed_s=round(resumed_s, 3),
         ready_s=round(ready_s, 3),
         in_flight_first=first,
+        resume_cpu_s=round(resume_cpu, 2),
+        ready_cpu_s=round(ready_cpu, 2),
     )
 
 
