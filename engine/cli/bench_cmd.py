@@ -167,6 +167,35 @@ def reconcile(resources: int, concurrency: int, as_json: bool) -> None:
     click.echo(figures.as_json() if as_json else figures.describe())
 
 
+@command.command(name="restart")
+@click.option("--resources", default=10_000, show_default=True, help="Sites in the journal.")
+@click.option(
+    "--in-flight",
+    default=100,
+    show_default=True,
+    help="Of them, Sites left with a step in flight when the engine stops.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def restart(resources: int, in_flight: int, as_json: bool) -> None:
+    """An engine restarted on a journal of N Sites: time to the first reconcile, to the
+    in-flight work resumed, and to every Site settled."""
+    if resources < 1:
+        raise click.BadParameter("--resources must be >= 1")
+    if not 1 <= in_flight <= resources:
+        raise click.BadParameter("--in-flight must be between 1 and --resources")
+    from engine.runtime.manager.settings import SettingsError, load_settings
+
+    restart_bench = _bench("restart")
+    try:
+        settings = load_settings(config_path=None, env=os.environ, overrides={"health_port": 0})
+        figures = asyncio.run(
+            restart_bench.run_bench(resources=resources, in_flight=in_flight, settings=settings)
+        )
+    except (SettingsError, restart_bench.RestartBenchError) as failed:
+        raise click.ClickException(str(failed)) from None
+    click.echo(figures.as_json() if as_json else figures.describe())
+
+
 @command.command(name="handlers")
 @click.option("--runs", default=500, show_default=True, help="Handler runs to time.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")

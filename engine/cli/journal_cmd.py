@@ -13,7 +13,7 @@ import asyncio
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -28,7 +28,9 @@ from engine.journal.compaction import StreamCut, compact
 from engine.journal.location import describe, is_postgres, open_journal, sqlite_path
 from engine.journal.offline_reader import OfflineReader
 from engine.journal.schema import SCHEMA_VERSION
+from engine.replay.cell_text import visible
 from engine.replay.retention import MIN_HISTORY, plan_compaction
+from engine.replay.versions import VersionsReport, journal_versions
 
 EXPORT_FORMAT = "engine-journal-export"
 
@@ -41,7 +43,7 @@ class BadInput(click.ClickException):
 
 @click.group(name="journal")
 def command() -> None:
-    """Inspect, compact and move journals (check, compact, export, import, copy)."""
+    """Inspect, compact and move journals (check, compact, versions, export, import, copy)."""
 
 
 @command.command(name="check")
@@ -142,6 +144,75 @@ def _compact(
         f"journal {path}: archived {done.records} records of {done.streams} streams into "
         f"{done.segment}; check ok, {result.records} records live, chain verified across the cut"
     )
+
+
+@command.command(name="versions")
+@click.argument("path", type=click.Path(path_type=Path, readable=False))
+@click.option(
+    "--archive",
+    "archive",
+    multiple=True,
+    type=click.Path(path_type=Path, readable=False),
+    help="An archive segment of this journal (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+def versions(path: Path, archive: tuple[Path, ...], as_json: bool) -> None:
+    """Which handler code versions the live resources of the journal at PATH still run,
+    and what each `ctx.patched` change answered (docs/upgrades.md)."""
+    try:
+        report = journal_versions(path, archive=archive)
+    except (JournalError, FsmError) as bad:
+        raise BadInput(str(bad)) from None
+    if as_json:
+        click.echo(json.dumps(report.as_json(), sort_keys=True, indent=1))
+        return
+    click.echo(f"journal {path}: {len(report.resources)} live resources")
+    click.echo(
+        _table(("VERSION", "RESOURCES", "IN FLIGHT", "IN FLIGHT ON IT"), _version_rows(report))
+    )
+    patches = report.by_patch()
+    if not patches:
+        click.echo("no ctx.patched change recorded")
+        return
+    rows = [
+        (visible(change), str(len(row["new"])), str(len(row["old"])), _names(row["old_in_flight"]))
+        for change, row in sorted(patches.items())
+    ]
+    click.echo(_table(("CHANGE", "NEW PATH", "OLD PATH", "OLD PATH IN FLIGHT"), rows))
+    for change, row in sorted(patches.items()):
+        if not row["old_in_flight"]:
+            advice = "deprecate_patch once none can start"
+            click.echo(f"{visible(change)}: no old-path run is in flight ({advice})")
+
+
+def _version_rows(report: VersionsReport) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for version, row in sorted(report.by_version().items(), key=lambda kv: kv[0]):
+        rows.append(
+            (
+                visible(version) or "(none recorded)",
+                str(len(row["resources"])),
+                str(len(row["in_flight"])),
+                _names(row["in_flight"]),
+            )
+        )
+    return rows
+
+
+def _names(labels: list[str], *, shown: int = 5) -> str:
+    if not labels:
+        return "-"
+    more = f" (+{len(labels) - shown} more)" if len(labels) > shown else ""
+    return ", ".join(visible(label) for label in labels[:shown]) + more
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+        for line in (header, *rows)
+    ]
+    return "\n".join(line.rstrip() for line in lines)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

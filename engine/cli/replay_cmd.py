@@ -227,10 +227,21 @@ def _verify(
         f"reconcile loop: {report.reconciles} reconciles re-run, {report.compared} records "
         "compared"
     )
+    if report.versions:
+        written = ", ".join(
+            f"{version or '(none recorded)'}: {count}" for version, count in report.versions
+        )
+        click.echo(f"records by handler code version: {written}; replayed: {report.code_version}")
     first = report.divergence
     if first is None:
         click.echo("no divergence: the code makes the decisions and effects the journal recorded")
         return
     click.echo(f"first divergence at {first.describe()}")
+    if report.diverging_version is not None:
+        click.echo(
+            "the journal's record there was written by handler code version "
+            f"{report.diverging_version or '(none recorded)'}; the code replayed is "
+            f"{report.code_version}"
+        )
     where = f"position {first.position}" if first.position is not None else "the journal's end"
     raise Diverged(f"the code diverges from the journal at {where}")

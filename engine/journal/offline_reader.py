@@ -30,6 +30,22 @@ _ROW = (
     "FROM records r LEFT JOIN records p ON p.position = r.position - 1 "
 )
 SELECT_ONE_STREAM = _ROW + "WHERE r.stream = ? ORDER BY r.stream_version"
+SELECT_OPEN_RUNS = """
+WITH newest AS (
+    SELECT stream, MAX(stream_version) AS version FROM records
+    WHERE type = 'EffectStarted' AND json_extract(data, '$.name') IN ({names})
+    GROUP BY stream
+)
+SELECT s.stream FROM newest JOIN records s
+    ON s.stream = newest.stream AND s.stream_version = newest.version
+WHERE NOT EXISTS (
+    SELECT 1 FROM records o
+    WHERE o.stream = s.stream AND o.stream_version > s.stream_version
+      AND o.type IN ('EffectSucceeded', 'EffectFailed')
+      AND json_extract(o.data, '$.key') = json_extract(s.data, '$.key')
+)
+ORDER BY s.position
+"""
 SELECT_TYPES = _ROW + "WHERE r.type IN ({}) ORDER BY r.position"
 
 
@@ -237,6 +253,14 @@ class OfflineReader:
             expected += 1
             records.append(decode(self._previous(row), row[:12]))
         return records
+
+    def open_runs(self, names: Sequence[str]) -> list[str]:
+        """The streams whose newest attempt of an effect named in `names` (the handler
+        effects: provision, finalize) started and has no outcome — work a crash or a stop
+        left in flight — in the order that attempt started. One SQL pass, no record
+        decoded or verified: a hint for what to resume first, not a fold."""
+        marks = ", ".join("?" * len(names))
+        return [row[0] for row in self.query(SELECT_OPEN_RUNS.format(names=marks), tuple(names))]
 
     def read_types(self, types: Sequence[str]) -> list[Record]:
         """The live records of the given types, in position order, verified."""

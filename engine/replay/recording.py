@@ -23,11 +23,14 @@ from engine.fsm.key import FINALIZE, PROVISION
 from engine.identity import Kind, StreamId
 from engine.journal.record import NewEvent, Record
 from engine.journal.store import Journal
+from engine.runtime.reconcile.code_version import CODE_VERSION_FIELD
+from engine.runtime.reconcile.patches import PATCH_MARKER
 
 HANDLER_EFFECTS = (PROVISION, FINALIZE)
-_NOT_COMPARED = frozenset({"seconds"})
-"""How long a call took is a fact of that run, not of the code."""
-_NOT_COMPARED_FAILURE = frozenset({"seconds", "message"})
+_NOT_COMPARED = frozenset({"seconds", CODE_VERSION_FIELD})
+"""How long a call took is a fact of that run, not of the code; which code version wrote
+a record is what `--verify` reports, not a difference (like is compared with like)."""
+_NOT_COMPARED_FAILURE = frozenset({"seconds", "message", CODE_VERSION_FIELD})
 """An error's text may carry run-specific detail (addresses, timings)."""
 
 
@@ -101,6 +104,16 @@ class Recording:
             for r in self.order
             if r.type == ev.RETRY_SCHEDULED
         }
+        self._markers = {
+            (r.stream, str(r.data.get("run")), str(r.data.get("change"))): r
+            for r in self.order
+            if r.type == PATCH_MARKER
+        }
+        self.versions: dict[str, int] = {}
+        """How many records each handler code version wrote ("" for none recorded)."""
+        for r in self.order:
+            version = str(r.data.get(CODE_VERSION_FIELD) or "")
+            self.versions[version] = self.versions.get(version, 0) + 1
         self._stream_of_uid = {StreamId.parse(s).uid: s for s in self._streams}
         self._last_observed: dict[str, Record] = {}
 
@@ -206,6 +219,11 @@ class Recording:
 
     def retry(self, stream: str, key: str, attempt: int) -> Record | None:
         return self._retries.get((stream, key, attempt))
+
+    def patch_marker(self, stream: str, run: str, change: str) -> Record | None:
+        """The recorded answer of `ctx.patched(change)` in handler run `run` (None: the
+        run never asked)."""
+        return self._markers.get((stream, run, change))
 
 
 class RecordingGate:

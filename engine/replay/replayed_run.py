@@ -29,6 +29,7 @@ from engine.identity import Kind, StreamId
 from engine.journal.codec import encode_at
 from engine.journal.memory import MemoryJournal
 from engine.journal.record import NewEvent, Record
+from engine.replay.recorded_patches import RecordedPatches
 from engine.replay.recording import (
     HANDLER_EFFECTS,
     Diverged,
@@ -39,6 +40,7 @@ from engine.replay.recording import (
     move_clock,
 )
 from engine.runtime.reconcile.children import ChildLedger
+from engine.runtime.reconcile.code_version import CODE_VERSION_FIELD
 from engine.runtime.reconcile.conditions import STUCK, SupervisorConditions
 from engine.runtime.reconcile.event_recorder import EventRecorder
 from engine.runtime.reconcile.inbox import Inbox, Note
@@ -79,6 +81,13 @@ class ReplayReport:
     reconciles: int
     compared: int
     divergence: Divergence | None
+    code_version: str = ""
+    """The handler code version replayed (the operator's)."""
+    versions: tuple[tuple[str, int], ...] = ()
+    """(code version, records) for every version that wrote records of the journal
+    ("" for records written before records carried one), most records first."""
+    diverging_version: str | None = None
+    """The code version that wrote the journal's record at the divergence."""
 
 
 class _RecordedDrift(ChildLedger):
@@ -232,7 +241,9 @@ class _Process:
         self._gate = gate
         kind = operator.resource.kind_ref
         ledger = _RecordedDrift(recording)
-        streams = StreamWriter(journal, ledger=ledger, gate=gate)
+        streams = StreamWriter(
+            journal, ledger=ledger, gate=gate, code_version=operator.handler_version
+        )
         self.observations = ObservationLog(streams)
         self.objects = PrimaryView()
         inbox, conditions = Inbox(), SupervisorConditions()
@@ -278,6 +289,7 @@ class _Process:
             waits=self.waits,
             policy=policy.decide,
             spec_digests=recording.spec_digest,
+            patches=RecordedPatches(recording, streams),
         )
         self._created: dict[str, str] = {}
         self.tasks: dict[str, asyncio.Task[Any]] = {}
@@ -455,12 +467,22 @@ async def replay_through_loop(
         pass
     finally:
         await process.stop()
+    divergence = recording.divergence
+    at = {r.position: r for r in recording.order}
+    diverging = (
+        at.get(divergence.position) if divergence and divergence.position is not None else None
+    )
     return ReplayReport(
         records=len(records),
         streams=len(recording.streams),
         reconciles=reconciles,
         compared=recording.compared,
-        divergence=recording.divergence,
+        divergence=divergence,
+        code_version=operator.handler_version,
+        versions=tuple(sorted(recording.versions.items(), key=lambda kv: (-kv[1], kv[0]))),
+        diverging_version=(
+            str(diverging.data.get(CODE_VERSION_FIELD) or "") if diverging is not None else None
+        ),
     )
 
 

@@ -35,10 +35,13 @@ class EngineMetrics:
 
     __slots__ = (
         "_deadlocked",
+        "_history_longest",
+        "_history_warnings",
         "_journal_append",
         "_journal_bytes",
         "_journal_records",
         "_journals_quarantined",
+        "_longest",
         "_loop_lag",
         "_queue_age",
         "_queue_depth",
@@ -102,6 +105,18 @@ class EngineMetrics:
         self._journals_quarantined = Counter(
             "engine_journal_quarantined",
             "Corrupt journals renamed aside at start (the engine began a fresh one).",
+            registry=r,
+        )
+        self._history_warnings = Counter(
+            "engine_stream_history_warnings",
+            "Streams whose history passed the history_warn_records threshold.",
+            ["kind"],
+            registry=r,
+        )
+        self._longest = 0
+        self._history_longest = Gauge(
+            "engine_stream_history_records_max",
+            "Records of the longest stream history warned about.",
             registry=r,
         )
         self._watch_restarts = Counter(
@@ -184,6 +199,12 @@ class EngineMetrics:
     def count_journal_quarantined(self) -> None:
         """A corrupt journal was renamed aside and a fresh one started."""
         self._journals_quarantined.inc()
+
+    def count_history_warning(self, kind: str, records: int) -> None:
+        """One more stream of `kind` past the history threshold, now `records` long."""
+        self._history_warnings.labels(kind=kind).inc()
+        self._longest = max(self._longest, records)
+        self._history_longest.set(self._longest)
 
     def count_watch_restart(self, kind: str, reason: str) -> None:
         """One watch stream of `kind` restarted, for `reason` (`gone`, `error`, `timeout`)."""

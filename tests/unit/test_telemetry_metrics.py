@@ -21,6 +21,8 @@ EXPECTED = {
     "engine_watch_restarts",
     "engine_spans_dropped",
     "engine_event_loop_lag_seconds",
+    "engine_stream_history_warnings",
+    "engine_stream_history_records_max",
 }
 
 

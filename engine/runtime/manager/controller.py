@@ -24,10 +24,12 @@ from engine.clock import Clock, SystemClock
 from engine.effects import BackoffPolicy, EffectRunner, PermanentError, RetryableError, RunnerDeps
 from engine.effects.kube import KubeWriter
 from engine.fsm.decide import DecidePolicy
+from engine.fsm.key import FINALIZE, PROVISION
 from engine.fsm.table import DELETED
 from engine.identity import StreamId
 from engine.journal.errors import CorruptJournal, NotAJournal
 from engine.journal.location import is_postgres, open_journal, sqlite_path
+from engine.journal.offline_reader import OfflineReader
 from engine.journal.quarantine import quarantinable, quarantine
 from engine.journal.sqlite import SqliteJournal
 from engine.journal.store import Journal
@@ -42,6 +44,7 @@ from engine.runtime.queue.worker import Outcome
 from engine.runtime.reconcile.children import ChildLedger
 from engine.runtime.reconcile.conditions import DEADLOCKED, STUCK, SupervisorConditions
 from engine.runtime.reconcile.event_recorder import EventRecorder
+from engine.runtime.reconcile.history_warning import HistoryWarnings
 from engine.runtime.reconcile.inbox import Inbox
 from engine.runtime.reconcile.objects import PrimaryView
 from engine.runtime.reconcile.observations import ObservationLog, Observer, ObserverDeps
@@ -263,6 +266,18 @@ class Controller:
             await self._stopping.wait()
             log.info("stopping: watches, then in-flight reconciles, then the journal")
 
+    def _sqlite_journal(self) -> Path | None:
+        """The SQLite journal file the engine opened itself, or None."""
+        deps = self._deps
+        if deps.journal is not None:
+            return None
+        url = deps.settings.journal_url
+        if deps.journal_path is not None:
+            return deps.journal_path
+        if url and is_postgres(url):
+            return None
+        return sqlite_path(url) if url else deps.settings.state_dir / JOURNAL_FILE
+
     def _timeline_journal(self) -> Path | None:
         """The SQLite journal whose timeline the health port serves (setting
         `health_timeline`), or None."""
@@ -292,7 +307,14 @@ class Controller:
             api, retry_after_cap=settings.retry_after_cap_seconds, clock=deps.clock
         )
         objects, ledger, inbox = PrimaryView(), ChildLedger(), Inbox()
-        streams = StreamWriter(journal, ledger=ledger)
+        events = EventRecorder(writer, enabled=deps.record_events)
+        history = HistoryWarnings(
+            limit=settings.history_warn_records, objects=objects, events=events,
+            clock=deps.clock, metrics=self.metrics,
+        )  # fmt: skip
+        streams = StreamWriter(
+            journal, ledger=ledger, code_version=operator.handler_version, history=history
+        )
         observations = ObservationLog(streams)
         runner = EffectRunner(
             RunnerDeps(
@@ -324,7 +346,7 @@ class Controller:
             ledger=ledger,
             observations=observations,
             inbox=inbox,
-            events=EventRecorder(writer, enabled=deps.record_events),
+            events=events,
             conditions=self._conditions,
             views=self._views,
             clock=deps.clock,
@@ -449,10 +471,19 @@ class Controller:
     # -- watches ---------------------------------------------------------------------------
 
     async def _enqueue_in_flight(self, journal: Journal, reconciler: Reconciler) -> None:
-        """Streams with an effect started and no outcome go first (restart recovery)."""
+        """Streams with an effect started and no outcome go first (restart recovery).
+
+        A SQLite journal answers with one query (`OfflineReader.open_runs`), so the
+        workers start without folding every stream first; other journals fold each."""
         resource = self._deps.operator.resource
         prefix = f"{resource.group}/{resource.kind}/"
         queue = self._require_queue()
+        path = self._sqlite_journal()
+        if path is not None:
+            for stream in await asyncio.to_thread(_open_runs, path):
+                if stream.startswith(prefix):
+                    queue.add(StreamId.parse(stream).ref.key, first=True)
+            return
         states = reconciler.streams
         for stream in await journal.streams():
             if not stream.startswith(prefix):
@@ -525,6 +556,11 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def _open_runs(path: Path) -> list[str]:
+    with OfflineReader.open(path) as reader:
+        return reader.open_runs((PROVISION, FINALIZE))
 
 
 def _check_redaction(journal: Journal, secret_fields: tuple[str, ...]) -> None:

@@ -219,6 +219,14 @@ class Settings:
             "how soon a provision waiting for another resource tries again", bound="> 0"
         ),
     )
+    history_warn_records: int = field(
+        default=10_240,
+        metadata=_about(
+            "a stream this many records long gets a Warning Event and counts in /metrics "
+            "(0: never)",
+            bound=">= 0",
+        ),
+    )
     loop_lag_warn_seconds: float = field(
         default=0.1,
         metadata=_about("event-loop lag that is logged, counted and traced", bound="> 0"),

@@ -30,6 +30,7 @@ from engine.runtime.reconcile.event_recorder import EventRecorder
 from engine.runtime.reconcile.handler_context import Context
 from engine.runtime.reconcile.objects import Entry, PrimaryView
 from engine.runtime.reconcile.operator import Operator
+from engine.runtime.reconcile.patches import PatchAnswers
 from engine.runtime.reconcile.ports import ClusterWriter, EffectRunning
 from engine.runtime.reconcile.progress_views import ResourceViews
 from engine.runtime.reconcile.recorded_spec import restore_secrets, spec_at_generation
@@ -71,6 +72,7 @@ class EffectActions:
         clock: Clock,
         waits: DependencyWaits | None,
         may_act: Callable[[], bool],
+        patches: PatchAnswers | None = None,
     ) -> None:
         self._operator = operator
         self._kind = kind
@@ -85,6 +87,7 @@ class EffectActions:
         self._clock = clock
         self._waits = waits
         self._may_act = may_act
+        self._patches = patches
         self._logger = logging.getLogger(f"engine.operator.{operator.resource.kind.lower()}")
 
     async def run(self, key: str, stream: str, effect: Effect) -> None:
@@ -173,6 +176,8 @@ class EffectActions:
                 stream=stream,
                 owner=entry.obj,
                 redactor=redactor,
+                run=effect.key,
+                patches=self._patches,
             ),
         )
 

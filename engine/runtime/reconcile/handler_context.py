@@ -30,6 +30,13 @@ class HandlerBackend(Protocol):
     ) -> Mapping[str, Any]:
         """Under effect `key`: the child's recorded status once `ready` passes on its live
         state, else raise `DependencyNotReady`."""
+
+    async def patched(self, change: str) -> bool:
+        """This handler run's answer for `change` (journaled the first time it is asked)."""
+        ...
+
+    async def deprecate_patch(self, change: str) -> None:
+        """`change` is always taken now; a marker recorded by older runs still replays."""
         ...
 
 
@@ -94,6 +101,23 @@ class Context:
             raise RuntimeError("wait_until_ready needs the engine's reconciler behind the Context")
         target = f"{namespace or self.namespace}/{name}"
         await self.waits.wait_until_ready(f"{self.namespace}/{self.name}", target)
+
+    async def patched(self, change: str) -> bool:
+        """Whether this handler run takes the new path of change `change` (a name of
+        your own, e.g. "add-audit-step"): True for work that started under the code
+        running now, False for work that began under an older version (resumed after a
+        restart or a deploy) and when replaying work that never asked. The first answer
+        of a run is journaled (`PatchMarker`) and every later one (a retry, a restart,
+        `engine replay --verify`) reads it back, so one run never changes course.
+        Call it where the steps differ; see docs/upgrades.md.
+        """
+        return await self.backend.patched(change)
+
+    async def deprecate_patch(self, change: str) -> None:
+        """Declare that every run takes the new path of `change` now (no old work is
+        left: `engine journal versions` shows which resources still run which version).
+        Records nothing; a journal holding the change's old markers still replays."""
+        await self.backend.deprecate_patch(change)
 
     async def apply_child(self, manifest: Mapping[str, Any]) -> Mapping[str, Any]:
         """Create or update a child object, owned by this resource.

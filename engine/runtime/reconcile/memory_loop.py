@@ -28,6 +28,7 @@ from engine.runtime.queue.worker import Outcome, RequeueAfter, RetryableFailure
 from engine.runtime.reconcile.children import ChildLedger
 from engine.runtime.reconcile.conditions import SupervisorConditions
 from engine.runtime.reconcile.event_recorder import EventRecorder
+from engine.runtime.reconcile.history_warning import HistoryMetrics, HistoryWarnings
 from engine.runtime.reconcile.inbox import Inbox, Note
 from engine.runtime.reconcile.memory_cluster import MemoryCluster
 from engine.runtime.reconcile.objects import PrimaryView
@@ -85,6 +86,8 @@ class MemoryLoop:
         dependency_poll_seconds: float = 5.0,
         effect_timeout: float = 30.0,
         cluster: MemoryCluster | None = None,
+        history_warn_records: int = 0,
+        metrics: HistoryMetrics | None = None,
     ) -> None:
         self.operator = operator
         self.clock = clock or FakeClock()
@@ -97,7 +100,14 @@ class MemoryLoop:
         self.conditions = SupervisorConditions()
         tracer = tracer or trace.NoOpTracer()
         ledger = ChildLedger()
-        self.streams = StreamWriter(self.journal, ledger=ledger)
+        events = EventRecorder(self.cluster)
+        history = HistoryWarnings(
+            limit=history_warn_records, objects=self.objects, events=events,
+            clock=self.clock, metrics=metrics,
+        )  # fmt: skip
+        self.streams = StreamWriter(
+            self.journal, ledger=ledger, code_version=operator.handler_version, history=history
+        )
         observations = ObservationLog(self.streams)
         self.queued: list[str] = []
         self.waits = DependencyWaits(
@@ -128,7 +138,7 @@ class MemoryLoop:
             ledger=ledger,
             observations=observations,
             inbox=self.inbox,
-            events=EventRecorder(self.cluster),
+            events=events,
             conditions=self.conditions,
             views=ResourceViews(),
             clock=self.clock,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from engine.identity import Kind
 from engine.runtime.reconcile.admission import MutateHandler, ServedVersion, ValidateHandler
+from engine.runtime.reconcile.code_version import handlers_source_version
 
 if TYPE_CHECKING:
     from engine.runtime.reconcile.handler_context import Context
@@ -159,6 +160,9 @@ class Operator:
     example `spec.password`) whose values never reach the journal, spans, logs, Events
     or error messages. `validate` and `mutate` (sync or async, given an
     `AdmissionRequest`) are served as admission webhooks for `admission_operations`.
+    or error messages. `code_version` names the handlers' version, stamped on every
+    record a reconcile writes; empty means a hash of the handlers' source and their
+    modules' (`handler_version`).
     """
 
     resource: CustomResource
@@ -175,6 +179,13 @@ class Operator:
     def serves_webhooks(self) -> bool:
         """Whether the engine serves webhooks for it (admission or conversion)."""
         return bool(self.validate or self.mutate or self.resource.served_versions)
+
+    code_version: str = ""
+
+    @property
+    def handler_version(self) -> str:
+        """The handler code version: `code_version`, or the hash of the handlers' source."""
+        return self.code_version or handlers_source_version(self.provision, self.finalize)
 
     @property
     def finalizer_name(self) -> str:

@@ -46,6 +46,7 @@ from engine.runtime.reconcile.inbox import Inbox, Note
 from engine.runtime.reconcile.objects import Entry, PrimaryView
 from engine.runtime.reconcile.observations import ObservationLog, observation_of, stream_of
 from engine.runtime.reconcile.operator import Operator
+from engine.runtime.reconcile.patches import LivePatches, PatchAnswers
 from engine.runtime.reconcile.ports import ClusterWriter, EffectRunning
 from engine.runtime.reconcile.progress_views import ResourceViews
 from engine.runtime.reconcile.streams import StreamWriter
@@ -91,6 +92,7 @@ class Reconciler:
         may_act: Callable[[], bool] = lambda: True,
         max_passes: int = 16,
         spec_digests: Callable[[Mapping[str, Any]], str | None] = lambda obj: None,
+        patches: PatchAnswers | None = None,
     ) -> None:
         """Build the reconcile of `operator`'s resources over these ports.
 
@@ -100,7 +102,8 @@ class Reconciler:
         supervisors' notes, acted on at the start of a key's turn; `may_act` is asked
         before each write (False: stop and requeue); `max_passes` bounds decide → act
         loops per reconcile; `spec_digests` names an object's spec digest when it is
-        known without computing it (replay: the journaled one)."""
+        known without computing it (replay: the journaled one); `patches` answers the
+        handlers' `ctx.patched` (default: journaled markers, `LivePatches`)."""
         resource = operator.resource
         self._operator = operator
         self._kind = resource.kind_ref
@@ -135,6 +138,10 @@ class Reconciler:
             clock=clock,
             waits=waits,
             may_act=may_act,
+            patches=patches
+            or LivePatches(
+                reader=streams.journal, writer=streams, code_version=operator.handler_version
+            ),
         )
 
     @property

@@ -24,6 +24,7 @@ from engine.runtime.reconcile.child_readiness import ChildReady
 from engine.runtime.reconcile.children import ChildId, ChildLedger
 from engine.runtime.reconcile.handler_context import EffectFn
 from engine.runtime.reconcile.operator import Operator
+from engine.runtime.reconcile.patches import PatchAnswers
 from engine.runtime.reconcile.ports import ClusterWriter, EffectRunning
 from engine.runtime.reconcile.secret_scrub import scrubbed
 from engine.telemetry.redaction import NO_SECRETS, Redactor
@@ -75,6 +76,18 @@ class StepBackend:
     owner: Mapping[str, Any]
     redactor: Redactor = NO_SECRETS
     """Secret values scrubbed from the text of a failing step's error (R16)."""
+    run: str = ""
+    """The handler run's effect key (what `ctx.patched` answers are kept under)."""
+    patches: PatchAnswers | None = None
+
+    async def patched(self, change: str) -> bool:
+        if self.patches is None:
+            raise RuntimeError("ctx.patched needs the engine's reconciler behind the Context")
+        return await self.patches.patched(self.stream, self.run, change)
+
+    async def deprecate_patch(self, change: str) -> None:
+        if self.patches is not None:
+            await self.patches.deprecated(self.stream, self.run, change)
 
     async def run_step(self, key: str, name: str, call: EffectFn) -> Any:
         return await self.runner.run(self.stream, key, name, scrubbed(call, self.redactor))

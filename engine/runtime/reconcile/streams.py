@@ -23,6 +23,7 @@ from engine.identity import StreamId
 from engine.journal.record import NewEvent, Record
 from engine.journal.store import Journal
 from engine.runtime.reconcile.children import ChildLedger
+from engine.runtime.reconcile.code_version import CODE_VERSION_FIELD
 from engine.telemetry.spans import SpanIds, current_ids
 
 
@@ -38,6 +39,14 @@ class AppendGate(Protocol):
     ) -> bool: ...
 
     def committed(self, stream: str) -> None: ...
+
+
+class HistoryWatch(Protocol):
+    """Told once per stream when its history reaches `limit` records."""
+
+    limit: int
+
+    async def exceeded(self, stream: str, records: int) -> None: ...
 
 
 class ObservationSeed(Protocol):
@@ -61,7 +70,9 @@ class StreamWriter:
     this append fail with the journal's `ConcurrencyError` instead of interleaving; appends
     to one stream from this writer are serialized (one in flight per stream), so its own
     callers never race each other; after `append` returns, `current(stream)` includes the
-    appended records. Every event without span ids gets the current span's.
+    appended records. Every event without span ids gets the current span's, and every
+    event without a `code_version` field gets `code_version` (the operator's handler
+    code version) when one is given.
     Assumption: one event loop.
     """
 
@@ -72,8 +83,13 @@ class StreamWriter:
         ledger: ChildLedger,
         snapshot_every: int = 50,
         gate: AppendGate | None = None,
+        code_version: str | None = None,
+        history: HistoryWatch | None = None,
     ) -> None:
         self._journal = journal
+        self._code_version = code_version
+        self._history = history
+        self._warned: set[str] = set()
         self._ledger = ledger
         self._snapshot_every = snapshot_every
         self._gate = gate
@@ -106,7 +122,7 @@ class StreamWriter:
         Errors: `ConcurrencyError` when another writer appended to the stream since this
         writer folded it; whatever the gate raises; the journal's errors.
         """
-        stamped = [_stamped(event) for event in events]
+        stamped = [_stamped(event, self._code_version) for event in events]
         # the gate before the lock: a gate that holds this append back must not hold back
         # an earlier append to the same stream that it waits for
         if self._gate is not None and not await self._gate.admit(stream, stamped, unless):
@@ -116,13 +132,26 @@ class StreamWriter:
             lock = self._locks[stream] = asyncio.Lock()
         self._users[stream] = self._users.get(stream, 0) + 1
         try:
-            return await self._append_locked(lock, stream, stamped, unless)
+            positions = await self._append_locked(lock, stream, stamped, unless)
         finally:
             self._users[stream] -= 1
             if not self._users[stream]:
                 del self._users[stream]
                 if stream not in self._folded:  # forgotten meanwhile: drop its lock too
                     self._locks.pop(stream, None)
+        if self._history is not None and positions:
+            await self._watch_history(stream, self._history)
+        return positions
+
+    async def _watch_history(self, stream: str, history: HistoryWatch) -> None:
+        """Tell `history` once when the stream's records reach its limit (0: never)."""
+        folded = self._folded.get(stream)
+        if history.limit <= 0 or folded is None or stream in self._warned:
+            return
+        if folded.state.version < history.limit:
+            return
+        self._warned.add(stream)
+        await history.exceeded(stream, folded.state.version)
 
     async def _append_locked(
         self,
@@ -205,7 +234,9 @@ class StreamWriter:
             self._locks.pop(stream, None)
 
 
-def _stamped(event: NewEvent) -> NewEvent:
+def _stamped(event: NewEvent, code_version: str | None) -> NewEvent:
+    if code_version is not None and CODE_VERSION_FIELD not in event.data:
+        event = replace(event, data={**event.data, CODE_VERSION_FIELD: code_version})
     if event.trace_id is not None or event.span_id is not None:
         return event
     ids = current_ids()
