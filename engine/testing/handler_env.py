@@ -155,6 +155,7 @@ class HandlerEnvironment:
                 child.kind_ref,
                 {**live, "status": {"observedGeneration": generation, **dict(status)}},
             )
+            self._ledger.observed(live, deleted=False)  # the watch shows the apply first
             self._ledger.observed(stored, deleted=False)
             return
         raise LookupError(f"no {kind} {namespace}/{name} was applied: apply it first")

@@ -23,6 +23,9 @@ EXPECTED = {
     "engine_event_loop_lag_seconds",
     "engine_stream_history_warnings",
     "engine_stream_history_records_max",
+    "engine_journal_quarantined",
+    "engine_webhook_requests",
+    "engine_webhook_duration_seconds",
 }
 
 
