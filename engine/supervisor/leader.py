@@ -119,6 +119,15 @@ class LeaderElector:
     def config(self) -> LeaderElectionConfig:
         return self._config
 
+    def seed(self, *, resource_version: str, holder: str, transitions: int, at: float) -> None:
+        """Start from what another reader of the Lease saw: version `resource_version`,
+        first seen at `at` (this elector's monotonic clock). A Lease that has not changed
+        since is then taken over one lease duration after `at`, not after this elector's
+        own first read. Call before `run()`."""
+        self._seen = _Seen(resource_version, holder, transitions)
+        self._seen_at = at
+        self._highest_term = max(self._highest_term, transitions)
+
     @property
     def is_leader(self) -> bool:
         """True while leading and within the renew deadline of the last renewal."""
