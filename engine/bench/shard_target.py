@@ -25,16 +25,21 @@ class TargetState:
     applied: dict[str, int] = field(default_factory=dict)
     first_at: dict[str, float] = field(default_factory=dict)
     stale: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)
 
     def call(self, key: str, shard: str, term: int, at: float) -> tuple[int, dict[str, Any]]:
         """Apply or refuse one call: (status, body)."""
         highest = self.highest.get(shard, 0)
+        call = {"key": key, "shard": shard, "term": term, "highest": highest, "at": at}
         if term < highest:
-            self.stale.append({"key": key, "shard": shard, "term": term, "highest": highest})
+            self.stale.append(call)
+            self.calls.append({**call, "outcome": "stale"})
             return 409, {"error": "stale fencing term", "term": term, "highest": highest}
         self.highest[shard] = term
         if key in self.applied:
+            self.calls.append({**call, "outcome": "replayed"})
             return 200, {"key": key, "replayed": True}
+        self.calls.append({**call, "outcome": "applied"})
         self.applied[key] = 1
         self.first_at[key] = at
         return 200, {"key": key, "replayed": False}

@@ -166,12 +166,28 @@ class LeaderElector:
         now = self._clock.now().isoformat()
         body = self._lease_body(seen, holder=None, transitions=seen.transitions, now=now)
         body["spec"].update(leaseDurationSeconds=1, acquireTime=self._acquired_at or now)
-        try:
-            await self._call(
-                self._api.replace_namespaced_lease(self._config.name, self._config.namespace, body)
-            )
-        except (ApiException, OSError, TimeoutError) as failed:
-            logger.warning("lease release failed (it will expire): %s", _describe(failed))
+        for _ in range(2):
+            try:
+                await self._call(
+                    self._api.replace_namespaced_lease(
+                        self._config.name, self._config.namespace, body
+                    )
+                )
+                return
+            except ApiException as failed:
+                if failed.status != 409:
+                    logger.warning("lease release failed (it will expire): %s", _describe(failed))
+                    return
+                # a renewal this elector sent just before it stopped moved the version
+                with contextlib.suppress(ApiException, OSError, TimeoutError):
+                    current = await self._read()
+                    if current is not None and current.holder == self._config.identity:
+                        body["metadata"]["resourceVersion"] = current.resource_version
+                        continue
+                return
+            except (OSError, TimeoutError) as failed:
+                logger.warning("lease release failed (it will expire): %s", _describe(failed))
+                return
 
     # ---- internals ----------------------------------------------------------------------
 

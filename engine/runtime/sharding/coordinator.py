@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.journal.batch import Fence
-from engine.journal.errors import JournalError
+from engine.journal.errors import FencedOut, JournalError
 from engine.journal.record import NewEvent
 from engine.runtime.queue.work_queue import WorkQueue
 from engine.runtime.queue.worker import Handler, Outcome, Succeeded, run_workers
-from engine.runtime.sharding.fenced_journal import ShardFencedJournal
+from engine.runtime.sharding.fenced_journal import ShardFencedJournal, ShardNotHeld
 from engine.runtime.sharding.keyspace import assignment, shard_names, shard_of
 from engine.runtime.sharding.members import (
     MemberDirectory,
@@ -142,9 +142,11 @@ class ShardCoordinator:
         return shard_of(key, self.config.count)
 
     def fence_of(self, shard: str) -> Fence | None:
-        """The fence this replica holds `shard` with, or None (not held, or lost)."""
+        """The fence this replica holds `shard` with, or None (not held, or lost). A late
+        renewal does not take it away (the database refuses it once a successor wrote);
+        effects also ask `may_act`, which follows the renew deadline."""
         hold = self._holds.get(shard)
-        if hold is None or hold.term is None or not hold.elector.is_leader:
+        if hold is None or hold.term is None:
             return None
         return Fence(shard, hold.term)
 
@@ -181,6 +183,9 @@ class ShardCoordinator:
             token = enter_scope(ShardScope(shard, hold.term))
             try:
                 return await handler(key)
+            except (ShardNotHeld, FencedOut) as refused:
+                log.info("%s: %s", key, refused)  # handed off mid-turn: the owner goes on
+                return Succeeded()
             finally:
                 leave_scope(token)
                 hold.in_flight -= 1
@@ -238,7 +243,7 @@ class ShardCoordinator:
         live = await self._directory.live()
         me = self.identity
         members = {m for m in live if m != me}
-        if self._member.is_leader:
+        if self._member.leading.is_set():  # the flag, not the clock: no flapping under lag
             members.add(me)
         self.members = tuple(sorted(members))
         wanted = {s for s, owner in assignment(self.config.count, members).items() if owner == me}

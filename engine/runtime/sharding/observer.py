@@ -8,8 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from engine.identity import ObjectRef
+from engine.journal.errors import FencedOut
 from engine.runtime.reconcile.objects import PrimaryView
 from engine.runtime.reconcile.observations import Observer
+from engine.runtime.sharding.fenced_journal import ShardNotHeld
 from engine.watchers import Change, ChangeType
 
 
@@ -24,8 +26,11 @@ class ShardedObserver:
 
     async def primary(self, change: Change) -> None:
         if self._owns(ObjectRef.of(change.obj).key):
-            await self._observer.primary(change)
-            return
+            try:
+                await self._observer.primary(change)
+                return
+            except (ShardNotHeld, FencedOut):
+                pass  # handed off meanwhile: the new owner journals what it observes
         self._view.update(change.obj, exists=change.type is not ChangeType.DELETED)
 
     async def child(self, change: Change) -> None:
