@@ -243,7 +243,10 @@ class ShardCoordinator:
         live = await self._directory.live()
         me = self.identity
         members = {m for m in live if m != me}
-        if self._member.leading.is_set():  # the flag, not the clock: no flapping under lag
+        if not self._stopping:
+            # this replica counts itself in while it runs, even when a renewal of its member
+            # Lease is late: the shard Leases arbitrate, so a late renewal only delays the
+            # others' view of it, and dropping itself would hand off every shard and back
             members.add(me)
         self.members = tuple(sorted(members))
         wanted = {s for s, owner in assignment(self.config.count, members).items() if owner == me}
