@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -137,10 +138,15 @@ async def _rolling(
         chores = {f"c-{i:05d}" for i in range(resources)}
         began = time.monotonic()
         creating = asyncio.create_task(fleet.create(sorted(chores), concurrency=4))
+        restarted = 0
         for name in names:
             await fleet.replicas[name].stop()
             replica = await fleet.start(name)
-            await replica.wait_synced()
+            try:
+                await replica.wait_synced(within=120)
+                restarted += 1
+            except FleetError as failed:
+                print(f"rolling restart: {failed}", file=sys.stderr)
         await creating
         missed = 0
         try:
@@ -150,6 +156,8 @@ async def _rolling(
         took = time.monotonic() - began
         firsts = sorted(fleet.target.state.first_at.values())
         gaps = [b - a for a, b in itertools.pairwise(firsts)]
+        if restarted < len(names):
+            raise ScaleBenchError(f"only {restarted} of {len(names)} replicas came back")
         return missed, max(gaps, default=0.0), took
 
 
@@ -176,7 +184,9 @@ async def run_bench(
                 latency=latency,
             )
         )
+        print(f"throughput_{replicas}: {rates[-1]:.2f}/s", file=sys.stderr)
     takeover = await _takeover(url, scratch / "takeover", timings)
+    print(f"takeover_s: {takeover:.2f}", file=sys.stderr)
     rolling = max(resources // 2, 1)
     missed, pause, took = await _rolling(
         url, scratch / "rolling", timings, resources=rolling, latency=latency

@@ -77,7 +77,7 @@ class Replica:
     def running(self) -> bool:
         return self.process.returncode is None
 
-    async def wait_synced(self, within: float = 60.0) -> None:
+    async def wait_synced(self, within: float = 120.0) -> None:
         deadline = time.monotonic() + within
         while SYNCED not in self.output():
             if not self.running or time.monotonic() > deadline:

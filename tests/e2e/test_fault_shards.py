@@ -14,6 +14,9 @@ provision and finalize each call the shard target under a (shard, term) fence:
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import sys
 import time
 from pathlib import Path
 
@@ -137,6 +140,27 @@ async def test_replicas_share_the_work_and_survive_kill_pause_and_rescaling(
         assert any(kind == SHARD_RELEASED for kind, *_ in records), "c journaled its releases"
         d = await identity_of(fleet, "d")
         assert any(holder == d for _, _, holder, _ in records), "d took shards"
+
+        # what an operator sees: the replica's /metrics and `engine shards`
+        health = re.search(r"health: (http://127\.0\.0\.1:\d+)/healthz", joining.output())
+        assert health is not None, joining.output()
+        async with fleet.session.get(f"{health.group(1)}/metrics") as reply:
+            metrics = await reply.text()
+        owned = re.search(r"^engine_shards_owned (\S+)$", metrics, re.MULTILINE)
+        assert owned is not None, metrics[-2000:]
+        assert float(owned.group(1)) >= 1
+        assert re.search(r'^engine_shard_handoffs_total\{.*direction="acquired"', metrics, re.M)
+        assert "engine_shard_keys{" in metrics
+        shown = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "engine", "shards", "--kubeconfig", str(fleet.kubeconfig),
+            "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await shown.communicate()
+        assert shown.returncode == 0, err
+        report = json.loads(out)
+        assert len(report["shards"]) == TIMINGS.shards
+        assert d in {m["identity"] for m in report["members"] if m["live"]}
+        assert all(row["holder"] for row in report["shards"]), report
 
         successes = await fleet.journal_successes()
         assert successes
