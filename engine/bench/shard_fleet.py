@@ -71,7 +71,10 @@ class Replica:
     offset: int = 0
 
     def output(self) -> str:
-        return _read(self.log)[self.offset :]
+        """What the current process printed (the offset counts bytes, not characters)."""
+        if not self.log.exists():
+            return ""
+        return self.log.read_bytes()[self.offset :].decode(errors="replace")
 
     @property
     def running(self) -> bool:
