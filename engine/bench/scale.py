@@ -98,7 +98,7 @@ async def _throughput(
         names = {f"c-{i:05d}" for i in range(resources)}
         began = time.monotonic()
         await fleet.create(sorted(names))
-        await fleet.wait_converged(names, within=max(120.0, resources * 0.5))
+        await fleet.wait_converged(names, within=120.0 + resources * 2.0)
         return resources / (time.monotonic() - began)
 
 
@@ -150,7 +150,7 @@ async def _rolling(
         await creating
         missed = 0
         try:
-            await fleet.wait_converged(chores, within=max(120.0, resources * 0.5))
+            await fleet.wait_converged(chores, within=120.0 + resources * 2.0)
         except FleetError:
             missed = len(chores) - await fleet.ready_count()
         took = time.monotonic() - began
