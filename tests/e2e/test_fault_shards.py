@@ -23,7 +23,10 @@ from pathlib import Path
 import pytest
 
 from engine.bench.shard_fleet import Fleet, FleetTimings, running_fleet
+from engine.journal.batch import Fence
+from engine.journal.errors import FencedOut
 from engine.journal.location import open_journal
+from engine.journal.record import NewEvent
 from engine.runtime.sharding.coordinator import SHARD_ACQUIRED, SHARD_RELEASED
 from engine.runtime.sharding.members import member_lease_name
 from tests.support.postgres import Schemas, postgres_schemas, postgres_server
@@ -125,6 +128,19 @@ async def test_replicas_share_the_work_and_survive_kill_pause_and_rescaling(
                 if c["at"] >= resumed_at and b_terms.get(c["shard"]) == c["term"]]  # fmt: skip
         assert all(c["outcome"] == "stale" for c in late), late
         assert "lost the Lease" in paused.log.parent.joinpath("b", "engine.log").read_text()
+        moved_from_b = [s for s, t in b_terms.items() if after_pause[s][1] > t]
+        assert moved_from_b, (b_terms, after_pause)
+        journal = await open_journal(fleet.journal_url)
+        try:  # what b's next append for a shard it lost meets at the database
+            shard = moved_from_b[0]
+            with pytest.raises(FencedOut):
+                await journal.append(
+                    f"engine/shards/{shard}",
+                    [NewEvent(type="Probe")],
+                    fence=Fence(shard, b_terms[shard]),
+                )
+        finally:
+            await journal.close()
 
         # add a replica, remove one, mid-run
         joining = await fleet.start("d")
