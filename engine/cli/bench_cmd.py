@@ -254,3 +254,62 @@ def webhooks(requests: int, rounds: int, concurrency: int, as_json: bool) -> Non
         f"min {figures.ratio_min}, max {figures.ratio_max} "
         f"({figures.rounds} rounds x {figures.requests} reviews, {figures.concurrency} clients)"
     )
+
+
+@command.command(name="scale")
+@click.option("--resources", default=2_000, show_default=True, help="Chores per replica count.")
+@click.option("--effect-ms", default=20.0, show_default=True, help="Time of the external call.")
+@click.option("--shards", default=16, show_default=True, help="Shards of the key space.")
+@click.option("--workers", default=32, show_default=True, help="Concurrent reconciles a replica.")
+@click.option("--lease-duration", default=5.0, show_default=True, help="Lease duration (s).")
+@click.option(
+    "--journal-url",
+    default=None,
+    help="A PostgreSQL database to use (a fresh schema per part, dropped after it) "
+    "[default: ENGINE_TEST_POSTGRES_URL].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def scale(
+    resources: int,
+    effect_ms: float,
+    shards: int,
+    workers: int,
+    lease_duration: float,
+    journal_url: str | None,
+    as_json: bool,
+) -> None:
+    """Sharded replicas (1, 2, 3 processes) on one PostgreSQL journal: throughput and
+    scaling, the takeover of a dead member's shards, a rolling restart."""
+    import tempfile
+    from pathlib import Path
+
+    url = journal_url or os.environ.get("ENGINE_TEST_POSTGRES_URL", "")
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise click.BadParameter(
+            "give a postgresql:// URL with --journal-url or ENGINE_TEST_POSTGRES_URL "
+            "(`make pg` starts a throwaway server)",
+            param_hint="--journal-url",
+        )
+    if min(resources, shards, workers) < 1 or effect_ms < 0 or lease_duration <= 1:
+        raise click.BadParameter("--resources, --shards, --workers >= 1; --lease-duration > 1")
+    from engine.bench.shard_fleet import FleetError, FleetTimings
+    from engine.journal.errors import JournalError
+
+    bench = _bench("scale")
+    timings = FleetTimings(
+        shards=shards,
+        lease_duration=lease_duration,
+        renew_deadline=lease_duration * 0.7,
+        retry_period=lease_duration / 5,
+        workers=workers,
+    )
+    try:
+        with tempfile.TemporaryDirectory(prefix="engine-bench-scale-") as scratch:
+            figures = asyncio.run(
+                bench.run_bench(
+                    url, Path(scratch), resources=resources, effect_ms=effect_ms, timings=timings
+                )
+            )
+    except (bench.ScaleBenchError, FleetError, JournalError) as failed:
+        raise click.ClickException(str(failed)) from None
+    click.echo(figures.as_json() if as_json else figures.describe())

@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "release-finalizer": "engine.cli.release_finalizer_cmd",
     "replay": "engine.cli.replay_cmd",
     "run": "engine.cli.run_cmd",
+    "shards": "engine.cli.shards_cmd",
     "ui": "engine.cli.ui_cmd",
     "why": "engine.cli.why_cmd",
 }

@@ -68,6 +68,13 @@ REPO_SAMPLES = Path(__file__).resolve().parents[2] / "config" / "samples"
     default=None,
     help="Port of /healthz, /readyz, /metrics; 0 picks a free one [setting health_port].",
 )
+@click.option(
+    "--shards",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Split the keys into N shards held by active replicas on a postgresql:// journal "
+    "[setting shards].",
+)
 @click.option("--plain", is_flag=True, help="Print one line per change, even on a terminal.")
 @click.option(
     "--rbac",
@@ -87,6 +94,7 @@ def command(
     samples_dir: Path | None,
     registry_url: str | None,
     health_port: int | None,
+    shards: int | None,
     plain: bool,
     rbac: bool,
 ) -> None:
@@ -110,6 +118,7 @@ def command(
         "kubeconfig": kubeconfig,
         "in_cluster": True if in_cluster else None,
         "health_port": health_port,
+        "shards": shards,
         # On a laptop the health endpoints stay on loopback unless asked otherwise.
         "health_host": "127.0.0.1" if local and "ENGINE_HEALTH_HOST" not in os.environ else None,
         # ... and the webhooks on a free port (their URL is registered wherever it lands).

@@ -119,6 +119,15 @@ class LeaderElector:
     def config(self) -> LeaderElectionConfig:
         return self._config
 
+    def seed(self, *, resource_version: str, holder: str, transitions: int, at: float) -> None:
+        """Start from what another reader of the Lease saw: version `resource_version`,
+        first seen at `at` (this elector's monotonic clock). A Lease that has not changed
+        since is then taken over one lease duration after `at`, not after this elector's
+        own first read. Call before `run()`."""
+        self._seen = _Seen(resource_version, holder, transitions)
+        self._seen_at = at
+        self._highest_term = max(self._highest_term, transitions)
+
     @property
     def is_leader(self) -> bool:
         """True while leading and within the renew deadline of the last renewal."""
@@ -157,12 +166,28 @@ class LeaderElector:
         now = self._clock.now().isoformat()
         body = self._lease_body(seen, holder=None, transitions=seen.transitions, now=now)
         body["spec"].update(leaseDurationSeconds=1, acquireTime=self._acquired_at or now)
-        try:
-            await self._call(
-                self._api.replace_namespaced_lease(self._config.name, self._config.namespace, body)
-            )
-        except (ApiException, OSError, TimeoutError) as failed:
-            logger.warning("lease release failed (it will expire): %s", _describe(failed))
+        for _ in range(2):
+            try:
+                await self._call(
+                    self._api.replace_namespaced_lease(
+                        self._config.name, self._config.namespace, body
+                    )
+                )
+                return
+            except ApiException as failed:
+                if failed.status != 409:
+                    logger.warning("lease release failed (it will expire): %s", _describe(failed))
+                    return
+                # a renewal this elector sent just before it stopped moved the version
+                with contextlib.suppress(ApiException, OSError, TimeoutError):
+                    current = await self._read()
+                    if current is not None and current.holder == self._config.identity:
+                        body["metadata"]["resourceVersion"] = current.resource_version
+                        continue
+                return
+            except (OSError, TimeoutError) as failed:
+                logger.warning("lease release failed (it will expire): %s", _describe(failed))
+                return
 
     # ---- internals ----------------------------------------------------------------------
 

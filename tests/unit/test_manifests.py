@@ -217,3 +217,17 @@ def test_the_deploy_guide_shows_the_overlay_the_tests_render() -> None:
     from tests.support.manifests import JAEGER_OVERLAY
 
     assert shown["patches"] == yaml.safe_load(JAEGER_OVERLAY.format(base="../config"))["patches"]
+
+
+def test_the_sharded_overlay_carries_the_same_base_as_config() -> None:
+    """config/overlays/sharded/base is a copy of the base (kustomize refuses an overlay
+    inside config/ that refers to config/): `engine manifests --out` writes both."""
+    root = Path(__file__).resolve().parents[2] / "config"
+    overlay_base = root / "overlays" / "sharded" / "base"
+    files = sorted(p.relative_to(overlay_base) for p in overlay_base.rglob("*.yaml"))
+    assert files, "config/overlays/sharded/base holds no manifests"
+    for relative in files:
+        assert (overlay_base / relative).read_text() == (root / relative).read_text(), (
+            f"config/overlays/sharded/base/{relative} differs from config/{relative}: run "
+            "engine manifests --image engine:0.1.0 --out config/overlays/sharded/base"
+        )

@@ -54,7 +54,12 @@ from engine.runtime.reconcile.reconciler import Reconciler
 from engine.runtime.reconcile.steps import SpanTracer
 from engine.runtime.reconcile.streams import StreamWriter
 from engine.runtime.reconcile.waits import DependencyWaits
+from engine.runtime.sharding.coordinator import ShardCoordinator, ShardingConfig, ShardRunDeps
+from engine.runtime.sharding.fenced_journal import ShardFencedJournal
+from engine.runtime.sharding.metrics import ShardMetrics
+from engine.runtime.sharding.observer import ShardedObserver
 from engine.runtime.supervision.watchdog import RunningReconciles, Watchdog, watchdog_period
+from engine.supervisor.leader import default_identity
 from engine.supervisor.loop_lag import LoopLagConfig, LoopLagMonitor
 from engine.supervisor.stuck import HealingPolicy
 from engine.supervisor.waits_for import DeadlockPolicy
@@ -136,6 +141,8 @@ class Controller:
         self._running = RunningReconciles()
         self._conditions = SupervisorConditions()
         self._leadership: Leadership | None = None
+        self._sharding: ShardCoordinator | None = None
+        self._objects: PrimaryView | None = None
         self._watchdog: Watchdog | None = None
         self._loop_lag = LoopLagMonitor(
             LoopLagConfig(
@@ -173,6 +180,11 @@ class Controller:
     def leadership(self) -> Leadership | None:
         """Who may act (the elector, the term), once `run()` has assembled it."""
         return self._leadership
+
+    @property
+    def sharding(self) -> ShardCoordinator | None:
+        """The shards this replica holds (setting `shards`), once `run()` assembled it."""
+        return self._sharding
 
     @property
     def watchdog(self) -> Watchdog | None:
@@ -217,6 +229,8 @@ class Controller:
             for name, probe in (("journal", self._commits), ("api-server", self._reach)):
                 task = asyncio.create_task(probe.run(), name=f"readiness-{name}")
                 stack.push_async_callback(_cancel, task)
+            if deps.settings.shards:
+                journal = self._sharded_journal(api, journal)
             journal = self._metered = MeteredJournal(journal, self.metrics)
             if deps.tracing is not None:
                 stack.callback(deps.tracing.shutdown)
@@ -240,6 +254,23 @@ class Controller:
             stack.push_async_callback(self._watches.stop)
             if not await self._watches.wait_synced(self._stopping):
                 return
+            if self._sharding is not None:
+                await self._sharding.start(
+                    ShardRunDeps(
+                        journal=self._require_fenced(journal),
+                        queue=self._require_queue(),
+                        handler=self._handler(reconciler),
+                        workers=deps.settings.max_concurrent_reconciles,
+                        enqueue_in_flight=lambda accepts: self._enqueue_in_flight(
+                            journal, reconciler, accepts
+                        ),
+                        cached_keys=self._objects_keys,
+                    )
+                )
+                stack.push_async_callback(self._sharding.stop, deps.shutdown_timeout)
+                stack.push_async_callback(self._watches.stop)  # runs before the drain
+                await self._run_started(stack)
+                return
             leadership = self._leadership = Leadership(
                 LeadershipDeps(
                     settings=deps.settings,
@@ -256,15 +287,46 @@ class Controller:
             # the queue drains before the Lease is released
             stack.push_async_callback(leadership.stop, deps.shutdown_timeout)
             stack.push_async_callback(self._watches.stop)  # runs before the drain
-            if self._watchdog is not None:
-                period = watchdog_period(deps.settings.stuck_deadlines)
-                watchdog = asyncio.create_task(self._watchdog.run(period), name="watchdog")
-                stack.push_async_callback(_cancel, watchdog)
-            gauges = asyncio.create_task(self._update_gauges(), name="engine-gauges")
-            stack.push_async_callback(_cancel, gauges)
-            self.ready.set()
-            await self._stopping.wait()
-            log.info("stopping: watches, then in-flight reconciles, then the journal")
+            await self._run_started(stack)
+
+    async def _run_started(self, stack: contextlib.AsyncExitStack) -> None:
+        """The watchdog and the gauges, then ready until stopped."""
+        if self._watchdog is not None:
+            period = watchdog_period(self._deps.settings.stuck_deadlines)
+            watchdog = asyncio.create_task(self._watchdog.run(period), name="watchdog")
+            stack.push_async_callback(_cancel, watchdog)
+        gauges = asyncio.create_task(self._update_gauges(), name="engine-gauges")
+        stack.push_async_callback(_cancel, gauges)
+        self.ready.set()
+        await self._stopping.wait()
+        log.info("stopping: watches, then in-flight reconciles, then the journal")
+
+    def _sharded_journal(self, api: Any, journal: Journal) -> ShardFencedJournal:
+        """The coordinator of this replica's shards, and the journal fenced by them."""
+        settings = self._deps.settings
+        coordinator = self._sharding = ShardCoordinator(
+            ShardingConfig(
+                count=settings.shards,
+                prefix=settings.shard_lease_prefix,
+                namespace=settings.lease_namespace,
+                identity=default_identity(),
+                lease_duration=settings.lease_duration_seconds,
+                renew_deadline=settings.lease_renew_deadline_seconds,
+                retry_period=settings.lease_retry_period_seconds,
+                drain_seconds=self._deps.shutdown_timeout,
+            ),
+            api_client=api,
+            metrics=ShardMetrics(self.metrics.registry),
+        )
+        return ShardFencedJournal(
+            journal, shard_of=coordinator.shard_of, fence_of=coordinator.fence_of
+        )
+
+    def _require_fenced(self, journal: Journal) -> ShardFencedJournal:
+        inner = journal.inner if isinstance(journal, MeteredJournal) else journal
+        if not isinstance(inner, ShardFencedJournal):  # pragma: no cover - assembled so
+            raise RuntimeError("the sharded journal is not assembled")
+        return inner
 
     def _sqlite_journal(self) -> Path | None:
         """The SQLite journal file the engine opened itself, or None."""
@@ -290,7 +352,7 @@ class Controller:
 
     def _build(
         self, api: Any, journal: Journal, tracer: trace.Tracer
-    ) -> tuple[Reconciler, Observer]:
+    ) -> tuple[Reconciler, Observer | ShardedObserver]:
         """Build the parts for the operator on `api` and `journal` (nothing starts)."""
         deps, settings = self._deps, self._deps.settings
         operator = deps.operator
@@ -302,11 +364,13 @@ class Controller:
             ),
             retry_bucket=TokenBucket(qps=settings.qps, burst=settings.burst),
             max_concurrent=settings.max_concurrent_reconciles,
+            accepts=self._sharding.owns_key if self._sharding is not None else None,
         )
         writer = self._writer = KubeWriter(
             api, retry_after_cap=settings.retry_after_cap_seconds, clock=deps.clock
         )
         objects, ledger, inbox = PrimaryView(), ChildLedger(), Inbox()
+        self._objects = objects
         events = EventRecorder(writer, enabled=deps.record_events)
         history = HistoryWarnings(
             limit=settings.history_warn_records, objects=objects, events=events,
@@ -383,6 +447,10 @@ class Controller:
                 tracer=tracer,
             )
         )
+        if self._sharding is not None:
+            return reconciler, ShardedObserver(
+                observer, view=objects, owns_key=self._sharding.owns_key
+            )
         return reconciler, observer
 
     # -- connections -----------------------------------------------------------------------
@@ -457,7 +525,13 @@ class Controller:
         return handle
 
     def _may_act(self) -> bool:
+        if self._sharding is not None:
+            return self._sharding.may_act()
         return self._leadership is None or self._leadership.may_act()
+
+    def _objects_keys(self) -> list[str]:
+        """Every key in the primary watch's cache (all shards')."""
+        return list(self._objects.keys()) if self._objects is not None else []
 
     def _views_keys(self) -> list[str]:
         return [f"{v.namespace}/{v.name}" for v in self._views.snapshot()]
@@ -470,8 +544,14 @@ class Controller:
 
     # -- watches ---------------------------------------------------------------------------
 
-    async def _enqueue_in_flight(self, journal: Journal, reconciler: Reconciler) -> None:
-        """Streams with an effect started and no outcome go first (restart recovery).
+    async def _enqueue_in_flight(
+        self,
+        journal: Journal,
+        reconciler: Reconciler,
+        accepts: Callable[[str], bool] | None = None,
+    ) -> None:
+        """Streams with an effect started and no outcome go first (restart recovery);
+        with `accepts`, only the streams of the keys it accepts (a shard's).
 
         A SQLite journal answers with one query (`OfflineReader.open_runs`), so the
         workers start without folding every stream first; other journals fold each."""
@@ -481,19 +561,25 @@ class Controller:
         path = self._sqlite_journal()
         if path is not None:
             for stream in await asyncio.to_thread(_open_runs, path):
-                if stream.startswith(prefix):
-                    queue.add(StreamId.parse(stream).ref.key, first=True)
+                if not stream.startswith(prefix):
+                    continue
+                key = StreamId.parse(stream).ref.key
+                if accepts is None or accepts(key):
+                    queue.add(key, first=True)
             return
         states = reconciler.streams
         for stream in await journal.streams():
             if not stream.startswith(prefix):
+                continue
+            key = StreamId.parse(stream).ref.key
+            if accepts is not None and not accepts(key):
                 continue
             state = await states.current(stream)
             if state.state == DELETED:
                 states.forget(stream)
                 continue
             if state.pending_effects:
-                queue.add(StreamId.parse(stream).ref.key, first=True)
+                queue.add(key, first=True)
 
     # -- shutdown, signals, health, gauges -------------------------------------------------
 
@@ -514,6 +600,8 @@ class Controller:
             return self.ready.is_set() and all(w.synced.is_set() for w in self._watches.watchers)
 
         def elector_alive() -> bool:
+            if self._sharding is not None:
+                return self._sharding.alive()
             return self._leadership is None or self._leadership.alive()
 
         def api_reachable() -> bool:

@@ -197,6 +197,18 @@ class Settings:
     lease_retry_period_seconds: float = field(
         default=2.0, metadata=_about("interval between Lease attempts", bound="> 0")
     )
+    shards: int = field(
+        default=0,
+        metadata=_about(
+            "split the keys into this many shards held by active replicas "
+            "(needs a postgresql:// journal_url); 0: off",
+            bound=">= 0",
+        ),
+    )
+    shard_lease_prefix: str = field(
+        default="engine",
+        metadata=_about("prefix of the member and shard Leases (in lease_namespace)"),
+    )
     stuck_deadlines: Mapping[str, float] = field(
         default_factory=_default_stuck_deadlines,
         metadata=_about("seconds a resource may stay in a state before it is reported stuck"),
@@ -250,6 +262,16 @@ class Settings:
             raise SettingsError(
                 f"setting 'webhook_timeout_seconds' ({self.webhook_timeout_seconds}) must be "
                 "from 1 to 30 (the API server's limit)"
+            )
+        if self.shards and self.leader_election:
+            raise SettingsError(
+                "settings 'shards' and 'leader_election' exclude each other: "
+                "with shards every replica is active"
+            )
+        if self.shards and not self.journal_url.startswith(("postgresql://", "postgres://")):
+            raise SettingsError(
+                "setting 'shards' needs a shared journal: set 'journal_url' "
+                "(ENGINE_JOURNAL_URL) to a postgresql:// URL"
             )
         if self.in_cluster and self.kubeconfig is not None:
             raise SettingsError("settings 'in_cluster' and 'kubeconfig' exclude each other")

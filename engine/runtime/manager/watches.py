@@ -12,6 +12,7 @@ from engine.clock import Clock
 from engine.runtime.manager.settings import Settings
 from engine.runtime.reconcile.observations import Observer
 from engine.runtime.reconcile.operator import Operator
+from engine.runtime.sharding.observer import ShardedObserver
 from engine.watchers import Kind, KubeResources, Watcher, WatcherConfig
 
 
@@ -31,7 +32,7 @@ class Watches:
         self.watchers: list[Watcher] = []
         self.tasks: list[asyncio.Task[None]] = []
 
-    def start(self, api: Any, observer: Observer) -> None:
+    def start(self, api: Any, observer: Observer | ShardedObserver) -> None:
         """Start one watcher for the primary kind and one per child kind."""
         settings = self._settings
         resources = KubeResources(api)

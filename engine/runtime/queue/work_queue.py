@@ -55,6 +55,8 @@ class WorkQueue:
       processed, makes it ready before that time (a server's Retry-After is a lower bound,
       R7), until `forget(key)`. Plain backoff is not a hold: as in client-go, an event
       that arrives meanwhile reconciles the key at once (level-triggered).
+    - With `accepts`, a key it refuses is not queued, and a queued key it has come to
+      refuse (its shard was handed off) is dropped instead of handed out.
     - After `shutdown()`, adds are ignored, delayed keys are dropped (the next start finds
       them again from the journal and the list), and `get()` raises `QueueShutDown`.
     """
@@ -66,6 +68,7 @@ class WorkQueue:
         retry_bucket: TokenBucket | None = None,
         max_concurrent: int | None = None,
         observe_wait: Callable[[float], None] | None = None,
+        accepts: Callable[[str], bool] | None = None,
     ) -> None:
         if max_concurrent is not None and max_concurrent < 1:
             raise ValueError(f"max_concurrent must be >= 1 or None, got {max_concurrent!r}")
@@ -73,6 +76,7 @@ class WorkQueue:
         self._bucket = retry_bucket
         self._max_concurrent = max_concurrent
         self._observe_wait = observe_wait
+        self._accepts = accepts
         self._seq = itertools.count()
         # ready: two FIFO lanes of (seq, key); an entry is live iff _ready_entry[key] matches
         self._lanes: tuple[deque[tuple[int, str]], deque[tuple[int, str]]] = (deque(), deque())
@@ -95,7 +99,7 @@ class WorkQueue:
 
     def add(self, key: str, *, after: float = 0.0, first: bool = False) -> None:
         """Make `key` ready after `after` seconds (see the class guarantees); never blocks."""
-        if self._shut_down:
+        if self._shut_down or (self._accepts is not None and not self._accepts(key)):
             return
         now = asyncio.get_running_loop().time()
         deadline = now + max(0.0, after)
@@ -199,7 +203,11 @@ class WorkQueue:
             if self._shut_down:
                 raise QueueShutDown("the work queue is shut down")
             if self._ready_entry and not self._at_capacity():
-                return self._pop_ready()
+                key = self._pop_ready()
+                if self._accepts is None or self._accepts(key):
+                    return key
+                self.done(key)  # refused since it was queued: dropped
+                continue
             waiter = asyncio.get_running_loop().create_future()
             self._getters.add(waiter)
             try:

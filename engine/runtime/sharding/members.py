@@ -1,0 +1,129 @@
+"""Membership on Kubernetes Leases: each replica holds a member Lease of its own
+(`<prefix>-member-<hash of identity>`, renewed by a `LeaderElector`), and reads the
+member and shard Leases of the group.
+
+A member is live while its Lease has a holder and this reader has seen it change within
+the lease duration (a monotonic clock, as the elector times expiry; a member seen for the
+first time counts as live for one lease duration). A released member Lease (graceful
+stop) leaves the group at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes_asyncio import client
+
+MEMBER_INFIX = "-member-"
+SHARD_INFIX = "-"
+
+
+def member_lease_name(prefix: str, identity: str) -> str:
+    """The member Lease of `identity` (a valid object name whatever the identity is)."""
+    return f"{prefix}{MEMBER_INFIX}{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
+
+
+def shard_lease_name(prefix: str, shard: str) -> str:
+    """The Lease through which `shard` is held: `<prefix>-shard-07`."""
+    return f"{prefix}{SHARD_INFIX}{shard}"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseView:
+    """One Lease as read: name, holder ('' when released), term, renewal, duration."""
+
+    name: str
+    holder: str
+    term: int
+    renewed: datetime | None
+    duration: float
+    resource_version: str
+
+    def expired(self, now: datetime) -> bool:
+        """By the Lease's own renewTime (for a one-off reader such as `engine shards`)."""
+        if not self.holder or self.renewed is None:
+            return True
+        return (now - self.renewed).total_seconds() > self.duration
+
+
+async def read_leases(api_client: Any, namespace: str, prefix: str) -> list[LeaseView]:
+    """Every Lease in `namespace` whose name starts with `<prefix>-`, sorted by name.
+
+    Errors: the client's `ApiException`, `OSError` and `TimeoutError`."""
+    api: Any = client.CoordinationV1Api(api_client)
+    listed = await api.list_namespaced_lease(namespace)
+    views = []
+    for lease in listed.items:
+        name = str(lease.metadata.name)
+        if not name.startswith(f"{prefix}-"):
+            continue
+        spec = lease.spec
+        renewed = getattr(spec, "renew_time", None)
+        if isinstance(renewed, datetime) and renewed.tzinfo is None:
+            renewed = renewed.replace(tzinfo=UTC)
+        views.append(
+            LeaseView(
+                name=name,
+                holder=str(getattr(spec, "holder_identity", None) or ""),
+                term=int(getattr(spec, "lease_transitions", None) or 0),
+                renewed=renewed if isinstance(renewed, datetime) else None,
+                duration=float(getattr(spec, "lease_duration_seconds", None) or 0),
+                resource_version=str(lease.metadata.resource_version),
+            )
+        )
+    return sorted(views, key=lambda view: view.name)
+
+
+class MemberDirectory:
+    """The live members of a group, as this replica sees them.
+
+    `await live()` lists the group's member Leases and returns the identities of those
+    that are held and changed within `lease_duration` seconds of this reader's clock.
+    """
+
+    def __init__(
+        self,
+        api_client: Any,
+        *,
+        namespace: str,
+        prefix: str,
+        lease_duration: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._api, self._namespace, self._prefix = api_client, namespace, prefix
+        self._duration = lease_duration
+        self._monotonic = monotonic
+        self._seen: dict[str, tuple[str, float]] = {}  # lease name -> (resourceVersion, at)
+        self._leases: dict[str, LeaseView] = {}
+
+    async def live(self) -> list[str]:
+        """Identities of the live members, sorted. Errors: as `read_leases`."""
+        leases = await read_leases(self._api, self._namespace, self._prefix)
+        now = self._monotonic()
+        members: list[str] = []
+        names: set[str] = set()
+        for lease in leases:
+            names.add(lease.name)
+            self._leases[lease.name] = lease
+            seen = self._seen.get(lease.name)
+            if seen is None or seen[0] != lease.resource_version:
+                self._seen[lease.name] = seen = (lease.resource_version, now)
+            if MEMBER_INFIX in lease.name and lease.holder and now - seen[1] < self._duration:
+                members.append(lease.holder)
+        for gone in set(self._seen) - names:
+            del self._seen[gone]
+            self._leases.pop(gone, None)
+        return sorted(set(members))
+
+    def last_change(self, name: str) -> tuple[LeaseView, float] | None:
+        """The Lease `name` as last listed and when (this reader's monotonic clock) it was
+        first seen in that version; None when it was not listed."""
+        seen, lease = self._seen.get(name), self._leases.get(name)
+        if seen is None or lease is None:
+            return None
+        return lease, seen[1]
