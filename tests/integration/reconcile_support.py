@@ -255,11 +255,12 @@ async def running_engine(
     service: ExternalService | None = None,
     settings: Settings | None = None,
     separate_apiserver: bool = False,
+    operator: Operator | None = None,
 ) -> AsyncIterator[Engine]:
     """The API server (in this process, or its own with `separate_apiserver`), the Widget
-    CRD, and a Controller running against it."""
+    CRD, and a Controller running against it (`operator`: the Widget operator by default)."""
     service = service or ExternalService()
-    operator = widget_operator(service)
+    operator = operator or widget_operator(service)
     async with (
         _server(tmp_path, separate=separate_apiserver) as server,
         aiohttp.ClientSession() as session,
