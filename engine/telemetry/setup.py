@@ -204,7 +204,8 @@ def configure_tracing(
     if not settings.enabled:
         return TracingHandle(tracer=trace.NoOpTracer(), settings=settings)
     provider = TracerProvider(
-        sampler=_sampler(settings),
+        # nothing would read a recorded span: ids only (records and log lines carry them)
+        sampler=_sampler(settings) if settings.exporting else sampling.ALWAYS_OFF,
         resource=_resource(settings),
         shutdown_on_exit=False,
     )
