@@ -17,10 +17,10 @@ from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
-from kubernetes_asyncio.client import ApiClient
 from yarl import URL
 
 from engine.effects.errors import PermanentError, RetryableError
+from engine.effects.kube_client import ApiClient
 from engine.identity import Kind
 
 FIELD_MANAGER: Final = "engine"
