@@ -11,6 +11,7 @@ from pathlib import Path
 from tests.integration.reconcile_support import (
     CONFIGMAPS,
     WIDGETS,
+    Engine,
     ExternalService,
     eventually,
     running_engine,
@@ -26,6 +27,18 @@ WRITES_TO_READY_WITHOUT_FINALIZE = 3
 finalizer (the garbage collector removes the child with its owner)."""
 
 
+async def _settled(engine: Engine, expected: int) -> None:
+    """The engine sent `expected` writes (the Event follows the Ready status, so wait for
+    it), and not one more once the watch events of its own writes arrived and settled."""
+
+    async def sent_all() -> bool:
+        return engine.controller.requests_sent >= expected
+
+    await eventually(sent_all, f"{expected} writes sent")
+    await asyncio.sleep(1.0)
+    assert engine.controller.requests_sent == expected
+
+
 async def test_create_to_ready_costs_four_writes_per_resource_and_nothing_after(
     tmp_path: Path,
 ) -> None:
@@ -38,10 +51,7 @@ async def test_create_to_ready_costs_four_writes_per_resource_and_nothing_after(
             return all([await engine.phase(name) == "Ready" for name in names])
 
         await eventually(all_ready, "every widget is Ready")
-        sent = engine.controller.requests_sent
-        assert sent == WRITES_TO_READY * len(names)
-        await asyncio.sleep(1.0)  # watch events of the engine's own writes arrive and settle
-        assert engine.controller.requests_sent == sent
+        await _settled(engine, WRITES_TO_READY * len(names))
 
 
 async def test_without_a_finalize_step_no_finalizer_is_written_and_owned_children_go_with_gc(
@@ -57,13 +67,10 @@ async def test_without_a_finalize_step_no_finalizer_is_written_and_owned_childre
             return all([await engine.phase(name) == "Ready" for name in names])
 
         await eventually(all_ready, "every widget is Ready")
-        sent = engine.controller.requests_sent
-        assert sent == WRITES_TO_READY_WITHOUT_FINALIZE * len(names)
+        await _settled(engine, WRITES_TO_READY_WITHOUT_FINALIZE * len(names))
         widget = await engine.api.get(f"{WIDGETS}/{names[0]}")
         assert widget is not None
         assert not widget["metadata"].get("finalizers")
-        await asyncio.sleep(1.0)
-        assert engine.controller.requests_sent == sent
 
         status, _ = await engine.api.request("DELETE", f"{WIDGETS}/{names[0]}")
         assert status == 200

@@ -172,8 +172,11 @@ class Observer:
     """`primary(change)` and `child(change)`: the sinks of the primary and child watchers.
 
     Guarantees: a primary change is journaled (when it is a real change) before its key
-    is enqueued; a child change never journals by itself: it enqueues the owner, whose
-    next reconcile journals the observation with `child_drift` set if it drifted. A
+    is enqueued; a MODIFIED event equal to the observation last journaled (the watch's
+    echo of the engine's own write, whose response the reconcile already journaled and
+    decided on) enqueues nothing; a child change never journals by itself: it enqueues
+    the owner, whose next reconcile journals the observation with `child_drift` set if it
+    drifted. A
     primary change is journaled inside a short `observe <Kind>` span (the root of its
     own trace), so its `Observed` record carries that span's ids when tracing is on.
     """
@@ -208,7 +211,8 @@ class Observer:
             )
         if appended and deps.on_observed is not None:
             deps.on_observed(key, entry.obj, f"Observed {change.type.value}")
-        deps.enqueue(key)
+        if appended or change.type is not ChangeType.MODIFIED:
+            deps.enqueue(key)
 
     async def child(self, change: Change) -> None:
         deps = self._deps
