@@ -111,7 +111,7 @@ class ApiServerFigures:
 
 
 @contextlib.asynccontextmanager
-async def _server_process(db: Path, *extra: str) -> AsyncIterator[tuple[str, int]]:
+async def server_process(db: Path, *extra: str) -> AsyncIterator[tuple[str, int]]:
     """Run `engine apiserver` on `db` in a child process; yield its URL and pid.
 
     Its output goes to a file beside `db` (a pipe nobody drains could stall the server).
@@ -246,7 +246,7 @@ def _percentile(values: list[float], fraction: float) -> float:
 async def run_bench(settings: BenchSettings) -> ApiServerFigures:
     """Start a server process, measure it, stop it; the figures measured."""
     with tempfile.TemporaryDirectory(prefix="engine-bench-") as scratch:
-        async with _server_process(Path(scratch) / "apiserver.db") as (url, pid):
+        async with server_process(Path(scratch) / "apiserver.db") as (url, pid):
             timeout = aiohttp.ClientTimeout(total=300)
             connector = aiohttp.TCPConnector(limit=settings.concurrency + settings.watchers + 4)
             async with aiohttp.ClientSession(url, timeout=timeout, connector=connector) as session:
@@ -301,7 +301,7 @@ async def run_bench(settings: BenchSettings) -> ApiServerFigures:
 
 async def _rollout(db: Path, settings: BenchSettings) -> RolloutFigures:
     """The workload figure, on a fresh server of its own."""
-    async with _server_process(db, *START_DELAY_ARGS) as (url, pid):
+    async with server_process(db, *START_DELAY_ARGS) as (url, pid):
         timeout = aiohttp.ClientTimeout(total=600)
         async with aiohttp.ClientSession(url, timeout=timeout) as session:
             try:

@@ -167,6 +167,34 @@ def reconcile(resources: int, concurrency: int, as_json: bool) -> None:
     click.echo(figures.as_json() if as_json else figures.describe())
 
 
+@command.command(name="kopf")
+@click.option(
+    "--resources",
+    "sizes",
+    multiple=True,
+    type=int,
+    default=(1_000,),
+    show_default=True,
+    help="Widgets per run (repeat for several sizes).",
+)
+@click.option("--rounds", default=3, show_default=True, help="Interleaved rounds per size.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def kopf(sizes: tuple[int, ...], rounds: int, as_json: bool) -> None:
+    """The Widget workload by kopf and by the engine, side by side (needs engine[bench])."""
+    if min(sizes) < 1:
+        raise click.BadParameter("every --resources must be >= 1", param_hint="--resources")
+    if rounds < 1:
+        raise click.BadParameter("--rounds must be >= 1", param_hint="--rounds")
+    kopf_bench, kopf_side = _bench("kopf"), _bench("kopf_side")
+    from engine.bench.apiserver import BenchError
+
+    try:
+        measured = asyncio.run(kopf_bench.run_bench(sizes=sizes, rounds=rounds))
+    except (kopf_side.KopfBenchError, BenchError) as failed:
+        raise click.ClickException(str(failed)) from None
+    click.echo(kopf_bench.as_json(measured) if as_json else kopf_bench.describe(measured))
+
+
 @command.command(name="handlers")
 @click.option("--runs", default=500, show_default=True, help="Handler runs to time.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
