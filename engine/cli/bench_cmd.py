@@ -84,6 +84,8 @@ def _describe(figures: ApiServerFigures) -> str:
             f"objects stored           {figures.objects} (writers: {figures.concurrency})",
             f"creates/s                {figures.creates_per_second}",
             f"merge patches/s          {figures.merge_patches_per_second}",
+            f"server CPU per create    {figures.server_cpu_ms_per_create} ms",
+            f"server CPU per patch     {figures.server_cpu_ms_per_patch} ms",
             f"list all ({figures.list_all_items} items)  {figures.list_all_seconds} s",
             f"watch latency p50 / p99  {figures.watch_latency_p50_ms} / "
             f"{figures.watch_latency_p99_ms} ms "

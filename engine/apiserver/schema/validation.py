@@ -33,8 +33,27 @@ def validation_causes(obj: Mapping[str, Any], schema: Mapping[str, Any]) -> list
     jsonschema cannot compile raises `jsonschema.SchemaError` (structural_problems catches
     those before a CRD is accepted).
     """
+    return _causes(_validator_of(schema).iter_errors(obj))
+
+
+_BY_IDENTITY: dict[int, tuple[Mapping[str, Any], Draft4Validator]] = {}
+_BY_IDENTITY_LIMIT = 256
+
+
+def _validator_of(schema: Mapping[str, Any]) -> Draft4Validator:
+    """The compiled validator of `schema`: found by the schema object's identity (a CRD's
+    schema is one object from its registration on), else by its canonical JSON text.
+
+    The identity entry holds the schema itself, so its id cannot be reused meanwhile.
+    """
+    found = _BY_IDENTITY.get(id(schema))
+    if found is not None and found[0] is schema:
+        return found[1]
     validator = _compiled(json.dumps(schema, sort_keys=True, separators=(",", ":")))
-    return _causes(validator.iter_errors(obj))
+    if len(_BY_IDENTITY) >= _BY_IDENTITY_LIMIT:
+        _BY_IDENTITY.clear()
+    _BY_IDENTITY[id(schema)] = (schema, validator)
+    return validator
 
 
 @lru_cache(maxsize=256)
