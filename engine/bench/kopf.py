@@ -27,6 +27,7 @@ RATIOS = {
     "ratio_requests": "request_count",
     "ratio_server_cpu": "server_cpu_s",
     "ratio_rss": "peak_rss_kib",
+    "ratio_server_cpu_per_request": "server_cpu_per_request",
 }
 """Each ratio's name → the `SideRun` figure it divides (engine / kopf)."""
 
@@ -68,6 +69,10 @@ def side_summary(runs: Sequence[SideRun]) -> dict[str, Any]:
         ),
         "peak_rss_mb": round(statistics.median(run.peak_rss_kib for run in runs) / 1024, 1),
         "server_cpu_s": round(statistics.median(run.server_cpu_s for run in runs), 3),
+        "server_cpu_ms_per_request": round(
+            statistics.median(run.server_cpu_s * 1000 / max(1, run.request_count) for run in runs),
+            3,
+        ),
         "requests_per_object": round(
             statistics.median(run.request_count for run in runs) / count, 2
         ),
@@ -143,6 +148,11 @@ def describe(measured: Sequence[SizeFigures]) -> str:
             ("operator CPU ms/resource", "cpu_ms_per_resource", "ratio_cpu"),
             ("requests per object", "requests_per_object", "ratio_requests"),
             ("server CPU s", "server_cpu_s", "ratio_server_cpu"),
+            (
+                "server CPU ms per request",
+                "server_cpu_ms_per_request",
+                "ratio_server_cpu_per_request",
+            ),
             ("peak RSS MB", "peak_rss_mb", "ratio_rss"),
         )
         for label, key, ratio in rows:

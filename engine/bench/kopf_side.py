@@ -64,6 +64,10 @@ class SideRun:
     def request_count(self) -> int:
         return sum(self.requests.values())
 
+    @property
+    def server_cpu_per_request(self) -> float:
+        return self.server_cpu_s / max(1, self.request_count)
+
 
 def operator_command(side: Side, *, kubeconfig: Path, state_dir: Path) -> list[str]:
     """The command line of one operator process, at its defaults."""

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.e2e
 
 SIDE_KEYS = {
     "wall_s", "cpu_s", "cpu_ms_per_resource", "peak_rss_mb", "server_cpu_s",
+    "server_cpu_ms_per_request",
     "requests_per_object", "requests_per_object_by_kind", "verified",
 }  # fmt: skip
 SPREAD_KEYS = {"min", "median", "max"}
