@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import sqlite3
 from pathlib import Path
@@ -14,7 +15,6 @@ from engine.apiserver.authn.service_accounts import SigningKeyError
 from engine.apiserver.authn.static_tokens import TokenFileError
 from engine.apiserver.authn.webhook import WebhookConfigError
 from engine.apiserver.http.certificates import CertificateError
-from engine.apiserver.http.event_loop import LoopChoiceError, run_on_chosen_loop
 from engine.apiserver.http.security import SecurityConfigError
 from engine.apiserver.http.server import run_apiserver
 from engine.apiserver.kubelet.pod_stages import KubeletSettings
@@ -107,7 +107,7 @@ def command(
     if db != ":memory:" and not Path(db).resolve().parent.is_dir():
         raise click.ClickException(f"--db {db}: the directory does not exist; create it first")
     try:
-        run_on_chosen_loop(
+        asyncio.run(
             run_apiserver(
                 db=db,
                 host=host,
@@ -119,8 +119,6 @@ def command(
                 security=security,
             )
         )
-    except LoopChoiceError as bad:
-        raise BadFlag(str(bad)) from None
     except _SECURITY_ERRORS as bad:
         raise BadFlag(str(bad)) from None
     except OSError as bad:
