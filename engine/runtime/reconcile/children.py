@@ -114,6 +114,19 @@ class ChildLedger:
             self._remember(child, obj)
         return owner
 
+    def holds(self, obj: Mapping[str, Any]) -> bool:
+        """Whether the live copy held for this child is `obj`'s very version (same uid
+        and resourceVersion): the watch's echo of the engine's own apply."""
+        current = self._live.get(ChildId.of(obj))
+        if current is None:
+            return False
+        metadata, held = obj.get("metadata", {}), current.get("metadata", {})
+        version = metadata.get("resourceVersion")
+        return bool(version) and (metadata.get("uid"), version) == (
+            held.get("uid"),
+            held.get("resourceVersion"),
+        )
+
     def _remember(self, child: ChildId, obj: Mapping[str, Any]) -> None:
         current = self._live.get(child)
         if current is None or is_newer(obj, current):

@@ -175,10 +175,11 @@ class Observer:
     is enqueued; a MODIFIED event equal to the observation last journaled (the watch's
     echo of the engine's own write, whose response the reconcile already journaled and
     decided on) enqueues nothing; a child change never journals by itself: it enqueues
-    the owner, whose next reconcile journals the observation with `child_drift` set if it
-    drifted. A
-    primary change is journaled inside a short `observe <Kind>` span (the root of its
-    own trace), so its `Observed` record carries that span's ids when tracing is on.
+    the owner (not for the echo of the engine's own apply, whose response the ledger
+    holds), whose next reconcile journals the observation with `child_drift` set if it
+    drifted. A primary change is journaled inside a short `observe <Kind>` span (the
+    root of its own trace), so its `Observed` record carries that span's ids when
+    tracing is on.
     """
 
     def __init__(self, deps: ObserverDeps) -> None:
@@ -216,8 +217,10 @@ class Observer:
 
     async def child(self, change: Change) -> None:
         deps = self._deps
-        owner = deps.ledger.observed(change.obj, deleted=change.type is ChangeType.DELETED)
-        if owner is None:
+        deleted = change.type is ChangeType.DELETED
+        echo = not deleted and deps.ledger.holds(change.obj)
+        owner = deps.ledger.observed(change.obj, deleted=deleted)
+        if owner is None or echo:
             return
         key = deps.view.key_of_uid(owner)
         if key is not None:
