@@ -25,7 +25,12 @@ from typing import Any
 import aiohttp
 
 from engine.bench.process import stop_process
-from engine.bench.workload_rollout import START_DELAY_ARGS, RolloutFigures, measure_rollout
+from engine.bench.workload_rollout import (
+    START_DELAY_ARGS,
+    RolloutFigures,
+    cpu_seconds,
+    measure_rollout,
+)
 
 GROUP = "bench.example.dev"
 PLURAL = "widgets"
@@ -96,6 +101,8 @@ class ApiServerFigures:
     concurrency: int
     creates_per_second: float
     merge_patches_per_second: float
+    server_cpu_ms_per_create: float
+    server_cpu_ms_per_patch: float
     list_all_seconds: float
     list_all_items: int
     watchers: int
@@ -111,7 +118,7 @@ class ApiServerFigures:
 
 
 @contextlib.asynccontextmanager
-async def _server_process(db: Path, *extra: str) -> AsyncIterator[tuple[str, int]]:
+async def server_process(db: Path, *extra: str) -> AsyncIterator[tuple[str, int]]:
     """Run `engine apiserver` on `db` in a child process; yield its URL and pid.
 
     Its output goes to a file beside `db` (a pipe nobody drains could stall the server).
@@ -246,7 +253,7 @@ def _percentile(values: list[float], fraction: float) -> float:
 async def run_bench(settings: BenchSettings) -> ApiServerFigures:
     """Start a server process, measure it, stop it; the figures measured."""
     with tempfile.TemporaryDirectory(prefix="engine-bench-") as scratch:
-        async with _server_process(Path(scratch) / "apiserver.db") as (url, pid):
+        async with server_process(Path(scratch) / "apiserver.db") as (url, pid):
             timeout = aiohttp.ClientTimeout(total=300)
             connector = aiohttp.TCPConnector(limit=settings.concurrency + settings.watchers + 4)
             async with aiohttp.ClientSession(url, timeout=timeout, connector=connector) as session:
@@ -271,8 +278,11 @@ async def run_bench(settings: BenchSettings) -> ApiServerFigures:
                     ) as response:
                         await _check(response, 200)
 
+                cpu_before = cpu_seconds(pid)
                 create_s = await _in_parallel(settings.objects, settings.concurrency, create)
+                cpu_created = cpu_seconds(pid)
                 patch_s = await _in_parallel(settings.patches, settings.concurrency, patch)
+                cpu_patched = cpu_seconds(pid)
                 started = time.perf_counter()
                 async with session.get(COLLECTION) as response:
                     listed = await _check(response, 200)
@@ -287,6 +297,8 @@ async def run_bench(settings: BenchSettings) -> ApiServerFigures:
         concurrency=settings.concurrency,
         creates_per_second=round(settings.objects / create_s, 1),
         merge_patches_per_second=round(settings.patches / patch_s, 1),
+        server_cpu_ms_per_create=round((cpu_created - cpu_before) * 1000 / settings.objects, 3),
+        server_cpu_ms_per_patch=round((cpu_patched - cpu_created) * 1000 / settings.patches, 3),
         list_all_seconds=round(list_s, 3),
         list_all_items=len(listed["items"]),
         watchers=settings.watchers,
@@ -301,7 +313,7 @@ async def run_bench(settings: BenchSettings) -> ApiServerFigures:
 
 async def _rollout(db: Path, settings: BenchSettings) -> RolloutFigures:
     """The workload figure, on a fresh server of its own."""
-    async with _server_process(db, *START_DELAY_ARGS) as (url, pid):
+    async with server_process(db, *START_DELAY_ARGS) as (url, pid):
         timeout = aiohttp.ClientTimeout(total=600)
         async with aiohttp.ClientSession(url, timeout=timeout) as session:
             try:

@@ -84,6 +84,8 @@ def _describe(figures: ApiServerFigures) -> str:
             f"objects stored           {figures.objects} (writers: {figures.concurrency})",
             f"creates/s                {figures.creates_per_second}",
             f"merge patches/s          {figures.merge_patches_per_second}",
+            f"server CPU per create    {figures.server_cpu_ms_per_create} ms",
+            f"server CPU per patch     {figures.server_cpu_ms_per_patch} ms",
             f"list all ({figures.list_all_items} items)  {figures.list_all_seconds} s",
             f"watch latency p50 / p99  {figures.watch_latency_p50_ms} / "
             f"{figures.watch_latency_p99_ms} ms "
@@ -194,6 +196,34 @@ def restart(resources: int, in_flight: int, as_json: bool) -> None:
     except (SettingsError, restart_bench.RestartBenchError) as failed:
         raise click.ClickException(str(failed)) from None
     click.echo(figures.as_json() if as_json else figures.describe())
+
+
+@command.command(name="kopf")
+@click.option(
+    "--resources",
+    "sizes",
+    multiple=True,
+    type=int,
+    default=(1_000,),
+    show_default=True,
+    help="Widgets per run (repeat for several sizes).",
+)
+@click.option("--rounds", default=3, show_default=True, help="Interleaved rounds per size.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def kopf(sizes: tuple[int, ...], rounds: int, as_json: bool) -> None:
+    """The Widget workload by kopf and by the engine, side by side (needs engine[bench])."""
+    if min(sizes) < 1:
+        raise click.BadParameter("every --resources must be >= 1", param_hint="--resources")
+    if rounds < 1:
+        raise click.BadParameter("--rounds must be >= 1", param_hint="--rounds")
+    kopf_bench, kopf_side = _bench("kopf"), _bench("kopf_side")
+    from engine.bench.apiserver import BenchError
+
+    try:
+        measured = asyncio.run(kopf_bench.run_bench(sizes=sizes, rounds=rounds))
+    except (kopf_side.KopfBenchError, BenchError) as failed:
+        raise click.ClickException(str(failed)) from None
+    click.echo(kopf_bench.as_json(measured) if as_json else kopf_bench.describe(measured))
 
 
 @command.command(name="handlers")

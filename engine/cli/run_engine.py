@@ -33,8 +33,7 @@ import yaml
 from rich.console import Console
 
 from engine import Operator, Settings
-from engine.apiserver.http.embedded import serve_apiserver
-from engine.cli import live_view, local_rbac, printer_columns
+from engine.cli import live_view, printer_columns
 from engine.cli.view_rows import keep_listing, view_rows, wait_established
 from engine.effects.install import (
     Collection,
@@ -197,6 +196,11 @@ async def _cluster(plan: RunPlan, console: Console) -> AsyncIterator[tuple[KubeA
     admin: KubeApi | None = None
     async with contextlib.AsyncExitStack() as stack:
         if plan.local:
+            # only --local needs the embedded API server: a run against a cluster does
+            # not import it
+            from engine.apiserver.http.embedded import serve_apiserver
+            from engine.cli import local_rbac
+
             state_dir = _state_dir(settings.state_dir)
             kubeconfig = state_dir / "kubeconfig"
             try:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import aiohttp
-from kubernetes_asyncio.client import ApiClient
+
+from engine.effects.kube_client import ApiClient
 
 _AUTH = ["BearerToken"]
 FIELD_MANAGER = "engine"

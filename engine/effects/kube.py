@@ -17,12 +17,12 @@ from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
-from kubernetes_asyncio.client import ApiClient
 from yarl import URL
 
 from engine.clock import Clock, SystemClock
 from engine.effects.backoff import RETRY_AFTER_CAP, retry_after_seconds
 from engine.effects.errors import PermanentError, RetryableError
+from engine.effects.kube_client import ApiClient
 from engine.identity import Kind
 
 FIELD_MANAGER: Final = "engine"

@@ -45,9 +45,12 @@ from engine.fsm.table import (
 @dataclass(frozen=True, slots=True)
 class DecidePolicy:
     """Tunables of decide. `resync_after`: seconds before a Ready resource is looked at
-    again with nothing new observed (the periodic resync)."""
+    again with nothing new observed (the periodic resync). `hold_finalizer`: whether the
+    engine puts its finalizer on a resource before provisioning it (False when deleting
+    one needs nothing of the engine: the garbage collector removes its owned children)."""
 
     resync_after: float = 600.0
+    hold_finalizer: bool = True
 
 
 DEFAULT_POLICY = DecidePolicy()
@@ -101,7 +104,7 @@ def _rules(state: ResourceState, obs: Observation, now: datetime, policy: Decide
     if state.state == PENDING:
         return Decision("first observation", trigger=OBSERVED_LIVE)
     if state.state == PROVISIONING:
-        return _provisioning(state, obs, now)
+        return _provisioning(state, obs, now, policy)
     if state.state in (READY, FAILED):
         return _settled(state, obs, policy)
     return _finalizing(state, obs, now)
@@ -145,11 +148,14 @@ def _waiting(record: EffectRecord, now: datetime) -> float | None:
     return left if left > 0 else None
 
 
-def _provisioning(state: ResourceState, obs: Observation, now: datetime) -> Decision:
+def _provisioning(
+    state: ResourceState, obs: Observation, now: datetime, policy: DecidePolicy
+) -> Decision:
     n = _round(state, obs)
     key = effect_key(obs.uid, obs.generation, PROVISION, n)
     record = state.effect(key)
-    finalizer: tuple[Effect, ...] = () if obs.has_finalizer else (AddFinalizer(),)
+    needed = policy.hold_finalizer and not obs.has_finalizer
+    finalizer: tuple[Effect, ...] = (AddFinalizer(),) if needed else ()
     run = RunProvision(key, obs.generation, n)
     if record is None:
         status = _status(obs, PROVISIONING, obs.generation, None)

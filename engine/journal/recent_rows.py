@@ -19,21 +19,22 @@ class RecentRows:
 
     Guarantee: `read` answers only when the rows it holds reach from the asked version
     to `last_version` without a gap; otherwise it returns None and the caller reads the
-    file. Rows are decoded on each read, so every caller gets records of its own.
+    file. A row is decoded once, on its first read; later reads share that `Record`
+    (frozen; nothing in the engine changes a record's data).
     """
 
     def __init__(self, *, per_stream: int = 8, streams: int = 4096) -> None:
         self._per_stream = per_stream
         self._streams = streams
-        self._rows: OrderedDict[str, list[Row]] = OrderedDict()
+        self._rows: OrderedDict[str, list[_Held]] = OrderedDict()
 
     def committed(self, rows: Sequence[Row]) -> None:
         """Remember `rows`, just committed in this order."""
         for row in rows:
             held = self._rows.get(row.stream)
-            if held is None or held[-1].stream_version + 1 != row.stream_version:
+            if held is None or held[-1].row.stream_version + 1 != row.stream_version:
                 held = self._rows[row.stream] = []
-            held.append(row)
+            held.append(_Held(row))
             if len(held) > self._per_stream:
                 del held[0]
             self._rows.move_to_end(row.stream)
@@ -44,14 +45,29 @@ class RecentRows:
         """The records of `stream` from `from_version` on, when the rows held cover them
         up to `last_version` (the stream's committed version); else None."""
         held = self._rows.get(stream)
-        if not held or held[-1].stream_version != last_version:
+        if not held or held[-1].row.stream_version != last_version:
             return None
         start = max(from_version, 1)
-        first = held[0].stream_version
+        first = held[0].row.stream_version
         if start < first:
             return None
-        return [decode_row(row) for row in held[start - first :]]
+        return [kept.record() for kept in held[start - first :]]
 
     def clear(self) -> None:
         """Forget everything (after a failed commit or an import)."""
         self._rows.clear()
+
+
+class _Held:
+    """One committed row and its record, decoded on first use."""
+
+    __slots__ = ("_record", "row")
+
+    def __init__(self, row: Row) -> None:
+        self.row = row
+        self._record: Record | None = None
+
+    def record(self) -> Record:
+        if self._record is None:
+            self._record = decode_row(self.row)
+        return self._record

@@ -20,10 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
-
 from engine.clock import Clock, SystemClock
+from engine.effects.kube_client import ApiException, CoordinationV1Api
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +98,7 @@ class LeaderElector:
         on_stopped_leading: Callable[[], None] | None = None,
     ) -> None:
         # typed Any: the bodies are plain dicts, which the client serialises as they are
-        self._api: Any = client.CoordinationV1Api(api_client)
+        self._api: Any = CoordinationV1Api(api_client)
         self._config = config
         self._clock = clock or SystemClock()
         self._on_started = on_started_leading

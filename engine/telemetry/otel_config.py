@@ -52,8 +52,9 @@ class TracingSettings:
     """What `configure_tracing` builds from the environment.
 
     `enabled` is False when `OTEL_SDK_DISABLED=true`; `exporting` is False when
-    `OTEL_TRACES_EXPORTER=none` (spans are still recorded, so journal records and log
-    lines carry trace ids, but nothing is sent).
+    `OTEL_TRACES_EXPORTER=none` (spans are then not recorded, as nothing would read
+    them, but each still gets its ids, so journal records and log lines carry trace ids;
+    the sampler applies only when spans are exported).
     """
 
     enabled: bool

@@ -79,7 +79,10 @@ class Redactor:
     @classmethod
     def from_object(cls, obj: Mapping[str, Any], secret_paths: Sequence[str]) -> Redactor:
         """Collect the values at `secret_paths` in `obj` (matched at any depth, as the
-        journal matches them); non-string values are redacted by their JSON-ish text."""
+        journal matches them); non-string values are redacted by their JSON-ish text.
+        With no paths, nothing is walked."""
+        if not secret_paths:
+            return NO_SECRETS
         found = {
             text
             for value in _values_at(obj, tuple(tuple(path.split(".")) for path in secret_paths))

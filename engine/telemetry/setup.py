@@ -16,7 +16,6 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -204,7 +203,8 @@ def configure_tracing(
     if not settings.enabled:
         return TracingHandle(tracer=trace.NoOpTracer(), settings=settings)
     provider = TracerProvider(
-        sampler=_sampler(settings),
+        # nothing would read a recorded span: ids only (records and log lines carry them)
+        sampler=_sampler(settings) if settings.exporting else sampling.ALWAYS_OFF,
         resource=_resource(settings),
         shutdown_on_exit=False,
     )
@@ -246,6 +246,9 @@ def _sampler(settings: TracingSettings) -> sampling.Sampler:
 def _otlp_exporter(settings: TracingSettings) -> SpanExporter:
     headers = dict(settings.headers)
     if settings.protocol == "http/protobuf":
+        # imported only to export: with OTEL_TRACES_EXPORTER=none it is never loaded
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
         return OTLPSpanExporter(
             endpoint=settings.endpoint, headers=headers, timeout=settings.export_timeout_s
         )

@@ -86,6 +86,8 @@ class ReconcileSpan:
         """
         if self._from_state is None:
             self._from_state = from_state
+        if not self._span.is_recording():
+            return
         step = {"fsm.from": from_state, "fsm.to": to_state, "fsm.trigger": trigger}
         self._span.add_event("transition", self._redactor.attributes(step))
         self.set_attributes({**step, "fsm.from": self._from_state})
@@ -96,6 +98,8 @@ class ReconcileSpan:
         The reconcile that runs the retry should pass this span's `ids` (stored on the
         `RetryScheduled` journal record) to `reconcile_span(follows=...)`.
         """
+        if not self._span.is_recording():
+            return
         attributes: dict[str, AttributeValue] = {"retry.delay_s": delay_s, "retry.attempt": attempt}
         if error_type:
             attributes["error.type"] = error_type
@@ -104,6 +108,8 @@ class ReconcileSpan:
     def set_outcome(self, outcome: str, *, error: str | None = None) -> None:
         """How the reconcile ended (`converged`, `requeued`, `failed`, ...); `error`, when
         given, marks the span as failed with a redacted description."""
+        if not self._span.is_recording():
+            return
         self.set_attributes({"reconcile.outcome": outcome})
         if error is not None:
             self._span.set_status(Status(StatusCode.ERROR, self._redactor.text(error)))
@@ -132,6 +138,8 @@ class EffectSpan:
     ) -> None:
         """The attempt's outcome (`succeeded`, `failed`, `replayed`, ...)."""
         self.outcome = outcome
+        if not self._span.is_recording():
+            return
         attributes: dict[str, AttributeValue] = {"effect.outcome": outcome}
         if error_type:
             attributes["error.type"] = error_type

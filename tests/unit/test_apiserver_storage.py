@@ -3,6 +3,7 @@ compaction, fan-out to subscribers, and durability across reopening."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -77,4 +78,44 @@ async def test_objects_and_the_change_log_survive_reopening(tmp_path: Path) -> N
     assert known
     assert then is not None
     assert then["metadata"]["name"] == "b"
+    await reopened.close()
+
+
+async def test_concurrent_commits_share_a_transaction_and_a_stale_one_fails_alone(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "group.db")
+    store = await Store.open(path)
+    await store.commit([Write("/cm/ns/a", obj("a"), 0)])
+    queue = store.subscribe()
+    outcomes = await asyncio.gather(
+        store.commit([Write("/cm/ns/b", obj("b"), 0)]),
+        store.commit([Write("/cm/ns/a", obj("a", "2"), 1)]),
+        # stale: the write before it in the same batch already moved a to revision 3
+        store.commit([Write("/cm/ns/c", obj("c"), 0), Write("/cm/ns/a", obj("a", "x"), 1)]),
+        store.commit([Write("/cm/ns/b", obj("b", "2"), 2), Write("/cm/ns/d", obj("d"), 0)]),
+        store.commit([Write("/cm/ns/d", None, 5, delete=True)]),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[2], StaleWrite)
+    answered = [
+        [(c.rv, c.type, c.key) for c in changes]
+        for changes in outcomes
+        if isinstance(changes, list)
+    ]
+    assert answered == [
+        [(2, "ADDED", "/cm/ns/b")],
+        [(3, "MODIFIED", "/cm/ns/a")],
+        [(4, "MODIFIED", "/cm/ns/b"), (5, "ADDED", "/cm/ns/d")],
+        [(6, "DELETED", "/cm/ns/d")],
+    ]
+    fanned = [queue.get_nowait() for _ in range(5)]
+    assert [change.rv for change in fanned] == [2, 3, 4, 5, 6]
+    assert store.get("/cm/ns/c") is None
+    await store.close()
+    reopened = await Store.open(path)  # every answered commit is on disk, the stale one not
+    assert reopened.revision == 6
+    assert sorted(key for key, _ in reopened.all_objects()) == ["/cm/ns/a", "/cm/ns/b"]
+    assert reopened.get("/cm/ns/a")["data"] == {"k": "2"}  # type: ignore[index]
+    assert [c.rv for c in await reopened.changes_since(1)] == [2, 3, 4, 5, 6]
     await reopened.close()

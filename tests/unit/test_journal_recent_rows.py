@@ -35,14 +35,17 @@ def test_a_tail_read_of_committed_rows_returns_their_records_in_order() -> None:
     assert recent.read("s", 4, 3) == []
 
 
-def test_each_read_decodes_fresh_records() -> None:
+def test_a_row_is_decoded_once_and_later_reads_share_its_record() -> None:
     recent = RecentRows()
     recent.committed([row(1, "s", 1)])
-    first, second = recent.read("s", 1, 1), recent.read("s", 1, 1)
+    first = recent.read("s", 1, 1)
+    recent.committed([row(2, "s", 2)])
+    second = recent.read("s", 1, 2)
     assert first is not None
     assert second is not None
-    first[0].data["n"] = 99
-    assert second[0].data == {"n": 1}
+    assert second[0] is first[0]  # the same decoded record, not a second decode
+    assert [r.stream_version for r in second] == [1, 2]
+    assert second[1].data == {"n": 2}
 
 
 def test_a_read_before_the_first_held_version_or_behind_the_head_is_not_answered() -> None:

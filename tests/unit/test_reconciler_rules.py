@@ -95,7 +95,11 @@ async def test_create_provisions_to_ready_with_the_finalizer_added_before_the_fi
     assert config is not None
     assert config["data"] == {"size": "1"}
     assert config["metadata"]["ownerReferences"][0]["uid"] == "uid-alpha"
-    assert _reasons(loop, "alpha") == ["ObservedLive", "Provisioned"]
+    # one reconcile took both transitions: one Event tells both
+    assert _reasons(loop, "alpha") == ["ObservedLive"]
+    (told,) = [e for e in loop.cluster.events if e.involved.name == "alpha"]
+    assert "Pending → Provisioning (observed_live)" in told.message
+    assert "Provisioning → Ready (provisioned)" in told.message
     await _assert_replays(loop)
 
 

@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 REASONS = {
     400: "BadRequest",
     403: "Forbidden",
@@ -124,5 +126,13 @@ def invalid(kind: str, name: str, *, group: str, causes: Sequence[Mapping[str, s
 
 
 def dumps(body: Any) -> bytes:
-    """Compact single-line JSON (error bodies and watch events must stay on one line)."""
-    return json.dumps(body, separators=(",", ":")).encode()
+    """Compact single-line JSON (error bodies and watch events must stay on one line).
+
+    orjson writes it (several times faster than the standard library on these bodies);
+    what orjson refuses (an integer beyond 64 bits, a key that is not a string) goes
+    through `json` as before.
+    """
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(body, separators=(",", ":")).encode()

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
+
+from engine.apiserver.store.errors import dumps
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (key TEXT PRIMARY KEY, rv INTEGER NOT NULL,
@@ -31,7 +34,7 @@ CLOSED = "CLOSED"
 
 
 def _dumps(body: Any) -> str:
-    return json.dumps(body, separators=(",", ":"))
+    return dumps(body).decode()
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,32 @@ class Write:
     body: dict[str, Any] | None
     expect_rv: int
     delete: bool = False
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A commit waiting for the next transaction, and the future its caller awaits."""
+
+    writes: Sequence[Write]
+    done: asyncio.Future[list[Change]]
+
+
+def _fail(done: asyncio.Future[list[Change]], error: BaseException) -> None:
+    if done.done():
+        return
+    if isinstance(error, asyncio.CancelledError):
+        done.cancel()
+    else:
+        done.set_exception(error)
+
+
+async def _on_connection_thread(
+    conn: aiosqlite.Connection, function: Callable[[sqlite3.Connection], None]
+) -> None:
+    """`function(the sqlite3 connection)` on `conn`'s own thread, in one round trip
+    (`_execute` is the dispatch each of aiosqlite's public methods goes through)."""
+    raw: sqlite3.Connection = conn._conn
+    await conn._execute(function, raw)  # type: ignore[no-untyped-call]
 
 
 class StaleWrite(Exception):
@@ -91,6 +120,8 @@ class Store:
         self._lock = asyncio.Lock()
         self._subscribers: set[asyncio.Queue[Change]] = set()
         self._listeners: list[Callable[[Sequence[Change]], None]] = []
+        self._pending: list[_Pending] = []
+        self._committer: asyncio.Task[None] | None = None
         self.revision = 0
         self.compacted = 0
         self._since_compaction = 0
@@ -127,7 +158,10 @@ class Store:
         return store
 
     async def close(self) -> None:
-        """Close the database and tell every subscriber (a change of type CLOSED)."""
+        """Finish the pending commits, close the database and tell every subscriber (a
+        change of type CLOSED)."""
+        if self._committer is not None:
+            await asyncio.gather(self._committer, return_exceptions=True)
         for queue in tuple(self._subscribers):
             queue.put_nowait(Change(-1, CLOSED, "", {}))
         await self._conn.close()
@@ -161,84 +195,148 @@ class Store:
         self._subscribers.discard(queue)
 
     async def commit(self, writes: Sequence[Write]) -> list[Change]:
-        """Commit `writes` in one transaction and return their changes (empty if none)."""
+        """Commit `writes` in one transaction and return their changes (empty if none).
+
+        Commits that arrive while one is being written wait and then go into the next
+        transaction together (group commit): each is checked on its own, in arrival order,
+        against the state the ones before it leave, and a stale one fails alone; none
+        returns before the transaction holding it has committed.
+        """
         if not writes:
             return []
-        async with self._lock:
-            staged: dict[str, dict[str, Any] | None] = {}
-            for write in writes:
-                current = staged[write.key] if write.key in staged else self.get(write.key)
+        done: asyncio.Future[list[Change]] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(writes, done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_pending())
+        return await done
+
+    async def _commit_pending(self) -> None:
+        """Write every pending commit, a batch per transaction, until none is left."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            async with self._lock:
+                staged = self._stage_batch(batch)
+                accepted = [changes for changes in staged if isinstance(changes, list)]
+                flat = [change for changes in accepted for change in changes]
+                if flat:
+                    try:
+                        await self._persist(flat)
+                    except BaseException as error:
+                        for pending in batch:
+                            _fail(pending.done, error)
+                        if isinstance(error, asyncio.CancelledError):
+                            raise
+                        continue
+                    self._apply(flat)
+                    self._since_compaction += len(flat)
+                    if self._since_compaction >= max(1, self._retention // 10):
+                        await self._compact_locked()
+            for pending, outcome in zip(batch, staged, strict=True):
+                if isinstance(outcome, StaleWrite):
+                    _fail(pending.done, outcome)
+                    continue
+                for listener in self._listeners:
+                    listener(outcome)
+                for queue in tuple(self._subscribers):
+                    for change in outcome:
+                        queue.put_nowait(change)
+                if not pending.done.done():
+                    pending.done.set_result(outcome)
+
+    def _stage_batch(self, batch: Sequence[_Pending]) -> list[list[Change] | StaleWrite]:
+        """Each pending commit's changes, or its StaleWrite, in order; revisions follow on."""
+        view: dict[str, dict[str, Any] | None] = {}
+        outcomes: list[list[Change] | StaleWrite] = []
+        rv = self.revision
+        for pending in batch:
+            mine: dict[str, dict[str, Any] | None] = {}
+            stale: StaleWrite | None = None
+            for write in pending.writes:
+                current = self._current(write.key, mine, view)
                 current_rv = int(current["metadata"]["resourceVersion"]) if current else 0
                 if write.expect_rv != current_rv:
-                    raise StaleWrite(write.key)
-                staged[write.key] = None if write.delete else write.body
-            changes = self._stage(writes)
-            await self._persist(changes)
-            self.revision = changes[-1].rv
-            for change in changes:
-                if change.type == "DELETED":
-                    self._objects.pop(change.key, None)
-                else:
-                    self._objects[change.key] = change.body
-            self._since_compaction += len(changes)
-            if self._since_compaction >= max(1, self._retention // 10):
-                await self._compact_locked()
-        for listener in self._listeners:
-            listener(changes)
-        for queue in tuple(self._subscribers):
-            for change in changes:
-                queue.put_nowait(change)
-        return changes
+                    stale = StaleWrite(write.key)
+                    break
+                mine[write.key] = None if write.delete else write.body
+            if stale is not None:
+                outcomes.append(stale)
+                continue
+            changes = self._stage(pending.writes, rv, view)
+            rv = changes[-1].rv
+            outcomes.append(changes)
+        return outcomes
 
-    def _stage(self, writes: Sequence[Write]) -> list[Change]:
+    def _current(
+        self, key: str, *overlays: dict[str, dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        for overlay in overlays:
+            if key in overlay:
+                return overlay[key]
+        return self.get(key)
+
+    def _stage(
+        self, writes: Sequence[Write], rv: int, view: dict[str, dict[str, Any] | None]
+    ) -> list[Change]:
+        """The changes of `writes` from revision `rv` on; `view` (the batch's staged state
+        so far) takes them in."""
         changes: list[Change] = []
-        rv = self.revision
-        existing = set(self._objects)
         for write in writes:
             rv += 1
             if write.delete:
-                last = write.body or self._last_staged(changes, write.key)
+                last = write.body or self._current(write.key, view)
                 assert last is not None
                 body = {**last, "metadata": {**last["metadata"], "resourceVersion": str(rv)}}
                 changes.append(Change(rv, "DELETED", write.key, body))
-                existing.discard(write.key)
+                view[write.key] = None
                 continue
             assert write.body is not None
             body = {
                 **write.body,
                 "metadata": {**write.body["metadata"], "resourceVersion": str(rv)},
             }
-            kind = "MODIFIED" if write.key in existing else "ADDED"
-            existing.add(write.key)
+            kind = "MODIFIED" if self._current(write.key, view) is not None else "ADDED"
+            view[write.key] = body
             changes.append(Change(rv, kind, write.key, body))
         return changes
 
-    def _last_staged(self, changes: Sequence[Change], key: str) -> dict[str, Any] | None:
-        for change in reversed(changes):
-            if change.key == key:
-                return change.body
-        return self.get(key)
+    def _apply(self, changes: Sequence[Change]) -> None:
+        """Committed `changes` into the in-memory objects and the revision."""
+        self.revision = changes[-1].rv
+        for change in changes:
+            if change.type == "DELETED":
+                self._objects.pop(change.key, None)
+            else:
+                self._objects[change.key] = change.body
 
     async def _persist(self, changes: Sequence[Change]) -> None:
-        conn = self._conn
-        try:
-            rows = [(c.rv, c.type, c.key, _dumps(c.body)) for c in changes]
-            await conn.executemany(
-                "INSERT INTO changes (rv, type, key, body) VALUES (?,?,?,?)", rows
-            )
-            for change, row in zip(changes, rows, strict=True):
-                if change.type == "DELETED":
-                    await conn.execute("DELETE FROM objects WHERE key = ?", (change.key,))
-                else:
-                    await conn.execute(
-                        "INSERT OR REPLACE INTO objects (key, rv, uid, body) VALUES (?,?,?,?)",
-                        (change.key, change.rv, change.body["metadata"].get("uid", ""), row[3]),
-                    )
-            await conn.execute("UPDATE meta SET revision = ? WHERE id = 1", (changes[-1].rv,))
-            await conn.commit()
-        except BaseException:
-            await conn.rollback()
-            raise
+        """`changes` (in revision order) in one transaction: one round trip to the
+        connection's thread."""
+        rows = [(c.rv, c.type, c.key, _dumps(c.body)) for c in changes]
+        last: dict[str, tuple[Change, str]] = {}
+        for change, row in zip(changes, rows, strict=True):
+            last[change.key] = (change, row[3])
+        deleted = [(key,) for key, (change, _) in last.items() if change.type == "DELETED"]
+        stored = [
+            (key, change.rv, change.body["metadata"].get("uid", ""), body)
+            for key, (change, body) in last.items()
+            if change.type != "DELETED"
+        ]
+        revision = changes[-1].rv
+
+        def write(raw: sqlite3.Connection) -> None:
+            try:
+                raw.executemany("INSERT INTO changes (rv, type, key, body) VALUES (?,?,?,?)", rows)
+                raw.executemany("DELETE FROM objects WHERE key = ?", deleted)
+                raw.executemany(
+                    "INSERT OR REPLACE INTO objects (key, rv, uid, body) VALUES (?,?,?,?)", stored
+                )
+                raw.execute("UPDATE meta SET revision = ? WHERE id = 1", (revision,))
+                raw.commit()
+            except BaseException:
+                raw.rollback()
+                raise
+
+        await _on_connection_thread(self._conn, write)
 
     async def changes_since(self, rv: int) -> list[Change]:
         """Every retained change with revision > `rv`; Compacted if `rv` predates the log."""

@@ -179,7 +179,11 @@ async def _stream_live(
             next_bookmark = now + interval
         wake = min(x for x in (deadline, next_bookmark if bookmarks else None, now + 1.0) if x)
         try:
-            change = await asyncio.wait_for(queue.get(), timeout=max(0.0, wake - now))
+            if queue.empty():  # else take it at once: a timer per event would cost more
+                async with asyncio.timeout(max(0.0, wake - now)):
+                    change = await queue.get()
+            else:
+                change = queue.get_nowait()
         except TimeoutError:
             if request.transport is None or request.transport.is_closing():
                 return

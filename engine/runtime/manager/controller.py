@@ -93,7 +93,7 @@ class ControllerDeps:
       used and it is shut down at the end; None: no spans recorded).
     - `serve_health`: serve /healthz, /readyz, /metrics on `settings.health_host:port`.
     - `handle_signals`: stop gracefully on SIGTERM and SIGINT (main thread only).
-    - `record_events`: a Kubernetes Event per transition.
+    - `record_events`: a Kubernetes Event per reconcile that took transitions.
     - `shutdown_timeout`: seconds the queue may take to drain in-flight reconciles.
     """
 

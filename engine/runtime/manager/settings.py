@@ -62,7 +62,7 @@ class Settings:
         default=300.0, metadata=_about("relist and re-queue every object this often", bound="> 0")
     )
     max_concurrent_reconciles: int = field(
-        default=4, metadata=_about("keys reconciled at once", bound=">= 1")
+        default=32, metadata=_about("keys reconciled at once", bound=">= 1")
     )
     qps: float = field(
         default=10.0,

@@ -136,6 +136,19 @@ class ChildLedger:
             self._live[child] = obj
         return owner
 
+    def holds(self, obj: Mapping[str, Any]) -> bool:
+        """Whether the live copy held for this child is `obj`'s very version (same uid
+        and resourceVersion): the watch's echo of the engine's own apply."""
+        current = self._live.get(ChildId.of(obj))
+        if current is None:
+            return False
+        metadata, held = obj.get("metadata", {}), current.get("metadata", {})
+        version = metadata.get("resourceVersion")
+        return bool(version) and (metadata.get("uid"), version) == (
+            held.get("uid"),
+            held.get("resourceVersion"),
+        )
+
     def drift(self, owner_uid: str) -> bool:
         """Whether a child applied for `owner_uid` is gone or differs from its manifest."""
         for child, manifest in self._applied.get(owner_uid, {}).items():

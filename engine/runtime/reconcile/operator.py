@@ -191,6 +191,17 @@ class Operator:
     def finalizer_name(self) -> str:
         return self.finalizer or f"{self.resource.group}/finalizer"
 
+    @property
+    def holds_finalizer(self) -> bool:
+        """Whether deleting a resource needs the engine, so its finalizer goes on each
+        resource before the first effect: a `finalize` step to run, or a child kind the
+        garbage collector cannot remove by its ownerReference (a cluster-scoped child of
+        a namespaced resource). Otherwise every child is owned and goes with its owner,
+        and the engine sends no finalizer writes."""
+        if self.finalize is not None:
+            return True
+        return self.resource.namespaced and any(not c.namespaced for c in self.children)
+
     def child_kind(self, api_version: str, kind: str) -> ChildKind | None:
         """The declared child kind for a manifest's apiVersion and kind, if any."""
         for child in self.children:

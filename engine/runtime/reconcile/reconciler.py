@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from opentelemetry import trace
@@ -22,6 +23,7 @@ from engine.fsm.decide import DEFAULT_POLICY, DecidePolicy, decide
 from engine.fsm.decision import (
     Decision,
     Effect,
+    PatchStatus,
     RunFinalize,
     RunProvision,
 )
@@ -29,7 +31,14 @@ from engine.fsm.errors import IllegalTransition
 from engine.fsm.key import FINALIZE, PROVISION
 from engine.fsm.machine import next_state
 from engine.fsm.state import SUCCEEDED, ResourceState
-from engine.fsm.table import DELETED, EFFECT_FAILED, FAILED, GAVE_UP, PERMANENT_ERROR
+from engine.fsm.table import (
+    DELETED,
+    EFFECT_FAILED,
+    FAILED,
+    GAVE_UP,
+    PERMANENT_ERROR,
+    PROVISIONING,
+)
 from engine.identity import Kind
 from engine.runtime.queue.worker import (
     Outcome,
@@ -60,6 +69,16 @@ log = logging.getLogger(__name__)
 _WARNING_TRIGGERS = frozenset({EFFECT_FAILED, PERMANENT_ERROR, GAVE_UP})
 
 
+@dataclass(frozen=True, slots=True)
+class _Told:
+    """One transition a reconcile took, for its Event."""
+
+    position: int
+    reason: str
+    message: str
+    warning: bool
+
+
 class Reconciler:
     """`await reconcile(key)` → `Outcome`: level-based, one key at a time (R5, R6).
 
@@ -68,6 +87,12 @@ class Reconciler:
     view holds the object the API server returned, so no write is repeated and no GET
     precedes a PATCH. Retryable effect failures end as `RequeueAfter` the journaled
     retry delay; permanent ones move the resource to Failed (decide fires the trigger).
+
+    Requests: the finalizer is added only when the operator `holds_finalizer`; the
+    Provisioning status a provision decision asks for is left to the pass after the run
+    (a provision that succeeds at once costs one status write: Ready); the transitions of
+    one reconcile are told in one Event (named after the first one's journal position,
+    with the reason of the first one, or of the last warning one, and every message).
     """
 
     def __init__(
@@ -120,7 +145,7 @@ class Reconciler:
         self._clock = clock
         self._tracer = tracer or trace.NoOpTracer()
         self._metrics = metrics
-        self._policy = policy
+        self._policy = replace(policy, hold_finalizer=operator.holds_finalizer)
         self._max_passes = max_passes
         self._spec_digests = spec_digests
         self._follows: dict[str, SpanIds] = {}
@@ -183,12 +208,14 @@ class Reconciler:
         with reconcile_span(self._tracer, ref, follows=follows, redactor=redactor) as span:
             if span.ids is not None:
                 self._follows[stream] = span.ids
+            told: list[_Told] = []
             try:
-                outcome = await self._passes(key, stream, entry.uid, span)
+                outcome = await self._passes(key, stream, entry.uid, span, told)
             except ReconcileStopped as stop:
                 outcome = stop.outcome
             except NotLeading:
                 outcome = RetryableFailure("not the leader: stopped before acting")
+            await self._tell(key, entry, told)
             span.set_outcome(_label(outcome))
         if self._metrics is not None:
             seconds = self._clock.monotonic() - began
@@ -230,7 +257,25 @@ class Reconciler:
         """Keep `note` for `key`'s next turn (the caller enqueues the key)."""
         self._inbox.leave(key, note)
 
-    async def _passes(self, key: str, stream: str, uid: str, span: ReconcileSpan) -> Outcome:
+    async def _tell(self, key: str, first: Entry, told: list[_Told]) -> None:
+        """Post one Event for the transitions `told` (none: nothing to post)."""
+        if not told:
+            return
+        entry = self._objects.get(key)
+        obj = entry.obj if entry is not None and entry.uid == first.uid else first.obj
+        warnings = [t for t in told if t.warning]
+        await self._events.post(
+            obj,
+            suffix=f"{told[0].position:x}",
+            reason=warnings[-1].reason if warnings else told[0].reason,
+            message="; ".join(t.message for t in told),
+            warning=bool(warnings),
+            now=self._clock.now(),
+        )
+
+    async def _passes(
+        self, key: str, stream: str, uid: str, span: ReconcileSpan, told: list[_Told]
+    ) -> Outcome:
         retry_pending = False
         for _ in range(self._max_passes):
             entry = self._objects.get(key)
@@ -251,13 +296,13 @@ class Reconciler:
             if decision.idle:
                 return await self._settle(key, stream, entry, state, decision)
             if decision.trigger is not None and not await self._transition(
-                key, stream, entry, state, decision, span
+                key, stream, entry, state, decision, span, told
             ):
                 return TerminalFailure(f"illegal trigger {decision.trigger} in {state.state}")
             runs = any(isinstance(e, (RunProvision, RunFinalize)) for e in decision.effects)
             if retry_pending and runs:
                 return RequeueAfter(0.0)  # the backoff passed already: go again via the queue
-            for effect in decision.effects:
+            for effect in _status_after_run(decision.effects):
                 try:
                     await self._effects.run(key, stream, effect)
                 except EffectRetryScheduled as retry:
@@ -307,6 +352,7 @@ class Reconciler:
         state: ResourceState,
         decision: Decision,
         span: ReconcileSpan,
+        told: list[_Told],
     ) -> bool:
         trigger = str(decision.trigger)
         generation = int(entry.obj.get("metadata", {}).get("generation") or 0)
@@ -343,15 +389,19 @@ class Reconciler:
             message = f"{state.state} → {dest} ({trigger}): {decision.rule}"
             if state.last_error and (dest == FAILED or trigger in _WARNING_TRIGGERS):
                 message = f"{message}: {state.last_error}"
-            await self._events.post(
-                entry.obj,
-                suffix=f"{position:x}",
-                reason=_camel(trigger),
-                message=message,
-                warning=dest == FAILED or trigger in _WARNING_TRIGGERS,
-                now=now,
-            )
+            warning = dest == FAILED or trigger in _WARNING_TRIGGERS
+            told.append(_Told(position, _camel(trigger), message, warning))
         return True
+
+
+def _status_after_run(effects: tuple[Effect, ...]) -> tuple[Effect, ...]:
+    """`effects` without the Provisioning status write that announces a provision run in
+    the same decision: the next pass asks for the status the run's outcome calls for
+    (Ready when it succeeded; Provisioning with the error, or Failed, when it did not),
+    so a provision that succeeds at once costs one status write instead of two."""
+    if not any(isinstance(e, RunProvision) for e in effects):
+        return effects
+    return tuple(e for e in effects if not (isinstance(e, PatchStatus) and e.phase == PROVISIONING))
 
 
 def _camel(trigger: str) -> str:
