@@ -16,6 +16,12 @@ from engine.cli.operator_ref import EXAMPLE_OPERATOR, default_ref, load_operator
 from engine.cli.run_engine import RunPlan, run_engine
 from engine.runtime.manager.settings import SettingsError
 
+class BadSetting(click.ClickException):
+    """A setting that cannot be used (its source and what to do named): bad input."""
+
+    exit_code = 2
+
+
 REPO_SAMPLES = Path(__file__).resolve().parents[2] / "config" / "samples"
 
 
@@ -127,7 +133,7 @@ def command(
     try:
         settings = load_settings(config_path=config_path, env=os.environ, overrides=overrides)
     except SettingsError as bad:
-        raise click.ClickException(str(bad)) from None
+        raise BadSetting(str(bad)) from None
     samples = None
     if local and not no_samples:
         default = REPO_SAMPLES if example and REPO_SAMPLES.is_dir() else None

@@ -41,6 +41,6 @@ def test_a_webhook_timeout_past_the_api_servers_limit_is_refused(tmp_path: Path)
          "tests.support.quota_operator:OPERATOR"],
         env={"ENGINE_WEBHOOK_TIMEOUT_SECONDS": "45"},
     )  # fmt: skip
-    assert result.exit_code == 1, result.output  # as every settings error of engine run
+    assert result.exit_code == 2, result.output  # bad input, as every settings error
     assert "'webhook_timeout_seconds' (45) must be from 1 to 30" in result.output
     assert len(result.output.strip().splitlines()) == 1

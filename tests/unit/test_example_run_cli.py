@@ -46,7 +46,7 @@ def test_bad_setting_in_environment_names_the_variable(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False,
         env={"ENGINE_MAX_CONCURRENT_RECONCILES": "lots", "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "ENGINE_MAX_CONCURRENT_RECONCILES" in result.stderr
     assert "Traceback" not in result.stderr
 
