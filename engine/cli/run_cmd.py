@@ -16,6 +16,7 @@ from engine.cli.operator_ref import EXAMPLE_OPERATOR, default_ref, load_operator
 from engine.cli.run_engine import RunPlan, run_engine
 from engine.runtime.manager.settings import SettingsError
 
+
 class BadSetting(click.ClickException):
     """A setting that cannot be used (its source and what to do named): bad input."""
 
