@@ -64,6 +64,13 @@ from engine.webhooks.configurations import ClientConfig, crd_with_conversion
 from engine.webhooks.setup import service_client
 
 
+class CannotRun(click.ClickException):
+    """What the run needs is missing or unusable (the cluster, the journal, a database,
+    a certificate): bad input, exit code 2, in one line naming it and what to do."""
+
+    exit_code = 2
+
+
 @dataclass(frozen=True)
 class RunPlan:
     """One `engine run`: settings plus the choices only the command line makes.
@@ -177,9 +184,9 @@ async def run_engine(plan: RunPlan) -> None:
         CertificateError,
         JournalError,
     ) as error:
-        raise click.ClickException(str(error)) from None
+        raise CannotRun(str(error)) from None
     except sqlite3.DatabaseError as error:
-        raise click.ClickException(
+        raise CannotRun(
             f"the API server database in {plan.settings.state_dir} is not usable: {error}; "
             "move it away or pass another --state-dir"
         ) from None

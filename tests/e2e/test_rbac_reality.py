@@ -34,7 +34,7 @@ SITE = """
 apiVersion: example.dev/v1
 kind: Site
 metadata: {{name: {name}, namespace: default}}
-spec: {{domain: {domain}, replicas: {replicas}}}
+spec: {{domain: {domain}, replicas: {replicas}{extra}}}
 """
 
 
@@ -109,10 +109,10 @@ def run_workload(scratch: Path) -> Workload:
         try:
             out = engine_log.read_text
             wait_for("the engine to serve", lambda: "health:" in out(), engine_log)
-            for name, domain in (("blog", "blog.example.com"), ("shop", "shop.example.com")):
-                site = SITE.format(name=name, domain=domain, replicas=1)
+            for name, extra in (("blog", ""), ("shop", ", image: nginx:1.27")):  # a Deployment
+                site = SITE.format(name=name, domain=f"{name}.example.com", replicas=1, extra=extra)
                 kubectl.ok("apply", "-f", "-", stdin=site)
-            bad = SITE.format(name="bad", domain="invalid.example", replicas=1)
+            bad = SITE.format(name="bad", domain="invalid.example", replicas=1, extra="")
             kubectl.ok("apply", "-f", "-", stdin=bad)
             for name in ("blog", "shop"):
                 wait_for(f"{name} Ready", lambda n=name: f"default/{n} Ready" in out(), engine_log)

@@ -53,6 +53,6 @@ def test_bad_setting_in_environment_names_the_variable(tmp_path: Path) -> None:
 
 def test_unreachable_kubeconfig_is_one_line(tmp_path: Path) -> None:
     result = engine("run", "--kubeconfig", "absent.yaml", "--state-dir", "s", cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "kubeconfig absent.yaml does not exist" in result.stderr
     assert "Traceback" not in result.stderr
