@@ -53,6 +53,16 @@ LEADER_ENV = {
 }
 """The test-scaled lease: 1.5 s held, renewed within 1 s, tried every 0.2 s."""
 
+IN_TURN = (
+    "effect.before_send",  # C3: intent journaled, call not sent
+    "effect.after_send",  # C4: call sent, outcome not journaled
+    "effect.after_record",  # C5: the handler's outcome journaled, no transition yet
+    "status.before_patch",  # C6
+    "status.after_patch",  # C7: the server applied the status, not journaled
+)
+"""The points one turn passes, in order: each start on the journal the last kill left
+resumes the same work and dies at the next."""
+
 Trigger = Callable[[], Awaitable[None]]
 
 
@@ -169,10 +179,11 @@ async def test_kill_at_each_crash_point_in_turn_then_converge_once_per_key(
     1. C1-C7 on the first provision of two Sites: the commit (inserted, not committed;
        committed, not acknowledged), the intent, the call, the handler's outcome, the
        status patch before it is sent and after the server applied it;
-    2. C4 and C7 on the re-provision after a spec change made while the engine was down;
-    3. C4 on a drift repair: the engine ready and idle, a child deleted behind its back;
-    4. C4 on the cleanup call (unregister) of a deleted Site, then C8 (cleanup done,
-       finalizer not removed) and C9 (finalizer removed, not journaled);
+    2. C3-C7 on the re-provision after a spec change made while the engine was down;
+    3. C3-C7 on a drift repair: the engine ready and idle, a child deleted behind its
+       back (the first point armed before the deletion, the others resuming the repair);
+    4. C3, C4 and C5 on the cleanup call (unregister) of a deleted Site, then C8 (cleanup
+       done, finalizer not removed) and C9 (finalizer removed, not journaled);
     5. C10 with leader election on: killed right after taking the Lease; no effect runs
        under that term, the next start takes the Lease under a higher one and converges.
 
@@ -184,15 +195,8 @@ async def test_kill_at_each_crash_point_in_turn_then_converge_once_per_key(
         workload = SiteWorkload(cluster.api, cluster.registry_url, seed=7, password=canary())
         await workload.create(2)
         engine = new_engine(cluster, "engine")
-        for point in (
-            "journal.before_commit",  # C1
-            "journal.after_commit",  # C2
-            "effect.before_send",  # C3
-            "effect.after_send",  # C4
-            "effect.after_record",  # C5
-            "status.before_patch",  # C6
-            "status.after_patch",  # C7
-        ):
+        # C1 (inserted, not committed), C2 (committed, not acknowledged), then C3-C7
+        for point in ("journal.before_commit", "journal.after_commit", *IN_TURN):
             await crash_at(engine, point)
         await run_clean(engine, workload)
         types = await record_types(engine.journal)
@@ -200,8 +204,8 @@ async def test_kill_at_each_crash_point_in_turn_then_converge_once_per_key(
         assert ev.STATUS_WRITTEN in types
 
         await workload.churn(updates=1, deletes=0)  # generation 2 while the engine is down
-        await crash_at(engine, "effect.after_send")  # C4 on the re-provision
-        await crash_at(engine, "status.after_patch")  # C7 on the re-provision
+        for point in IN_TURN:  # C3-C7 on the re-provision, each start resuming it
+            await crash_at(engine, point)
         await run_clean(engine, workload)
         await history(cluster, engine, workload)
 
@@ -211,13 +215,18 @@ async def test_kill_at_each_crash_point_in_turn_then_converge_once_per_key(
         async def delete_config_map() -> None:
             await core.delete_namespaced_config_map(f"{drifted}-config", NAMESPACE)
 
-        await crash_at(engine, "effect.after_send", trigger=delete_config_map)  # drift repair
+        first, *rest = IN_TURN  # C3-C7 on the drift repair
+        await crash_at(engine, first, trigger=delete_config_map)
+        for point in rest:
+            await crash_at(engine, point)
         await run_clean(engine, workload)
 
         async def delete_site() -> None:
             await workload.delete(deleted)
 
-        await crash_at(engine, "effect.after_send", trigger=delete_site)  # the cleanup call
+        await crash_at(engine, "effect.before_send", trigger=delete_site)  # C3: cleanup
+        await crash_at(engine, "effect.after_send")  # C4: the cleanup call sent
+        await crash_at(engine, "effect.after_record")  # C5: its outcome journaled
         await crash_at(engine, "finalizer.before_remove")  # C8
         await crash_at(engine, "finalizer.after_remove")  # C9
         await run_clean(engine, workload)
