@@ -63,6 +63,15 @@ IN_TURN = (
 """The points one turn passes, in order: each start on the journal the last kill left
 resumes the same work and dies at the next."""
 
+CLEANUP = (
+    "status.before_patch",  # C6: the Finalizing status, before it is sent
+    "status.after_patch",  # C7: applied, not journaled
+    *IN_TURN[:3],  # C3-C5 on the cleanup call (unregister)
+    "finalizer.before_remove",  # C8: cleanup done, finalizer still there
+    "finalizer.after_remove",  # C9: finalizer removed (the Site gone), not journaled
+)
+"""The points a deletion passes, in order."""
+
 Trigger = Callable[[], Awaitable[None]]
 
 
@@ -182,8 +191,9 @@ async def test_kill_at_each_crash_point_in_turn_then_converge_once_per_key(
     2. C3-C7 on the re-provision after a spec change made while the engine was down;
     3. C3-C7 on a drift repair: the engine ready and idle, a child deleted behind its
        back (the first point armed before the deletion, the others resuming the repair);
-    4. C3, C4 and C5 on the cleanup call (unregister) of a deleted Site, then C8 (cleanup
-       done, finalizer not removed) and C9 (finalizer removed, not journaled);
+    4. C6 and C7 on the Finalizing status of a deleted Site, C3-C5 on its cleanup call
+       (unregister), then C8 (cleanup done, finalizer not removed) and C9 (finalizer
+       removed, not journaled);
     5. C10 with leader election on: killed right after taking the Lease; no effect runs
        under that term, the next start takes the Lease under a higher one and converges.
 
@@ -224,11 +234,10 @@ async def test_kill_at_each_crash_point_in_turn_then_converge_once_per_key(
         async def delete_site() -> None:
             await workload.delete(deleted)
 
-        await crash_at(engine, "effect.before_send", trigger=delete_site)  # C3: cleanup
-        await crash_at(engine, "effect.after_send")  # C4: the cleanup call sent
-        await crash_at(engine, "effect.after_record")  # C5: its outcome journaled
-        await crash_at(engine, "finalizer.before_remove")  # C8
-        await crash_at(engine, "finalizer.after_remove")  # C9
+        first, *rest = CLEANUP
+        await crash_at(engine, first, trigger=delete_site)
+        for point in rest:
+            await crash_at(engine, point)
         await run_clean(engine, workload)
 
         await workload.churn(updates=1, deletes=0)  # something to do under the new term
