@@ -7,7 +7,7 @@ engine converges and the history checks run over everything that happened: no
 interleaved turns of one key, one recorded success per idempotency key that the registry
 applied once, convergence, `engine journal check`, and no secret canary in the state
 dir or the output. (`engine replay --verify` is left out here: on some of these
-journals it never finishes; tests/pending/test_replay_verify_after_kills.py holds that
+journals it never finishes; tests/pending/pending_replay_verify_after_kills.py holds that
 defect, with such a journal, until it is fixed.)
 
 One engine process per crash point, one API server, registry and journal for all of
@@ -17,13 +17,6 @@ them: the engine is forked from a server that imported it once
 
 from __future__ import annotations
 
-import asyncio
-import re
-import signal
-import time
-import urllib.request
-import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -31,153 +24,22 @@ from kubernetes_asyncio import client
 
 from engine.fsm import events as ev
 from engine.journal.sqlite import SqliteJournal
-from tests.support.engine_forks import forked_engine, warm_up
-from tests.support.fault_harness import (
-    ENGINE_ENV,
-    Cluster,
-    EngineProcess,
-    read_log,
-    running_cluster,
+from tests.support.crash_runs import (
+    CLEANUP,
+    IN_TURN,
+    LEADER_ENV,
+    canary,
+    crash_at,
+    history,
+    new_engine,
+    record_types,
+    run_clean,
 )
-from tests.support.history_checks import check_history
+from tests.support.engine_forks import warm_up
+from tests.support.fault_harness import running_cluster
 from tests.support.workload import NAMESPACE, SiteWorkload
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
-
-HEALTH = re.compile(r"health: (http://127\.0\.0\.1:\d+)/healthz")
-LEADER_ENV = {
-    "ENGINE_LEADER_ELECTION": "true",
-    "ENGINE_LEASE_DURATION_SECONDS": "1.5",
-    "ENGINE_LEASE_RENEW_DEADLINE_SECONDS": "1.0",
-    "ENGINE_LEASE_RETRY_PERIOD_SECONDS": "0.2",
-}
-"""The test-scaled lease: 1.5 s held, renewed within 1 s, tried every 0.2 s."""
-
-IN_TURN = (
-    "effect.before_send",  # C3: intent journaled, call not sent
-    "effect.after_send",  # C4: call sent, outcome not journaled
-    "effect.after_record",  # C5: the handler's outcome journaled, no transition yet
-    "status.before_patch",  # C6
-    "status.after_patch",  # C7: the server applied the status, not journaled
-)
-"""The points one turn passes, in order: each start on the journal the last kill left
-resumes the same work and dies at the next."""
-
-CLEANUP = (
-    "status.before_patch",  # C6: the Finalizing status, before it is sent
-    "status.after_patch",  # C7: applied, not journaled
-    *IN_TURN[:3],  # C3-C5 on the cleanup call (unregister)
-    "finalizer.before_remove",  # C8: cleanup done, finalizer still there
-    "finalizer.after_remove",  # C9: finalizer removed (the Site gone), not journaled
-)
-"""The points a deletion passes, in order."""
-
-Trigger = Callable[[], Awaitable[None]]
-
-
-def _arm(engine: EngineProcess, point: str | None, extra: dict[str, str] | None = None) -> None:
-    env = {**ENGINE_ENV, **(extra or {})}
-    if point is not None:
-        env["ENGINE_FAILPOINTS"] = f"{point}=kill"
-    engine.env = env
-
-
-def _ready(engine: EngineProcess) -> bool:
-    match = HEALTH.search(engine.output())
-    if match is None:
-        return False
-    try:
-        with urllib.request.urlopen(match.group(1) + "/readyz", timeout=2) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False
-
-
-async def wait_ready(engine: EngineProcess, *, within: float = 30) -> None:
-    """Until the engine's /readyz answers 200 (caches synced); fail if it exits first."""
-    deadline = time.monotonic() + within
-    assert engine.process is not None
-    while not await asyncio.to_thread(_ready, engine):
-        assert engine.process.returncode is None, f"the engine exited:\n{engine.output()[-3000:]}"
-        assert time.monotonic() < deadline, f"not ready within {within} s:\n{engine.output()}"
-        await asyncio.sleep(0.05)
-
-
-async def crash_at(
-    engine: EngineProcess,
-    point: str,
-    *,
-    trigger: Trigger | None = None,
-    extra: dict[str, str] | None = None,
-    within: float = 30,
-) -> None:
-    """Start `engine` with `point` armed with kill; when `trigger` is given, run it once
-    the engine is ready (the point must not fire before); wait for the SIGKILL."""
-    began = time.monotonic()
-    _arm(engine, point, extra)
-    await engine.start()
-    assert engine.process is not None
-    if trigger is not None:
-        await wait_ready(engine)
-        await trigger()
-    try:
-        code = await asyncio.wait_for(engine.process.wait(), within)
-    except TimeoutError:
-        await engine.kill()
-        raise AssertionError(f"{point} never fired:\n{engine.output()[-3000:]}") from None
-    assert code == -signal.SIGKILL, f"{point}: exit {code}:\n{engine.output()[-3000:]}"
-    print(f"{point}: killed after {time.monotonic() - began:.1f} s")
-
-
-async def run_clean(
-    engine: EngineProcess, workload: SiteWorkload, *, extra: dict[str, str] | None = None
-) -> None:
-    """A start with nothing armed, until the workload converged; then SIGTERM (exit 0)."""
-    began = time.monotonic()
-    _arm(engine, None, extra)
-    await engine.start()
-    await wait_ready(engine)
-    await workload.wait_converged(within=30)
-    assert await engine.stop() == 0, read_log(engine.log)[-3000:]
-    print(f"clean run: converged and stopped after {time.monotonic() - began:.1f} s")
-
-
-async def history(cluster: Cluster, engine: EngineProcess, workload: SiteWorkload) -> None:
-    assert workload.password is not None
-    began = time.monotonic()
-    figures = await check_history(
-        journal=engine.journal,
-        state_dir=engine.state_dir,
-        outputs=[engine.log],
-        registry_url=cluster.registry_url,
-        workload=workload,
-        canaries=[workload.password],
-        replay=False,  # replay --verify may never finish on these journals: tests/pending
-    )
-    assert figures.violations == (), "\n".join(figures.violations)
-    print(f"history checks: {time.monotonic() - began:.1f} s, {figures}")
-
-
-async def record_types(journal: Path) -> list[str]:
-    opened = await SqliteJournal.open(journal, readonly=True)
-    try:
-        return [record.type async for record in opened.read_all()]
-    finally:
-        await opened.close()
-
-
-def new_engine(cluster: Cluster, name: str) -> EngineProcess:
-    """An engine with state dir `<workdir>/<name>`, not started (each start arms a point),
-    forked from the preloaded server (`tests.support.engine_forks`)."""
-    engine = forked_engine(
-        cluster.workdir / name, cluster.kubeconfig, cluster.registry_url, ENGINE_ENV
-    )
-    cluster.engines.append(engine)
-    return engine
-
-
-def canary() -> str:
-    return f"canary{uuid.uuid4().hex[:16]}"
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 
 async def test_kill_at_each_crash_point_in_turn_then_converge_once_per_key(
