@@ -71,6 +71,8 @@ ENGINE_ENV = {
 }
 WORDS = ("hello", "bonjour", "hola", "ciao", "hallo", "salut", "hej", "ahoj")
 CONCURRENCY = 16
+START_WITHIN_SECONDS = 180.0
+"""How long a start may take to reach the API server (imports on a loaded machine)."""
 
 
 class SoakError(Exception):
@@ -416,11 +418,19 @@ async def _kill_at_random_moment(engine: _Engine, rng: random.Random) -> None:
     """SIGKILL after a random 0.1-1.5 s: one time in five counted from the spawn (so the
     kill lands during start-up), else from the moment the engine reached the API server."""
     if rng.random() >= 0.2:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + START_WITHIN_SECONDS
         while CONNECTED not in engine.output():
             assert engine.process is not None
-            if engine.process.returncode is not None or time.monotonic() > deadline:
-                raise SoakError(f"the engine did not start: {engine.output()[-2000:]}")
+            if engine.process.returncode is not None:
+                raise SoakError(
+                    f"the engine exited ({engine.process.returncode}) before it reached the "
+                    f"API server: {engine.output()[-2000:]}"
+                )
+            if time.monotonic() > deadline:
+                raise SoakError(
+                    f"the engine did not reach the API server within {START_WITHIN_SECONDS:g} s "
+                    f"(a loaded machine?): {engine.output()[-2000:]}"
+                )
             await asyncio.sleep(0.02)
     await asyncio.sleep(rng.uniform(0.1, 1.5))
     await engine.kill()
