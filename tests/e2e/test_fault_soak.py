@@ -1,6 +1,8 @@
-"""The soak's short form: `engine bench soak` (the real command) over 2 iterations of a
-10-Site workload, each with a SIGKILL of the engine at a random moment and every history
-check after it; every violation count is 0. The long form (500 Sites, 200 iterations) is
+"""The soak's short form: `engine bench soak` (the real command), one iteration of a
+10-Site workload: a SIGKILL of the engine at a random moment during creates, updates and
+deletes, a restart to convergence, and every history check; every violation count is 0.
+(One iteration: each costs two engine starts and a replay besides the servers' start-up;
+26 s measured with the machine's load average about 14.) The long form (500 Sites, 200 iterations) is
 a command to run, not a test (docs/reliability.md)."""
 
 from __future__ import annotations
@@ -25,14 +27,14 @@ VIOLATIONS = (
 )
 
 
-def test_two_soak_iterations_with_random_kills_show_no_violation() -> None:
+def test_a_soak_iteration_with_a_random_kill_shows_no_violation() -> None:
     result = CliRunner().invoke(
-        cli, ["bench", "soak", "--iterations", "2", "--resources", "10", "--seed", "3", "--json"]
+        cli, ["bench", "soak", "--iterations", "1", "--resources", "10", "--seed", "3", "--json"]
     )
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output)
-    assert figures["iterations"] == 2
-    assert figures["kills"] == 2
+    assert figures["iterations"] == 1
+    assert figures["kills"] == 1
     assert {name: figures[name] for name in VIOLATIONS} == dict.fromkeys(VIOLATIONS, 0), figures[
         "problems"
     ]
