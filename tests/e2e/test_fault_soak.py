@@ -2,8 +2,8 @@
 10-Site workload: a SIGKILL of the engine at a random moment during creates, updates and
 deletes, a restart to convergence, and every history check; every violation count is 0.
 (One iteration: each costs two engine starts and a replay besides the servers' start-up;
-26 s measured with the machine's load average about 14.) The long form (500 Sites, 200 iterations) is
-a command to run, not a test (docs/reliability.md)."""
+26 s measured with the machine's load average about 14.) The long form (500 Sites, 200
+iterations) is a command to run, not a test (docs/reliability.md)."""
 
 from __future__ import annotations
 
