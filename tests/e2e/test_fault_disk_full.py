@@ -13,9 +13,6 @@ Needs a tmpfs mount (root with CAP_SYS_ADMIN); skipped where mounting is refused
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -24,39 +21,10 @@ import pytest
 from tests.support.crash_runs import canary, history, new_engine, wait_ready
 from tests.support.engine_forks import warm_up
 from tests.support.fault_harness import read_log, running_cluster
+from tests.support.small_fs import fill, small_file_system
 from tests.support.workload import SiteWorkload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
-
-
-@contextlib.contextmanager
-def small_file_system(where: Path, size: str) -> Iterator[Path]:
-    where.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def fill(path: Path) -> int:
-    """Write `path` until the file system is full; the bytes written."""
-    written = 0
-    with path.open("wb", buffering=0) as out:
-        chunk = b"\0" * 65536
-        with contextlib.suppress(OSError):
-            while True:
-                written += out.write(chunk)
-        small = b"\0" * 512
-        with contextlib.suppress(OSError):
-            while True:
-                written += out.write(small)
-    return written
 
 
 async def registered(url: str) -> set[str]:

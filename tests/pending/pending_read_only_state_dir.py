@@ -15,9 +15,9 @@ import asyncio
 import subprocess
 from pathlib import Path
 
-from tests.e2e.test_fault_disk_full import small_file_system
 from tests.support.crash_runs import new_engine
 from tests.support.fault_harness import running_cluster
+from tests.support.small_fs import small_file_system
 
 
 async def test_a_read_only_state_dir_is_refused_in_one_line_with_exit_code_2(
