@@ -254,6 +254,28 @@ def ui(resources: int, loads: int, as_json: bool) -> None:
     click.echo(figures.as_json() if as_json else figures.describe())
 
 
+@command.command(name="soak")
+@click.option("--iterations", default=200, show_default=True, help="Kill-and-recover rounds.")
+@click.option("--resources", default=500, show_default=True, help="Sites at the start.")
+@click.option("--seed", default=1, show_default=True, help="Seeds the workload and the kills.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def soak(iterations: int, resources: int, seed: int, as_json: bool) -> None:
+    """Sites created, updated, deleted; the engine SIGKILLed at random moments; every
+    history check after each iteration (docs/reliability.md)."""
+    if iterations < 1 or resources < 1:
+        raise click.BadParameter("--iterations and --resources must be >= 1")
+    bench = _bench("soak")
+    try:
+        figures = asyncio.run(
+            bench.run_soak(
+                bench.SoakSettings(iterations=iterations, resources=resources, seed=seed)
+            )
+        )
+    except bench.SoakError as failed:
+        raise click.ClickException(str(failed)) from None
+    click.echo(figures.as_json() if as_json else figures.describe())
+
+
 # `engine bench fsm` lives beside `engine fsm`; the group only lists it.
 command.add_command(fsm_cmd.bench_command)
 

@@ -45,6 +45,8 @@ class SiteWorkload:
     live: dict[str, dict[str, Any]] = field(default_factory=dict)
     deleted: set[str] = field(default_factory=set)
     updates: int = 0
+    password: str | None = None
+    """When set, every Site's `spec.password` (a secret field): the canary of R16."""
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -52,11 +54,14 @@ class SiteWorkload:
         self.core = client.CoreV1Api(self.api)
 
     def _spec(self, name: str) -> dict[str, Any]:
-        return {
+        spec: dict[str, Any] = {
             "domain": f"{name}.example.com",
             "replicas": self.rng.randint(1, 3),
             "message": self.rng.choice(WORDS),
         }
+        if self.password is not None:
+            spec["password"] = self.password
+        return spec
 
     async def create(self, count: int, *, concurrency: int = 16) -> None:
         """Create Sites `s-000`… up to `count` (in parallel, `concurrency` at a time)."""
@@ -94,11 +99,13 @@ class SiteWorkload:
             self.live[name] = spec
             self.updates += 1
         for name in chosen[updates:]:
-            await self.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, NAMESPACE, PLURAL, name
-            )
-            del self.live[name]
-            self.deleted.add(name)
+            await self.delete(name)
+
+    async def delete(self, name: str) -> None:
+        """Delete the live Site `name`; from now on it must be gone with its children."""
+        await self.custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+        del self.live[name]
+        self.deleted.add(name)
 
     async def divergences(self) -> list[str]:
         """Every way the cluster and registry differ from the desired state (empty: converged)."""
