@@ -243,7 +243,14 @@ async def _cluster(plan: RunPlan, console: Console) -> AsyncIterator[tuple[KubeA
 def _engine_log(settings: Settings, console: Console) -> Iterator[None]:
     """Log lines go to `<state dir>/engine.log` (not the terminal the live view draws on)."""
     log_path = _state_dir(settings.state_dir) / "engine.log"
-    with log_path.open("a", encoding="utf-8") as log_file:
+    try:
+        log_file = log_path.open("a", encoding="utf-8")
+    except OSError as error:
+        raise CannotRun(
+            f"state dir {log_path.parent} is not writable ({error.strerror}): the engine "
+            "keeps its log, journal and database there; pass a writable --state-dir"
+        ) from None
+    with log_file:
         handler = configure_logging(fmt=settings.log_format, level="INFO", stream=log_file)
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
         console.print(f"engine log: {log_path}")
@@ -268,7 +275,7 @@ def _state_dir(path: Path) -> Path:
         # The journal and the API server's database hold object specs: owner-only (R16).
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as error:
-        raise click.ClickException(
+        raise CannotRun(
             f"state dir {path} cannot be created: {error.strerror}; pass another --state-dir"
         ) from None
     return path.resolve()

@@ -1,16 +1,11 @@
-"""Pending (not collected by the suite: run it by path) until a lost `-wal` is detected
-(J9).
+"""A lost `-wal` is detected (J9).
 
 A process appends to the journal and is killed by SIGKILL: the last commits are in the
 `-wal` file only (no checkpoint ran). When that file is lost (deleted by hand, not
 copied with the database, a backup of the main file alone), the records and the chain
-head roll back together, so the journal opens as a consistent, shorter one: acknowledged
-records are gone and nothing says so. Today `SqliteJournal.open` accepts it; this test
-asserts that it does not (a marker outside the database file, or another means that
-survives the rollback, would catch it).
-
-    .venv/bin/pytest -q -p no:cacheprovider tests/pending/pending_lost_wal_tail.py
-"""
+head roll back together, so the journal would open as a consistent, shorter one; the
+head marker beside the file (`journal.db.head`) says how far it had got, and the
+journal is refused as corrupt."""
 
 from __future__ import annotations
 

@@ -1,13 +1,5 @@
-"""Pending (not collected by the suite: run it by path) until `engine run` refuses a
-read-only state dir in one clear line (J11).
-
-The defect: with the state dir on a read-only file system, `engine run` dies with a
-traceback (`OSError: [Errno 30] Read-only file system` opening `engine.log`, from
-`engine/cli/run_engine.py`, `_engine_log`) and exit code 1, where bad input must get one
-line naming the thing and what to do, and exit code 2. Needs a tmpfs mount (root).
-
-    .venv/bin/pytest -q -p no:cacheprovider tests/pending/pending_read_only_state_dir.py
-"""
+"""A read-only state dir is refused in one clear line, exit code 2 (J11). Needs a tmpfs
+mount (root)."""
 
 from __future__ import annotations
 
