@@ -91,7 +91,7 @@ def run_in_cluster(scratch: Path) -> Run:
             out = engine_log.read_text
             wait_for("the engine to serve", lambda: "health:" in out(), engine_log, seconds=60)
             for name in ("blog", "shop"):
-                site = SITE.format(name=name, domain=f"{name}.example.com", replicas=1)
+                site = SITE.format(name=name, domain=f"{name}.example.com", replicas=1, extra="")
                 admin.ok("apply", "-f", "-", stdin=site)
             for name in ("blog", "shop"):
                 wait_for(f"{name} Ready", lambda n=name: f"default/{n} Ready" in out(), engine_log)

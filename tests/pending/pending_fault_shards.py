@@ -1,4 +1,11 @@
-"""Three sharded replicas (each its own `engine run` process) on one PostgreSQL journal
+"""Pending (not collected by the suite: run it by path) until it passes reliably: on the
+2-core machine it fails about one run in two, each time differently (a replica that
+never holds a shard within the settle time, a paused replica that does not log the lost
+Lease, convergence past 45 s), also on the branch that introduced it.
+
+    .venv/bin/pytest -q -p no:cacheprovider tests/pending/pending_fault_shards.py
+
+Three sharded replicas (each its own `engine run` process) on one PostgreSQL journal
 and the embedded API server, under a create/update/delete workload of Chores whose
 provision and finalize each call the shard target under a (shard, term) fence:
 
