@@ -190,7 +190,11 @@ class EffectRunner:
     async def _call(self, key: str, call: EffectCall) -> tuple[_Failure | None, Any]:
         timeout = self._deps.timeout
         try:
-            result = await asyncio.wait_for(call(key), timeout)
+            # not `asyncio.wait_for`: on Python 3.11 it returns the call's result when a
+            # cancellation arrives just as the call finishes, and the cancelled reconcile
+            # goes on to journal an outcome; `asyncio.timeout` always lets it through
+            async with asyncio.timeout(timeout):
+                result = await call(key)
         except TimeoutError:
             return _Failure(TIMEOUT_CLASS, True, f"no answer within {timeout:g}s"), None
         except NotLeading:

@@ -158,10 +158,16 @@ class Recording:
         self._changed = asyncio.Event()
 
     async def wait_until(self, ready: Callable[[], bool]) -> None:
-        """Wait until `ready()`; raises `Diverged` once any divergence is found."""
+        """Wait until `ready()`; raises `Diverged` once any divergence is found, and
+        `CancelledError` in a task that was cancelled and went on (code that swallowed its
+        cancellation): a cancelled reconcile never waits on the recording again, so
+        stopping a replayed process always ends."""
+        task = asyncio.current_task()
         while True:
             if self.divergence is not None:
                 raise Diverged(self.divergence)
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             if ready():
                 return
             await self._changed.wait()

@@ -16,9 +16,9 @@ The next start arms the next point on the same journal, and so on; at the end a 
 engine converges and the history checks run over everything that happened: no
 interleaved turns of one key, one recorded success per idempotency key that the registry
 applied once, convergence, `engine journal check`, and no secret canary in the state
-dir or the output. (`engine replay --verify` is left out here: on some of these
-journals it never finishes; tests/pending/pending_replay_verify_after_kills.py holds that
-defect, with such a journal, until it is fixed.)
+dir or the output. (`engine replay --verify` is left out here, for time:
+tests/integration/test_replay_verify_after_kills.py runs it on journals these phases
+wrote, kept as exports.)
 
 One engine process per crash point, one API server, registry and journal for all of
 them: the engine is forked from a server that imported it once

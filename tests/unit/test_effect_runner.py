@@ -193,6 +193,26 @@ async def test_hung_call_is_cancelled_and_journaled_as_a_timeout(
     assert failed[0]["retryable"] is True
 
 
+async def test_a_cancellation_that_arrives_as_the_call_finishes_is_not_lost(
+    journal: MemoryJournal, clock: FakeClock
+) -> None:
+    """The run is cancelled in the same loop turn in which its call returns (a replay
+    stopping, a healing cancelling the reconcile): the run ends cancelled, the attempt
+    left in flight, instead of journaling the outcome and carrying on."""
+    loop = asyncio.get_running_loop()
+
+    async def call(key: str) -> Any:
+        loop.call_soon(run.cancel)
+        await asyncio.sleep(0)
+        return {"ok": 1}
+
+    run = asyncio.ensure_future(runner_on(journal, clock).run(STREAM, KEY, "create", call))
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert run.cancelled()
+    assert await types(journal) == [ev.EFFECT_STARTED]
+
+
 async def test_result_that_is_not_json_is_a_permanent_failure(
     journal: MemoryJournal, clock: FakeClock
 ) -> None:

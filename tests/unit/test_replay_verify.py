@@ -4,6 +4,8 @@ calls no effect, and follows a run that was cut off and restarted."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import replace
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from engine.cli.operator_ref import load_operator
 from engine.effects import PermanentError
 from engine.journal.record import Record
+from engine.replay.recording import Recording
 from engine.replay.replayed_run import replay_through_loop
 from engine.runtime.reconcile.handler_context import Context
 from engine.runtime.reconcile.memory_loop import MemoryLoop
@@ -125,6 +128,25 @@ async def test_a_run_cut_off_mid_step_and_resumed_by_a_new_process_verifies() ->
     report = await replay_through_loop(everything, golden_operators.OPERATOR)
     assert report.divergence is None, report.divergence
     assert report.reconciles >= 2
+
+
+async def test_a_reconcile_that_swallowed_its_cancellation_never_waits_on_the_recording() -> None:
+    """Stopping a replayed process cancels its reconciles and awaits them: one that
+    caught the cancellation and went on (as `asyncio.wait_for` does on Python 3.11 when
+    the call it waits for has just finished) must still end at its next wait."""
+    recording = Recording(golden("create_ready"), kind=golden_operators.BUCKET.kind_ref)
+
+    async def goes_on_after_cancel() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await recording.wait_until(lambda: False)
+        await recording.wait_until(lambda: False)  # the journal holds nothing more
+
+    task = asyncio.ensure_future(goes_on_after_cancel())
+    await asyncio.sleep(0)
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=1.0)
+    assert task in done
+    assert task.cancelled()
 
 
 def test_the_golden_operator_loads_by_reference() -> None:

@@ -1,0 +1,63 @@
+"""`engine replay --verify` on journals the engine wrote while it was SIGKILLed at the
+crash points C1-C7, and C3-C7 again on a spec-change re-provision (the first two phases
+of tests/e2e/test_fault_crash_points.py): twelve interrupted attempts on two Sites, each
+followed by a new process whose watch relists. Both journals are kept as exports
+(`engine journal import` rebuilds them, checksums included) and pass `engine journal
+check`.
+
+- `journals/crash_points.jsonl` was written by the code of this tree: replay reproduces
+  it, record for record.
+- `journals/crash_points_earlier_code.jsonl` was written by an earlier version of the
+  engine, which still journaled a Provisioning status before each provision run. Its
+  replay used to never end: stopping a replayed process cancels the reconciles still
+  running, and one whose provision handler had returned in the same loop turn lost that
+  cancellation inside `asyncio.wait_for` and waited for ever for a record the kill had
+  cut off. It must end, with the divergence the code change really makes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from engine.cli.main import cli
+from tests.support.history import journal_check
+from tests.support.history_checks import replay_verify
+
+JOURNALS = Path(__file__).parent / "journals"
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def _imported(export: Path, tmp_path: Path) -> Path:
+    journal = tmp_path / "journal.db"
+    imported = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["journal", "import", str(export), "--to", str(journal)]
+    )
+    assert imported.exit_code == 0, imported.output
+    code, out = await journal_check(journal)
+    assert code == 0, out
+    return journal
+
+
+async def test_replay_verify_reproduces_a_journal_written_across_crash_points(
+    tmp_path: Path,
+) -> None:
+    journal = await _imported(JOURNALS / "crash_points.jsonl", tmp_path)
+    code, out = await replay_verify(journal, within=30)
+    assert code == 0, out
+    assert "verified 69 records in 2 streams" in out, out
+    assert "no divergence" in out, out
+
+
+async def test_replay_verify_ends_with_the_divergence_on_a_journal_earlier_code_wrote(
+    tmp_path: Path,
+) -> None:
+    journal = await _imported(JOURNALS / "crash_points_earlier_code.jsonl", tmp_path)
+    code, out = await replay_verify(journal, within=30)
+    assert code == 1, out
+    assert "first divergence at position 8:" in out, out
+    assert "the journal has StatusWritten here, the code appends EffectStarted" in out, out
