@@ -50,7 +50,7 @@ def test_a_site_waits_for_its_deployment_to_be_available(tmp_path: Path) -> None
         kubectl.ok("apply", "-f", "-", stdin=SITE)
         wait_for(
             "the pods run, never Ready",
-            lambda: [p["status"].get("phase") for p in pods(kubectl)] == ["Running"] * 2,  # type: ignore[union-attr]
+            lambda: [(p.get("status") or {}).get("phase") for p in pods(kubectl)] == ["Running"] * 2,  # type: ignore[union-attr]
             log=engine.log,
         )
         wait_for(

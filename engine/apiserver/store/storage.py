@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ CREATE TABLE IF NOT EXISTS meta (id INTEGER PRIMARY KEY CHECK (id = 1),
     revision INTEGER NOT NULL, compacted INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (id, revision, compacted) VALUES (1, 0, 0);
 """
+
+log = logging.getLogger(__name__)
 
 
 CLOSED = "CLOSED"
@@ -215,7 +218,12 @@ class Store:
         while self._pending:
             batch, self._pending = self._pending, []
             async with self._lock:
-                staged = self._stage_batch(batch)
+                try:
+                    staged = self._stage_batch(batch)
+                except Exception as error:  # every caller hears of it; none waits forever
+                    for pending in batch:
+                        _fail(pending.done, error)
+                    continue
                 accepted = [changes for changes in staged if isinstance(changes, list)]
                 flat = [change for changes in accepted for change in changes]
                 if flat:
@@ -236,7 +244,10 @@ class Store:
                     _fail(pending.done, outcome)
                     continue
                 for listener in self._listeners:
-                    listener(outcome)
+                    try:
+                        listener(outcome)
+                    except Exception:  # a listener's bug must not leave a write unanswered
+                        log.exception("a change listener failed on revision %s", outcome[-1].rv)
                 for queue in tuple(self._subscribers):
                     for change in outcome:
                         queue.put_nowait(change)
