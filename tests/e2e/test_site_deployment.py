@@ -43,6 +43,11 @@ def pods(kubectl: Kubectl) -> list[dict[str, object]]:
     return items
 
 
+def phase_of(pod: dict[str, object]) -> object:
+    status = pod.get("status")
+    return status.get("phase") if isinstance(status, dict) else None
+
+
 def test_a_site_waits_for_its_deployment_to_be_available(tmp_path: Path) -> None:
     state = tmp_path / "state"
     with engine_run(state, tmp_path / "run.log", "--no-samples") as engine:
@@ -50,7 +55,7 @@ def test_a_site_waits_for_its_deployment_to_be_available(tmp_path: Path) -> None
         kubectl.ok("apply", "-f", "-", stdin=SITE)
         wait_for(
             "the pods run, never Ready",
-            lambda: [(p.get("status") or {}).get("phase") for p in pods(kubectl)] == ["Running"] * 2,  # type: ignore[union-attr]
+            lambda: [phase_of(p) for p in pods(kubectl)] == ["Running"] * 2,
             log=engine.log,
         )
         wait_for(
