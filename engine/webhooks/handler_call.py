@@ -29,11 +29,14 @@ async def call_handler(handler: Callable[..., Any], argument: Any, *, deadline: 
     """`handler(argument)`'s result. Errors: `HandlerTimeout` past `deadline` seconds; what
     the handler raises, unchanged."""
     try:
-        if is_async(handler):
-            return await asyncio.wait_for(handler(argument), deadline)
-        result = await asyncio.wait_for(asyncio.to_thread(handler, argument), deadline)
-        if inspect.isawaitable(result):  # a plain function returning a coroutine
-            return await asyncio.wait_for(result, deadline)
-        return result
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can return the result of a
+        # call that finished as a cancellation arrived, and the cancellation is lost
+        async with asyncio.timeout(deadline):
+            if is_async(handler):
+                return await handler(argument)
+            result = await asyncio.to_thread(handler, argument)
+            if inspect.isawaitable(result):  # a plain function returning a coroutine
+                return await result
+            return result
     except TimeoutError:
         raise HandlerTimeout(deadline) from None

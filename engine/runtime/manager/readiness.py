@@ -44,7 +44,8 @@ class JournalCommits:
             return  # a journal with no probe (PostgreSQL) reports its failures on append
         while True:
             try:
-                await asyncio.wait_for(self._probe(), self._timing.timeout)
+                async with asyncio.timeout(self._timing.timeout):  # cancellation never lost
+                    await self._probe()
                 ok = True
             except Exception as error:  # any failure to commit is "cannot commit"
                 ok = False
@@ -76,7 +77,8 @@ class ApiReachability:
         while True:
             was = self.reachable()
             try:
-                await asyncio.wait_for(self._probe(), self._timing.timeout)
+                async with asyncio.timeout(self._timing.timeout):  # cancellation never lost
+                    await self._probe()
                 self._last_answer = self._clock.monotonic()
             except Exception as error:  # no answer: the silence grows
                 if was and not self.reachable():
