@@ -45,5 +45,5 @@ def key_history(records: Iterable[Record], key: str) -> KeyHistory:
             attempts = max(attempts + 1, fact.attempt)
         else:
             last_failure = fact
-            waits += fact.waiting
+            waits += fact.waiting * (1 + fact.skipped)
     return KeyHistory(attempts=attempts, last_failure=last_failure, waits=waits)

@@ -83,7 +83,8 @@ class ReplayCursor:
         if outcome.type == ev.EFFECT_SUCCEEDED:
             self.succeeded[key] = outcome
         waits_before = self.waits.get(key, 0)
-        if outcome.waiting:
+        if outcome.waiting:  # the identical waits a collapsed run did not journal came first
+            waits_before += outcome.skipped
             self.waits[key] = waits_before + 1
         return RecordedOutcome(
             started=started,

@@ -25,7 +25,7 @@ from engine.effects.errors import (
     ReplayDivergence,
     RetryableError,
 )
-from engine.effects.history import key_history
+from engine.effects.history import KeyHistory, key_history
 from engine.effects.replay import RecordedOutcome, ReplayCursor
 from engine.effects.stream_index import StreamEffectIndex
 from engine.failpoint import afailpoint
@@ -123,6 +123,10 @@ class EffectRunner:
         self._streams: StreamAppend = deps.streams if deps.streams is not None else deps.journal
         self._cursors: dict[str, ReplayCursor] = {}  # replay only: one per stream
         self._index = StreamEffectIndex(deps.journal)  # live: each stream's keys, in memory
+        # the stream writer's count of collapsed repeats the journal does not hold
+        self._unjournaled: Callable[[str, str], tuple[int, int]] | None = getattr(
+            self._streams, "unjournaled", None
+        )
 
     @property
     def mode(self) -> Mode:
@@ -155,6 +159,7 @@ class EffectRunner:
             if done is not None and done.type == ev.EFFECT_SUCCEEDED:
                 return done.data.get("result")
             history = key_history(await journal.read_stream(stream), key)
+        history = self._with_unjournaled(stream, key, history)
         last = history.last_failure
         if last is not None and history.failed_for_good:
             raise _permanent(
@@ -186,6 +191,23 @@ class EffectRunner:
             raise await self._record_failure(
                 stream, key, name, attempt, failure, seconds, ids, counted=history.counted(attempt)
             )
+
+    async def attempts(self, stream: str, key: str) -> int:
+        """How many attempts of `key` (one of `stream`'s own keys) have started, those of
+        collapsed repeats included."""
+        await self._index.refresh(stream)
+        return self._with_unjournaled(stream, key, self._index.history(stream, key)).attempts
+
+    def _with_unjournaled(self, stream: str, key: str, history: KeyHistory) -> KeyHistory:
+        """`history` with the attempts and waits of collapsed repeats added (they count
+        toward giving up and the backoff as journaled ones do)."""
+        if self._unjournaled is None:
+            return history
+        started, waits = self._unjournaled(stream, key)
+        if started <= history.attempts and not waits:
+            return history
+        attempts = max(history.attempts, started)
+        return replace(history, attempts=attempts, waits=history.waits + waits)
 
     async def _call(self, key: str, call: EffectCall) -> tuple[_Failure | None, Any]:
         timeout = self._deps.timeout

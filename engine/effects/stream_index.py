@@ -92,6 +92,6 @@ def _learn(facts: _StreamFacts, record: Record) -> None:
         known.attempts = max(known.attempts + 1, fact.attempt)
     elif record.type == ev.EFFECT_FAILED:
         known.last_failure = fact
-        known.waits += fact.waiting
+        known.waits += fact.waiting * (1 + fact.skipped)  # a collapsed run's dropped waits
     elif known.success is None and record.idempotency_key == key:
         known.success = RecordedSuccess(fact.result)

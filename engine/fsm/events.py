@@ -46,6 +46,10 @@ EVENT_TYPES: Final = (
 SCHEMA: Final = 1
 """The payload schema version every builder writes and every parser reads."""
 
+REPEATED_FIELD: Final = "repeated"
+"""On an `EffectFailed`: {count, since, skipped}, when the failure is one of a run of
+identical failed attempts of which only some are journaled (docs/journal-growth.md)."""
+
 MAX_MESSAGE = 500
 """Error messages are cut to this many characters before they are journaled."""
 
@@ -212,6 +216,10 @@ class EffectOutcome:
     delay: float = 0.0
     backoff: float = 0.0
     waiting: bool = False
+    repeated: int = 0
+    """`EffectFailed` only: the failure's place in a run of identical failures (0: none)."""
+    skipped: int = 0
+    """`EffectFailed` only: earlier identical failures of the key not journaled."""
 
 
 def check_schema(record: Record) -> None:
@@ -307,8 +315,24 @@ def parse_effect(record: Record) -> EffectOutcome:
             gave_up=_get(record, "gave_up", bool),
             message=_get(record, "message", str),
             waiting=bool(_get(record, "waiting", bool, optional=True)),
+            **_repeats(record),
         )
     return EffectOutcome(type=record.type, key=key, name=name, attempt=attempt)
+
+
+def _repeats(record: Record) -> dict[str, int]:
+    repeated = record.data.get(REPEATED_FIELD)
+    if repeated is None:
+        return {}
+    if not isinstance(repeated, Mapping):
+        raise FoldError(record.position, f"{record.type} field 'repeated' should be an object")
+    out: dict[str, int] = {}
+    for name, field in (("count", "repeated"), ("skipped", "skipped")):
+        value = repeated.get(name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise FoldError(record.position, f"{record.type} repeated.{name} should be int")
+        out[field] = value
+    return out
 
 
 EFFECT_TYPES: Final = (EFFECT_STARTED, EFFECT_SUCCEEDED, EFFECT_FAILED, RETRY_SCHEDULED)

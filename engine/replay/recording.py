@@ -99,6 +99,10 @@ class Recording:
             for r in self.order
             if r.type in (ev.EFFECT_SUCCEEDED, ev.EFFECT_FAILED)
         }
+        self._attempts: dict[tuple[str, str], list[int]] = {}
+        for stream_key_attempt in sorted(self._outcomes):
+            stream_name, key, number = stream_key_attempt
+            self._attempts.setdefault((stream_name, key), []).append(number)
         self._retries = {
             (r.stream, str(r.data.get("key")), int(r.data.get("attempt") or 0)): r
             for r in self.order
@@ -220,11 +224,36 @@ class Recording:
         return self._digests.get(key)
 
     def outcome(self, stream: str, key: str, attempt: int) -> Record | None:
-        """The recorded outcome of attempt `attempt` of effect `key` (None: cut off)."""
-        return self._outcomes.get((stream, key, attempt))
+        """The recorded outcome of attempt `attempt` of effect `key` (None: cut off).
+
+        An attempt of a collapsed run of identical failures has no record of its own (a
+        later attempt of the key is recorded): it answers as the newest recorded attempt
+        before it, which it repeated."""
+        return self._outcomes.get((stream, key, self._repeated(stream, key, attempt)))
 
     def retry(self, stream: str, key: str, attempt: int) -> Record | None:
-        return self._retries.get((stream, key, attempt))
+        return self._retries.get((stream, key, self._repeated(stream, key, attempt)))
+
+    def _repeated(self, stream: str, key: str, attempt: int) -> int:
+        """`attempt`, or, for an attempt a collapsed run dropped (the next recorded
+        failure of the key says it skipped it), the recorded attempt it repeated."""
+        if (stream, key, attempt) in self._outcomes:
+            return attempt
+        recorded = self._attempts.get((stream, key), [])
+        later = [n for n in recorded if n > attempt]
+        earlier = [n for n in recorded if n < attempt]
+        if not later or not earlier:
+            return attempt  # cut off
+        repeated = self._outcomes[(stream, key, later[0])].data.get(ev.REPEATED_FIELD)
+        skipped = repeated.get("skipped") if isinstance(repeated, Mapping) else None
+        if isinstance(skipped, int) and attempt >= later[0] - skipped:
+            return earlier[-1]
+        return attempt
+
+    def highest_attempt(self, stream: str) -> int:
+        """The highest attempt number recorded for an effect of `stream`."""
+        numbers = [ns[-1] for (name, _), ns in self._attempts.items() if name == stream]
+        return max(numbers, default=0)
 
     def patch_marker(self, stream: str, run: str, change: str) -> Record | None:
         """The recorded answer of `ctx.patched(change)` in handler run `run` (None: the
@@ -330,8 +359,8 @@ def difference(record: Record, event: NewEvent) -> str | None:
     if record.type == ev.EFFECT_STARTED and record.data.get("key") != event.data.get("key"):
         return _different_type(record, event)
     ignored = _NOT_COMPARED_FAILURE if record.type == ev.EFFECT_FAILED else _NOT_COMPARED
-    recorded = {k: v for k, v in record.data.items() if k not in ignored}
-    replayed = {k: v for k, v in _plain(event.data).items() if k not in ignored}
+    recorded = _without_times({k: v for k, v in record.data.items() if k not in ignored})
+    replayed = _without_times({k: v for k, v in _plain(event.data).items() if k not in ignored})
     if recorded == replayed:
         return None
     for field in sorted(set(recorded) | set(replayed)):
@@ -341,6 +370,15 @@ def difference(record: Record, event: NewEvent) -> str | None:
                 f"here, the code {field}={replayed.get(field)!r}"
             )
     return None  # pragma: no cover - the dicts differ in some field
+
+
+def _without_times(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` without the time a collapsed run began (`repeated.since`): the attempts it
+    dropped left no times, so replay runs them at the code's own delays."""
+    repeated = data.get(ev.REPEATED_FIELD)
+    if isinstance(repeated, Mapping):
+        data[ev.REPEATED_FIELD] = {k: v for k, v in repeated.items() if k != "since"}
+    return data
 
 
 def _different_type(record: Record, event: NewEvent) -> str:

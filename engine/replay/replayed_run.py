@@ -39,6 +39,7 @@ from engine.replay.recording import (
     is_external,
     move_clock,
 )
+from engine.runtime.queue.worker import RequeueAfter
 from engine.runtime.reconcile.children import ChildLedger
 from engine.runtime.reconcile.code_version import CODE_VERSION_FIELD
 from engine.runtime.reconcile.conditions import STUCK, SupervisorConditions
@@ -127,10 +128,7 @@ class _RecordedSteps:
 
     def _answer(self, stream: str) -> EffectCall:
         async def answer(key: str) -> Any:
-            records = await self._journal.read_stream(stream)
-            attempt = sum(
-                1 for r in records if r.type == ev.EFFECT_STARTED and r.data.get("key") == key
-            )
+            attempt = await self._inner.attempts(stream, key)  # collapsed repeats included
             outcome = self._recording.outcome(stream, key, attempt)
             if outcome is None:
                 await self._recording.wait_until(lambda: False)  # cut off: never answers
@@ -242,7 +240,7 @@ class _Process:
         kind = operator.resource.kind_ref
         ledger = _RecordedDrift(recording)
         streams = StreamWriter(
-            journal, ledger=ledger, gate=gate, code_version=operator.handler_version
+            journal, ledger=ledger, gate=gate, code_version=operator.handler_version, clock=clock
         )
         self.observations = ObservationLog(streams)
         self.objects = PrimaryView()
@@ -293,6 +291,8 @@ class _Process:
         )
         self._created: dict[str, str] = {}
         self.tasks: dict[str, asyncio.Task[Any]] = {}
+        self.streams = streams
+        self.clock = clock
 
     def knows(self, uid: str) -> bool:
         return self.objects.key_of_uid(uid) is not None
@@ -489,7 +489,14 @@ async def replay_through_loop(
 async def _reproduce(process: _Process, recording: Recording, record: Record, key: str) -> int:
     """Run `key`'s reconcile until `record` is reproduced; the reconciles started."""
     started = 0
-    for _ in range(2):  # a reconcile that settles early is run once more, as a requeue
+    # a reconcile that settles early is run once more, as a requeue; while identical
+    # failures are collapsed (nothing journaled), as many more as the run's attempts,
+    # each after its requeue delay, as the queue would
+    runs, most = 0, 2 + recording.highest_attempt(record.stream)
+    while runs < 2 or (runs < most and process.streams.holding(record.stream)):
+        if runs >= 2:
+            _requeue_delay(process, key)
+        runs += 1
         if not process.running(key):
             process.run(key)
             started += 1
@@ -532,6 +539,16 @@ async def _reproduce(process: _Process, recording: Recording, record: Record, ke
             f"the journal has {_what(record)} here, the code writes nothing",
         )
     )
+
+
+def _requeue_delay(process: _Process, key: str) -> None:
+    """Move the clock over the requeue delay the key's last reconcile ended with."""
+    task = process.tasks.get(key)
+    if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+        return
+    outcome = task.result()
+    if isinstance(outcome, RequeueAfter) and outcome.seconds > 0:
+        process.clock.advance(outcome.seconds)
 
 
 def _what(record: Record) -> str:

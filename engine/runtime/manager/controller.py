@@ -377,7 +377,11 @@ class Controller:
             clock=deps.clock, metrics=self.metrics,
         )  # fmt: skip
         streams = StreamWriter(
-            journal, ledger=ledger, code_version=operator.handler_version, history=history
+            journal,
+            ledger=ledger,
+            code_version=operator.handler_version,
+            history=history,
+            clock=deps.clock,
         )
         observations = ObservationLog(streams)
         runner = EffectRunner(

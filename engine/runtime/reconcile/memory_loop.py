@@ -106,7 +106,11 @@ class MemoryLoop:
             clock=self.clock, metrics=metrics,
         )  # fmt: skip
         self.streams = StreamWriter(
-            self.journal, ledger=ledger, code_version=operator.handler_version, history=history
+            self.journal,
+            ledger=ledger,
+            code_version=operator.handler_version,
+            history=history,
+            clock=self.clock,
         )
         observations = ObservationLog(self.streams)
         self.queued: list[str] = []

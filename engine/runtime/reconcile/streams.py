@@ -13,17 +13,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Protocol
 
+from engine.clock import Clock, SystemClock
 from engine.fsm import events as ev
 from engine.fsm.fold import apply, fold
 from engine.fsm.key import parse_key
-from engine.fsm.state import ResourceState, to_snapshot
+from engine.fsm.state import ResourceState, evolve_state, to_snapshot
 from engine.identity import StreamId
 from engine.journal.record import NewEvent, Record
 from engine.journal.store import Journal
 from engine.runtime.reconcile.children import ChildLedger
 from engine.runtime.reconcile.code_version import CODE_VERSION_FIELD
+from engine.runtime.reconcile.repeats import RepeatCollapser
 from engine.telemetry.spans import SpanIds, current_ids
 
 
@@ -60,6 +63,10 @@ class _Folded:
     state: ResourceState
     snapshot_version: int
     journaled_link: SpanIds | None = None
+    held: ResourceState | None = None
+    """`state` with the events held back by the repeat collapser folded on (same version)."""
+    position: int = 0
+    """The position of the newest record this writer appended to the stream."""
 
 
 class StreamWriter:
@@ -73,6 +80,11 @@ class StreamWriter:
     appended records. Every event without span ids gets the current span's, and every
     event without a `code_version` field gets `code_version` (the operator's handler
     code version) when one is given.
+
+    Consecutive identical failed attempts are collapsed (`RepeatCollapser`, unless
+    `collapse_repeats` is False): the events it holds back are not journaled, yet
+    `current(stream)` includes them (folded on the journaled state, at its version), and
+    their `append` answers the position of the stream's newest journaled record.
     Assumption: one event loop.
     """
 
@@ -85,8 +97,12 @@ class StreamWriter:
         gate: AppendGate | None = None,
         code_version: str | None = None,
         history: HistoryWatch | None = None,
+        clock: Clock | None = None,
+        collapse_repeats: bool = True,
     ) -> None:
         self._journal = journal
+        self._clock: Clock = clock or SystemClock()
+        self._repeats = RepeatCollapser() if collapse_repeats else None
         self._code_version = code_version
         self._history = history
         self._warned: set[str] = set()
@@ -123,6 +139,45 @@ class StreamWriter:
         writer folded it; whatever the gate raises; the journal's errors.
         """
         stamped = [_stamped(event, self._code_version) for event in events]
+        repeats = self._repeats
+        if repeats is None or not stamped:
+            return await self._append(stream, stamped, unless)
+        if unless is not None and repeats.holding(stream) and unless():
+            return ()
+        plan = repeats.plan(stream, stamped)
+        positions = await self._append(stream, list(plan.write), unless) if plan.write else ()
+        if not plan.held:
+            return positions[len(positions) - len(stamped) :]
+        await self._hold(stream, stamped)
+        return (self._folded[stream].position,) * len(stamped)
+
+    def unjournaled(self, stream: str, key: str) -> tuple[int, int]:
+        """(the highest attempt of `key` started, its waits the journal does not hold):
+        what the collapsed repeats add to the key's journaled history."""
+        return self._repeats.unjournaled(stream, key) if self._repeats is not None else (0, 0)
+
+    def holding(self, stream: str) -> bool:
+        """Whether events of `stream` are held back (identical failures going on)."""
+        return self._repeats is not None and self._repeats.holding(stream)
+
+    async def _hold(self, stream: str, events: Sequence[NewEvent]) -> None:
+        """Fold `events` on the stream's state without journaling them."""
+        lock = self._locks.get(stream)
+        if lock is None:
+            lock = self._locks[stream] = asyncio.Lock()
+        async with lock:
+            await self.current(stream)
+            folded = self._folded[stream]
+            base = folded.held or folded.state
+            version, at = base.version, self._clock.now()
+            state = base
+            for event in events:
+                state = apply(state, _unjournaled(stream, state.version + 1, at, event))
+            folded.held = evolve_state(state, {"version": version})
+
+    async def _append(
+        self, stream: str, stamped: list[NewEvent], unless: Callable[[], bool] | None
+    ) -> tuple[int, ...]:
         # the gate before the lock: a gate that holds this append back must not hold back
         # an earlier append to the same stream that it waits for
         if self._gate is not None and not await self._gate.admit(stream, stamped, unless):
@@ -168,6 +223,9 @@ class StreamWriter:
             if self._gate is not None:
                 self._gate.committed(stream)
             await self.current(stream)  # advance the fold past what was just committed
+            folded = self._folded.get(stream)
+            if folded is not None and positions:
+                folded.position = max(folded.position, positions[-1])
             return positions
 
     async def current(self, stream: str) -> ResourceState:
@@ -176,11 +234,16 @@ class StreamWriter:
         if folded is None:
             return await self._load(stream)
         if await self._journal.stream_version(stream) == folded.state.version:
-            return folded.state  # nothing new: the journal knows its heads in memory
+            # nothing new: the journal knows its heads in memory
+            return folded.held or folded.state
         tail = await self._journal.read_stream(stream, folded.state.version + 1)
         if tail:
             folded.state = _fold_on(folded.state, tail)
-        return folded.state
+            folded.held = None  # what is journaled overwrites what was held (see repeats)
+            if self._repeats is not None:
+                for record in tail:
+                    self._repeats.committed(record)
+        return folded.held or folded.state
 
     async def _load(self, stream: str) -> ResourceState:
         snapshot = await self._journal.load_snapshot(stream)
@@ -217,7 +280,7 @@ class StreamWriter:
     def cached(self, stream: str) -> ResourceState | None:
         """The state last folded, without reading the journal."""
         folded = self._folded.get(stream)
-        return folded.state if folded is not None else None
+        return (folded.held or folded.state) if folded is not None else None
 
     async def save_snapshot_if_due(self, stream: str) -> None:
         """Save a snapshot when `snapshot_every` records were folded since the last one."""
@@ -230,6 +293,8 @@ class StreamWriter:
     def forget(self, stream: str) -> None:
         """Drop what is kept of a closed stream (its lock once no append uses it)."""
         self._folded.pop(stream, None)
+        if self._repeats is not None:
+            self._repeats.forget(stream)
         if stream not in self._users:
             self._locks.pop(stream, None)
 
@@ -243,6 +308,24 @@ def _stamped(event: NewEvent, code_version: str | None) -> NewEvent:
     if ids is None:
         return event
     return replace(event, trace_id=ids.trace_id, span_id=ids.span_id)
+
+
+def _unjournaled(stream: str, version: int, at: datetime, event: NewEvent) -> Record:
+    """`event` as the record it would have been (for the fold only: never stored)."""
+    return Record(
+        position=0,
+        stream=stream,
+        stream_version=version,
+        type=event.type,
+        schema=event.schema,
+        at=at,
+        data=event.data,
+        idempotency_key=event.idempotency_key,
+        trace_id=event.trace_id,
+        span_id=event.span_id,
+        term=0,
+        checksum="",
+    )
 
 
 def _fold_on(state: ResourceState, tail: list[Record]) -> ResourceState:
