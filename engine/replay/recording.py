@@ -250,6 +250,14 @@ class Recording:
             return earlier[-1]
         return attempt
 
+    def next_repeated(self, stream: str) -> tuple[str, int] | None:
+        """(key, attempt) of the stream's next failure journaled with a `repeated` count
+        not yet reproduced: the attempt a collapsed run going on reaches (None: none)."""
+        for record in self._streams.get(stream, [])[self._cursor.get(stream, 0) :]:
+            if record.type == ev.EFFECT_FAILED and ev.REPEATED_FIELD in record.data:
+                return str(record.data.get("key")), int(record.data.get("attempt") or 0)
+        return None
+
     def highest_attempt(self, stream: str) -> int:
         """The highest attempt number recorded for an effect of `stream`."""
         numbers = [ns[-1] for (name, _), ns in self._attempts.items() if name == stream]

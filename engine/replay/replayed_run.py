@@ -293,6 +293,7 @@ class _Process:
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         self.streams = streams
         self.clock = clock
+        self.runner = runner
 
     def knows(self, uid: str) -> bool:
         return self.objects.key_of_uid(uid) is not None
@@ -452,8 +453,15 @@ async def replay_through_loop(
                 ):
                     await process.stop()  # a relist: the live process had restarted
                     process = new_process()
+                await _drain_repeats(process, recording, record)
                 move_clock(clock, record)
                 await process.observe(record)
+                continue
+            await _drain_repeats(process, recording, record)
+            ending = _ending_observation(process, recording, record)
+            if ending is not None:  # the watch's observation ended a collapsed run
+                move_clock(clock, ending)
+                await process.observe(ending)
                 continue
             move_clock(clock, record)
             if record.type == ev.STUCK_DETECTED and process.leave_stuck_note(record):
@@ -539,6 +547,51 @@ async def _reproduce(process: _Process, recording: Recording, record: Record, ke
             f"the journal has {_what(record)} here, the code writes nothing",
         )
     )
+
+
+async def _drain_repeats(process: _Process, recording: Recording, before: Record) -> None:
+    """Run the attempts of collapsed runs that were due before `before`, each at its due
+    time (the live queue ran them then; nothing of them is journaled but the count the
+    run reaches), up to the attempt the recording journals next with its count."""
+    for stream in recording.streams:
+        if not process.streams.holding(stream):
+            continue
+        target = recording.next_repeated(stream)
+        if target is None:
+            continue
+        effect, last = target
+        key = StreamId.parse(stream).ref.key
+        for _ in range(last + 2):
+            state = process.streams.cached(stream)
+            due = state.retry_at if state is not None else None
+            if process.running(key) or due is None or due > before.at.timestamp():
+                break
+            if await process.runner.attempts(stream, effect) >= last:
+                break
+            ahead = due - process.clock.now().timestamp()
+            if ahead > 0:
+                process.clock.advance(ahead)
+            process.run(key)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    recording.wait_until(lambda k=key: not process.running(k)),  # type: ignore[misc]
+                    STALL_SECONDS,
+                )
+
+
+def _ending_observation(process: _Process, recording: Recording, record: Record) -> Record | None:
+    """The watch's observation journaled right after the held events of a collapsed run
+    when `record` is the first of them (the observation ended the run: its append
+    journaled them first), else None."""
+    held = process.streams.held_events(record.stream)
+    if not held:
+        return None
+    ahead = recording.ahead(record.stream, count=held + 1)
+    if len(ahead) <= held or ahead[0] is not record or not is_external(ahead[held]):
+        return None
+    if any(is_external(r) or r.at != record.at for r in ahead[1:held]):
+        return None
+    return ahead[held]
 
 
 def _requeue_delay(process: _Process, key: str) -> None:

@@ -244,7 +244,8 @@ def _effect_outcome(fact: ev.EffectOutcome) -> str:
     if fact.type == ev.RETRY_SCHEDULED:
         return f"retry in {fact.delay:.3f}s"
     kind = "gave up" if fact.gave_up else ("retryable" if fact.retryable else "permanent")
-    return f"failed ({kind}): {fact.error_class}: {fact.message}"
+    failed = f"failed \u00d7{fact.repeated}" if fact.repeated else "failed"  # a collapsed run
+    return f"{failed} ({kind}): {fact.error_class}: {fact.message}"
 
 
 def _other_outcome(record: Record) -> str:

@@ -7,7 +7,7 @@ the state and since when, the next step decide would take, effects in flight or 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from engine.fsm import events as ev
@@ -151,6 +151,30 @@ def _effect_line(effect: EffectRecord, records: Sequence[Record]) -> str:
         None,
     )
     when = f" (last started at {_at(started.at)}, position {started.position})" if started else ""
+    return _effect_state(effect, attempts, when) + _repeats(effect, records)
+
+
+def _repeats(effect: EffectRecord, records: Sequence[Record]) -> str:
+    """What the newest collapsed run of identical failures of the effect says, if any."""
+    failed = next(
+        (
+            r
+            for r in reversed(records)
+            if r.type == ev.EFFECT_FAILED and r.data.get("key") == effect.key
+        ),
+        None,
+    )
+    repeated = failed.data.get(ev.REPEATED_FIELD) if failed is not None else None
+    if failed is None or not isinstance(repeated, Mapping):
+        return ""
+    return (
+        f" It failed the same way {repeated.get('count')} times in a row since "
+        f"{repeated.get('since')} (position {failed.position}; identical attempts are "
+        "journaled once per doubling of their count)."
+    )
+
+
+def _effect_state(effect: EffectRecord, attempts: str, when: str) -> str:
     if effect.outcome == PENDING_OUTCOME:
         return (
             f"Effect {effect.name} ({effect.key}) is in flight after {attempts}{when}: running, "

@@ -31,9 +31,9 @@ outcome, the error, the retry deadline, the acknowledged failure).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from engine.fsm import events as ev
 from engine.fsm.key import FINALIZE, PROVISION
@@ -45,11 +45,10 @@ VOLATILE_FIELDS = frozenset({"attempt", "seconds", "delay", "backoff", ev.REPEAT
 """Fields that differ between two otherwise identical attempts: left out of the comparison."""
 
 
-def signature(event: NewEvent) -> str:
-    """What two identical attempts' events have in common (type and payload, without the
-    volatile fields), as canonical text."""
-    data = {k: v for k, v in event.data.items() if k not in VOLATILE_FIELDS}
-    return event.type + "\x00" + json.dumps(data, sort_keys=True, default=str)
+def signature(event: NewEvent) -> tuple[str, dict[str, Any]]:
+    """What two identical attempts' events have in common: the type and the payload
+    without the volatile fields."""
+    return event.type, {k: v for k, v in event.data.items() if k not in VOLATILE_FIELDS}
 
 
 def _handler_start(event: NewEvent) -> str | None:
@@ -82,7 +81,7 @@ class _Attempt:
 
 @dataclass
 class _Run:
-    reference: list[str] | None = None
+    reference: list[tuple[str, dict[str, Any]]] | None = None
     key: str | None = None
     count: int = 0
     since: str = ""
@@ -141,12 +140,11 @@ class RepeatCollapser:
                 attempt.written = len(attempt.events)
             return RepeatPlan((*before, *events), held=False)
         start = len(attempt.events)
-        attempt.events.extend(events)
         reference = run.reference or []
-        matches = len(attempt.events) <= len(reference) and all(
-            signature(e) == reference[i] for i, e in enumerate(attempt.events)
-        )
-        if matches:
+        if len(reference) - start >= len(events) and all(
+            signature(e) == reference[start + i] for i, e in enumerate(events)
+        ):
+            attempt.events.extend(events)
             window = run.newest is None and attempt.written == start
             if window and all(e.type == ev.EFFECT_STARTED for e in events):
                 attempt.written = len(attempt.events)  # the window's durable intent
@@ -154,9 +152,17 @@ class RepeatCollapser:
             return RepeatPlan(tuple(before), held=True)
         # the attempt differs: the run ends here; journal what it held, then this
         attempt.candidate = False
-        flushed = [*before, *self._pending(run), *attempt.events[attempt.written :]]
+        if start == len(reference):  # it repeated in full: these events came after it
+            run.count = attempt.count
+            if run.newest is not None:
+                self._drop(run, run.newest)
+            run.newest = attempt
+            flushed = [*before, *self._pending(run)]
+        else:
+            flushed = [*before, *self._pending(run), *attempt.events[attempt.written :]]
+        attempt.events.extend(events)
         attempt.written = len(attempt.events)
-        return RepeatPlan(tuple(flushed), held=False)
+        return RepeatPlan((*flushed, *events), held=False)
 
     def committed(self, record: Record) -> None:
         """Learn the time of each handler failure (a run's `since`)."""
@@ -181,6 +187,17 @@ class RepeatCollapser:
                 if event.type == ev.EFFECT_FAILED and event.data.get("key") == key:
                     waits += bool(event.data.get("waiting"))
         return run.started.get(key, 0), waits
+
+    def held_events(self, stream: str) -> int:
+        """How many events of `stream` an append that ends its run would journal first."""
+        run = self._runs.get(stream)
+        if run is None:
+            return 0
+        return sum(
+            len(attempt.events) - attempt.written
+            for attempt in (run.newest, run.current)
+            if attempt is not None
+        )
 
     def holding(self, stream: str) -> bool:
         """Whether `stream` has events held back (a run of repeats going on)."""

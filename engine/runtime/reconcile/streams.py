@@ -156,24 +156,30 @@ class StreamWriter:
         what the collapsed repeats add to the key's journaled history."""
         return self._repeats.unjournaled(stream, key) if self._repeats is not None else (0, 0)
 
+    def held_events(self, stream: str) -> int:
+        """How many held events of `stream` the next append that ends its run journals."""
+        return self._repeats.held_events(stream) if self._repeats is not None else 0
+
     def holding(self, stream: str) -> bool:
         """Whether events of `stream` are held back (identical failures going on)."""
         return self._repeats is not None and self._repeats.holding(stream)
 
     async def _hold(self, stream: str, events: Sequence[NewEvent]) -> None:
-        """Fold `events` on the stream's state without journaling them."""
+        """Fold `events` on the stream's state without journaling them (after any append
+        of the stream in flight has committed)."""
         lock = self._locks.get(stream)
         if lock is None:
             lock = self._locks[stream] = asyncio.Lock()
-        async with lock:
-            await self.current(stream)
-            folded = self._folded[stream]
-            base = folded.held or folded.state
-            version, at = base.version, self._clock.now()
-            state = base
-            for event in events:
-                state = apply(state, _unjournaled(stream, state.version + 1, at, event))
-            folded.held = evolve_state(state, {"version": version})
+        if lock.locked() or stream not in self._folded:
+            async with lock:
+                await self.current(stream)
+        folded = self._folded[stream]
+        base = folded.held or folded.state
+        version, at = base.version, self._clock.now()
+        state = base
+        for event in events:
+            state = apply(state, _unjournaled(stream, state.version + 1, at, event))
+        folded.held = evolve_state(state, {"version": version})
 
     async def _append(
         self, stream: str, stamped: list[NewEvent], unless: Callable[[], bool] | None
