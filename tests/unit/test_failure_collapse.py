@@ -228,3 +228,20 @@ async def test_an_attempt_cut_off_in_a_collapsed_run_is_found_and_no_done_effect
     result = CliRunner().invoke(cli, ["replay", str(path), "--format", "table"])
     assert result.exit_code == 0, result.output
     assert "failed \u00d732" in result.output  # the timeline's row of the collapsed run
+
+
+async def test_giving_up_counts_the_collapsed_attempts() -> None:
+    backoff = BackoffPolicy(max_attempts=20, cap=1.0)
+    loop = MemoryLoop(gadget_operator(Target()), backoff=backoff)
+    key = await loop.create("echo", {"size": 1, "busy": True})
+    await _turns(loop, key, 60)
+
+    records = await loop.records(key)
+    failures = _failures(records, "uid-echo:1:provision")
+    assert failures[-1].data["attempt"] == 20
+    assert failures[-1].data["gave_up"] is True
+    assert _repeated(failures[-2])["count"] == 18  # attempts 2 … 19 repeated the 2nd
+    assert (await loop.state(key)).state == "Failed"
+    assert len(records) < 20 * 4  # four records an attempt, uncollapsed
+    report = await replay(loop, backoff=backoff)
+    assert report.divergence is None, report.divergence

@@ -43,6 +43,9 @@ from engine.journal.record import NewEvent, Record
 HANDLER_NAMES = frozenset({PROVISION, FINALIZE})
 VOLATILE_FIELDS = frozenset({"attempt", "seconds", "delay", "backoff", ev.REPEATED_FIELD})
 """Fields that differ between two otherwise identical attempts: left out of the comparison."""
+MAX_ATTEMPT_EVENTS = 256
+"""An attempt with more events than this is not remembered (a Ready resource's stream
+goes on growing after its last attempt): it never becomes a run's reference."""
 
 
 def signature(event: NewEvent) -> tuple[str, dict[str, Any]]:
@@ -77,6 +80,8 @@ class _Attempt:
     """Compared with the previous attempt as it goes (the previous one failed the same)."""
     count: int = 1
     """Its place in the run of identical failures, if it repeats."""
+    overflow: bool = False
+    """More events than `MAX_ATTEMPT_EVENTS`: forgotten, so no reference."""
 
 
 @dataclass
@@ -135,9 +140,11 @@ class RepeatCollapser:
         if attempt is not None and not attempt.candidate:
             before.extend(self._pending(run))  # a run that ends: its newest repeat first
         if attempt is None or not attempt.candidate:
-            if attempt is not None:
+            if attempt is not None and not attempt.overflow:
                 attempt.events.extend(events)
                 attempt.written = len(attempt.events)
+                if attempt.written > MAX_ATTEMPT_EVENTS:
+                    attempt.events, attempt.written, attempt.overflow = [], 0, True
             return RepeatPlan((*before, *events), held=False)
         start = len(attempt.events)
         reference = run.reference or []
@@ -232,7 +239,7 @@ class RepeatCollapser:
         if attempt.candidate:  # ended short of the previous attempt: not a repeat
             pending.extend(attempt.events[attempt.written :])
             attempt.written = len(attempt.events)
-        if _retried_failure(attempt.events, attempt.key):
+        if not attempt.overflow and _retried_failure(attempt.events, attempt.key):
             run.reference = [signature(e) for e in attempt.events]
             run.key, run.count, run.since = attempt.key, 1, run.last_failure_at
         else:
