@@ -100,9 +100,10 @@ class Recording:
             if r.type in (ev.EFFECT_SUCCEEDED, ev.EFFECT_FAILED)
         }
         self._attempts: dict[tuple[str, str], list[int]] = {}
-        for stream_key_attempt in sorted(self._outcomes):
-            stream_name, key, number = stream_key_attempt
+        self._highest: dict[str, int] = {}
+        for stream_name, key, number in sorted(self._outcomes):
             self._attempts.setdefault((stream_name, key), []).append(number)
+            self._highest[stream_name] = max(self._highest.get(stream_name, 0), number)
         self._retries = {
             (r.stream, str(r.data.get("key")), int(r.data.get("attempt") or 0)): r
             for r in self.order
@@ -260,8 +261,7 @@ class Recording:
 
     def highest_attempt(self, stream: str) -> int:
         """The highest attempt number recorded for an effect of `stream`."""
-        numbers = [ns[-1] for (name, _), ns in self._attempts.items() if name == stream]
-        return max(numbers, default=0)
+        return self._highest.get(stream, 0)
 
     def patch_marker(self, stream: str, run: str, change: str) -> Record | None:
         """The recorded answer of `ctx.patched(change)` in handler run `run` (None: the

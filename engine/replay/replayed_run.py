@@ -500,9 +500,12 @@ async def _reproduce(process: _Process, recording: Recording, record: Record, ke
     # a reconcile that settles early is run once more, as a requeue; while identical
     # failures are collapsed (nothing journaled), as many more as the run's attempts,
     # each after its requeue delay, as the queue would
-    runs, most = 0, 2 + recording.highest_attempt(record.stream)
-    while runs < 2 or (runs < most and process.streams.holding(record.stream)):
+    runs, most = 0, 2
+    while runs < most or process.streams.holding(record.stream):
         if runs >= 2:
+            most = 2 + recording.highest_attempt(record.stream)
+            if runs >= most:
+                break
             _requeue_delay(process, key)
         runs += 1
         if not process.running(key):
@@ -553,9 +556,7 @@ async def _drain_repeats(process: _Process, recording: Recording, before: Record
     """Run the attempts of collapsed runs that were due before `before`, each at its due
     time (the live queue ran them then; nothing of them is journaled but the count the
     run reaches), up to the attempt the recording journals next with its count."""
-    for stream in recording.streams:
-        if not process.streams.holding(stream):
-            continue
+    for stream in process.streams.holding_streams():
         target = recording.next_repeated(stream)
         if target is None:
             continue

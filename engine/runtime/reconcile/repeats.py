@@ -121,9 +121,22 @@ class RepeatCollapser:
 
     def __init__(self) -> None:
         self._runs: dict[str, _Run] = {}
+        self._holding: dict[str, None] = {}  # the streams holding events, in order
 
     def plan(self, stream: str, appended: Sequence[NewEvent]) -> RepeatPlan:
         """What to journal for an append of `appended` to `stream`."""
+        plan = self._plan(stream, appended)
+        if self.holding(stream):
+            self._holding[stream] = None
+        else:
+            self._holding.pop(stream, None)
+        return plan
+
+    def holding_streams(self) -> tuple[str, ...]:
+        """The streams with events held back."""
+        return tuple(self._holding)
+
+    def _plan(self, stream: str, appended: Sequence[NewEvent]) -> RepeatPlan:
         run = self._runs.setdefault(stream, _Run())
         events = list(appended)
         before: list[NewEvent] = []
@@ -176,9 +189,13 @@ class RepeatCollapser:
         if record.type != ev.EFFECT_FAILED:
             return
         run = self._runs.get(record.stream)
-        current = run.current if run is not None else None
-        if run is not None and current is not None and record.data.get("key") == current.key:
+        if run is None:
+            return
+        key = record.data.get("key")
+        if run.current is not None and key == run.current.key:
             run.last_failure_at = encode_at(record.at)
+        if run.key == key and not run.since:
+            run.since = encode_at(record.at)
 
     def unjournaled(self, stream: str, key: str) -> tuple[int, int]:
         """(the highest attempt of `key` started, how many of its waits the journal does
@@ -217,6 +234,7 @@ class RepeatCollapser:
 
     def forget(self, stream: str) -> None:
         self._runs.pop(stream, None)
+        self._holding.pop(stream, None)
 
     # -- attempts ------------------------------------------------------------------------
 
@@ -241,7 +259,9 @@ class RepeatCollapser:
             attempt.written = len(attempt.events)
         if not attempt.overflow and _retried_failure(attempt.events, attempt.key):
             run.reference = [signature(e) for e in attempt.events]
-            run.key, run.count, run.since = attempt.key, 1, run.last_failure_at
+            # its failure's time: known if it is journaled already, else once it is
+            since = "" if attempt.candidate else run.last_failure_at
+            run.key, run.count, run.since = attempt.key, 1, since
         else:
             run.reference, run.key, run.count = None, None, 0
         return pending

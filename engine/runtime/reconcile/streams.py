@@ -160,6 +160,10 @@ class StreamWriter:
         """How many held events of `stream` the next append that ends its run journals."""
         return self._repeats.held_events(stream) if self._repeats is not None else 0
 
+    def holding_streams(self) -> tuple[str, ...]:
+        """The streams with events held back."""
+        return self._repeats.holding_streams() if self._repeats is not None else ()
+
     def holding(self, stream: str) -> bool:
         """Whether events of `stream` are held back (identical failures going on)."""
         return self._repeats is not None and self._repeats.holding(stream)
