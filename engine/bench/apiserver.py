@@ -1,7 +1,9 @@
 """`engine bench apiserver`: the embedded API server's throughput, latency and memory.
 
 Starts `engine apiserver` in its own process on a throw-away SQLite file, then drives it
-with a plain aiohttp client: custom-resource creates and merge patches per second, one
+over HTTP: custom-resource creates and merge patches per second from load client processes
+of their own (engine.bench.apiserver_load, so that the rate is not bound by one client's
+share of the CPU) with the server's CPU time per request, one
 LIST of every stored object, watch delivery latency with concurrent watchers while
 writing, and the server's peak resident memory (VmHWM) with all the objects stored; then,
 on a fresh server, the time and server CPU to roll Deployments out to every Pod Running.
@@ -17,13 +19,14 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from engine.bench.apiserver_load import COLLECTION, GROUP, MERGE, PLURAL
 from engine.bench.process import stop_process
 from engine.bench.workload_rollout import (
     START_DELAY_ARGS,
@@ -32,11 +35,7 @@ from engine.bench.workload_rollout import (
     measure_rollout,
 )
 
-GROUP = "bench.example.dev"
-PLURAL = "widgets"
-COLLECTION = f"/apis/{GROUP}/v1/namespaces/default/{PLURAL}"
 URL_PATTERN = re.compile(r"http://127\.0\.0\.1:\d+")
-MERGE = "application/merge-patch+json"
 CRD: dict[str, Any] = {
     "apiVersion": "apiextensions.k8s.io/v1",
     "kind": "CustomResourceDefinition",
@@ -87,6 +86,7 @@ class BenchSettings:
     objects: int = 10_000
     patches: int = 2_000
     concurrency: int = 8
+    clients: int = 2
     watchers: int = 10
     watched_writes: int = 200
     deployments: int = 10
@@ -99,6 +99,7 @@ class ApiServerFigures:
 
     objects: int
     concurrency: int
+    clients: int
     creates_per_second: float
     merge_patches_per_second: float
     server_cpu_ms_per_create: float
@@ -177,19 +178,68 @@ async def _install_crd(session: aiohttp.ClientSession) -> None:
     raise BenchError(f"the CRD {PLURAL}.{GROUP} never became discoverable")
 
 
-async def _in_parallel(
-    count: int, concurrency: int, job: Callable[[int], Awaitable[None]]
-) -> float:
-    """Run `job(i)` for i in range(count) on `concurrency` workers; the seconds it took."""
-    queue = iter(range(count))
+def _spans(total: int, parts: int) -> list[str]:
+    """`total` indices cut into `parts` consecutive `first:count` ranges."""
+    size, extra = divmod(total, parts)
+    spans, first = [], 0
+    for part in range(parts):
+        count = size + (1 if part < extra else 0)
+        spans.append(f"{first}:{count}")
+        first += count
+    return spans
 
-    async def worker() -> None:
-        for index in queue:
-            await job(index)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return time.perf_counter() - started
+@contextlib.asynccontextmanager
+async def load_clients(
+    url: str, settings: BenchSettings
+) -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """`settings.clients` load processes (engine.bench.apiserver_load), each ready, with
+    its share of the objects, the patches and the concurrent requests."""
+    clients = min(settings.clients, settings.concurrency)
+    per_client, extra = divmod(settings.concurrency, clients)
+    creates, patches = _spans(settings.objects, clients), _spans(settings.patches, clients)
+    processes = [
+        await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "engine.bench.apiserver_load", url),
+            *(creates[index], patches[index]),
+            *(str(per_client + (1 if index < extra else 0)), str(settings.objects)),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for index in range(clients)
+    ]
+    try:
+        for process in processes:
+            assert process.stdout is not None
+            line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
+            if line.strip() != b"ready":
+                raise BenchError(f"a load client did not start (it said {line[:300]!r})")
+        yield processes
+    finally:
+        for process in processes:
+            if process.stdin is not None:
+                process.stdin.close()
+        for process in processes:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), timeout=10)
+            await stop_process(process)
+
+
+async def run_phase(processes: list[asyncio.subprocess.Process], phase: str) -> float:
+    """Run `phase` on every load client at once; seconds from the first one's start to the
+    last one's finish."""
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write(f"{phase}\n".encode())
+        await process.stdin.drain()
+    answers = []
+    for process in processes:
+        assert process.stdout is not None
+        answer = json.loads(await process.stdout.readline() or b"{}")
+        if answer.get("error") or "started" not in answer:
+            raise BenchError(f"{phase}: {answer.get('error') or 'a load client stopped'}")
+        answers.append(answer)
+    return float(max(a["finished"] for a in answers) - min(a["started"] for a in answers))
 
 
 async def _measure_watch(session: aiohttp.ClientSession, settings: BenchSettings) -> list[float]:
@@ -255,34 +305,15 @@ async def run_bench(settings: BenchSettings) -> ApiServerFigures:
     with tempfile.TemporaryDirectory(prefix="engine-bench-") as scratch:
         async with server_process(Path(scratch) / "apiserver.db") as (url, pid):
             timeout = aiohttp.ClientTimeout(total=300)
-            connector = aiohttp.TCPConnector(limit=settings.concurrency + settings.watchers + 4)
+            connector = aiohttp.TCPConnector(limit=settings.watchers + 4)
             async with aiohttp.ClientSession(url, timeout=timeout, connector=connector) as session:
                 await _install_crd(session)
-
-                async def create(index: int) -> None:
-                    body = {
-                        "apiVersion": f"{GROUP}/v1",
-                        "kind": "Widget",
-                        "metadata": {"name": f"w-{index}", "labels": {"bench": "yes"}},
-                        "spec": {"size": index},
-                    }
-                    async with session.post(COLLECTION, json=body) as response:
-                        await _check(response, 201)
-
-                async def patch(index: int) -> None:
-                    body = json.dumps({"spec": {"size": settings.objects + index}})
-                    async with session.patch(
-                        f"{COLLECTION}/w-{index % settings.objects}",
-                        data=body,
-                        headers={"Content-Type": MERGE},
-                    ) as response:
-                        await _check(response, 200)
-
-                cpu_before = cpu_seconds(pid)
-                create_s = await _in_parallel(settings.objects, settings.concurrency, create)
-                cpu_created = cpu_seconds(pid)
-                patch_s = await _in_parallel(settings.patches, settings.concurrency, patch)
-                cpu_patched = cpu_seconds(pid)
+                async with load_clients(url, settings) as clients:
+                    cpu_before = cpu_seconds(pid)
+                    create_s = await run_phase(clients, "create")
+                    cpu_created = cpu_seconds(pid)
+                    patch_s = await run_phase(clients, "patch")
+                    cpu_patched = cpu_seconds(pid)
                 started = time.perf_counter()
                 async with session.get(COLLECTION) as response:
                     listed = await _check(response, 200)
@@ -295,6 +326,7 @@ async def run_bench(settings: BenchSettings) -> ApiServerFigures:
     return ApiServerFigures(
         objects=settings.objects,
         concurrency=settings.concurrency,
+        clients=min(settings.clients, settings.concurrency),
         creates_per_second=round(settings.objects / create_s, 1),
         merge_patches_per_second=round(settings.patches / patch_s, 1),
         server_cpu_ms_per_create=round((cpu_created - cpu_before) * 1000 / settings.objects, 3),

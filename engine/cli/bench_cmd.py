@@ -32,6 +32,9 @@ def command() -> None:
 @click.option("--objects", default=10_000, show_default=True, help="Custom resources to create.")
 @click.option("--patches", default=2_000, show_default=True, help="Merge patches to send.")
 @click.option("--concurrency", default=8, show_default=True, help="Concurrent writers.")
+@click.option(
+    "--clients", default=2, show_default=True, help="Load client processes the writers share."
+)
 @click.option("--watchers", default=10, show_default=True, help="Concurrent watchers.")
 @click.option(
     "--deployments", default=10, show_default=True, help="Deployments to roll out (0: skip)."
@@ -42,14 +45,17 @@ def apiserver(
     objects: int,
     patches: int,
     concurrency: int,
+    clients: int,
     watchers: int,
     deployments: int,
     replicas: int,
     as_json: bool,
 ) -> None:
     """Run `engine apiserver` in a child process and measure it over HTTP."""
-    if min(objects, patches, concurrency, watchers) < 1:
-        raise click.BadParameter("--objects, --patches, --concurrency and --watchers must be >= 1")
+    if min(objects, patches, concurrency, clients, watchers) < 1:
+        raise click.BadParameter(
+            "--objects, --patches, --concurrency, --clients and --watchers must be >= 1"
+        )
     if min(deployments, replicas) < 0:
         raise click.BadParameter("--deployments and --replicas must be >= 0")
     bench = _bench("apiserver")
@@ -57,6 +63,7 @@ def apiserver(
         objects=objects,
         patches=patches,
         concurrency=concurrency,
+        clients=clients,
         watchers=watchers,
         deployments=deployments,
         replicas=replicas,
@@ -81,7 +88,8 @@ def _describe(figures: ApiServerFigures) -> str:
     )
     return "\n".join(
         [
-            f"objects stored           {figures.objects} (writers: {figures.concurrency})",
+            f"objects stored           {figures.objects} (writers: {figures.concurrency} "
+            f"in {figures.clients} client processes)",
             f"creates/s                {figures.creates_per_second}",
             f"merge patches/s          {figures.merge_patches_per_second}",
             f"server CPU per create    {figures.server_cpu_ms_per_create} ms",

@@ -396,6 +396,27 @@ def test_applying_the_merge_diff_yields_the_target(
     assert patched(source, merge_diff(source, target), MERGE) == target
 
 
+_PATCH_VALUES = st.recursive(
+    st.one_of(_LEAVES, st.none()),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3), st.dictionaries(_KEYS, children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@_PROPERTY
+@given(source=_OBJECTS, patch=st.dictionaries(_KEYS, _PATCH_VALUES, max_size=4))
+def test_a_merge_patch_body_gives_what_rfc_7386_gives_and_leaves_the_object_alone(
+    source: dict[str, Any], patch: dict[str, Any]
+) -> None:
+    # nulls anywhere: deleting keys, inside new objects (dropped), inside lists (kept)
+    before = copy.deepcopy(source)
+    result = patched(source, patch, MERGE)
+    assert result == merge_patch(source, patch)
+    assert source == before
+
+
 @_PROPERTY
 @given(source=_OBJECTS, target=_OBJECTS)
 def test_applying_a_generated_json_patch_yields_the_target(

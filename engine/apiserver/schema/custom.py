@@ -6,7 +6,6 @@ the validation itself is jsonschema's (see schema_validation). Pure: no I/O.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ from engine.apiserver.schema.pruning import (
 )
 from engine.apiserver.schema.structural import structural_causes, structural_problems
 from engine.apiserver.schema.validation import field_path, validation_causes
+from engine.apiserver.store.errors import dumps
+from engine.apiserver.store.json_copy import json_copy
 
 __all__ = [
     "Admission",
@@ -69,19 +70,53 @@ def admit(obj: Mapping[str, Any], schema: Mapping[str, Any]) -> Admission:
     `x-kubernetes-embedded-resource` values) are never pruned; the root `metadata.name` is
     left to `validate_name`. Never mutates `obj`; never raises for a bad `obj`.
     """
-    result = copy.deepcopy(dict(obj))
+    features = _features_of(schema)
+    result = json_copy(dict(obj))
     unknown: list[Path] = []
     prune_unknown(result, schema, (), unknown, root=True)
-    fill_defaults(result, schema)
-    prune_unknown(result, schema, (), [], root=True)  # defaults may not add unknown fields
+    if features.defaults:
+        fill_defaults(result, schema)
+        prune_unknown(result, schema, (), [], root=True)  # defaults may not add unknown fields
     drop_nulls(result, schema)
     causes = validation_causes(result, schema)
-    causes.extend(_embedded_causes(result, schema, ()))
+    if features.embedded:
+        causes.extend(_embedded_causes(result, schema, ()))
     return Admission(
         obj=result,
         causes=tuple(causes),
         unknown_fields=tuple(field_path(p) for p in unknown),
     )
+
+
+@dataclass(frozen=True)
+class _Features:
+    """Which of admission's walks a schema can need: without a `default` anywhere there is
+    nothing to fill (nor to prune after filling), without an embedded resource nothing
+    to check there. Found by a search of the schema's JSON, so a property that happens to
+    be named like the keyword only costs the walk."""
+
+    defaults: bool
+    embedded: bool
+
+
+_FEATURES: dict[int, tuple[Mapping[str, Any], _Features]] = {}
+_FEATURES_LIMIT = 256
+
+
+def _features_of(schema: Mapping[str, Any]) -> _Features:
+    """`schema`'s features, found once per schema object (the entry holds the schema, so
+    its id cannot be reused while it is cached)."""
+    found = _FEATURES.get(id(schema))
+    if found is not None and found[0] is schema:
+        return found[1]
+    text = dumps(schema).decode()
+    features = _Features(
+        defaults='"default"' in text, embedded='"x-kubernetes-embedded-resource"' in text
+    )
+    if len(_FEATURES) >= _FEATURES_LIMIT:
+        _FEATURES.clear()
+    _FEATURES[id(schema)] = (schema, features)
+    return features
 
 
 def apply_defaults(obj: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,7 +125,7 @@ def apply_defaults(obj: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[st
     Used when reading from storage, so that defaults added to a CRD after an object was
     written show up on read, as in Kubernetes. Never mutates `obj`.
     """
-    result = copy.deepcopy(dict(obj))
+    result = json_copy(dict(obj))
     fill_defaults(result, schema)
     return result
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 Path = tuple[str | int, ...]
 _ROOT_KEYS = frozenset({"apiVersion", "kind", "metadata"})
@@ -18,26 +18,33 @@ def flag(schema: Mapping[str, Any], name: str) -> bool:
     return schema.get(name) is True
 
 
+def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    """isinstance(value, Mapping), answered without the ABC check for a plain dict (what a
+    decoded schema holds): these walks ask it for every field of every write."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def properties_of(schema: Mapping[str, Any]) -> Mapping[str, Any]:
     props = schema.get("properties")
-    return props if isinstance(props, Mapping) else {}
+    return props if _is_mapping(props) else {}
 
 
 def additional_of(schema: Mapping[str, Any]) -> Mapping[str, Any] | None:
     extra = schema.get("additionalProperties")
-    return extra if isinstance(extra, Mapping) else None
+    return extra if _is_mapping(extra) else None
 
 
 def items_of(schema: Mapping[str, Any]) -> Mapping[str, Any] | None:
     items = schema.get("items")
-    return items if isinstance(items, Mapping) else None
+    return items if _is_mapping(items) else None
 
 
 def child_schema(schema: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
-    props = properties_of(schema)
-    sub = props.get(key)
-    if isinstance(sub, Mapping):
-        return sub
+    props = schema.get("properties")
+    if props is not None and _is_mapping(props):
+        sub = props.get(key)
+        if sub is not None and _is_mapping(sub):
+            return sub
     return additional_of(schema)
 
 
@@ -86,7 +93,7 @@ def fill_defaults(node: Any, schema: Mapping[str, Any]) -> None:
     """
     if isinstance(node, dict):
         for key, sub in properties_of(schema).items():
-            if isinstance(sub, Mapping) and _needsfill_defaults(node, key, sub):
+            if _is_mapping(sub) and _needsfill_defaults(node, key, sub):
                 node[key] = copy.deepcopy(sub["default"])
         extra = additional_of(schema)
         for key, value in node.items():

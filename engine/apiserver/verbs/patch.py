@@ -16,6 +16,7 @@ import jsonpatch
 import jsonpointer
 import yaml
 
+from engine.apiserver.store.json_copy import json_copy
 from engine.apiserver.store.nesting import TOO_DEEP, too_deep
 from engine.apiserver.verbs.strategic_merge import StrategicMergeError, strategic_merge
 
@@ -62,7 +63,7 @@ def apply_patch(
             f"the body of the request was in an unknown format - accepted media types "
             f'include: {supported} (got "{media_type}")',
         )
-    original = copy.deepcopy(dict(obj))
+    original = json_copy(dict(obj))
     if media_type == JSON_PATCH:
         return _json_patch(original, _decode_json(body))
     if media_type == APPLY:
@@ -100,8 +101,17 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def _merge_object(original: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    merged: dict[str, Any] = merge_patch(original, patch)
-    return merged
+    """`merge_patch(original, patch)` made in place: both are private to the caller (a
+    copy of the stored object and a freshly decoded body), so nothing is copied again."""
+    for key, value in patch.items():
+        if value is None:
+            original.pop(key, None)
+        elif isinstance(value, dict):
+            current = original.get(key)
+            original[key] = _merge_object(current if isinstance(current, dict) else {}, value)
+        else:
+            original[key] = value
+    return original
 
 
 def _decode_json(body: bytes) -> Any:

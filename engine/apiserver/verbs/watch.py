@@ -36,6 +36,34 @@ def parse_bool(raw: str) -> bool:
     raise ApiError(400, f"invalid boolean value {raw!r}")
 
 
+class _EventLines:
+    """Event lines encoded once for every watcher that sends the same object.
+
+    Each watcher of a kind sees the stored object itself (when it needs no conversion
+    and no late defaults), so the line for (event type, object) is the same for all of
+    them: it is found by the object's identity. An entry holds its object, so the id
+    cannot be reused while it is cached; stored objects are never changed in place.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._lines: dict[tuple[int, str], tuple[Mapping[str, Any], bytes]] = {}
+
+    def line(self, kind: str, obj: Mapping[str, Any]) -> bytes:
+        key = (id(obj), kind)
+        found = self._lines.get(key)
+        if found is not None and found[0] is obj:
+            return found[1]
+        encoded = dumps({"type": kind, "object": obj}) + b"\n"
+        if len(self._lines) >= self._limit:
+            self._lines.clear()
+        self._lines[key] = (obj, encoded)
+        return encoded
+
+
+EVENT_LINES = _EventLines(limit=1024)
+
+
 class _Stream:
     """One watcher's view: which keys it has shown, and how to render an event."""
 
@@ -55,10 +83,10 @@ class _Stream:
         if not self.converts or not change.key.startswith(self.prefix):
             return change
         body = (await in_version(self.ctx, self.target.rtype, [change.body]))[0]
-        return dataclasses.replace(change, body=body)
+        return change if body is change.body else dataclasses.replace(change, body=body)
 
-    def event(self, change: Change) -> dict[str, Any] | None:
-        """The event this watcher sees for `change`, or None."""
+    def event(self, change: Change) -> bytes | None:
+        """The event line this watcher sends for `change`, or None."""
         if not change.key.startswith(self.prefix):
             return None
         if change.type == "DELETED":
@@ -75,12 +103,16 @@ class _Stream:
             return self.render("DELETED", change.body)
         return None
 
-    def render(self, kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
+    def render(self, kind: str, obj: Mapping[str, Any]) -> bytes:
+        """The event line (JSON and a newline) of `kind` for `obj`."""
         shown = present(self.target.rtype, obj)
         if self.as_table:
             rv = str(shown["metadata"].get("resourceVersion", ""))
-            shown = table_of(self.target.rtype, [shown], now=self.ctx.now(), resource_version=rv)
-        return {"type": kind, "object": shown}
+            table_event = table_of(
+                self.target.rtype, [shown], now=self.ctx.now(), resource_version=rv
+            )
+            return dumps({"type": kind, "object": table_event}) + b"\n"
+        return EVENT_LINES.line(kind, shown)
 
     def bookmark(self, rv: int) -> dict[str, Any]:
         rtype = self.target.rtype
@@ -112,7 +144,7 @@ async def serve_watch(
     response.enable_chunked_encoding()
     queue = store.subscribe()
     try:
-        backlog: list[dict[str, Any]] = []
+        backlog: list[bytes] = []
         if requested in ("", "0"):
             progress = store.revision
             selected = [(k, o) for k, o in store.items(stream.prefix) if selection.matches(o)]
@@ -139,7 +171,7 @@ async def serve_watch(
                     backlog.append(event)
         await response.prepare(request)
         if backlog:
-            await response.write(b"".join(dumps(e) + b"\n" for e in backlog))
+            await response.write(b"".join(backlog))
         await _stream_live(ctx, request, response, stream, queue, progress=progress,
                            bookmarks=bookmarks, timeout=timeout)  # fmt: skip
     except ConnectionResetError:
@@ -200,9 +232,9 @@ async def _stream_live(
             if pending.rv <= progress and pending is not change:
                 continue
             progress = pending.rv
-            event = stream.event(await stream.shown(pending))
-            if event is not None:
-                lines.append(dumps(event) + b"\n")
+            line = stream.event(await stream.shown(pending))
+            if line is not None:
+                lines.append(line)
         if lines:
             await response.write(b"".join(lines))
 
