@@ -172,6 +172,10 @@ class Controller:
         """Every resource the engine knows, with its state, generation and last event."""
         return self._views.snapshot()
 
+    def changed_since(self, serial: int) -> tuple[int, tuple[ResourceView, ...]]:
+        """The serial of the newest view change, and the views changed after `serial`."""
+        return self._views.changed_since(serial)
+
     def count(self, *, state: str, phase: str) -> int:
         """How many resources are in `state` with status phase `phase` (cheap to poll)."""
         return self._views.count(state=state, phase=phase)
