@@ -20,6 +20,7 @@ from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
 from engine.clock import Clock, SystemClock
+from engine.effects import api_json
 from engine.effects.backoff import RETRY_AFTER_CAP, retry_after_seconds
 from engine.effects.errors import PermanentError, RetryableError
 from engine.effects.kube_client import ApiClient
@@ -374,7 +375,7 @@ class _Transport:
 
 def _encode(api: ApiClient, body: Mapping[str, Any]) -> bytes:
     try:
-        return json.dumps(body).encode()
+        return api_json.dumps(body)
     except TypeError:  # dates and client models: the client's own sanitising
         return json.dumps(api.sanitize_for_serialization(body)).encode()
 
@@ -385,6 +386,6 @@ class _Gone(Exception):
 
 def _decode(raw: bytes) -> Any:
     try:
-        return json.loads(raw) if raw else None
+        return api_json.loads(raw) if raw else None
     except ValueError:
         return None
