@@ -143,8 +143,10 @@ async def show(
                 await _wait(stop, interval)
     shown: dict[str, ViewRow] = {}
     while changes is not None:
-        for line in plain_updates(shown, changes()):
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        lines = plain_updates(shown, changes())
+        if lines:  # plain text as it is: one write, no rendering
+            console.file.write("".join(f"{line}\n" for line in lines))
+            console.file.flush()
         if stop.is_set():
             return
         await _wait(stop, interval)

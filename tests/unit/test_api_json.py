@@ -18,7 +18,7 @@ from engine.effects import api_json
         pytest.param(b'{"n":-9223372036854775809}', id="below-int64"),
         pytest.param(b'{"f":0.1000000000000000055511151231257827}', id="many-digits"),
         pytest.param(b'{"s":"\\ud800"}', id="lone-surrogate"),
-        pytest.param(b'[1e-07, 1E+400, -0.0, null]', id="exponents"),
+        pytest.param(b"[1e-07, 1E+400, -0.0, null]", id="exponents"),
     ],
 )
 def test_loads_gives_what_the_standard_library_gives(text: bytes) -> None:
@@ -29,7 +29,7 @@ def test_loads_gives_what_the_standard_library_gives(text: bytes) -> None:
 
 @pytest.mark.parametrize("text", [b"{", b"", b'{"a":NaN'])
 def test_loads_refuses_bad_json_with_a_value_error(text: bytes) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"Expecting|NaN|Extra data|char"):
         api_json.loads(text)
 
 

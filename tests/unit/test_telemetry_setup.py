@@ -86,7 +86,9 @@ def test_spans_that_nothing_exports_carry_ids_records_nothing_and_nest() -> None
     with reconcile_span(handle.tracer, REF) as second:
         assert not trace.get_current_span().is_recording()
     assert current_ids() is None  # nothing current after the blocks
-    assert first.ids is not None and second.ids is not None and child is not None
+    assert first.ids is not None
+    assert second.ids is not None
+    assert child is not None
     assert child.trace_id == first.ids.trace_id  # a child continues its parent's trace
     assert child.span_id != first.ids.span_id
     assert second.ids.trace_id != first.ids.trace_id  # a reconcile is a new trace

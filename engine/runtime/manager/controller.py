@@ -242,6 +242,8 @@ class Controller:
                 self._install_signals(stack)
             tracer = deps.tracing.tracer if deps.tracing is not None else trace.NoOpTracer()
             reconciler, observer = self._build(api, journal, tracer)
+            if self._writer is not None:
+                stack.push_async_callback(self._writer.close)  # after the queue drained
             await self._report_quarantine()
             lag = asyncio.create_task(self._loop_lag.run(), name="event-loop-lag")
             stack.push_async_callback(_cancel, lag)
