@@ -340,6 +340,7 @@ class KubeWriter:
             return await transport.connections.request(
                 method, target, headers, data, within=self._timeout
             )
+        assert transport.session is not None
         async with transport.session.request(
             method,
             f"{transport.origin}{target}",
@@ -357,17 +358,18 @@ class KubeWriter:
         transport, self._transport = self._transport, None
         if transport is not None and transport.connections is not None:
             await transport.connections.close()
+        # a session over the client's pool is closed with the client
 
 
 @dataclass(frozen=True)
 class _Transport:
     """How the writer reaches the API server: its own kept-alive `connections` when no
-    proxy is in the way; else a session without environment lookups over the
+    proxy is in the way; else a `session` without environment lookups over the
     `ApiClient`'s own connection pool (closed with it, so this session needs no closing
     of its own), with the proxy and TLS server name the client's session would use,
     resolved once."""
 
-    session: aiohttp.ClientSession
+    session: aiohttp.ClientSession | None
     options: Mapping[str, Any]
     origin: str
     base_path: str
@@ -388,11 +390,8 @@ class _Transport:
             options["proxy_headers"] = rest.proxy_headers
         if rest.server_hostname:
             options["server_hostname"] = rest.server_hostname
-        pool: aiohttp.ClientSession = rest.pool_manager
-        session = aiohttp.ClientSession(
-            connector=pool.connector, connector_owner=False, read_bufsize=2**21
-        )
         connections = None
+        session = None
         if "proxy" not in options and host.host is not None and host.port is not None:
             secure = host.scheme == "https"
             connections = Connections(
@@ -402,6 +401,11 @@ class _Transport:
                 tls=_tls_context(configuration) if secure else None,
                 server_hostname=rest.server_hostname,
                 limit=int(configuration.connection_pool_maxsize or 100),
+            )
+        else:
+            pool: aiohttp.ClientSession = rest.pool_manager
+            session = aiohttp.ClientSession(
+                connector=pool.connector, connector_owner=False, read_bufsize=2**21
             )
         origin = str(host.origin()) if host.host is not None else configuration.host or ""
         return cls(session, options, origin, host.path.rstrip("/"), connections)
