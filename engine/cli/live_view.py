@@ -101,6 +101,22 @@ def plain_changes(previous: Mapping[str, ViewRow], rows: Sequence[ViewRow]) -> l
     return lines
 
 
+def plain_updates(previous: dict[str, ViewRow], changed: Sequence[ViewRow]) -> list[str]:
+    """One line per row of `changed` whose state, generation or last event differs from
+    the one in `previous`; `previous` is updated to hold `changed`."""
+    lines: list[str] = []
+    for row in changed:
+        before = previous.get(row.key)
+        if before is None or (before.state, before.generation, before.last_event) != (
+            row.state,
+            row.generation,
+            row.last_event,
+        ):
+            lines.append(f"{row.key} {row.state} generation={row.generation} last={row.last_event}")
+        previous[row.key] = row
+    return lines
+
+
 async def show(
     snapshot: Callable[[], Sequence[ViewRow]],
     *,
@@ -109,8 +125,12 @@ async def show(
     title: str,
     interval: float = 0.5,
     columns: Sequence[str] = (),
+    changes: Callable[[], Sequence[ViewRow]] | None = None,
 ) -> None:
-    """Show `snapshot()` every `interval` seconds until `stop` is set (then once more)."""
+    """Show `snapshot()` every `interval` seconds until `stop` is set (then once more).
+
+    Plain lines: with `changes` (the rows changed since its last call, sorted by key),
+    each poll reads only those rows instead of the whole snapshot."""
     if console.is_terminal:
         with Live(console=console, auto_refresh=False, transient=False) as live:
             while True:
@@ -122,6 +142,14 @@ async def show(
                     return
                 await _wait(stop, interval)
     shown: dict[str, ViewRow] = {}
+    while changes is not None:
+        lines = plain_updates(shown, changes())
+        if lines:  # plain text as it is: one write, no rendering
+            console.file.write("".join(f"{line}\n" for line in lines))
+            console.file.flush()
+        if stop.is_set():
+            return
+        await _wait(stop, interval)
     while True:
         rows = snapshot()
         for line in plain_changes(shown, rows):

@@ -89,8 +89,8 @@ async def _release(
         api = await connect_kubeconfig(kubeconfig)
     except (ClusterConfigError, ClusterUnreachableError) as error:
         raise click.ClickException(str(error)) from None
+    writer = KubeWriter(api)
     try:
-        writer = KubeWriter(api)
         obj = await _get(writer, kind, namespace, name)
         metadata = obj.get("metadata", {})
         if finalizer not in (metadata.get("finalizers") or ()):
@@ -119,6 +119,7 @@ async def _release(
                 f"journaled, but removing the finalizer failed: {error}; run the command again"
             ) from None
     finally:
+        await writer.close()
         await api.close()
     return f"released {finalizer} from {resource.kind} {namespace}/{name} (journaled in {stream})"
 

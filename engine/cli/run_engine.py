@@ -34,7 +34,7 @@ from rich.console import Console
 
 from engine import Operator, Settings
 from engine.cli import live_view, printer_columns
-from engine.cli.view_rows import keep_listing, view_rows, wait_established
+from engine.cli.view_rows import ChangedRows, keep_listing, view_rows, wait_established
 from engine.effects.install import (
     Collection,
     InstallError,
@@ -368,6 +368,7 @@ async def _serve(
             console=console,
             title=f"{operator.resource.kind}s (state in {settings.state_dir}; Ctrl-C to stop)",
             columns=printer_columns.headers(columns),
+            changes=ChangedRows(controller.changed_since),
         )
     )
     await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)

@@ -6,7 +6,7 @@ operator's CRD is Established."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +15,19 @@ from engine.effects.install import CRDS, Collection, InstallError, KubeApi, list
 
 LIST_EVERY_SECONDS = 1.0
 """How often the view re-reads the objects for the operator's printer columns."""
+
+
+class ChangedRows:
+    """Called again and again: the live view's rows of the resources whose view changed
+    since the previous call (every one on the first), from `changed_since(serial)`."""
+
+    def __init__(self, changed_since: Callable[[int], tuple[int, Sequence[Any]]]) -> None:
+        self._changed_since = changed_since
+        self._serial = 0
+
+    def __call__(self) -> list[live_view.ViewRow]:
+        self._serial, changed = self._changed_since(self._serial)
+        return view_rows(changed)
 
 
 def view_rows(

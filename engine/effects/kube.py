@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,8 +21,10 @@ from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
 from engine.clock import Clock, SystemClock
+from engine.effects import api_json
 from engine.effects.backoff import RETRY_AFTER_CAP, retry_after_seconds
 from engine.effects.errors import PermanentError, RetryableError
+from engine.effects.http_connections import Answer, Connections
 from engine.effects.kube_client import ApiClient
 from engine.identity import Kind
 
@@ -276,19 +279,20 @@ class KubeWriter:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         self.requests += 1
         try:
-            raw, response = await self._send(method, path, headers, body, query or [])
+            answer = await self._send(method, path, headers, body, query or [])
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             detail = str(error) or type(error).__name__
             raise KubeRetryableError(f"{method} {path}: {detail}") from None
+        raw = answer.body
         document = _decode(raw)
-        if 200 <= response.status < 300:
+        if 200 <= answer.status < 300:
             if not isinstance(document, dict):
                 raise KubeRetryableError(f"{method} {path}: the answer is not a JSON object")
             return document
         status = document if isinstance(document, dict) else {}
         retry_after = (
             retry_after_seconds(
-                response.headers.get("Retry-After"),
+                answer.header("Retry-After"),
                 now=self._clock.now(),
                 cap=self._retry_after_cap,
             )
@@ -297,8 +301,8 @@ class KubeWriter:
         if retry_after > 0:
             self._hold(path, retry_after)
         raise KubeApiError(
-            response.status,
-            str(status.get("reason") or response.reason or ""),
+            answer.status,
+            str(status.get("reason") or answer.reason or ""),
             str(status.get("message") or raw[:300].decode("utf-8", errors="replace")),
             retry_after=retry_after,
         )
@@ -316,10 +320,11 @@ class KubeWriter:
         headers: dict[str, str],
         body: Mapping[str, Any] | None,
         query: list[tuple[str, str]],
-    ) -> tuple[bytes, aiohttp.ClientResponse]:
+    ) -> Answer:
         """One request with the client's host, TLS, proxy, default headers and credentials
-        (refreshed tokens included), straight over its connection pool: no model
-        (de)serialisation, and no proxy or netrc lookup in a thread per request."""
+        (refreshed tokens included): over the writer's own kept-alive connections, or,
+        through a proxy, over the client's connection pool; no model (de)serialisation,
+        and no proxy or netrc lookup in a thread per request."""
         api = self._api
         transport = self._transport or _Transport.of(api)
         self._transport = transport
@@ -327,34 +332,54 @@ class KubeWriter:
         if api.cookie:
             headers["Cookie"] = api.cookie
         await api.update_params_for_auth(headers, query, _AUTH)
-        url = f"{api.configuration.host or ''}{path}"
+        target = f"{transport.base_path}{path}"
         if query:
-            url = f"{url}?{urlencode(query)}"
+            target = f"{target}?{urlencode(query)}"
         data = None if body is None or method == "GET" else _encode(api, body)
+        if transport.connections is not None:
+            return await transport.connections.request(
+                method, target, headers, data, within=self._timeout
+            )
+        assert transport.session is not None
         async with transport.session.request(
             method,
-            url,
+            f"{transport.origin}{target}",
             data=data,
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=self._timeout),
             **transport.options,
         ) as response:
-            return await response.read(), response
+            raw = await response.read()
+            answer_headers = {name.lower(): value for name, value in response.headers.items()}
+            return Answer(response.status, response.reason or "", answer_headers, raw)
+
+    async def close(self) -> None:
+        """Close the writer's own connections (the caller still owns and closes `api`)."""
+        transport, self._transport = self._transport, None
+        if transport is not None and transport.connections is not None:
+            await transport.connections.close()
+        # a session over the client's pool is closed with the client
 
 
 @dataclass(frozen=True)
 class _Transport:
-    """A session without environment lookups over the `ApiClient`'s own connection pool
-    (closed with it, so this session needs no closing of its own), and the proxy and
-    TLS server name the client's session would use, resolved once."""
+    """How the writer reaches the API server: its own kept-alive `connections` when no
+    proxy is in the way; else a `session` without environment lookups over the
+    `ApiClient`'s own connection pool (closed with it, so this session needs no closing
+    of its own), with the proxy and TLS server name the client's session would use,
+    resolved once."""
 
-    session: aiohttp.ClientSession
+    session: aiohttp.ClientSession | None
     options: Mapping[str, Any]
+    origin: str
+    base_path: str
+    connections: Connections | None
 
     @classmethod
     def of(cls, api: ApiClient) -> _Transport:
         rest = api.rest_client
-        host = URL(api.configuration.host or "")
+        configuration = api.configuration
+        host = URL(configuration.host or "")
         options: dict[str, Any] = {}
         if rest.proxy:
             options["proxy"] = rest.proxy
@@ -365,16 +390,43 @@ class _Transport:
             options["proxy_headers"] = rest.proxy_headers
         if rest.server_hostname:
             options["server_hostname"] = rest.server_hostname
-        pool: aiohttp.ClientSession = rest.pool_manager
-        session = aiohttp.ClientSession(
-            connector=pool.connector, connector_owner=False, read_bufsize=2**21
-        )
-        return cls(session, options)
+        connections = None
+        session = None
+        if "proxy" not in options and host.host is not None and host.port is not None:
+            secure = host.scheme == "https"
+            connections = Connections(
+                host=host.host,
+                port=host.port,
+                authority=host.host_port_subcomponent or host.host,
+                tls=_tls_context(configuration) if secure else None,
+                server_hostname=rest.server_hostname,
+                limit=int(configuration.connection_pool_maxsize or 100),
+            )
+        else:
+            pool: aiohttp.ClientSession = rest.pool_manager
+            session = aiohttp.ClientSession(
+                connector=pool.connector, connector_owner=False, read_bufsize=2**21
+            )
+        origin = str(host.origin()) if host.host is not None else configuration.host or ""
+        return cls(session, options, origin, host.path.rstrip("/"), connections)
+
+
+def _tls_context(configuration: Any) -> ssl.SSLContext:
+    """The TLS settings kubernetes-asyncio's own client builds from `configuration`."""
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, keyfile=configuration.key_file)
+    if not configuration.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if configuration.disable_strict_ssl_verification:
+        context.verify_flags &= ~ssl.VERIFY_X509_STRICT
+    return context
 
 
 def _encode(api: ApiClient, body: Mapping[str, Any]) -> bytes:
     try:
-        return json.dumps(body).encode()
+        return api_json.dumps(body)
     except TypeError:  # dates and client models: the client's own sanitising
         return json.dumps(api.sanitize_for_serialization(body)).encode()
 
@@ -385,6 +437,6 @@ class _Gone(Exception):
 
 def _decode(raw: bytes) -> Any:
     try:
-        return json.loads(raw) if raw else None
+        return api_json.loads(raw) if raw else None
     except ValueError:
         return None

@@ -16,6 +16,7 @@ from typing import Any, Final, NamedTuple
 
 from engine.journal.errors import CorruptJournal
 from engine.journal.record import NewEvent, Record
+from engine.journal.row_decoder import decode_data
 
 GENESIS = "0" * 64
 """The `previous checksum` of the record at position 1."""
@@ -283,7 +284,7 @@ def decode_row(row: Row | tuple[Any, ...]) -> Record:
         row[3],
         row[4],
         datetime.fromisoformat(row[5]),
-        json.loads(row[6]),
+        decode_data(row[6]),
         row[7],
         row[8],
         row[9],

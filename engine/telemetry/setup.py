@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from engine import __version__
+from engine.telemetry.ids_tracer import IdsOnlyTracer
 from engine.telemetry.otel_config import TelemetryConfigError, TracingSettings, tracing_settings
 
 SpansLost = Callable[[str, int], None]
@@ -143,7 +144,9 @@ class TracingHandle:
 
     `tracer` is what `reconcile_span` and `effect_span` take. When tracing is disabled
     (`OTEL_SDK_DISABLED=true`) it is a no-op tracer: spans are not recorded and
-    `current_ids()` inside them answers None.
+    `current_ids()` inside them answers None. When nothing is exported
+    (`OTEL_TRACES_EXPORTER=none`) it is an `IdsOnlyTracer`: spans have ids, and record
+    nothing.
     """
 
     tracer: trace.Tracer
@@ -202,17 +205,15 @@ def configure_tracing(
     settings = tracing_settings(env, service_name_default=service_name_default)
     if not settings.enabled:
         return TracingHandle(tracer=trace.NoOpTracer(), settings=settings)
-    provider = TracerProvider(
+    if not settings.exporting:
         # nothing would read a recorded span: ids only (records and log lines carry them)
-        sampler=_sampler(settings) if settings.exporting else sampling.ALWAYS_OFF,
-        resource=_resource(settings),
-        shutdown_on_exit=False,
+        return TracingHandle(tracer=IdsOnlyTracer(), settings=settings)
+    provider = TracerProvider(
+        sampler=_sampler(settings), resource=_resource(settings), shutdown_on_exit=False
     )
     counts = _LossCounts(on_spans_lost)
-    exporter = None
-    if settings.exporting:
-        exporter = _CountingExporter(_otlp_exporter(settings), counts)
-        provider.add_span_processor(_BoundedBatchProcessor(exporter, settings, counts))
+    exporter = _CountingExporter(_otlp_exporter(settings), counts)
+    provider.add_span_processor(_BoundedBatchProcessor(exporter, settings, counts))
     return TracingHandle(
         tracer=provider.get_tracer(TRACER_NAME, __version__),
         settings=settings,

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 
+from engine.effects import api_json
 from engine.effects.kube_client import (
     ApiClient,
     ConfigException,
@@ -226,7 +227,7 @@ class KubeResources:
         path = kind.path(namespace)
         response = await self._get(path, query, aiohttp.ClientTimeout(total=request_timeout))
         try:
-            document = json.loads(await response.read())
+            document = api_json.loads(await response.read())
         except (aiohttp.ClientError, TimeoutError) as error:
             raise TransportError(f"GET {path}: body cut short: {error}") from error
         except (ValueError, RecursionError) as error:

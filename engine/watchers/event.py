@@ -7,11 +7,11 @@ another kind or version, or an object without a name (docs/guarantees.md: E8, E1
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from engine.effects import api_json
 from engine.watchers.change import ChangeType
 from engine.watchers.resource import Kind
 
@@ -84,7 +84,7 @@ def parse_watch_line(line: bytes, kind: Kind) -> WatchLine:
     sent on the stream) becomes a `StreamError`.
     """
     try:
-        document = json.loads(line)
+        document = api_json.loads(line)
     except (ValueError, RecursionError):
         return Skipped(f"malformed watch line: {_excerpt(line)!r}")
     if not isinstance(document, dict):

@@ -43,9 +43,11 @@ async def cluster(tmp_path: Path) -> AsyncIterator[tuple[Api, KubeWriter]]:
         api = Api(session, server.url)
         await install_crd(api, widget_operator(ExternalService()))
         client = await connect_kubeconfig(server.kubeconfig_path)
+        writer = KubeWriter(client)
         try:
-            yield api, KubeWriter(client)
+            yield api, writer
         finally:
+            await writer.close()
             await client.close()
 
 

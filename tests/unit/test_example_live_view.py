@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import io
+from datetime import UTC, datetime
 
 import pytest
 from rich.console import Console
 
 from engine.cli.live_view import ViewRow, age_text, plain_changes, render_table, show
+from engine.cli.view_rows import ChangedRows
+from engine.runtime.reconcile.progress_views import ResourceViews
 
 
 @pytest.mark.parametrize(
@@ -74,3 +77,51 @@ async def test_plain_view_prints_changes_until_stopped() -> None:
         "default/blog Provisioning generation=1 last=TransitionTaken",
         "default/blog Ready generation=1 last=TransitionTaken",
     ]
+
+
+def test_views_changed_since_a_serial_are_only_those_written_after_it() -> None:
+    views = ResourceViews()
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    for name in ("shop", "blog", "news"):
+        views.note(f"default/{name}", _obj(name), event="Observed added", at=at)
+    serial, first = views.changed_since(0)
+    assert [v.name for v in first] == ["blog", "news", "shop"]  # every view, sorted
+    views.set_state("default/shop", "Ready")
+    views.set_state("default/blog", "Pending")  # unchanged: not a change
+    later, changed = views.changed_since(serial)
+    assert [(v.name, v.state) for v in changed] == [("shop", "Ready")]
+    assert views.changed_since(later) == (later, ())
+
+
+async def test_plain_view_fed_by_changes_prints_each_change_once() -> None:
+    views = ResourceViews()
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    stop = asyncio.Event()
+    changes = ChangedRows(views.changed_since)
+    steps = iter(["Provisioning", None, "Ready"])
+
+    def changed() -> list[ViewRow]:
+        state = next(steps, "stop")
+        if state == "stop":
+            stop.set()
+        elif state is not None:
+            views.note("default/blog", _obj("blog"), event=f"to {state}", at=at, state=state)
+        return changes()
+
+    out = io.StringIO()
+    await show(
+        lambda: [],
+        stop=stop,
+        console=Console(file=out, force_terminal=False),
+        title="t",
+        interval=0.01,
+        changes=changed,
+    )
+    assert out.getvalue().splitlines() == [
+        "default/blog Provisioning generation=1 last=to Provisioning",
+        "default/blog Ready generation=1 last=to Ready",
+    ]
+
+
+def _obj(name: str) -> dict[str, object]:
+    return {"metadata": {"namespace": "default", "name": name, "uid": f"u-{name}", "generation": 1}}

@@ -12,8 +12,10 @@ from engine.telemetry import (
     TelemetryConfigError,
     configure_tracing,
     current_ids,
+    effect_span,
     reconcile_span,
 )
+from engine.telemetry.ids_tracer import records_nothing
 
 REF = ResourceRef(namespace="ns", kind="Widget", name="w", uid="u", generation=1)
 GRPC_INSTALLED = importlib.util.find_spec("opentelemetry.exporter.otlp.proto.grpc") is not None
@@ -72,3 +74,21 @@ def test_grpc_with_the_extra_builds_a_tracer() -> None:
     )
     assert handle.settings.protocol == "grpc"
     handle.shutdown(timeout_s=0.5)
+
+
+def test_spans_that_nothing_exports_carry_ids_records_nothing_and_nest() -> None:
+    handle = configure_tracing(service_name_default="engine", env={"OTEL_TRACES_EXPORTER": "none"})
+    assert records_nothing(handle.tracer)
+    with reconcile_span(handle.tracer, REF) as first:
+        with effect_span(handle.tracer, effect="provision", idempotency_key="k", attempt=1):
+            child = current_ids()
+        assert current_ids() == first.ids
+    with reconcile_span(handle.tracer, REF) as second:
+        assert not trace.get_current_span().is_recording()
+    assert current_ids() is None  # nothing current after the blocks
+    assert first.ids is not None
+    assert second.ids is not None
+    assert child is not None
+    assert child.trace_id == first.ids.trace_id  # a child continues its parent's trace
+    assert child.span_id != first.ids.span_id
+    assert second.ids.trace_id != first.ids.trace_id  # a reconcile is a new trace

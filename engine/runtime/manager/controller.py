@@ -172,6 +172,10 @@ class Controller:
         """Every resource the engine knows, with its state, generation and last event."""
         return self._views.snapshot()
 
+    def changed_since(self, serial: int) -> tuple[int, tuple[ResourceView, ...]]:
+        """The serial of the newest view change, and the views changed after `serial`."""
+        return self._views.changed_since(serial)
+
     def count(self, *, state: str, phase: str) -> int:
         """How many resources are in `state` with status phase `phase` (cheap to poll)."""
         return self._views.count(state=state, phase=phase)
@@ -238,6 +242,8 @@ class Controller:
                 self._install_signals(stack)
             tracer = deps.tracing.tracer if deps.tracing is not None else trace.NoOpTracer()
             reconciler, observer = self._build(api, journal, tracer)
+            if self._writer is not None:
+                stack.push_async_callback(self._writer.close)  # after the queue drained
             await self._report_quarantine()
             lag = asyncio.create_task(self._loop_lag.run(), name="event-loop-lag")
             stack.push_async_callback(_cancel, lag)

@@ -25,6 +25,7 @@ from engine.runtime.reconcile.children import ChildLedger
 from engine.runtime.reconcile.objects import Entry, PrimaryView
 from engine.runtime.reconcile.operator import Operator
 from engine.runtime.reconcile.streams import StreamWriter
+from engine.telemetry.ids_tracer import records_nothing
 from engine.telemetry.operation_spans import observe_span
 from engine.telemetry.redaction import NO_SECRETS, Redactor
 from engine.telemetry.spans import ResourceRef
@@ -231,6 +232,6 @@ class Observer:
 
 
 def _redactor(deps: ObserverDeps, entry: Entry) -> Redactor:
-    if isinstance(deps.tracer, trace.NoOpTracer):
+    if records_nothing(deps.tracer):
         return NO_SECRETS  # nothing is recorded: skip walking the object
     return Redactor.from_object(entry.obj, deps.operator.secret_fields)

@@ -30,10 +30,20 @@ class ResourceView:
 
 
 class ResourceViews:
-    """Key → `ResourceView`; synchronous and cheap (called on every journal append)."""
+    """Key → `ResourceView`; synchronous and cheap (called on every journal append).
+
+    Each change takes the next serial number, so a reader polling for what changed
+    (`changed_since`) touches only the views that changed, not every resource."""
 
     def __init__(self) -> None:
         self._views: dict[str, ResourceView] = {}
+        self._serial = 0
+        self._changed: dict[str, int] = {}  # key → serial of its last change, oldest first
+
+    def _mark(self, key: str) -> None:
+        self._serial += 1
+        self._changed.pop(key, None)
+        self._changed[key] = self._serial
 
     def note(
         self,
@@ -69,16 +79,29 @@ class ResourceViews:
             updated_at=at,
             phase=phase or current.phase,
         )
+        self._mark(key)
 
     def set_state(self, key: str, state: str) -> None:
         """Update only the state of a known resource."""
         current = self._views.get(key)
         if current is not None and current.state != state:
             self._views[key] = replace(current, state=state)
+            self._mark(key)
 
     def snapshot(self) -> tuple[ResourceView, ...]:
         """Every resource, sorted by namespace and name."""
         return tuple(sorted(self._views.values(), key=lambda v: (v.namespace, v.name)))
+
+    def changed_since(self, serial: int) -> tuple[int, tuple[ResourceView, ...]]:
+        """The serial of the newest change, and the views changed after `serial` (0:
+        every view), sorted by namespace and name."""
+        changed: list[ResourceView] = []
+        for key in reversed(self._changed):
+            if self._changed[key] <= serial:
+                break
+            changed.append(self._views[key])
+        changed.sort(key=lambda v: (v.namespace, v.name))
+        return self._serial, tuple(changed)
 
     def count(self, *, state: str, phase: str) -> int:
         """Resources in `state` whose status says `phase` (no copy, no sort)."""

@@ -60,6 +60,7 @@ from engine.runtime.reconcile.ports import ClusterWriter, EffectRunning
 from engine.runtime.reconcile.progress_views import ResourceViews
 from engine.runtime.reconcile.streams import StreamWriter
 from engine.runtime.reconcile.waits import DependencyWaits
+from engine.telemetry.ids_tracer import records_nothing
 from engine.telemetry.metrics import EngineMetrics
 from engine.telemetry.redaction import NO_SECRETS, Redactor
 from engine.telemetry.spans import ReconcileSpan, ResourceRef, SpanIds, reconcile_span
@@ -198,7 +199,7 @@ class Reconciler:
         )
         redactor = (
             NO_SECRETS  # nothing is recorded: skip walking the object
-            if isinstance(self._tracer, trace.NoOpTracer)
+            if records_nothing(self._tracer)
             else Redactor.from_object(entry.obj, self._operator.secret_fields)
         )
         # the previous reconcile in this process, else the newest one the journal holds

@@ -310,14 +310,14 @@ class StreamWriter:
 
 
 def _stamped(event: NewEvent, code_version: str | None) -> NewEvent:
-    if code_version is not None and CODE_VERSION_FIELD not in event.data:
-        event = replace(event, data={**event.data, CODE_VERSION_FIELD: code_version})
-    if event.trace_id is not None or event.span_id is not None:
-        return event
-    ids = current_ids()
+    data = event.data
+    if code_version is not None and CODE_VERSION_FIELD not in data:
+        data = {**data, CODE_VERSION_FIELD: code_version}
+    unstamped = event.trace_id is None and event.span_id is None
+    ids = current_ids() if unstamped else None
     if ids is None:
-        return event
-    return replace(event, trace_id=ids.trace_id, span_id=ids.span_id)
+        return event if data is event.data else replace(event, data=data)
+    return NewEvent(event.type, data, event.schema, event.idempotency_key, *ids)
 
 
 def _unjournaled(stream: str, version: int, at: datetime, event: NewEvent) -> Record:
