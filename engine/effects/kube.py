@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +23,6 @@ from engine.clock import Clock, SystemClock
 from engine.effects import api_json
 from engine.effects.backoff import RETRY_AFTER_CAP, retry_after_seconds
 from engine.effects.errors import PermanentError, RetryableError
-from engine.effects.http_connections import Answer, Connections
 from engine.effects.kube_client import ApiClient
 from engine.identity import Kind
 
@@ -279,20 +277,19 @@ class KubeWriter:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         self.requests += 1
         try:
-            answer = await self._send(method, path, headers, body, query or [])
+            raw, response = await self._send(method, path, headers, body, query or [])
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             detail = str(error) or type(error).__name__
             raise KubeRetryableError(f"{method} {path}: {detail}") from None
-        raw = answer.body
         document = _decode(raw)
-        if 200 <= answer.status < 300:
+        if 200 <= response.status < 300:
             if not isinstance(document, dict):
                 raise KubeRetryableError(f"{method} {path}: the answer is not a JSON object")
             return document
         status = document if isinstance(document, dict) else {}
         retry_after = (
             retry_after_seconds(
-                answer.header("Retry-After"),
+                response.headers.get("Retry-After"),
                 now=self._clock.now(),
                 cap=self._retry_after_cap,
             )
@@ -301,8 +298,8 @@ class KubeWriter:
         if retry_after > 0:
             self._hold(path, retry_after)
         raise KubeApiError(
-            answer.status,
-            str(status.get("reason") or answer.reason or ""),
+            response.status,
+            str(status.get("reason") or response.reason or ""),
             str(status.get("message") or raw[:300].decode("utf-8", errors="replace")),
             retry_after=retry_after,
         )
@@ -320,11 +317,10 @@ class KubeWriter:
         headers: dict[str, str],
         body: Mapping[str, Any] | None,
         query: list[tuple[str, str]],
-    ) -> Answer:
+    ) -> tuple[bytes, aiohttp.ClientResponse]:
         """One request with the client's host, TLS, proxy, default headers and credentials
-        (refreshed tokens included): over the writer's own kept-alive connections, or,
-        through a proxy, over the client's connection pool; no model (de)serialisation,
-        and no proxy or netrc lookup in a thread per request."""
+        (refreshed tokens included), straight over its connection pool: no model
+        (de)serialisation, and no proxy or netrc lookup in a thread per request."""
         api = self._api
         transport = self._transport or _Transport.of(api)
         self._transport = transport
@@ -332,54 +328,41 @@ class KubeWriter:
         if api.cookie:
             headers["Cookie"] = api.cookie
         await api.update_params_for_auth(headers, query, _AUTH)
-        target = f"{transport.base_path}{path}"
+        url = f"{api.configuration.host or ''}{path}"
         if query:
-            target = f"{target}?{urlencode(query)}"
+            url = f"{url}?{urlencode(query)}"
         data = None if body is None or method == "GET" else _encode(api, body)
-        if transport.connections is not None:
-            return await transport.connections.request(
-                method, target, headers, data, within=self._timeout
-            )
-        assert transport.session is not None
         async with transport.session.request(
             method,
-            f"{transport.origin}{target}",
+            url,
             data=data,
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=self._timeout),
             **transport.options,
         ) as response:
-            raw = await response.read()
-            answer_headers = {name.lower(): value for name, value in response.headers.items()}
-            return Answer(response.status, response.reason or "", answer_headers, raw)
+            return await response.read(), response
 
     async def close(self) -> None:
-        """Close the writer's own connections (the caller still owns and closes `api`)."""
+        """Close the writer's session (not the pool under it: the caller still owns and
+        closes `api`, whose pool it is)."""
         transport, self._transport = self._transport, None
-        if transport is not None and transport.connections is not None:
-            await transport.connections.close()
-        # a session over the client's pool is closed with the client
+        if transport is not None:
+            await transport.session.close()
 
 
 @dataclass(frozen=True)
 class _Transport:
-    """How the writer reaches the API server: its own kept-alive `connections` when no
-    proxy is in the way; else a `session` without environment lookups over the
-    `ApiClient`'s own connection pool (closed with it, so this session needs no closing
-    of its own), with the proxy and TLS server name the client's session would use,
-    resolved once."""
+    """A session without environment lookups over the `ApiClient`'s own connection pool
+    (the pool is closed with the client; `KubeWriter.close` closes the session), and the
+    proxy and TLS server name the client's session would use, resolved once."""
 
-    session: aiohttp.ClientSession | None
+    session: aiohttp.ClientSession
     options: Mapping[str, Any]
-    origin: str
-    base_path: str
-    connections: Connections | None
 
     @classmethod
     def of(cls, api: ApiClient) -> _Transport:
         rest = api.rest_client
-        configuration = api.configuration
-        host = URL(configuration.host or "")
+        host = URL(api.configuration.host or "")
         options: dict[str, Any] = {}
         if rest.proxy:
             options["proxy"] = rest.proxy
@@ -390,38 +373,11 @@ class _Transport:
             options["proxy_headers"] = rest.proxy_headers
         if rest.server_hostname:
             options["server_hostname"] = rest.server_hostname
-        connections = None
-        session = None
-        if "proxy" not in options and host.host is not None and host.port is not None:
-            secure = host.scheme == "https"
-            connections = Connections(
-                host=host.host,
-                port=host.port,
-                authority=host.host_port_subcomponent or host.host,
-                tls=_tls_context(configuration) if secure else None,
-                server_hostname=rest.server_hostname,
-                limit=int(configuration.connection_pool_maxsize or 100),
-            )
-        else:
-            pool: aiohttp.ClientSession = rest.pool_manager
-            session = aiohttp.ClientSession(
-                connector=pool.connector, connector_owner=False, read_bufsize=2**21
-            )
-        origin = str(host.origin()) if host.host is not None else configuration.host or ""
-        return cls(session, options, origin, host.path.rstrip("/"), connections)
-
-
-def _tls_context(configuration: Any) -> ssl.SSLContext:
-    """The TLS settings kubernetes-asyncio's own client builds from `configuration`."""
-    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
-    if configuration.cert_file:
-        context.load_cert_chain(configuration.cert_file, keyfile=configuration.key_file)
-    if not configuration.verify_ssl:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if configuration.disable_strict_ssl_verification:
-        context.verify_flags &= ~ssl.VERIFY_X509_STRICT
-    return context
+        pool: aiohttp.ClientSession = rest.pool_manager
+        session = aiohttp.ClientSession(
+            connector=pool.connector, connector_owner=False, read_bufsize=2**21
+        )
+        return cls(session, options)
 
 
 def _encode(api: ApiClient, body: Mapping[str, Any]) -> bytes:
