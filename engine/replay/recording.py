@@ -202,16 +202,25 @@ class Recording:
             return current
         return str(following.data.get("resource_version") or "") or current
 
-    def drift(self, owner_uid: str) -> bool:
+    def drift(self, owner_uid: str, resource_version: str | None = None) -> bool:
         """Whether the owner's children had drifted at this point of the run: what the
-        stream's next record says when it is an observation (the pass that journaled it
-        saw the drift change), else what the last observation journaled says (drift that
-        did not change was not journaled again)."""
+        stream's next record says when it is an observation of the object at
+        `resource_version` (the pass that journaled it saw the drift change), else what
+        the last observation journaled says (drift that did not change was not journaled
+        again; and a pass that looks at the object before a write of its own, whose
+        answer the next observation shows, saw the drift as it was)."""
         stream = self._stream_of_uid.get(owner_uid)
         if stream is None:
             return False
         following = self.next_of(stream)
-        if following is not None and following.type == ev.OBSERVED:
+        if (
+            following is not None
+            and following.type == ev.OBSERVED
+            and (
+                resource_version is None
+                or str(following.data.get("resource_version") or "") == resource_version
+            )
+        ):
             return bool(following.data.get("child_drift"))
         last = self._last_observed.get(stream)
         return bool(last is not None and last.data.get("child_drift"))

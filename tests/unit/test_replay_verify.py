@@ -15,9 +15,10 @@ import pytest
 from engine.cli.operator_ref import load_operator
 from engine.effects import PermanentError
 from engine.example.site_resource import SITE
+from engine.fsm import events as ev
 from engine.journal.codec import record_from_json
 from engine.journal.record import Record
-from engine.replay.recording import Recording
+from engine.replay.recording import Recording, is_external
 from engine.replay.replayed_run import replay_through_loop
 from engine.runtime.reconcile.handler_context import Context
 from engine.runtime.reconcile.memory_loop import MemoryLoop
@@ -176,3 +177,18 @@ def test_the_echo_of_a_status_write_is_replayed_after_the_write_and_nothing_else
     other = replace(echo, data={**echo.data, "status_phase": "Provisioning"})
     order = [r.position for r in Recording([*records[:13], other, records[14]], kind=kind).order]
     assert order == list(range(1, 16))
+
+
+async def test_drift_journaled_after_a_write_is_not_answered_to_the_pass_before_it() -> None:
+    """One Site's stream of a soak's journal: its cleanup succeeded (finalize), the next
+    pass removed the finalizer (a write with no record of its own: the Site is gone),
+    and the pass after it journaled the object gone with its children drifted (the
+    garbage collector took them). Replay answered the pass before the write with that
+    drift and journaled a drifted, still existing object there; drift is now answered
+    from the next observation only for the object at that observation's version."""
+    records = _export(JOURNALS / "soak_drift_after_the_finalizer_went.jsonl")
+    gone = records[-2]
+    assert (gone.type, gone.data["exists"], gone.data["child_drift"]) == (ev.OBSERVED, False, True)
+    report = await replay_through_loop(records, load_operator(None))
+    assert report.divergence is None, report.divergence
+    assert report.compared == len([r for r in records if not is_external(r)])
