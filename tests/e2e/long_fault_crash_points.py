@@ -3,8 +3,9 @@ run it by path; about 20 s):
 
     .venv/bin/pytest -q -p no:cacheprovider tests/e2e/long_fault_crash_points.py
 
-The two provision edges as in `test_fault_crash_points.py` (which the suite runs), then,
-on the same journal, API server and registry:
+1. C1-C7 on the first provision (the commit points C1 and C2 too), and 2. C3-C7 on the
+re-provision, as in `test_fault_crash_points.py` (which the suite runs); then, on the
+same journal, API server and registry:
 
 3. C3-C5 on a drift repair: the engine ready and idle, a child deleted behind its back
    (the first point armed before the deletion, the others resuming the repair); the

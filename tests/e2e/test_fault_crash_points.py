@@ -1,5 +1,5 @@
-"""The crash points with SIGKILL on the two provision edges (C1-C7 on the first
-provision, C3-C7 on the re-provision after a spec change): the engine (`engine run`, a
+"""The crash points with SIGKILL on the two provision edges (C3-C7 on the first
+provision and on the re-provision after a spec change): the engine (`engine run`, a
 real process against `engine apiserver` and the example registry) is started with one
 failpoint armed with `kill` (`ENGINE_FAILPOINTS=NAME=kill`), made to reach it, and dies
 there by SIGKILL, with no rollback, no `finally`, nothing flushed. The next start arms
@@ -12,9 +12,9 @@ or the output. (`engine replay --verify` is left out here, for time:
 tests/integration/test_replay_verify_after_kills.py runs it on journals these phases
 wrote, kept as exports.)
 
-The other edges (a drift repair, the cleanup of a deleted Site, a Lease just taken: C3-C10)
-run after these two in `long_fault_crash_points.py` beside this file, by path (the
-suite's time):
+The commit points (C1, C2: `test_fault_commit_kill.py` holds them in the suite) and the
+other edges (a drift repair, the cleanup of a deleted Site, a Lease just taken: C3-C10)
+run in `long_fault_crash_points.py` beside this file, by path (the suite's time):
 
     .venv/bin/pytest -q -p no:cacheprovider tests/e2e/long_fault_crash_points.py
 
@@ -41,7 +41,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 async def test_kill_at_each_crash_point_of_both_provision_edges_then_converge_once_per_key(
     tmp_path: Path,
 ) -> None:
-    """C1-C7 on the first provision of two Sites, C3-C7 on the re-provision of one of
+    """C3-C7 on the first provision of two Sites, and on the re-provision of one of
     them after a spec change made while the engine was down; a clean start converges
     after each; then the history checks."""
     warm_up()  # the fork server imports the engine while the API server starts
@@ -49,6 +49,6 @@ async def test_kill_at_each_crash_point_of_both_provision_edges_then_converge_on
         workload = SiteWorkload(cluster.api, cluster.registry_url, seed=7, password=canary())
         await workload.create(2)
         engine = new_engine(cluster, "engine")
-        await first_provision(engine, workload)
+        await first_provision(engine, workload, commit=False)
         await reprovision(engine, workload)
         await history(cluster, engine, workload)

@@ -1,9 +1,9 @@
 """`engine replay --verify` on journals the engine wrote while it was SIGKILLed at the
 crash points C1-C7, and C3-C7 again on a spec-change re-provision (the first two phases
-of tests/e2e/test_fault_crash_points.py): twelve interrupted attempts on two Sites, each
-followed by a new process whose watch relists. Both journals are kept as exports
-(`engine journal import` rebuilds them, checksums included) and pass `engine journal
-check`.
+of the crash-point test's long form, tests/e2e/long_fault_crash_points.py): twelve
+interrupted attempts on two Sites, each followed by a new process whose watch relists.
+The crash-point journals are kept as exports (`engine journal import` rebuilds them,
+checksums included) and pass `engine journal check`.
 
 - `journals/crash_points.jsonl` was written by the code of this tree: replay reproduces
   it, record for record.

@@ -26,11 +26,14 @@ COMMIT = ("journal.before_commit", "journal.after_commit")
 """C1 (inserted, not committed) and C2 (committed, not acknowledged)."""
 
 
-async def first_provision(engine: EngineProcess, workload: SiteWorkload) -> None:
-    """C1-C7 on the first provision of the workload's Sites, then a clean start. (The
-    journal need not hold a `StatusWritten`: the C7 start may apply the Ready status of
-    every Site before it dies, and the clean start then finds nothing to write.)"""
-    for point in (*COMMIT, *IN_TURN):
+async def first_provision(
+    engine: EngineProcess, workload: SiteWorkload, *, commit: bool = True
+) -> None:
+    """C1-C7 on the first provision of the workload's Sites (C3-C7 without `commit`),
+    then a clean start. (The journal need not hold a `StatusWritten`: the C7 start may
+    apply the Ready status of every Site before it dies, and the clean start then finds
+    nothing to write.)"""
+    for point in (*(COMMIT if commit else ()), *IN_TURN):
         await crash_at(engine, point)
     await run_clean(engine, workload)
     assert ev.EFFECT_SUCCEEDED in await record_types(engine.journal)
