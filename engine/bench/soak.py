@@ -19,7 +19,10 @@ timeout), and stops. Then the checks, each counted in its own figure:
 - `unconverged`: resources still differing from the desired state at the timeout (R12);
 - `verify_failures`: the journal check (quick_check, checksums, chain head) failing, or a
   replay through the live loop (`engine replay --verify`) diverging from the journal or
-  not finishing (R2, R11);
+  not finishing (R2, R11); the journal of an iteration whose verify failed is kept as
+  an export (`engine journal export`), with the engine's output, in the `keep_failed`
+  directory (by default a new directory under the system's temporary one), and the
+  problem names the file;
 - `canary_hits`: files of the state dir (journal, `-wal`, `-shm`) or lines of the
   engine's output holding the password every Site carries in its secret field (R16).
 """
@@ -40,7 +43,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -407,6 +410,32 @@ async def _verify(journal: Path, *, within: float) -> list[str]:
     return []
 
 
+def _export_path(into: Path, iteration: int) -> Path:
+    """`into/iteration-N.jsonl`, the directory made and no older file there."""
+    into.mkdir(mode=0o700, parents=True, exist_ok=True)
+    export = into / f"iteration-{iteration}.jsonl"
+    export.unlink(missing_ok=True)
+    return export
+
+
+async def _keep_failed(engine: _Engine, into: Path, iteration: int) -> str:
+    """Keep the journal of a failed verify as an export in `into` (and the engine's
+    output beside it); what the problem says of it: where it is, or why it is not."""
+    export = _export_path(into, iteration)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "engine", "journal", "export", str(engine.journal),
+        "--to", str(export), stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    if process.returncode != 0:
+        return f"journal not kept: export exit {process.returncode}: {out.decode()[-300:]}"
+    with contextlib.suppress(OSError):
+        output = shutil.copyfile(engine.log, into / f"iteration-{iteration}.engine.out")
+        os.chmod(output, 0o600)
+    return f"journal kept: {export}"
+
+
 async def _install_crd(session: aiohttp.ClientSession) -> None:
     path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
     async with session.post(path, json=SITE.crd()) as answer:
@@ -456,11 +485,14 @@ class SoakSettings:
     seed: int = 1
     converge_within: float = 120.0
     replay_within: float = 300.0
+    keep_failed: Path | None = None
+    """Where the journal of a failed verify is kept (None: a directory named after the
+    soak under the system's temporary one, made on the first failure)."""
 
 
 async def _iteration(
     engine: _Engine, workload: _Workload, scratch: Path, totals: _Totals, *,
-    registry_url: str, rng: random.Random, converge_within: float, replay_within: float,
+    registry_url: str, rng: random.Random, settings: SoakSettings,
 ) -> None:  # fmt: skip
     """One start, a churn, a kill at a random moment, a restart to convergence, the checks."""
     await engine.start()
@@ -474,7 +506,7 @@ async def _iteration(
     at_kill = _journal_at_kill(engine.journal, scratch / "at-kill")
     rows_at_kill = await read_rows(at_kill) if at_kill is not None else []
     await engine.start()
-    unconverged = await _converge(workload, registry_url, within=converge_within)
+    unconverged = await _converge(workload, registry_url, within=settings.converge_within)
     totals.add("unconverged", [f"iteration {totals.kills}: {p}" for p in unconverged])
     await engine.stop()
     rows = await read_rows(engine.journal)
@@ -483,13 +515,19 @@ async def _iteration(
     totals.add("duplicate_successes", _duplicates(rows, calls))
     totals.add("unobserved_effects", _unobserved(rows, calls))
     totals.add("overlapping_turns", interleaved_outcomes(rows))
-    failures = await _verify(engine.journal, within=replay_within)
+    failures = await _verify(engine.journal, within=settings.replay_within)
+    if failures and settings.keep_failed is not None:
+        kept = await _keep_failed(engine, settings.keep_failed, totals.kills)
+        failures = [f"{failure}; {kept}" for failure in failures]
     totals.add("verify_failures", [f"iteration {totals.kills}: {f}" for f in failures])
     totals.add("canary_hits", _canary_hits(workload.password, [engine.state_dir, engine.log]))
 
 
 async def run_soak(settings: SoakSettings) -> SoakFigures:
     """Run the soak; see the module docstring for what each figure counts."""
+    if settings.keep_failed is None:
+        name = f"engine-bench-soak-failed-{settings.seed}-{uuid.uuid4().hex[:8]}"
+        settings = replace(settings, keep_failed=Path(tempfile.gettempdir()) / name)
     rng = random.Random(settings.seed)
     began = time.monotonic()
     totals = _Totals()
@@ -511,8 +549,7 @@ async def run_soak(settings: SoakSettings) -> SoakFigures:
                 for _ in range(settings.iterations):
                     await _iteration(
                         engine, workload, scratch, totals, registry_url=registry_url, rng=rng,
-                        converge_within=settings.converge_within,
-                        replay_within=settings.replay_within,
+                        settings=settings,
                     )  # fmt: skip
             finally:
                 await engine.stop()

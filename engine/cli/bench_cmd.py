@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -266,19 +267,27 @@ def ui(resources: int, loads: int, as_json: bool) -> None:
 @click.option("--iterations", default=200, show_default=True, help="Kill-and-recover rounds.")
 @click.option("--resources", default=500, show_default=True, help="Sites at the start.")
 @click.option("--seed", default=1, show_default=True, help="Seeds the workload and the kills.")
+@click.option(
+    "--keep-failed",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the journal of each iteration whose verify failed here (as an export) "
+    "[default: a new directory under the system's temporary one].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def soak(iterations: int, resources: int, seed: int, as_json: bool) -> None:
+def soak(
+    iterations: int, resources: int, seed: int, keep_failed: Path | None, as_json: bool
+) -> None:
     """Sites created, updated, deleted; the engine SIGKILLed at random moments; every
-    history check after each iteration (docs/reliability.md)."""
+    history check after each iteration (docs/reliability.md). The journal of an
+    iteration whose verify failed is kept; its problem names the file."""
     if iterations < 1 or resources < 1:
         raise click.BadParameter("--iterations and --resources must be >= 1")
     bench = _bench("soak")
+    settings = bench.SoakSettings(
+        iterations=iterations, resources=resources, seed=seed, keep_failed=keep_failed
+    )
     try:
-        figures = asyncio.run(
-            bench.run_soak(
-                bench.SoakSettings(iterations=iterations, resources=resources, seed=seed)
-            )
-        )
+        figures = asyncio.run(bench.run_soak(settings))
     except bench.SoakError as failed:
         raise click.ClickException(str(failed)) from None
     click.echo(figures.as_json() if as_json else figures.describe())

@@ -78,8 +78,12 @@ class Recording:
         for record in sorted(records, key=lambda r: r.position):
             if StreamId.parse(record.stream).belongs_to(kind):
                 self._streams.setdefault(record.stream, []).append(record)
+        after: dict[int, int] = {}  # an echo's position → the write's it is replayed after
+        for stream_records in self._streams.values():
+            after.update(_echoes_after_their_writes(stream_records))
         self.order = sorted(
-            (r for rs in self._streams.values() for r in rs), key=lambda r: r.position
+            (r for rs in self._streams.values() for r in rs),
+            key=lambda r: (after.get(r.position, r.position), r.position in after),
         )
         self._cursor = dict.fromkeys(self._streams, 0)
         self._consumed: set[int] = set()
@@ -203,16 +207,25 @@ class Recording:
             return current
         return str(following.data.get("resource_version") or "") or current
 
-    def drift(self, owner_uid: str) -> bool:
+    def drift(self, owner_uid: str, resource_version: str | None = None) -> bool:
         """Whether the owner's children had drifted at this point of the run: what the
-        stream's next record says when it is an observation (the pass that journaled it
-        saw the drift change), else what the last observation journaled says (drift that
-        did not change was not journaled again)."""
+        stream's next record says when it is an observation of the object at
+        `resource_version` (the pass that journaled it saw the drift change), else what
+        the last observation journaled says (drift that did not change was not journaled
+        again; and a pass that looks at the object before a write of its own, whose
+        answer the next observation shows, saw the drift as it was)."""
         stream = self._stream_of_uid.get(owner_uid)
         if stream is None:
             return False
         following = self.next_of(stream)
-        if following is not None and following.type == ev.OBSERVED:
+        if (
+            following is not None
+            and following.type == ev.OBSERVED
+            and (
+                resource_version is None
+                or str(following.data.get("resource_version") or "") == resource_version
+            )
+        ):
             return bool(following.data.get("child_drift"))
         last = self._last_observed.get(stream)
         return bool(last is not None and last.data.get("child_drift"))
@@ -267,6 +280,31 @@ class Recording:
         """The recorded answer of `ctx.patched(change)` in handler run `run` (None: the
         run never asked)."""
         return self._markers.get((stream, run, change))
+
+
+def _echoes_after_their_writes(records: list[Record]) -> dict[int, int]:
+    """Put each echo of a status write after the write's record, in place in `records`
+    (one stream, in position order); the echoes moved, by position, with the position of
+    the write each now follows.
+
+    An echo is a change the watch journaled (`modified`) right before a `StatusWritten`
+    of the very status it shows: live, the write was in flight when the watch delivered the
+    echo, which won the race with the write's answer. The decision to write saw the
+    object before the echo (it saw another status), so replay reproduces the write first
+    and feeds the echo after it, where the live reconcile's view put it."""
+    moved: dict[int, int] = {}
+    for index in range(len(records) - 1):
+        echo, write = records[index], records[index + 1]
+        shown = tuple(echo.data.get(f"status_{field}") for field in _STATUS_FIELDS)
+        written = tuple(write.data.get(field) for field in _STATUS_FIELDS)
+        modified = is_external(echo) and echo.data.get("watch_event") == "modified"
+        if modified and write.type == ev.STATUS_WRITTEN and shown == written:
+            records[index], records[index + 1] = write, echo
+            moved[echo.position] = write.position
+    return moved
+
+
+_STATUS_FIELDS = ("phase", "observed_generation", "reason")
 
 
 class RecordingGate:

@@ -46,7 +46,7 @@ from engine.runtime.reconcile.conditions import STUCK, SupervisorConditions
 from engine.runtime.reconcile.event_recorder import EventRecorder
 from engine.runtime.reconcile.inbox import Inbox, Note
 from engine.runtime.reconcile.memory_cluster import MemoryCluster
-from engine.runtime.reconcile.objects import PrimaryView
+from engine.runtime.reconcile.objects import PrimaryView, resource_version
 from engine.runtime.reconcile.observations import ObservationLog
 from engine.runtime.reconcile.operator import Operator
 from engine.runtime.reconcile.progress_views import ResourceViews
@@ -93,14 +93,19 @@ class ReplayReport:
 
 class _RecordedDrift(ChildLedger):
     """The child ledger, with drift answered from the recording (children's watch events
-    are not journaled; each observation journals whether they had drifted)."""
+    are not journaled; each observation journals whether they had drifted), for the
+    owner as `objects` holds it."""
 
-    def __init__(self, recording: Recording) -> None:
+    def __init__(self, recording: Recording, objects: PrimaryView) -> None:
         super().__init__()
         self._recording = recording
+        self._objects = objects
 
     def drift(self, owner_uid: str) -> bool:
-        return self._recording.drift(owner_uid)
+        key = self._objects.key_of_uid(owner_uid)
+        entry = self._objects.get(key) if key is not None else None
+        version = resource_version(entry.obj) if entry is not None else None
+        return self._recording.drift(owner_uid, version)
 
 
 class _RecordedSteps:
@@ -238,12 +243,12 @@ class _Process:
         self._recording = recording
         self._gate = gate
         kind = operator.resource.kind_ref
-        ledger = _RecordedDrift(recording)
+        self.objects = PrimaryView()
+        ledger = _RecordedDrift(recording, self.objects)
         streams = StreamWriter(
             journal, ledger=ledger, gate=gate, code_version=operator.handler_version, clock=clock
         )
         self.observations = ObservationLog(streams)
-        self.objects = PrimaryView()
         inbox, conditions = Inbox(), SupervisorConditions()
         cluster = _RecordedWrites(
             MemoryCluster(

@@ -19,7 +19,7 @@ from engine.journal.sqlite import SqliteJournal
 from tests.support.engine_forks import forked_engine
 from tests.support.fault_harness import ENGINE_ENV, Cluster, EngineProcess, read_log
 from tests.support.history_checks import check_history
-from tests.support.workload import SiteWorkload
+from tests.support.workload import NAMESPACE, SiteWorkload
 
 HEALTH = re.compile(r"health: (http://127\.0\.0\.1:\d+)/healthz")
 LEADER_ENV = {
@@ -135,10 +135,16 @@ async def history(cluster: Cluster, engine: EngineProcess, workload: SiteWorkloa
     print(f"history checks: {time.monotonic() - began:.1f} s, {figures}")
 
 
-async def record_types(journal: Path) -> list[str]:
+async def record_types(journal: Path, *, site: str | None = None) -> list[str]:
+    """The type of every record of `journal`, in order (of the Site named `site` only,
+    when given)."""
     opened = await SqliteJournal.open(journal, readonly=True)
     try:
-        return [record.type async for record in opened.read_all()]
+        return [
+            record.type
+            async for record in opened.read_all()
+            if site is None or f"/{NAMESPACE}/{site}#" in record.stream
+        ]
     finally:
         await opened.close()
 

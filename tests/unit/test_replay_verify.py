@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from engine.cli.operator_ref import load_operator
 from engine.effects import PermanentError
+from engine.example.site_resource import SITE
+from engine.fsm import events as ev
+from engine.journal.codec import record_from_json
 from engine.journal.record import Record
-from engine.replay.recording import Recording
+from engine.replay.recording import Recording, is_external
 from engine.replay.replayed_run import replay_through_loop
 from engine.runtime.reconcile.handler_context import Context
 from engine.runtime.reconcile.memory_loop import MemoryLoop
@@ -21,6 +26,8 @@ from tests.fixtures.journals import golden as golden_operators
 from tests.fixtures.journals.golden import StepTarget, bucket_operator
 from tests.fixtures.journals.make_golden import SCENARIOS
 from tests.unit.test_replay_timeline import golden
+
+JOURNALS = Path(__file__).parents[1] / "integration" / "journals"
 
 
 def _first(records: list[Record], **data: object) -> Record:
@@ -151,3 +158,37 @@ async def test_a_reconcile_that_swallowed_its_cancellation_never_waits_on_the_re
 
 def test_the_golden_operator_loads_by_reference() -> None:
     assert load_operator("tests.fixtures.journals.golden:OPERATOR") is golden_operators.OPERATOR
+
+
+def _export(path: Path) -> list[Record]:
+    lines = path.read_text(encoding="utf-8").splitlines()[1:]
+    return [record_from_json(json.loads(line)) for line in lines]
+
+
+def test_the_echo_of_a_status_write_is_replayed_after_the_write_and_nothing_else_moves() -> None:
+    """(D5) The watch journaled the echo of the Ready status write (position 14) before the
+    write's `StatusWritten` (15): replay feeds the echo after the write, where the live
+    decision's view put it. An observation showing another status is no echo: it stays."""
+    records = _export(JOURNALS / "status_echo_before_its_write.jsonl")
+    kind = SITE.kind_ref
+    order = [r.position for r in Recording(records, kind=kind).order]
+    assert order == [*range(1, 14), 15, 14]
+    echo = records[13]
+    other = replace(echo, data={**echo.data, "status_phase": "Provisioning"})
+    order = [r.position for r in Recording([*records[:13], other, records[14]], kind=kind).order]
+    assert order == list(range(1, 16))
+
+
+async def test_drift_journaled_after_a_write_is_not_answered_to_the_pass_before_it() -> None:
+    """One Site's stream of a soak's journal: its cleanup succeeded (finalize), the next
+    pass removed the finalizer (a write with no record of its own: the Site is gone),
+    and the pass after it journaled the object gone with its children drifted (the
+    garbage collector took them). Replay answered the pass before the write with that
+    drift and journaled a drifted, still existing object there; drift is now answered
+    from the next observation only for the object at that observation's version."""
+    records = _export(JOURNALS / "soak_drift_after_the_finalizer_went.jsonl")
+    gone = records[-2]
+    assert (gone.type, gone.data["exists"], gone.data["child_drift"]) == (ev.OBSERVED, False, True)
+    report = await replay_through_loop(records, load_operator(None))
+    assert report.divergence is None, report.divergence
+    assert report.compared == len([r for r in records if not is_external(r)])
