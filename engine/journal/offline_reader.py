@@ -17,10 +17,9 @@ from engine.journal import opening, schema
 from engine.journal.batch import Head
 from engine.journal.codec import GENESIS
 from engine.journal.errors import CorruptJournal, JournalUnavailable
-from engine.journal.files import check_readable
+from engine.journal.files import check_readable, sqlite_uri
 from engine.journal.record import Record
 from engine.journal.row_decoder import RowDecoder
-from engine.journal.sqlite import sqlite_uri
 
 _T = TypeVar("_T")
 BATCH = 5_000
@@ -245,13 +244,14 @@ class OfflineReader:
         """The live records of `stream` in version order, verified (one index lookup)."""
         rows = self.query(SELECT_ONE_STREAM, (stream,))
         expected = self.cuts().get(stream, 0) + 1
+        verified = self._decoder.verified
         records = []
-        decode = self._decoder.verified
         for row in rows:
             if row[2] != expected:
                 raise CorruptJournal(self._where, f"{stream} version {expected} is missing")
             expected += 1
-            records.append(decode(self._previous(row), row[:12]))
+            previous = row[12]  # the predecessor's checksum, joined by position
+            records.append(verified(self._previous(row) if previous is None else previous, row))
         return records
 
     def open_runs(self, names: Sequence[str]) -> list[str]:
@@ -266,7 +266,7 @@ class OfflineReader:
         """The live records of the given types, in position order, verified."""
         marks = ", ".join("?" * len(types))
         rows = self.query(SELECT_TYPES.format(marks), tuple(types))
-        return [self._decoder.verified(self._previous(row), row[:12]) for row in rows]
+        return [self._decoder.verified(self._previous(row), row) for row in rows]
 
     def read_all(self, *, batch_size: int = BATCH) -> Iterator[Record]:
         """Every live record in position order, verified; a gap is allowed only where a
@@ -316,13 +316,17 @@ class OfflineReader:
         except sqlite3.Error as failure:
             raise opening.translate_error(self.path, failure) from None
 
-    def query_optional(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
-        """Rows of a compaction table; none when the journal was never compacted."""
+    def _compacted(self) -> bool:
+        """Whether the journal holds any of the tables a compaction creates."""
         if self._tables is None:
             self._tables = {
                 row[0] for row in self.query("SELECT name FROM sqlite_master WHERE type = 'table'")
             }
-        if not self._tables & {"chain_links", "stream_cuts", "archive_segments"}:
+        return bool(self._tables & {"chain_links", "stream_cuts", "archive_segments"})
+
+    def query_optional(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
+        """Rows of a compaction table; none when the journal was never compacted."""
+        if not self._compacted():
             return []
         try:
             return self._connection.execute(sql, parameters).fetchall()
