@@ -23,6 +23,7 @@ from engine.journal.row_decoder import RowDecoder
 
 _T = TypeVar("_T")
 BATCH = 5_000
+CHECK_BATCH = 20_000
 _ROW = (
     "SELECT r.position, r.stream, r.stream_version, r.type, r.schema, r.at, r.data, "
     "r.idempotency_key, r.trace_id, r.span_id, r.term, r.checksum, p.checksum "
@@ -272,8 +273,26 @@ class OfflineReader:
         """Every live record in position order, verified; a gap is allowed only where a
         compaction recorded the archived predecessor's checksum."""
         decode = self._decoder.verified
-        for previous, row in self.rows_with_previous(batch_size=batch_size):
-            yield decode(previous, row)
+        position, previous = 0, GENESIS
+        for rows in self.row_batches(batch_size=batch_size):
+            for row in rows:
+                if row[0] != position + 1:
+                    previous = self._linked(position, row[0])
+                position = row[0]
+                yield decode(previous, row)
+                previous = row[11]
+
+    def row_batches(self, *, batch_size: int = CHECK_BATCH) -> Iterator[list[tuple[Any, ...]]]:
+        """Every live stored row in position order, in lists of `batch_size`, unverified
+        (`RowDecoder.check_chain` verifies them)."""
+        cursor = self._connection.execute(f"SELECT {schema.COLUMNS} FROM records ORDER BY position")
+        try:
+            while rows := cursor.fetchmany(batch_size):
+                yield rows
+        except sqlite3.Error as failure:
+            raise opening.translate_error(self.path, failure) from None
+        finally:
+            cursor.close()
 
     def rows_with_previous(
         self, *, batch_size: int = BATCH
@@ -281,24 +300,21 @@ class OfflineReader:
         """Every live stored row in position order, with the checksum it must chain to
         (not yet verified: the caller verifies, see `RowDecoder`)."""
         position, previous = 0, GENESIS
-        links = self.links()
-        where = self._where
-        cursor = self._connection.execute(f"SELECT {schema.COLUMNS} FROM records ORDER BY position")
-        try:
-            while rows := cursor.fetchmany(batch_size):
-                for row in rows:
-                    if row[0] != position + 1:
-                        linked = links.get(row[0] - 1)
-                        if linked is None:
-                            raise CorruptJournal(where, "a record is missing", position + 1)
-                        previous = linked
-                    position = row[0]
-                    yield previous, row
-                    previous = row[11]
-        except sqlite3.Error as failure:
-            raise opening.translate_error(self.path, failure) from None
-        finally:
-            cursor.close()
+        for rows in self.row_batches(batch_size=batch_size):
+            for row in rows:
+                if row[0] != position + 1:
+                    previous = self._linked(position, row[0])
+                position = row[0]
+                yield previous, row
+                previous = row[11]
+
+    def _linked(self, position: int, after_gap: int) -> str:
+        """The archived checksum `after_gap` chains to, after live `position`.
+        Errors: `CorruptJournal` when no compaction recorded it (a record is missing)."""
+        linked = self.links().get(after_gap - 1)
+        if linked is None:
+            raise CorruptJournal(self._where, "a record is missing", position + 1)
+        return linked
 
     def _previous(self, row: Sequence[Any]) -> str:
         if row[0] == 1:
