@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,9 +87,8 @@ def _check_chain(reader: OfflineReader, files: list[Path]) -> int:
     links = reader.links()
     previous, position = GENESIS, 0
     if not files and not links:  # never compacted: the live rows alone, in one pass
-        previous, position = decoder.check_chain(
-            reader.row_batches(), previous=previous, position=position
-        )
+        with closing(reader.row_batches()) as batches:  # its cursor closes before the reader
+            previous, position = decoder.check_chain(batches, previous=previous, position=position)
         if position != reader.head.position:
             raise CorruptJournal(where, "records beyond the chain head", reader.head.position + 1)
         return position

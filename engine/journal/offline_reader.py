@@ -8,8 +8,9 @@ whole log in position order, or one stream through the `(stream, stream_version)
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -282,7 +283,9 @@ class OfflineReader:
                 yield decode(previous, row)
                 previous = row[11]
 
-    def row_batches(self, *, batch_size: int = CHECK_BATCH) -> Iterator[list[tuple[Any, ...]]]:
+    def row_batches(
+        self, *, batch_size: int = CHECK_BATCH
+    ) -> Generator[list[tuple[Any, ...]], None, None]:
         """Every live stored row in position order, in lists of `batch_size`, unverified
         (`RowDecoder.check_chain` verifies them)."""
         cursor = self._connection.execute(f"SELECT {schema.COLUMNS} FROM records ORDER BY position")
@@ -292,7 +295,8 @@ class OfflineReader:
         except sqlite3.Error as failure:
             raise opening.translate_error(self.path, failure) from None
         finally:
-            cursor.close()
+            with contextlib.suppress(sqlite3.ProgrammingError):  # the reader closed first
+                cursor.close()
 
     def rows_with_previous(
         self, *, batch_size: int = BATCH
