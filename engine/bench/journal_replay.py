@@ -87,7 +87,9 @@ def fold_rate(path: Path) -> float:
     return count / (time.perf_counter() - started)
 
 
-def measure_replay(path: Path, *, resource: str = RESOURCE) -> ReplayFigures:
+def measure_replay(
+    path: Path, *, resource: str = RESOURCE, resource_runs: int = RESOURCE_RUNS
+) -> ReplayFigures:
     """Every replay figure over the lifecycle journal at `path`."""
     json_s, json_rss = replay_in_child(path, "json")
     table_s, table_rss = replay_in_child(path, "table")
@@ -96,6 +98,6 @@ def measure_replay(path: Path, *, resource: str = RESOURCE) -> ReplayFigures:
         replay_json_s=round(json_s, 2),
         replay_table_s=round(table_s, 2),
         replay_peak_rss_mb=round(max(json_rss, table_rss), 1),
-        replay_resource_s=round(replay_resource(path, resource), 3),
+        replay_resource_s=round(replay_resource(path, resource, runs=resource_runs), 3),
         check_s=round(check_seconds(path), 2),
     )
