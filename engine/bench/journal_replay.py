@@ -1,12 +1,14 @@
 """The replay half of `engine bench journal`: a realistic lifecycle journal replayed
 through the real `engine replay` command in a child process (wall time and the child's
-own peak RSS, from `wait4`), one resource through the stream index, the whole-file
-check, and the read + verify + fold rate a restart or a replay pays per record.
+own peak RSS, from `wait4`), one resource through the stream index (the whole command,
+interpreter start included: the median of a few runs), the whole-file check, and the
+read + verify + fold rate a restart or a replay pays per record.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -17,9 +19,9 @@ from engine.fsm.fold import INITIAL, apply
 from engine.fsm.state import ResourceState
 from engine.journal.chain_check import check_journal
 from engine.journal.offline_reader import OfflineReader
-from engine.replay.driver import StreamHistory, stream_timelines
-from engine.replay.render_table import table_chunks
 
+RESOURCE_RUNS = 5
+"""How many times `engine replay --resource` is run; the median is the figure."""
 RESOURCE = "default/site-000123"
 """The resource `replay_resource_s` asks for (every lifecycle journal of more than 124
 resources holds it)."""
@@ -37,12 +39,13 @@ class ReplayFigures:
     check_s: float
 
 
-def replay_in_child(path: Path, fmt: str) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of `engine replay PATH --format FMT > /dev/null`.
+def replay_in_child(path: Path, fmt: str, *options: str) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of `engine replay PATH --format FMT [OPTIONS] >
+    /dev/null`, the interpreter's start included.
 
     Errors: `RuntimeError` with the child's stderr when it fails.
     """
-    command = [sys.executable, "-m", "engine", "replay", str(path), "--format", fmt]
+    command = [sys.executable, "-m", "engine", "replay", str(path), "--format", fmt, *options]
     with open(os.devnull, "wb") as sink:
         started = time.perf_counter()
         child = subprocess.Popen(command, stdout=sink, stderr=subprocess.PIPE)
@@ -56,14 +59,12 @@ def replay_in_child(path: Path, fmt: str) -> tuple[float, float]:
     return elapsed, usage.ru_maxrss / 1024  # Linux reports kilobytes
 
 
-def replay_resource(path: Path, resource: str = RESOURCE) -> float:
-    """Seconds to replay one resource as `engine replay --resource` does, as a table."""
-    started = time.perf_counter()
-    with StreamHistory(path) as history:
-        streams = history.streams(resource)
-        for _chunk in table_chunks(stream_timelines(history, streams)):
-            pass
-    return time.perf_counter() - started
+def replay_resource(path: Path, resource: str = RESOURCE, *, runs: int = RESOURCE_RUNS) -> float:
+    """Median wall seconds of the whole `engine replay PATH --resource RESOURCE` command
+    (a table), over `runs` child processes."""
+    return statistics.median(
+        replay_in_child(path, "table", "--resource", resource)[0] for _ in range(runs)
+    )
 
 
 def check_seconds(path: Path) -> float:
@@ -86,7 +87,9 @@ def fold_rate(path: Path) -> float:
     return count / (time.perf_counter() - started)
 
 
-def measure_replay(path: Path, *, resource: str = RESOURCE) -> ReplayFigures:
+def measure_replay(
+    path: Path, *, resource: str = RESOURCE, resource_runs: int = RESOURCE_RUNS
+) -> ReplayFigures:
     """Every replay figure over the lifecycle journal at `path`."""
     json_s, json_rss = replay_in_child(path, "json")
     table_s, table_rss = replay_in_child(path, "table")
@@ -95,6 +98,6 @@ def measure_replay(path: Path, *, resource: str = RESOURCE) -> ReplayFigures:
         replay_json_s=round(json_s, 2),
         replay_table_s=round(table_s, 2),
         replay_peak_rss_mb=round(max(json_rss, table_rss), 1),
-        replay_resource_s=round(replay_resource(path, resource), 3),
+        replay_resource_s=round(replay_resource(path, resource, runs=resource_runs), 3),
         check_s=round(check_seconds(path), 2),
     )

@@ -15,12 +15,14 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from engine import Operator
-from engine.apiserver.schema.structural import structural_problems
+if TYPE_CHECKING:
+    from engine import Operator
+# the operator's modules (the runtime) and the schema check are imported when an operator
+# is loaded, not with the option: `engine replay` without --verify needs neither
 
 ENVIRONMENT_VARIABLE = "ENGINE_OPERATOR"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,6 +61,8 @@ def load_operator(ref: str | None) -> Operator:
     was on the path), a missing attribute, a value that is not an Operator, a handler that
     is not async, a schema that is not structural or a kind claimed twice.
     """
+    from engine import Operator
+
     reference = ref if ref else default_ref()
     source, colon, attribute = reference.rpartition(":")
     if not colon or not source or not attribute.isidentifier():
@@ -91,6 +95,8 @@ def load_operator(ref: str | None) -> Operator:
 
 def check_operator(operator: Operator, reference: str) -> None:
     """Refuse an operator the engine could not run. Errors: `OperatorRefError`."""
+    from engine.apiserver.schema.structural import structural_problems
+
     for role, handler in (("provision", operator.provision), ("finalize", operator.finalize)):
         if handler is not None and not _is_async(handler):
             raise OperatorRefError(

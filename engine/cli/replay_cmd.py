@@ -7,19 +7,16 @@ Exit codes: 0 done (and, with --verify, no divergence), 1 a divergence, 2 bad in
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from engine.cli.operator_ref import load_operator, operator_option
-from engine.effects.backoff import DEFAULT_BACKOFF, BackoffPolicy
+from engine.cli.operator_ref import operator_option
 from engine.fsm.errors import FsmError
 from engine.journal.errors import JournalError
 from engine.replay.driver import (
@@ -27,18 +24,24 @@ from engine.replay.driver import (
     UnknownResource,
     stream_timelines,
 )
-from engine.replay.render_html import render_html
 from engine.replay.render_json import json_chunks
-from engine.replay.render_mermaid import render_mermaid
 from engine.replay.render_table import DEFAULT_WIDTH, table_chunks
-from engine.replay.source import record_count
 from engine.replay.timeline import Window
-from engine.replay.verify import ReplayPolicy, verify_journal
-from engine.ui.loader import load_picture
-from engine.ui.page import render_page
+
+if TYPE_CHECKING:
+    from engine.effects.backoff import BackoffPolicy
+
+# Only what a plain replay (a table or JSON) needs is imported here: `--verify` (the
+# live loop, the operator), `--format timeline|html|mermaid` and the progress bar (rich)
+# import theirs when used, so `engine replay --resource` starts in a fraction of a second.
 
 FORMATS = ("table", "json", "mermaid", "html", "timeline")
 PROGRESS_ABOVE = 100_000
+BACKOFF_BASE = 0.005
+BACKOFF_CAP = 1000.0
+"""The defaults of `BackoffPolicy` (`engine.effects.backoff`), tested equal to them."""
+OUTPUT_BLOCK = 1 << 18
+"""Characters gathered before each write to stdout."""
 
 
 class BadInput(click.ClickException):
@@ -77,6 +80,13 @@ def progress_bar(path: Path) -> Iterator[Callable[[int], None] | None]:
     if not sys.stderr.isatty():
         yield None
         return
+    import asyncio
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from engine.replay.source import record_count
+
     total = asyncio.run(record_count(path))
     if total <= PROGRESS_ABOVE:
         yield None
@@ -113,13 +123,11 @@ def progress_bar(path: Path) -> Iterator[Callable[[int], None] | None]:
 @operator_option("The operator whose handlers --verify re-runs.")
 @click.option(
     "--backoff-base",
-    default=DEFAULT_BACKOFF.base,
+    default=BACKOFF_BASE,
     show_default=True,
     help="The engine's backoff base (s), to re-check recorded retry delays.",
 )
-@click.option(
-    "--backoff-cap", default=DEFAULT_BACKOFF.cap, show_default=True, help="Its backoff cap (s)."
-)
+@click.option("--backoff-cap", default=BACKOFF_CAP, show_default=True, help="Its backoff cap (s).")
 def command(
     journal: Path,
     resource: str | None,
@@ -141,6 +149,8 @@ def command(
         _timeline(journal, resource, jaeger_url)
         return
     if verify:
+        from engine.effects.backoff import BackoffPolicy
+
         try:
             backoff = BackoffPolicy(base=backoff_base, cap=backoff_cap)
         except ValueError as bad:
@@ -186,17 +196,41 @@ def _write(
     if fmt == "json":
         chunks = json_chunks(timelines)
     elif fmt == "mermaid":
+        from engine.replay.render_mermaid import render_mermaid
+
         chunks = [render_mermaid(tuple(timelines))]
     elif fmt == "html":
+        from engine.replay.render_html import render_html
+
         chunks = [render_html(tuple(timelines), title=title, jaeger_url=jaeger_url)]
     else:
         chunks = table_chunks(timelines, width=width)
+    for block in _blocks(chunks):
+        click.echo(block, nl=False)
+
+
+def _blocks(chunks: Iterable[str]) -> Iterator[str]:
+    """`chunks` joined into blocks of about `OUTPUT_BLOCK` characters (fewer writes)."""
+    pending: list[str] = []
+    size = 0
     for chunk in chunks:
-        click.echo(chunk, nl=False)
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= OUTPUT_BLOCK:
+            yield "".join(pending)
+            pending.clear()
+            size = 0
+    if pending:
+        yield "".join(pending)
 
 
 def _timeline(journal: Path, resource: str | None, jaeger_url: str | None) -> None:
     """The timeline page (engine.ui): lanes, attempts, waits, deadlocks, then the tables."""
+    import asyncio
+
+    from engine.ui.loader import load_picture
+    from engine.ui.page import render_page
+
     try:
         picture, records = asyncio.run(load_picture(journal))
     except (FsmError, JournalError) as bad:
@@ -211,6 +245,11 @@ def _timeline(journal: Path, resource: str | None, jaeger_url: str | None) -> No
 def _verify(
     journal: Path, resource: str | None, operator_ref: str | None, backoff: BackoffPolicy
 ) -> None:
+    import asyncio
+
+    from engine.cli.operator_ref import load_operator
+    from engine.replay.verify import ReplayPolicy, verify_journal
+
     operator = load_operator(operator_ref)
     policy = ReplayPolicy(backoff=backoff)
     try:

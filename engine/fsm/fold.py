@@ -3,17 +3,22 @@
 Unknown event types are skipped (forward compatibility: a newer engine may add types);
 a known type with a newer schema, a malformed payload, an out-of-order record or a
 transition the table refuses stops the fold with `FoldError` rather than mis-fold.
+
+Each event type has one step (`STEPS`, keyed by the type string): it checks the payload
+fields it relies on, exactly as the parsers of `engine.fsm.events` do (falling back to
+them, for their error, when a field is not of the plain JSON type), and builds the new
+state once. A new event type plugs in with one entry there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
 
 from engine.fsm import events as ev
 from engine.fsm.errors import FoldError, FsmError
 from engine.fsm.key import PROVISION, parse_key
-from engine.fsm.machine import next_state
+from engine.fsm.machine import destination, next_state
 from engine.fsm.state import (
     FAILED_OUTCOME,
     PENDING_OUTCOME,
@@ -24,12 +29,16 @@ from engine.fsm.state import (
     evolve_state,
     from_snapshot,
     interned_state,
+    with_version,
 )
 from engine.fsm.table import DRIFT_DETECTED, EFFECT_FAILED, FAILED, HEALING, PROVISIONED, READY
 from engine.journal.record import Record, Snapshot
 
 INITIAL = ResourceState()
 _HEALABLE = (READY, FAILED)
+
+Step = Callable[[ResourceState, Record, int], ResourceState]
+"""One record's step: (the state before, the record, its stream version) → the state after."""
 
 
 def fold(records: Iterable[Record], *, snapshot: Snapshot | None = None) -> ResourceState:
@@ -50,79 +59,125 @@ def apply(state: ResourceState, record: Record) -> ResourceState:
 
     Errors: `FoldError` when `record` is not the stream's next one or cannot be folded.
     """
-    if record.stream_version <= state.version:
+    version = record.stream_version
+    if version <= state.version:
         raise FoldError(
             record.position,
-            f"record version {record.stream_version} is not after the folded {state.version}",
+            f"record version {version} is not after the folded {state.version}",
         )
-    # each branch makes one copy of the state (the fold's hot path: see evolve_state)
-    version = record.stream_version
-    kind = record.type
-    if kind == ev.OBSERVED:
-        return _observed(state, record, version)
-    if kind == ev.TRANSITION_TAKEN:
-        return _transition(state, record, version)
-    if kind in ev.EFFECT_TYPES:
-        return _effect(state, record, version)
-    if kind == ev.HEALING_APPLIED:
+    return STEPS.get(record.type, _skipped)(state, record, version)
+
+
+def _skipped(state: ResourceState, record: Record, version: int) -> ResourceState:
+    # a type from a newer engine: forward compatible, it has no bearing here
+    return with_version(state, version)
+
+
+def _noted(state: ResourceState, record: Record, version: int) -> ResourceState:
+    # a known type without bearing on state
+    if record.schema > ev.SCHEMA:
         ev.check_schema(record)
-        # only Ready and Failed take the `healing` trigger; elsewhere the supervisor heals
-        # by re-driving (Provisioning, Finalizing) and the record is a note, not a request
-        requested = state.healing_requested or state.state in _HEALABLE
-        return evolve_state(state, {"version": version, "healing_requested": requested})
-    if kind in ev.EVENT_TYPES:
+    return with_version(state, version)
+
+
+def _healing_applied(state: ResourceState, record: Record, version: int) -> ResourceState:
+    if record.schema > ev.SCHEMA:
         ev.check_schema(record)
-    # a known type without bearing on state, or a type from a newer engine
-    return evolve_state(state, {"version": version})
+    # only Ready and Failed take the `healing` trigger; elsewhere the supervisor heals
+    # by re-driving (Provisioning, Finalizing) and the record is a note, not a request
+    requested = state.healing_requested or state.state in _HEALABLE
+    return evolve_state(state, {"version": version, "healing_requested": requested})
 
 
 def _observed(state: ResourceState, record: Record, version: int) -> ResourceState:
-    obs = ev.parse_observation(record)
-    if state.uid and obs.uid != state.uid:
-        raise FoldError(record.position, f"uid {obs.uid!r} in the stream of {state.uid!r}")
+    data = record.data
+    get = data.get
+    uid, generation = get("uid"), get("generation")
+    exists, deleting = get("exists"), get("deletion_requested")
+    finalizer = get("has_finalizer")
+    phase, seen, reason = (
+        get("status_phase"),
+        get("status_observed_generation"),
+        get("status_reason"),
+    )
+    if not (
+        record.schema <= ev.SCHEMA
+        and type(uid) is str
+        and type(generation) is int
+        and type(get("resource_version")) is str
+        and type(get("spec_digest")) is str
+        and type(exists) is bool
+        and type(deleting) is bool
+        and type(finalizer) is bool
+        and type(get("child_drift")) is bool
+        and (phase is None or type(phase) is str)
+        and (seen is None or type(seen) is int)
+        and (reason is None or type(reason) is str)
+    ):
+        # not the plain JSON types: the parser raises the error naming the field, or
+        # accepts what it accepts (a subclass), and its values are used
+        obs = ev.parse_observation(record)
+        uid, generation = obs.uid, obs.generation
+        exists, deleting, finalizer = obs.exists, obs.deletion_requested, obs.has_finalizer
+        data = {"resource_version": obs.resource_version, "spec_digest": obs.spec_digest}
+    if state.uid and uid != state.uid:
+        raise FoldError(record.position, f"uid {uid!r} in the stream of {state.uid!r}")
     changes: dict[str, Any] = {
         "version": version,
-        "uid": obs.uid,
-        "has_finalizer": obs.has_finalizer,
-        "deletion_requested": obs.deletion_requested or not obs.exists,
+        "uid": uid,
+        "has_finalizer": finalizer,
+        "deletion_requested": deleting or not exists,
     }
-    if obs.generation < state.generation:
+    if generation < state.generation:
         # an older generation arriving late: its spec is not the newest
         return evolve_state(state, changes)
-    if obs.generation > state.generation:
-        changes["generation"] = obs.generation
+    if generation > state.generation:
+        changes["generation"] = generation
         changes["round"] = 0
         changes["effects"] = tuple(
-            r
-            for r in state.effects
-            if r.outcome == PENDING_OUTCOME or r.generation >= obs.generation
+            r for r in state.effects if r.outcome == PENDING_OUTCOME or r.generation >= generation
         )
-    changes["spec_digest"] = obs.spec_digest
-    changes["resource_version"] = obs.resource_version
+    changes["spec_digest"] = data["spec_digest"]
+    changes["resource_version"] = data["resource_version"]
     return evolve_state(state, changes)
 
 
 def _transition(state: ResourceState, record: Record, version: int) -> ResourceState:
-    facts = ev.parse_transition(record)
-    if facts.source != state.state:
+    data = record.data
+    get = data.get
+    source, dest, trigger = get("from"), get("to"), get("trigger")
+    generation, effect_key, attempt = get("generation"), get("effect_key"), get("attempt")
+    if not (
+        record.schema <= ev.SCHEMA
+        and type(source) is str
+        and type(dest) is str
+        and type(trigger) is str
+        and type(generation) is int
+        and (effect_key is None or type(effect_key) is str)
+        and (attempt is None or type(attempt) is int)
+    ):
+        facts = ev.parse_transition(record)  # the error naming the field, or its values
+        source, dest, trigger = facts.source, facts.dest, facts.trigger
+        generation, effect_key, attempt = facts.generation, facts.effect_key, facts.attempt
+    if source != state.state:
         raise FoldError(
-            record.position, f"transition from {facts.source!r} but the state is {state.state!r}"
+            record.position, f"transition from {source!r} but the state is {state.state!r}"
         )
     try:
-        dest = next_state(facts.source, facts.trigger)
+        found = destination(source, trigger)
     except FsmError as bad:
         raise FoldError(record.position, str(bad)) from None
-    if dest != facts.dest:
+    if found != dest:
         raise FoldError(
-            record.position, f"{facts.trigger!r} leads to {dest!r}, the journal says {facts.dest!r}"
+            record.position, f"{trigger!r} leads to {found!r}, the journal says {dest!r}"
         )
     changes = _transition_changes(
         state,
-        dest=dest,
-        trigger=facts.trigger,
-        generation=facts.generation,
-        effect_key=facts.effect_key,
-        attempt=facts.attempt,
+        dest=found,
+        trigger=trigger,
+        generation=generation,
+        effect_key=effect_key,
+        attempt=attempt,
     )
     changes["version"] = version
     return evolve_state(state, changes)
@@ -171,49 +226,112 @@ def _transition_changes(
     return changes
 
 
-def _effect(state: ResourceState, record: Record, version: int) -> ResourceState:
-    fact = ev.parse_effect(record)
-    current = state.effect(fact.key)
-    is_new = current is None
-    if current is None:
-        if record.type != ev.EFFECT_STARTED:
-            raise FoldError(record.position, f"{record.type} for {fact.key!r} that never started")
-        parts = parse_key(fact.key)
-        current = EffectRecord(
-            key=fact.key, name=fact.name, generation=-1 if parts is None else parts.generation
-        )
-    changes: dict[str, Any] = {"version": version}
-    if record.type == ev.EFFECT_STARTED:
-        updated = evolve_effect(
-            current,
-            {
-                "attempts": max(current.attempts + 1, fact.attempt),
-                "outcome": PENDING_OUTCOME,
-                "retry_at": None,
-            },
-        )
-        if fact.name == PROVISION:
-            changes["cleanup_needed"] = True
-    elif record.type == ev.EFFECT_SUCCEEDED:
-        updated = evolve_effect(
-            current, {"outcome": SUCCEEDED, "last_error": None, "retry_at": None}
-        )
-    elif record.type == ev.EFFECT_FAILED:
-        error = f"{fact.error_class}: {fact.message}"
-        updated = evolve_effect(
-            current,
-            {
-                "outcome": FAILED_OUTCOME,
-                "retryable": fact.retryable,
-                "gave_up": fact.gave_up,
-                "last_error": error,
-            },
-        )
-        changes["last_error"] = error
-    else:  # RetryScheduled
-        updated = evolve_effect(current, {"retry_at": record.at.timestamp() + fact.delay})
-    if is_new:
-        changes["effects"] = (*state.effects, updated)
+def _effect_facts(record: Record) -> tuple[str, str, int]:
+    """The key, name and attempt of an effect record, checked as `ev.parse_effect` does."""
+    get = record.data.get
+    key, attempt, name = get("key"), get("attempt"), get("name")
+    if (
+        record.schema <= ev.SCHEMA
+        and type(key) is str
+        and type(attempt) is int
+        and type(name) is str
+    ):
+        return key, name, attempt
+    fact = ev.parse_effect(record)  # the error naming the field, or its values
+    return fact.key, fact.name, fact.attempt
+
+
+def _effect_index(state: ResourceState, key: str) -> int:
+    """Where `key`'s record is in `state.effects`, or -1."""
+    for index, effect in enumerate(state.effects):
+        if effect.key == key:
+            return index
+    return -1
+
+
+def _with_effect(
+    state: ResourceState, index: int, updated: EffectRecord, changes: dict[str, Any]
+) -> ResourceState:
+    """The state with effect `index` (-1: a new one, appended) replaced by `updated`."""
+    effects = state.effects
+    if index < 0:
+        changes["effects"] = (*effects, updated)
     else:
-        changes["effects"] = tuple(updated if r.key == fact.key else r for r in state.effects)
+        changes["effects"] = (*effects[:index], updated, *effects[index + 1 :])
     return evolve_state(state, changes)
+
+
+def _started_effect(state: ResourceState, record: Record, key: str) -> tuple[int, EffectRecord]:
+    """The index and record of `key`; Errors: `FoldError` when it never started."""
+    index = _effect_index(state, key)
+    if index < 0:
+        raise FoldError(record.position, f"{record.type} for {key!r} that never started")
+    return index, state.effects[index]
+
+
+def _effect_started(state: ResourceState, record: Record, version: int) -> ResourceState:
+    key, name, attempt = _effect_facts(record)
+    index = _effect_index(state, key)
+    if index < 0:
+        parts = parse_key(key)
+        current = EffectRecord(
+            key=key, name=name, generation=-1 if parts is None else parts.generation
+        )
+    else:
+        current = state.effects[index]
+    updated = evolve_effect(
+        current,
+        {
+            "attempts": max(current.attempts + 1, attempt),
+            "outcome": PENDING_OUTCOME,
+            "retry_at": None,
+        },
+    )
+    changes: dict[str, Any] = {"version": version}
+    if name == PROVISION:
+        changes["cleanup_needed"] = True
+    return _with_effect(state, index, updated, changes)
+
+
+def _effect_succeeded(state: ResourceState, record: Record, version: int) -> ResourceState:
+    key, _name, _attempt = _effect_facts(record)
+    index, current = _started_effect(state, record, key)
+    updated = evolve_effect(current, {"outcome": SUCCEEDED, "last_error": None, "retry_at": None})
+    return _with_effect(state, index, updated, {"version": version})
+
+
+def _effect_failed(state: ResourceState, record: Record, version: int) -> ResourceState:
+    fact = ev.parse_effect(record)
+    index, current = _started_effect(state, record, fact.key)
+    error = f"{fact.error_class}: {fact.message}"
+    updated = evolve_effect(
+        current,
+        {
+            "outcome": FAILED_OUTCOME,
+            "retryable": fact.retryable,
+            "gave_up": fact.gave_up,
+            "last_error": error,
+        },
+    )
+    return _with_effect(state, index, updated, {"version": version, "last_error": error})
+
+
+def _retry_scheduled(state: ResourceState, record: Record, version: int) -> ResourceState:
+    fact = ev.parse_effect(record)
+    index, current = _started_effect(state, record, fact.key)
+    updated = evolve_effect(current, {"retry_at": record.at.timestamp() + fact.delay})
+    return _with_effect(state, index, updated, {"version": version})
+
+
+STEPS: Final[Mapping[str, Step]] = {
+    **{kind: _noted for kind in ev.EVENT_TYPES},
+    ev.OBSERVED: _observed,
+    ev.TRANSITION_TAKEN: _transition,
+    ev.EFFECT_STARTED: _effect_started,
+    ev.EFFECT_SUCCEEDED: _effect_succeeded,
+    ev.EFFECT_FAILED: _effect_failed,
+    ev.RETRY_SCHEDULED: _retry_scheduled,
+    ev.HEALING_APPLIED: _healing_applied,
+}
+"""The step of each known event type; a type not here is skipped (`_skipped`). A new
+type adds its step here (and its parser to `engine.fsm.events`)."""

@@ -26,7 +26,7 @@ def interned_state(name: str) -> str:
         raise UnknownState(name) from None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class EffectRecord:
     """What the journal says about one effect key.
 
@@ -51,7 +51,7 @@ class EffectRecord:
         return self.outcome == FAILED_OUTCOME and (self.gave_up or not self.retryable)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ResourceState:
     """The state of one resource, folded from its journal stream (see `fold`).
 
@@ -105,29 +105,41 @@ class ResourceState:
         return min(deadlines) if deadlines else None
 
 
-_STATE_FIELDS: Final = tuple(f.name for f in fields(ResourceState))
-_EFFECT_FIELDS: Final = tuple(f.name for f in fields(EffectRecord))
 _new = object.__new__
 _set = object.__setattr__
+# Both classes keep their fields in an instance `__dict__` (no slots): a copy with some
+# fields changed is then one dict copy and update in C, the fold's hot path (a slotted
+# copy sets every field through `object.__setattr__`, several times slower).
 
 
 def evolve_state(state: ResourceState, changes: Mapping[str, Any]) -> ResourceState:
-    """`dataclasses.replace(state, **changes)`, about three times faster (fold's hot path).
+    """`dataclasses.replace(state, **changes)`, several times faster (fold's hot path).
 
     Assumption: `changes` names fields of `ResourceState` with values of their types
     (fold's own callers; there is no `__post_init__` to run).
     """
+    values = state.__dict__.copy()
+    values.update(changes)
     new: ResourceState = _new(ResourceState)
-    for name in _STATE_FIELDS:
-        _set(new, name, changes[name] if name in changes else getattr(state, name))
+    _set(new, "__dict__", values)
+    return new
+
+
+def with_version(state: ResourceState, version: int) -> ResourceState:
+    """`evolve_state(state, {"version": version})`: a record that changes nothing else."""
+    values = state.__dict__.copy()
+    values["version"] = version
+    new: ResourceState = _new(ResourceState)
+    _set(new, "__dict__", values)
     return new
 
 
 def evolve_effect(record: EffectRecord, changes: Mapping[str, Any]) -> EffectRecord:
     """`dataclasses.replace(record, **changes)`, faster; as `evolve_state`."""
+    values = record.__dict__.copy()
+    values.update(changes)
     new: EffectRecord = _new(EffectRecord)
-    for name in _EFFECT_FIELDS:
-        _set(new, name, changes[name] if name in changes else getattr(record, name))
+    _set(new, "__dict__", values)
     return new
 
 

@@ -19,9 +19,8 @@ from pathlib import Path
 from engine.journal import opening
 from engine.journal.archive import next_segment, write_segment
 from engine.journal.codec import Row, snapshot_checksum
-from engine.journal.files import acquire_writer_lock
+from engine.journal.files import acquire_writer_lock, sqlite_uri
 from engine.journal.schema import COLUMNS
-from engine.journal.sqlite import sqlite_uri
 
 TABLES = (
     "CREATE TABLE IF NOT EXISTS chain_links (position INTEGER PRIMARY KEY, checksum TEXT NOT NULL)",

@@ -10,6 +10,7 @@ import fcntl
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from engine.journal.errors import JournalLocked, JournalUnavailable
 
@@ -139,3 +140,18 @@ def tighten_sidecars(path: Path) -> None:
             os.chmod(sidecar, FILE_MODE)
         except FileNotFoundError:
             continue
+
+
+def sqlite_uri(path: Path, *, readonly: bool) -> str:
+    """The SQLite URI of `path`.
+
+    A reader of a WAL file needs to create its `-shm`; where the directory is read-only
+    and no `-wal` holds data, the file cannot change under us, so it is opened immutable.
+    """
+    absolute = os.path.abspath(path)
+    uri = f"file:{quote(absolute)}?mode={'ro' if readonly else 'rw'}"
+    if readonly and not os.access(os.path.dirname(absolute), os.W_OK):
+        wal = absolute + "-wal"
+        if not os.path.exists(wal) or os.path.getsize(wal) == 0:
+            uri += "&immutable=1"
+    return uri

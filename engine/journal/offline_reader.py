@@ -8,8 +8,9 @@ whole log in position order, or one stream through the `(stream, stream_version)
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,13 +18,13 @@ from engine.journal import opening, schema
 from engine.journal.batch import Head
 from engine.journal.codec import GENESIS
 from engine.journal.errors import CorruptJournal, JournalUnavailable
-from engine.journal.files import check_readable
+from engine.journal.files import check_readable, sqlite_uri
 from engine.journal.record import Record
 from engine.journal.row_decoder import RowDecoder
-from engine.journal.sqlite import sqlite_uri
 
 _T = TypeVar("_T")
 BATCH = 5_000
+CHECK_BATCH = 20_000
 _ROW = (
     "SELECT r.position, r.stream, r.stream_version, r.type, r.schema, r.at, r.data, "
     "r.idempotency_key, r.trace_id, r.span_id, r.term, r.checksum, p.checksum "
@@ -245,13 +246,14 @@ class OfflineReader:
         """The live records of `stream` in version order, verified (one index lookup)."""
         rows = self.query(SELECT_ONE_STREAM, (stream,))
         expected = self.cuts().get(stream, 0) + 1
+        verified = self._decoder.verified
         records = []
-        decode = self._decoder.verified
         for row in rows:
             if row[2] != expected:
                 raise CorruptJournal(self._where, f"{stream} version {expected} is missing")
             expected += 1
-            records.append(decode(self._previous(row), row[:12]))
+            previous = row[12]  # the predecessor's checksum, joined by position
+            records.append(verified(self._previous(row) if previous is None else previous, row))
         return records
 
     def open_runs(self, names: Sequence[str]) -> list[str]:
@@ -266,14 +268,35 @@ class OfflineReader:
         """The live records of the given types, in position order, verified."""
         marks = ", ".join("?" * len(types))
         rows = self.query(SELECT_TYPES.format(marks), tuple(types))
-        return [self._decoder.verified(self._previous(row), row[:12]) for row in rows]
+        return [self._decoder.verified(self._previous(row), row) for row in rows]
 
     def read_all(self, *, batch_size: int = BATCH) -> Iterator[Record]:
         """Every live record in position order, verified; a gap is allowed only where a
         compaction recorded the archived predecessor's checksum."""
         decode = self._decoder.verified
-        for previous, row in self.rows_with_previous(batch_size=batch_size):
-            yield decode(previous, row)
+        position, previous = 0, GENESIS
+        for rows in self.row_batches(batch_size=batch_size):
+            for row in rows:
+                if row[0] != position + 1:
+                    previous = self._linked(position, row[0])
+                position = row[0]
+                yield decode(previous, row)
+                previous = row[11]
+
+    def row_batches(
+        self, *, batch_size: int = CHECK_BATCH
+    ) -> Generator[list[tuple[Any, ...]], None, None]:
+        """Every live stored row in position order, in lists of `batch_size`, unverified
+        (`RowDecoder.check_chain` verifies them)."""
+        cursor = self._connection.execute(f"SELECT {schema.COLUMNS} FROM records ORDER BY position")
+        try:
+            while rows := cursor.fetchmany(batch_size):
+                yield rows
+        except sqlite3.Error as failure:
+            raise opening.translate_error(self.path, failure) from None
+        finally:
+            with contextlib.suppress(sqlite3.ProgrammingError):  # the reader closed first
+                cursor.close()
 
     def rows_with_previous(
         self, *, batch_size: int = BATCH
@@ -281,24 +304,21 @@ class OfflineReader:
         """Every live stored row in position order, with the checksum it must chain to
         (not yet verified: the caller verifies, see `RowDecoder`)."""
         position, previous = 0, GENESIS
-        links = self.links()
-        where = self._where
-        cursor = self._connection.execute(f"SELECT {schema.COLUMNS} FROM records ORDER BY position")
-        try:
-            while rows := cursor.fetchmany(batch_size):
-                for row in rows:
-                    if row[0] != position + 1:
-                        linked = links.get(row[0] - 1)
-                        if linked is None:
-                            raise CorruptJournal(where, "a record is missing", position + 1)
-                        previous = linked
-                    position = row[0]
-                    yield previous, row
-                    previous = row[11]
-        except sqlite3.Error as failure:
-            raise opening.translate_error(self.path, failure) from None
-        finally:
-            cursor.close()
+        for rows in self.row_batches(batch_size=batch_size):
+            for row in rows:
+                if row[0] != position + 1:
+                    previous = self._linked(position, row[0])
+                position = row[0]
+                yield previous, row
+                previous = row[11]
+
+    def _linked(self, position: int, after_gap: int) -> str:
+        """The archived checksum `after_gap` chains to, after live `position`.
+        Errors: `CorruptJournal` when no compaction recorded it (a record is missing)."""
+        linked = self.links().get(after_gap - 1)
+        if linked is None:
+            raise CorruptJournal(self._where, "a record is missing", position + 1)
+        return linked
 
     def _previous(self, row: Sequence[Any]) -> str:
         if row[0] == 1:
@@ -316,13 +336,17 @@ class OfflineReader:
         except sqlite3.Error as failure:
             raise opening.translate_error(self.path, failure) from None
 
-    def query_optional(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
-        """Rows of a compaction table; none when the journal was never compacted."""
+    def _compacted(self) -> bool:
+        """Whether the journal holds any of the tables a compaction creates."""
         if self._tables is None:
             self._tables = {
                 row[0] for row in self.query("SELECT name FROM sqlite_master WHERE type = 'table'")
             }
-        if not self._tables & {"chain_links", "stream_cuts", "archive_segments"}:
+        return bool(self._tables & {"chain_links", "stream_cuts", "archive_segments"})
+
+    def query_optional(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
+        """Rows of a compaction table; none when the journal was never compacted."""
+        if not self._compacted():
             return []
         try:
             return self._connection.execute(sql, parameters).fetchall()

@@ -36,9 +36,12 @@ class NewEvent:
     span_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Record:
-    """A committed journal record (docs/journal.md describes every column)."""
+    """A committed journal record (docs/journal.md describes every column).
+
+    Its fields live in an instance dict (no slots), so a reader of a whole journal can
+    make one by setting that dict in one step (`engine.journal.row_decoder`)."""
 
     position: int
     stream: str

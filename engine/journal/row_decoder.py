@@ -1,7 +1,7 @@
 """Verifying and decoding stored rows at full speed, for reads of a whole journal.
 
 The same checksum over the same bytes as `codec` (tested against it); `data` decoded
-by orjson, except where orjson could read it differently from the stdlib (an integer
+by orjson, and by the stdlib wherever orjson could read it differently (an integer
 beyond 64 bits, which orjson turns into a float; what orjson refuses, such as a lone
 surrogate), so the `Record`s are exactly those of `codec.verified_record`.
 """
@@ -9,7 +9,7 @@ surrogate), so the `Record`s are exactly those of `codec.verified_record`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from hashlib import sha256
 from typing import Any
@@ -20,6 +20,10 @@ from engine.journal.errors import CorruptJournal
 from engine.journal.record import Record
 
 _NONE = "\x01"
+_AT_CACHE = 4096
+"""How many `at` texts a decoder keeps parsed (the records of one commit share theirs)."""
+_new = object.__new__
+_set = object.__setattr__
 
 
 def decode_data(text: str) -> Any:
@@ -38,21 +42,92 @@ def decode_data(text: str) -> Any:
     return json.loads(text)
 
 
+def checksum(previous: str, row: Sequence[Any]) -> str:
+    """The sha256 (hex) a stored row must carry after `previous`: `codec`'s, over the
+    NUL-joined text of its columns (None as \\x01), `data` last, as stored."""
+    position, stream, version, type_, schema, at, data, key, trace, span, term = row[:11]
+    text = "\x00".join(
+        (
+            previous,
+            str(position),
+            stream,
+            str(version),
+            type_,
+            str(schema),
+            at,
+            _NONE if key is None else key,
+            _NONE if trace is None else trace,
+            _NONE if span is None else span,
+            str(term),
+            data,
+        )
+    )
+    return sha256(text.encode()).hexdigest()
+
+
 class RowDecoder:
     """Turns stored rows of the journal `where` into verified `Record`s.
 
-    Remembers the last `at` text it parsed: the records of one commit share it.
+    A row is the twelve stored columns in `schema.COLUMNS` order (more are ignored).
+    Keeps the `at` texts it parsed: the records of one commit share theirs.
     """
 
     def __init__(self, where: str) -> None:
         self._where = where
-        self._at_text = ""
-        self._at: datetime | None = None
+        self._moments: dict[str, datetime] = {}
 
     def check(self, previous: str, row: Sequence[Any]) -> None:
         """Raise `CorruptJournal` unless `row`'s checksum chains to `previous`."""
-        position, stream, version, type_, schema, at, data, key, trace, span, term, digest = row
-        text = "\x00".join(
+        if checksum(previous, row) != row[11]:
+            raise CorruptJournal(self._where, "the record's checksum does not match", row[0])
+
+    def check_chain(
+        self, batches: Iterable[Sequence[Sequence[Any]]], *, previous: str, position: int
+    ) -> tuple[str, int]:
+        """Check rows that follow `position` (checksum `previous`) with no gap, in
+        position order, given in batches; return the last checksum and position.
+
+        One tight loop over the stored text (the `checksum` of every row, inlined).
+        Errors: `CorruptJournal` for a gap ("a record is missing") or a bad checksum."""
+        where = self._where
+        join = "\x00".join
+        for rows in batches:
+            for row in rows:
+                number, stream, version, type_, schema, at, data, key, trace, span, term, digest = (
+                    row
+                )
+                if number != position + 1:
+                    raise CorruptJournal(where, "a record is missing", position + 1)
+                text = join(
+                    (
+                        previous,
+                        str(number),
+                        stream,
+                        str(version),
+                        type_,
+                        str(schema),
+                        at,
+                        _NONE if key is None else key,
+                        _NONE if trace is None else trace,
+                        _NONE if span is None else span,
+                        str(term),
+                        data,
+                    )
+                )
+                if sha256(text.encode()).hexdigest() != digest:
+                    raise CorruptJournal(where, "the record's checksum does not match", number)
+                previous, position = digest, number
+        return previous, position
+
+    def verified(self, previous: str, row: Sequence[Any]) -> Record:
+        """The `Record` of `row` once its checksum is checked against `previous`.
+
+        Errors: `CorruptJournal` naming the position (bad checksum, undecodable row).
+        """
+        position, stream, version, type_, schema, at, data, key, trace, span, term, digest = row[
+            :12
+        ]
+        text = "\x00".join(  # `checksum`, inlined: once a record of every whole-journal read
             (
                 previous,
                 str(position),
@@ -70,33 +145,38 @@ class RowDecoder:
         )
         if sha256(text.encode()).hexdigest() != digest:
             raise CorruptJournal(self._where, "the record's checksum does not match", position)
-
-    def verified(self, previous: str, row: Sequence[Any]) -> Record:
-        """The `Record` of `row` once its checksum is checked against `previous`.
-
-        Errors: `CorruptJournal` naming the position (bad checksum, undecodable row).
-        """
-        self.check(previous, row)
         try:
-            at_text = row[5]
-            if at_text != self._at_text:
-                self._at, self._at_text = datetime.fromisoformat(at_text), at_text
-            assert self._at is not None
-            return Record(
-                row[0],
-                row[1],
-                row[2],
-                row[3],
-                row[4],
-                self._at,
-                decode_data(row[6]),
-                row[7],
-                row[8],
-                row[9],
-                row[10],
-                row[11],
+            moment = self._moments.get(at)
+            if moment is None:
+                moment = self._moment(at)
+            record: Record = _new(Record)
+            # a Record keeps its fields in its instance dict (see `Record`): set at once
+            _set(
+                record,
+                "__dict__",
+                {
+                    "position": position,
+                    "stream": stream,
+                    "stream_version": version,
+                    "type": type_,
+                    "schema": schema,
+                    "at": moment,
+                    "data": decode_data(data),
+                    "idempotency_key": key,
+                    "trace_id": trace,
+                    "span_id": span,
+                    "term": term,
+                    "checksum": digest,
+                },
             )
+            return record
         except ValueError as bad:
             raise CorruptJournal(
-                self._where, f"the record does not decode ({bad})", row[0]
+                self._where, f"the record does not decode ({bad})", position
             ) from None
+
+    def _moment(self, at: str) -> datetime:
+        if len(self._moments) >= _AT_CACHE:
+            self._moments.clear()
+        moment = self._moments[at] = datetime.fromisoformat(at)
+        return moment

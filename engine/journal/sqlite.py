@@ -16,7 +16,6 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
-from urllib.parse import quote
 
 import aiosqlite
 
@@ -42,6 +41,7 @@ from engine.journal.files import (
     acquire_writer_lock,
     check_readable,
     prepare_writable,
+    sqlite_uri,
     tighten_sidecars,
 )
 from engine.journal.group_commit import GroupCommit, Outcome
@@ -460,18 +460,3 @@ async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
         uri=True,
         isolation_level=None if readonly else "IMMEDIATE",
     )
-
-
-def sqlite_uri(path: Path, *, readonly: bool) -> str:
-    """The SQLite URI of `path`.
-
-    A reader of a WAL file needs to create its `-shm`; where the directory is read-only
-    and no `-wal` holds data, the file cannot change under us, so it is opened immutable.
-    """
-    absolute = os.path.abspath(path)
-    uri = f"file:{quote(absolute)}?mode={'ro' if readonly else 'rw'}"
-    if readonly and not os.access(os.path.dirname(absolute), os.W_OK):
-        wal = absolute + "-wal"
-        if not os.path.exists(wal) or os.path.getsize(wal) == 0:
-            uri += "&immutable=1"
-    return uri

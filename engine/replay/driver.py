@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.fsm.state import ResourceState, from_snapshot
-from engine.journal.archive_index import ArchiveIndex
 from engine.journal.codec import encode_at
 from engine.journal.offline_reader import OfflineReader
 from engine.journal.record import Record
@@ -24,6 +24,9 @@ from engine.replay.timeline import (
     Window,
     stream_timeline,
 )
+
+if TYPE_CHECKING:
+    from engine.journal.archive_index import ArchiveIndex
 
 
 class UnknownResource(LookupError):
@@ -61,8 +64,12 @@ class StreamHistory:
 
     def __init__(self, path: Path, *, archive: Sequence[Path] = ()) -> None:
         self.reader = OfflineReader.open(path)
+        self.archive: ArchiveIndex | None = None
         try:
-            self.archive = ArchiveIndex.build(archive, self.reader) if archive else None
+            if archive:  # imported only then (gzip and the archive's index)
+                from engine.journal.archive_index import ArchiveIndex
+
+                self.archive = ArchiveIndex.build(archive, self.reader)
         except BaseException:
             self.reader.close()
             raise

@@ -74,44 +74,33 @@ def _value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-_ROW = (
-    '    {{\n     "at": {},\n     "attempt": {},\n     "effect": {},\n     "event": {},\n'
-    '     "from": {},\n     "key": {},\n     "outcome": {},\n     "position": {},\n'
-    '     "to": {},\n     "trace_id": {},\n     "trigger": {},\n     "version": {}\n    }}'
-)
-
-
-def _text_or_null(value: str | None) -> str:
-    return "null" if value is None else encode_basestring(value)
-
-
-def _int_or_null(value: int | None) -> str:
-    return "null" if value is None else int.__repr__(value)
-
-
 def _row_text(row: TimelineRow) -> str:
-    # each field's type is known (`TimelineRow`), so each goes straight to its encoder
+    # each field's type is known (`TimelineRow`), so each goes straight to its encoder;
+    # one f-string, keys in sorted order, as `json.dumps(sort_keys=True, indent=1)` nests
+    # a row four levels deep
     text = encode_basestring
-    return _ROW.format(
-        text(row.at),
-        _int_or_null(row.attempt),
-        _text_or_null(row.effect),
-        text(row.event),
-        text(row.source),
-        _text_or_null(row.key),
-        text(row.outcome),
-        int.__repr__(row.position),
-        text(row.dest),
-        _text_or_null(row.trace_id),
-        _text_or_null(row.trigger),
-        int.__repr__(row.version),
+    attempt, effect, key = row.attempt, row.effect, row.key
+    trace, trigger = row.trace_id, row.trigger
+    return (
+        f'    {{\n     "at": {text(row.at)},\n'
+        f'     "attempt": {"null" if attempt is None else int.__repr__(attempt)},\n'
+        f'     "effect": {"null" if effect is None else text(effect)},\n'
+        f'     "event": {text(row.event)},\n'
+        f'     "from": {text(row.source)},\n'
+        f'     "key": {"null" if key is None else text(key)},\n'
+        f'     "outcome": {text(row.outcome)},\n'
+        f'     "position": {int.__repr__(row.position)},\n'
+        f'     "to": {text(row.dest)},\n'
+        f'     "trace_id": {"null" if trace is None else text(trace)},\n'
+        f'     "trigger": {"null" if trigger is None else text(trigger)},\n'
+        f'     "version": {int.__repr__(row.version)}\n    }}'
     )
 
 
 def _resource_text(timeline: StreamTimeline) -> str:
     resource = timeline.resource
     if timeline.rows:
-        rows = "[\n" + ",\n".join(_row_text(row) for row in timeline.rows) + "\n   ]"
+        rows = "[\n" + ",\n".join([_row_text(row) for row in timeline.rows]) + "\n   ]"
     else:
         rows = "[]"
     fields = (

@@ -131,12 +131,10 @@ def table_text(timeline: StreamTimeline, *, width: int = DEFAULT_WIDTH) -> str:
     """One resource's titled table, every line at most `max(width, MIN_WIDTH)` cells."""
     width = max(width, MIN_WIDTH)
     rows = [row_cells(row) for row in timeline.rows]
-    sizes = [_sizes(cells) for cells in rows]
+    measured = [_measure(cells) for cells in rows]
+    sizes = [row_sizes for row_sizes, _ascii in measured]
     header_sizes = _sizes(HEADERS)
-    natural = [
-        max(header_sizes[index], max((row[index] for row in sizes), default=0)) + PADDING
-        for index in range(len(HEADERS))
-    ]
+    natural = [max(column) + PADDING for column in zip(header_sizes, *sizes, strict=True)]
     available = width - BORDERS
     widths = column_widths([min(size, available) for size in natural], available)
     inner = [w - PADDING for w in widths]
@@ -151,13 +149,17 @@ def table_text(timeline: StreamTimeline, *, width: int = DEFAULT_WIDTH) -> str:
     parts.append(_rule(widths, "┏", "━", "┳", "┓"))
     parts.extend(_row_lines(HEADERS, header_sizes, widths, bar="┃", bottom=True))
     parts.append(_rule(widths, "┡", "━", "╇", "┩"))
-    for cells, row_sizes in zip(rows, sizes, strict=True):
-        if all(size <= room for size, room in zip(row_sizes, inner, strict=True)):
-            spaced = " │ ".join(
-                f"{text}{' ' * (room - size)}"
-                for text, size, room in zip(cells, row_sizes, inner, strict=True)
-            )
-            parts.append(f"│ {spaced} │\n")
+    pad = str.ljust
+    for cells, (row_sizes, plain) in zip(rows, measured, strict=True):
+        if all(map(int.__le__, row_sizes, inner)):
+            if plain:  # a character a cell: padding to a length pads to a width
+                parts.append(f"│ {' │ '.join(map(pad, cells, inner))} │\n")
+            else:
+                spaced = " │ ".join(
+                    f"{text}{' ' * (room - size)}"
+                    for text, size, room in zip(cells, row_sizes, inner, strict=True)
+                )
+                parts.append(f"│ {spaced} │\n")
         else:
             parts.extend(_row_lines(cells, row_sizes, widths, bar="│"))
     parts.append(_rule(widths, "└", "─", "┴", "┘"))
@@ -166,9 +168,14 @@ def table_text(timeline: StreamTimeline, *, width: int = DEFAULT_WIDTH) -> str:
 
 def _sizes(cells: Sequence[str]) -> list[int]:
     """The cells' widths in terminal cells."""
+    return _measure(cells)[0]
+
+
+def _measure(cells: Sequence[str]) -> tuple[list[int], bool]:
+    """The cells' widths in terminal cells, and whether they are all ASCII."""
     if "".join(cells).isascii():
-        return [len(text) for text in cells]
-    return [cell_width(text) for text in cells]
+        return list(map(len, cells)), True
+    return [cell_width(text) for text in cells], False
 
 
 def table_chunks(

@@ -7,9 +7,11 @@ live engine folded. Deterministic: the same records give the same rows, byte for
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
+from typing import Any, Final
 
 from engine.fsm import events as ev
 from engine.fsm.fold import apply
@@ -20,6 +22,8 @@ from engine.journal.record import Record
 from engine.webhooks.decisions import describe as describe_webhook_record
 
 INITIAL = ResourceState()
+_new = object.__new__
+_set = object.__setattr__
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +49,11 @@ class ResourceId:
         return f"{self.namespace}/{self.name}" if self.namespace else self.name
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TimelineRow:
     """One record as a timeline line. `source`/`dest` are the states before and after
-    (for `TransitionTaken`, the transition's own); `outcome` is a short plain phrase."""
+    (for `TransitionTaken`, the transition's own); `outcome` is a short plain phrase.
+    (Its fields are its instance dict: a replay makes one per record, with `_row`.)"""
 
     position: int
     version: int
@@ -162,21 +167,24 @@ def stream_timeline(
     state = start
     rows: list[TimelineRow] = []
     count = 0
-    moment: datetime | None = None
-    moment_text = ""
+    every = window.since_position is None and window.since_time is None
     for record in records:
         if stop is not None and record.position >= stop:
             break
         before = state
         state = apply(before, record)
         count += 1
-        if not window.before_start(record):
-            if record.at is not moment:  # records of one commit share their time
-                moment, moment_text = record.at, encode_at(record.at)
-            rows.append(row_of(record, before, state, at=moment_text))
+        if every or not window.before_start(record):
+            rows.append(row_of(record, before, state, at=_at_text(record.at)))
     if not count:
         return None
     return StreamTimeline(resource, tuple(rows), state, count)
+
+
+@lru_cache(maxsize=4096)
+def _at_text(at: datetime) -> str:
+    """`encode_at`, remembered: the records of one commit share their time."""
+    return encode_at(at)
 
 
 def build_timeline(
@@ -196,56 +204,117 @@ def row_of(
 ) -> TimelineRow:
     """The timeline row of `record`, folded from `before` to `after`; `at`, when given,
     is `record.at` already encoded."""
-    source, dest = before.state, after.state
-    trigger = effect = key = None
-    attempt: int | None = None
     kind = record.type
     data = record.data
+    text = encode_at(record.at) if at is None else at
     # `apply` has folded this record, so its payload passed the event parsers' checks:
-    # the common types are read directly (the parsers' values, without a second parse)
+    # the fields are read directly (the parsers' values, without a second parse)
     if kind == ev.TRANSITION_TAKEN:
-        source, dest, trigger = data["from"], data["to"], data["trigger"]
-        outcome = trigger
-        key, attempt = data.get("effect_key"), data.get("attempt")
-    elif kind == ev.EFFECT_STARTED or kind == ev.EFFECT_SUCCEEDED:
-        key, attempt = data["key"], data["attempt"]
-        known = after.effect(key)
-        effect = data["name"] or (known.name if known is not None else None)
-        outcome = "started" if kind == ev.EFFECT_STARTED else "succeeded"
-    elif kind in ev.EFFECT_TYPES:
-        fact = ev.parse_effect(record)
-        key, attempt = fact.key, fact.attempt
-        known = after.effect(fact.key)
-        effect = fact.name or (known.name if known is not None else None)
-        outcome = _effect_outcome(fact)
-    else:
-        outcome = _other_outcome(record)
-    return TimelineRow(
-        position=record.position,
-        version=record.stream_version,
-        at=encode_at(record.at) if at is None else at,
-        event=kind,
-        source=source,
-        dest=dest,
-        trigger=trigger,
-        effect=effect,
-        key=key,
-        attempt=attempt,
-        outcome=outcome,
-        trace_id=record.trace_id,
+        trigger = data["trigger"]
+        return _row(
+            record.position,
+            record.stream_version,
+            text,
+            kind,
+            data["from"],
+            data["to"],
+            trigger,
+            None,
+            data.get("effect_key"),
+            data.get("attempt"),
+            trigger,
+            record.trace_id,
+        )
+    if kind in _EFFECT_OUTCOMES:
+        key = data["key"]
+        # a RetryScheduled names no effect: the effect's own record does
+        effect = (None if kind == ev.RETRY_SCHEDULED else data["name"]) or _effect_name(after, key)
+        return _row(
+            record.position,
+            record.stream_version,
+            text,
+            kind,
+            before.state,
+            after.state,
+            None,
+            effect,
+            key,
+            data["attempt"],
+            _EFFECT_OUTCOMES[kind](data),
+            record.trace_id,
+        )
+    return _row(
+        record.position,
+        record.stream_version,
+        text,
+        kind,
+        before.state,
+        after.state,
+        None,
+        None,
+        None,
+        None,
+        _other_outcome(record),
+        record.trace_id,
     )
 
 
-def _effect_outcome(fact: ev.EffectOutcome) -> str:
-    if fact.type == ev.EFFECT_STARTED:
-        return "started"
-    if fact.type == ev.EFFECT_SUCCEEDED:
-        return "succeeded"
-    if fact.type == ev.RETRY_SCHEDULED:
-        return f"retry in {fact.delay:.3f}s"
-    kind = "gave up" if fact.gave_up else ("retryable" if fact.retryable else "permanent")
-    failed = f"failed \u00d7{fact.repeated}" if fact.repeated else "failed"  # a collapsed run
-    return f"{failed} ({kind}): {fact.error_class}: {fact.message}"
+def _row(
+    position: int,
+    version: int,
+    at: str,
+    event: str,
+    source: str,
+    dest: str,
+    trigger: str | None,
+    effect: str | None,
+    key: str | None,
+    attempt: int | None,
+    outcome: str,
+    trace_id: str | None,
+) -> TimelineRow:
+    """`TimelineRow(...)` in one step: its instance dict set at once (no frozen setattr)."""
+    row: TimelineRow = _new(TimelineRow)
+    _set(
+        row,
+        "__dict__",
+        {
+            "position": position,
+            "version": version,
+            "at": at,
+            "event": event,
+            "source": source,
+            "dest": dest,
+            "trigger": trigger,
+            "effect": effect,
+            "key": key,
+            "attempt": attempt,
+            "outcome": outcome,
+            "trace_id": trace_id,
+        },
+    )
+    return row
+
+
+def _effect_name(state: ResourceState, key: str) -> str | None:
+    known = state.effect(key)
+    return known.name if known is not None else None
+
+
+def _failed_outcome(data: Mapping[str, Any]) -> str:
+    kind = "gave up" if data["gave_up"] else ("retryable" if data["retryable"] else "permanent")
+    repeated = data.get(ev.REPEATED_FIELD)  # a collapsed run of identical failures
+    failed = f"failed \u00d7{repeated['count']}" if repeated and repeated["count"] else "failed"
+    return f"{failed} ({kind}): {data['error_class']}: {data['message']}"
+
+
+_EFFECT_OUTCOMES: Final[Mapping[str, Callable[[Mapping[str, Any]], str]]] = {
+    ev.EFFECT_STARTED: lambda _data: "started",
+    ev.EFFECT_SUCCEEDED: lambda _data: "succeeded",
+    ev.EFFECT_FAILED: _failed_outcome,
+    ev.RETRY_SCHEDULED: lambda data: f"retry in {data['delay']:.3f}s",
+}
+"""The outcome phrase of each effect record type, from its (folded, so checked) payload."""
 
 
 def _other_outcome(record: Record) -> str:
