@@ -295,6 +295,7 @@ class ShardCoordinator:
             log.warning("lost the Lease of %s (term %d): its keys stop here", shard, hold.term)
             self._count(shard, "lost")
         hold.term = None
+        self._forget(shard)
         if hold.acquiring is not None:
             hold.acquiring.cancel()
 
@@ -310,6 +311,7 @@ class ShardCoordinator:
         except JournalError as refused:
             log.error("not acting for %s under term %d: %s", shard, term, refused)
             return
+        deps.journal.forget_shard(shard)  # whatever an older owner wrote is read afresh
         hold.term = term
         self._count(shard, "acquired")
         log.info("holding %s with term %d", shard, term)
@@ -342,9 +344,14 @@ class ShardCoordinator:
                 await deps.journal.append_fenced(shard_stream(shard), [record], Fence(shard, term))
             self._count(shard, "released")
         hold.term = None
+        self._forget(shard)
         await _cancel(hold.task)  # the elector releases the Lease
         self._holds.pop(shard, None)
         log.info("released %s", shard)
+
+    def _forget(self, shard: str) -> None:
+        if self._deps is not None:
+            self._deps.journal.forget_shard(shard)
 
     def _count(self, shard: str, direction: str) -> None:
         if self._metrics is not None:
