@@ -24,7 +24,7 @@ from engine.journal.errors import FencedOut
 from engine.runtime.reconcile.objects import PrimaryView
 from engine.runtime.reconcile.observations import Observer
 from engine.runtime.sharding.fenced_journal import ShardNotHeld
-from engine.watchers import Change, ChangeType
+from engine.watchers import Change, ChangeOrigin, ChangeType
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,14 @@ class ShardedObserver:
                     await task
 
     def _keep(self, change: Change) -> None:
-        self._view.update(change.obj, exists=change.type is not ChangeType.DELETED)
+        # as the watch delivered it (not `update`, the path of the engine's own write
+        # answers: a key would then await that version, and once its shard was acquired
+        # every later watch event of it would lose to the stale entry)
+        self._view.observed(
+            change.obj,
+            exists=change.type is not ChangeType.DELETED,
+            listed=change.origin is ChangeOrigin.RELIST,
+        )
 
     def _finished(self, key: str, task: asyncio.Task[None]) -> None:
         self._room.release()
