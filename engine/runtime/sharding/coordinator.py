@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.journal.batch import Fence
-from engine.journal.errors import FencedOut, JournalError
+from engine.journal.errors import FencedOut, JournalClosed, JournalError
 from engine.journal.record import NewEvent
 from engine.runtime.queue.work_queue import WorkQueue
 from engine.runtime.queue.worker import Handler, Outcome, Succeeded, run_workers
@@ -306,11 +306,23 @@ class ShardCoordinator:
         record = NewEvent(
             type=SHARD_ACQUIRED, data={"shard": shard, "holder": self.identity, "term": term}
         )
-        try:
-            await deps.journal.append_fenced(shard_stream(shard), [record], Fence(shard, term))
-        except JournalError as refused:
-            log.error("not acting for %s under term %d: %s", shard, term, refused)
-            return
+        delay = self.config.retry_period
+        while True:
+            try:
+                await deps.journal.append_fenced(shard_stream(shard), [record], Fence(shard, term))
+                break
+            except (FencedOut, JournalClosed) as refused:
+                log.error("not acting for %s under term %d: %s", shard, term, refused)
+                return
+            except JournalError as failed:  # the database is away: the Lease is kept meanwhile
+                log.warning(
+                    "could not journal the acquisition of %s (%s); trying again in %gs",
+                    shard,
+                    failed,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.config.lease_duration)
         deps.journal.forget_shard(shard)  # whatever an older owner wrote is read afresh
         hold.term = term
         self._count(shard, "acquired")
@@ -319,10 +331,14 @@ class ShardCoordinator:
         def ours(key: str) -> bool:
             return self.shard_of(key) == shard
 
-        await deps.enqueue_in_flight(ours)
-        for key in deps.cached_keys():
-            if ours(key):
-                deps.queue.add(key)
+        try:
+            await deps.enqueue_in_flight(ours)
+        except Exception as failed:  # the cached keys below are enqueued all the same
+            log.warning("could not list the in-flight effects of %s: %s", shard, failed)
+        keys = [key for key in deps.cached_keys() if ours(key)]
+        for key in keys:
+            deps.queue.add(key)
+        log.info("enqueued the %d cached keys of %s", len(keys), shard)
 
     async def _release(self, shard: str) -> None:
         hold = self._holds.get(shard)
