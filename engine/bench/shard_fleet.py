@@ -115,6 +115,7 @@ class Fleet:
     target: ShardTarget
     timings: FleetTimings
     session: aiohttp.ClientSession
+    apiserver_pid: int = 0
     replicas: dict[str, Replica] = field(default_factory=dict)
 
     async def start(self, name: str, *, env: Mapping[str, str] | None = None) -> Replica:
@@ -249,7 +250,9 @@ async def running_fleet(
         async with ShardTarget(latency=latency) as target, aiohttp.ClientSession() as session:
             api_url = found.group(1)
             await _install_crd(session, api_url)
-            fleet = Fleet(scratch, api_url, kubeconfig, journal_url, target, timings, session)
+            fleet = Fleet(
+                scratch, api_url, kubeconfig, journal_url, target, timings, session, apiserver.pid
+            )
             try:
                 yield fleet
             finally:

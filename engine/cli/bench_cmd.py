@@ -331,6 +331,8 @@ def webhooks(requests: int, rounds: int, concurrency: int, as_json: bool) -> Non
 @click.option("--shards", default=16, show_default=True, help="Shards of the key space.")
 @click.option("--workers", default=32, show_default=True, help="Concurrent reconciles a replica.")
 @click.option("--lease-duration", default=5.0, show_default=True, help="Lease duration (s).")
+@click.option("--rounds", default=1, show_default=True, help="Interleaved rounds of 1, 2, 3.")
+@click.option("--throughput-only", is_flag=True, help="Skip the takeover and the rolling restart.")
 @click.option(
     "--journal-url",
     default=None,
@@ -344,6 +346,8 @@ def scale(
     shards: int,
     workers: int,
     lease_duration: float,
+    rounds: int,
+    throughput_only: bool,
     journal_url: str | None,
     as_json: bool,
 ) -> None:
@@ -359,8 +363,10 @@ def scale(
             "(`make pg` starts a throwaway server)",
             param_hint="--journal-url",
         )
-    if min(resources, shards, workers) < 1 or effect_ms < 0 or lease_duration <= 1:
-        raise click.BadParameter("--resources, --shards, --workers >= 1; --lease-duration > 1")
+    if min(resources, shards, workers, rounds) < 1 or effect_ms < 0 or lease_duration <= 1:
+        raise click.BadParameter(
+            "--resources, --shards, --workers, --rounds >= 1; --lease-duration > 1"
+        )
     from engine.bench.shard_fleet import FleetError, FleetTimings
     from engine.journal.errors import JournalError
 
@@ -376,7 +382,13 @@ def scale(
         with tempfile.TemporaryDirectory(prefix="engine-bench-scale-") as scratch:
             figures = asyncio.run(
                 bench.run_bench(
-                    url, Path(scratch), resources=resources, effect_ms=effect_ms, timings=timings
+                    url,
+                    Path(scratch),
+                    resources=resources,
+                    effect_ms=effect_ms,
+                    timings=timings,
+                    rounds=rounds,
+                    failover=not throughput_only,
                 )
             )
     except (bench.ScaleBenchError, FleetError, JournalError) as failed:

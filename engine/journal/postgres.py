@@ -28,6 +28,7 @@ from engine.journal.group_commit import GroupCommit, Outcome
 from engine.journal.postgres_commit import commit_batch, import_rows
 from engine.journal.postgres_listener import CommitListener
 from engine.journal.postgres_reader import PostgresReader
+from engine.journal.recent_rows import RecentRows
 from engine.journal.record import NewEvent, Record, Snapshot
 from engine.journal.store import ANY_VERSION
 
@@ -64,6 +65,8 @@ class PostgresJournal:
         self._committed = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._closed = False
+        self._own_versions: dict[str, int] = {}
+        self._recent = RecentRows()
         self._group = None if writer is None else GroupCommit(self._commit, self._commit_failed)
         self._listener = (
             None
@@ -182,6 +185,20 @@ class PostgresJournal:
         """The stream's records with version >= `from_version`, in order, verified."""
         return await self._records.read_stream(stream, from_version)
 
+    def committed_version(self, stream: str) -> int | None:
+        """The version this process's last commit to `stream` left it at (None when this
+        process has not written it). Other processes may have appended since: only a
+        caller that knows it is the stream's one writer (a shard's fenced owner) may take
+        it for the stream's version."""
+        return self._own_versions.get(stream)
+
+    def recent_tail(self, stream: str, from_version: int, last_version: int) -> list[Record] | None:
+        """The records of `stream` from `from_version` to `last_version` from this
+        process's own recent commits, without a round trip; None when they do not cover
+        that range. Like `committed_version`, for a caller that knows `last_version` is
+        the stream's committed version."""
+        return self._recent.read(stream, from_version, last_version)
+
     def read_all(self, from_position: int = 1, *, batch_size: int = 1000) -> AsyncIterator[Record]:
         """Every record with position >= `from_position`, in order, fetched in batches and
         verified."""
@@ -291,11 +308,15 @@ class PostgresJournal:
             if plan.rows:
                 failpoint("journal.after_commit")
                 self._head = plan.head
+                self._own_versions.update(plan.versions)
+                self._recent.committed(plan.rows)
         if plan.rows:
             self._signal_commit()
         return plan.outcomes
 
     async def _commit_failed(self, failure: BaseException) -> BaseException:
+        self._own_versions.clear()  # the commit's outcome is not known here
+        self._recent.clear()
         with contextlib.suppress(JournalError, psycopg.Error):  # the head as committed
             self._head = await self._records.head()
         if isinstance(failure, psycopg.Error):

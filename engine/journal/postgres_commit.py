@@ -44,13 +44,17 @@ async def commit_batch(
     shards = sorted(shards_of(appends))
     # pipeline mode: the look-ups go out together, and so do the writes and the COMMIT,
     # so a batch costs about three round trips and the commit's flush
-    async with connection.pipeline(), connection.transaction():
+    async with connection.pipeline() as pipeline, connection.transaction():
         locked = await connection.execute(schema.LOCK_HEAD)
         by_key = await connection.execute(schema.SELECT_KEYS, (keys,)) if keys else None
         by_stream = await connection.execute(schema.SELECT_VERSIONS, (streams,))
         by_shard = (
             await connection.execute(schema.SELECT_SHARD_TERMS, (shards,)) if shards else None
         )
+        # a Sync, not only a flush: from the look-ups' answers until the writes arrive the
+        # server counts the session idle in its transaction, so the writer's idle timeout
+        # ends it if this process stalls here holding the chain head's lock
+        await pipeline.sync()
         row = await locked.fetchone()
         assert row is not None, "the chain head row is created by the first migration"
         plan = plan_batch(

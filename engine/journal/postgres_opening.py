@@ -51,6 +51,12 @@ def _params(dsn: str) -> dict[str, Any]:
         ) from None
 
 
+WRITER_IDLE_TIMEOUT_MS = 1000
+"""How long the server lets a writer sit idle inside a commit transaction before it
+ends the session (rolling the transaction back, releasing the chain head's lock). A
+commit sends its statements in two pipelined batches, milliseconds apart."""
+
+
 async def connect(dsn: str, *, where: str, role: str = "admin") -> psycopg.AsyncConnection[Any]:
     """An autocommit connection to `dsn`, named `engine-journal-<role>` on the server
     unless the URL names it. Errors: `JournalUnavailable` naming `where`."""
@@ -58,9 +64,17 @@ async def connect(dsn: str, *, where: str, role: str = "admin") -> psycopg.Async
     params.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
     params.setdefault("application_name", f"engine-journal-{role}")
     try:
-        return await psycopg.AsyncConnection.connect(
+        connection = await psycopg.AsyncConnection.connect(
             conninfo.make_conninfo(**params), autocommit=True
         )
+        if role == "writer":
+            # a commit holds the chain head's row lock from its first statement on: a
+            # writer process stalled inside one (SIGSTOP, a long pause) must not hold
+            # every other process's commits with it, so the server ends its session
+            await connection.execute(
+                f"SET idle_in_transaction_session_timeout = {WRITER_IDLE_TIMEOUT_MS}"
+            )
+        return connection
     except psycopg.Error as failure:
         raise translate_error(where, failure) from None
 

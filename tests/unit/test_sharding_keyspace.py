@@ -1,5 +1,6 @@
-"""The key space: keys spread over the shards, rendezvous hashing moves only the shards
-a joining or leaving member wins or held, and the work queue admits only held keys."""
+"""The key space: keys spread over the shards, every member holds its share, a joining
+or leaving member moves mostly the shards it wins or held, and the work queue admits
+only held keys."""
 
 from __future__ import annotations
 
@@ -22,17 +23,25 @@ def test_keys_spread_evenly_and_stably_over_the_shards() -> None:
     assert [shard_of(key, 16) for key in KEYS[:50]] == [shard_of(key, 16) for key in KEYS[:50]]
 
 
-def test_a_joining_member_takes_shards_only_from_the_others_and_a_leaver_gives_only_its_own() -> (
-    None
-):
+def test_a_joining_member_takes_shards_mostly_from_the_others_and_a_leaver_gives_its_own() -> None:
     three = assignment(64, ["a", "b", "c"])
     four = assignment(64, ["a", "b", "c", "d"])
     moved = {shard for shard in three if three[shard] != four[shard]}
-    assert moved, "d wins some shards"
-    assert all(four[shard] == "d" for shard in moved), "only the shards d wins move"
+    assert sum(four[shard] == "d" for shard in moved) == 16, "d wins its share"
+    assert len(moved) <= 16 + 4, "a few more move to keep the balance"
     two = assignment(64, ["a", "c"])
-    assert all(two[s] == three[s] for s in three if three[s] != "b"), "only b's shards move"
-    assert Counter(three.values()).most_common()[-1][1] > 10, "each member holds a fair share"
+    kept = [s for s in three if three[s] != "b"]
+    assert sum(two[s] == three[s] for s in kept) >= len(kept) - 2, "mostly b's shards move"
+
+
+def test_every_member_holds_its_share_of_the_shards() -> None:
+    for count, members in ((6, 3), (16, 3), (16, 5), (64, 4), (3, 5)):
+        for seed in range(50):
+            live = [f"host_{seed}_{m}" for m in range(members)]
+            held = Counter(owner for owner in assignment(count, live).values() if owner)
+            assert sum(held.values()) == count
+            lowest = min(held.get(member, 0) for member in live)
+            assert max(held.values()) - lowest <= 1, (count, live, held)
 
 
 def test_no_members_own_nothing_and_the_count_must_be_positive() -> None:

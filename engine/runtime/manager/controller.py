@@ -274,6 +274,8 @@ class Controller:
                     )
                 )
                 stack.push_async_callback(self._sharding.stop, deps.shutdown_timeout)
+                if isinstance(observer, ShardedObserver):
+                    stack.push_async_callback(observer.stop)  # after the watches, before it
                 stack.push_async_callback(self._watches.stop)  # runs before the drain
                 await self._run_started(stack)
                 return

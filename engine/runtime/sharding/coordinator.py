@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.journal.batch import Fence
-from engine.journal.errors import FencedOut, JournalError
+from engine.journal.errors import FencedOut, JournalClosed, JournalError
 from engine.journal.record import NewEvent
 from engine.runtime.queue.work_queue import WorkQueue
 from engine.runtime.queue.worker import Handler, Outcome, Succeeded, run_workers
@@ -295,6 +295,7 @@ class ShardCoordinator:
             log.warning("lost the Lease of %s (term %d): its keys stop here", shard, hold.term)
             self._count(shard, "lost")
         hold.term = None
+        self._forget(shard)
         if hold.acquiring is not None:
             hold.acquiring.cancel()
 
@@ -305,11 +306,24 @@ class ShardCoordinator:
         record = NewEvent(
             type=SHARD_ACQUIRED, data={"shard": shard, "holder": self.identity, "term": term}
         )
-        try:
-            await deps.journal.append_fenced(shard_stream(shard), [record], Fence(shard, term))
-        except JournalError as refused:
-            log.error("not acting for %s under term %d: %s", shard, term, refused)
-            return
+        delay = self.config.retry_period
+        while True:
+            try:
+                await deps.journal.append_fenced(shard_stream(shard), [record], Fence(shard, term))
+                break
+            except (FencedOut, JournalClosed) as refused:
+                log.error("not acting for %s under term %d: %s", shard, term, refused)
+                return
+            except JournalError as failed:  # the database is away: the Lease is kept meanwhile
+                log.warning(
+                    "could not journal the acquisition of %s (%s); trying again in %gs",
+                    shard,
+                    failed,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.config.lease_duration)
+        deps.journal.forget_shard(shard)  # whatever an older owner wrote is read afresh
         hold.term = term
         self._count(shard, "acquired")
         log.info("holding %s with term %d", shard, term)
@@ -317,10 +331,14 @@ class ShardCoordinator:
         def ours(key: str) -> bool:
             return self.shard_of(key) == shard
 
-        await deps.enqueue_in_flight(ours)
-        for key in deps.cached_keys():
-            if ours(key):
-                deps.queue.add(key)
+        try:
+            await deps.enqueue_in_flight(ours)
+        except Exception as failed:  # the cached keys below are enqueued all the same
+            log.warning("could not list the in-flight effects of %s: %s", shard, failed)
+        keys = [key for key in deps.cached_keys() if ours(key)]
+        for key in keys:
+            deps.queue.add(key)
+        log.info("enqueued the %d cached keys of %s", len(keys), shard)
 
     async def _release(self, shard: str) -> None:
         hold = self._holds.get(shard)
@@ -342,9 +360,14 @@ class ShardCoordinator:
                 await deps.journal.append_fenced(shard_stream(shard), [record], Fence(shard, term))
             self._count(shard, "released")
         hold.term = None
+        self._forget(shard)
         await _cancel(hold.task)  # the elector releases the Lease
         self._holds.pop(shard, None)
         log.info("released %s", shard)
+
+    def _forget(self, shard: str) -> None:
+        if self._deps is not None:
+            self._deps.journal.forget_shard(shard)
 
     def _count(self, shard: str, direction: str) -> None:
         if self._metrics is not None:

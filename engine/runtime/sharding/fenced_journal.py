@@ -4,6 +4,14 @@ holds it, so the database refuses it (`FencedOut`) once a newer owner has writte
 shard; an append for a shard this replica does not hold is refused before it is sent
 (`ShardNotHeld`). `term` is the term of the shard the running turn acts for (what the
 effect records and the handler's `ctx.term` carry). Other streams pass through unfenced.
+
+While this replica holds a shard it is the one writer of the shard's resource streams
+(any older owner is fenced out from the commit of `ShardAcquired` on), so it keeps their
+versions in memory, learned from its own commits and from reads made while it held the
+shard, and answers `stream_version` and the tail read after its own append without a
+round trip. `forget_shard` drops them at every acquisition, loss and release of the
+shard; a read that overlapped one of those, or an append to the same stream, is not
+kept.
 """
 
 from __future__ import annotations
@@ -65,6 +73,30 @@ class ShardFencedJournal:
         self.inner = inner
         self._fenced: FencedStore = inner  # type: ignore[assignment]
         self._shard_of, self._fence_of = shard_of, fence_of
+        self._versions: dict[str, tuple[str, int]] = {}  # stream -> (shard, version)
+        self._epochs: dict[str, int] = {}  # shard -> handoffs seen (acquired, lost, released)
+        self._writes: dict[str, int] = {}  # stream -> appends begun
+        inner_any: Any = inner
+        self._committed_version: Callable[[str], int | None] | None = getattr(
+            inner_any, "committed_version", None
+        )
+        self._recent_tail: Callable[[str, int, int], list[Record] | None] | None = getattr(
+            inner_any, "recent_tail", None
+        )
+
+    def forget_shard(self, shard: str) -> None:
+        """Drop the versions kept for `shard`'s streams (its owner changed, or may have)."""
+        self._epochs[shard] = self._epochs.get(shard, 0) + 1
+        for stream in [s for s, (owner, _) in self._versions.items() if owner == shard]:
+            del self._versions[stream]
+
+    def _held_shard(self, stream: str) -> str | None:
+        """The shard of resource stream `stream` when this replica holds it, else None."""
+        key = key_of_stream(stream)
+        if key is None:
+            return None
+        shard = self._shard_of(key)
+        return shard if self._fence_of(shard) is not None else None
 
     @property
     def term(self) -> int:
@@ -90,7 +122,16 @@ class ShardFencedJournal:
         fence = self._fence_of(shard)
         if fence is None:
             raise ShardNotHeld(stream, shard)
-        return await self.append_fenced(stream, events, fence, expected_version=expected_version)
+        epoch = self._epochs.get(shard, 0)
+        self._writes[stream] = self._writes.get(stream, 0) + 1
+        self._versions.pop(stream, None)  # known again once the commit answers
+        positions = await self.append_fenced(
+            stream, events, fence, expected_version=expected_version
+        )
+        version = self._committed_version(stream) if self._committed_version else None
+        if version is not None and self._epochs.get(shard, 0) == epoch:
+            self._versions[stream] = (shard, version)
+        return positions
 
     async def append_fenced(
         self,
@@ -111,9 +152,27 @@ class ShardFencedJournal:
         return int(await reader.shard_term(shard))
 
     async def stream_version(self, stream: str) -> int:
-        return await self.inner.stream_version(stream)
+        known = self._versions.get(stream)
+        if known is not None:
+            return known[1]
+        shard = self._held_shard(stream)
+        if shard is None:
+            return await self.inner.stream_version(stream)
+        epoch, writes = self._epochs.get(shard, 0), self._writes.get(stream, 0)
+        version = await self.inner.stream_version(stream)
+        unchanged = self._epochs.get(shard, 0) == epoch and self._writes.get(stream, 0) == writes
+        if unchanged and self._held_shard(stream) == shard:
+            self._versions[stream] = (shard, version)
+        return version
 
     async def read_stream(self, stream: str, from_version: int = 1) -> list[Record]:
+        known = self._versions.get(stream)
+        if known is not None and self._recent_tail is not None:
+            if from_version > known[1]:
+                return []
+            tail = self._recent_tail(stream, from_version, known[1])
+            if tail is not None:
+                return tail
         return await self.inner.read_stream(stream, from_version)
 
     def read_all(self, from_position: int = 1, *, batch_size: int = 1000) -> AsyncIterator[Record]:

@@ -1,8 +1,12 @@
 """The key space split into a fixed number of shards, and which live member owns each.
 
-Pure. A key (`namespace/name`) belongs to shard `sha256(key) mod count`; a shard is
-owned by the live member with the highest rendezvous weight `sha256(shard|member)`, so
-when a member joins or leaves only the shards it wins or held move (about 1/N of them).
+Pure. A key (`namespace/name`) belongs to shard `sha256(key) mod count`. Shards are
+assigned by rendezvous hashing with bounded loads: the (shard, member) pairs are taken
+in the order of their weight `sha256(shard|member)`, highest first, and a shard goes to
+the member of its pair unless it is taken or the member is full; every member holds
+`count // N` or one more of them (with plain rendezvous hashing, 6 shards over 3
+members leave one of them without any about one time in four). When a member joins or
+leaves, mostly the shards it wins or held move, and a few more to keep the balance.
 """
 
 from __future__ import annotations
@@ -45,6 +49,26 @@ def owner_of(shard: str, members: Iterable[str]) -> str | None:
 
 
 def assignment(count: int, members: Iterable[str]) -> Mapping[str, str | None]:
-    """shard → the member that should hold it, for every shard."""
+    """shard → the member that should hold it, for every shard (None without members):
+    each member holds `count // N` or `count // N + 1` shards."""
     live = sorted(set(members))
-    return {shard: owner_of(shard, live) for shard in shard_names(count)}
+    shards = shard_names(count)
+    if not live:
+        return dict.fromkeys(shards)
+    floor, extra = divmod(count, len(live))
+    pairs = sorted(
+        ((_weight(f"{shard}|{member}"), shard, member) for shard in shards for member in live),
+        reverse=True,
+    )
+    owners: dict[str, str | None] = {}
+    held = dict.fromkeys(live, 0)
+    for _, shard, member in pairs:
+        if shard in owners or held[member] > floor:
+            continue
+        if held[member] == floor:
+            if not extra:
+                continue
+            extra -= 1
+        owners[shard] = member
+        held[member] += 1
+    return {shard: owners.get(shard) for shard in shards}
