@@ -47,6 +47,10 @@ WHERE NOT EXISTS (
 ORDER BY s.position
 """
 SELECT_TYPES = _ROW + "WHERE r.type IN ({}) ORDER BY r.position"
+SELECT_NEWEST_OF_TYPE = (
+    _ROW + "WHERE r.position IN (SELECT MAX(position) FROM records WHERE type = ? "
+    "GROUP BY stream) ORDER BY r.position"
+)
 
 
 class _Blocking:
@@ -261,6 +265,14 @@ class OfflineReader:
         decoded or verified: a hint for what to resume first, not a fold."""
         marks = ", ".join("?" * len(names))
         return [row[0] for row in self.query(SELECT_OPEN_RUNS.format(names=marks), tuple(names))]
+
+    def newest_of_type(self, type_: str) -> list[Record]:
+        """Per stream, its newest live record of type `type_` (streams without one are
+        left out), in position order, verified against its predecessor. One pass over
+        the records table: what a restart needs to know of every stream's last
+        observation without folding any stream."""
+        rows = self.query(SELECT_NEWEST_OF_TYPE, (type_,))
+        return [self._decoder.verified(self._previous(row), row[:12]) for row in rows]
 
     def read_types(self, types: Sequence[str]) -> list[Record]:
         """The live records of the given types, in position order, verified."""
