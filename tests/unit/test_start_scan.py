@@ -13,7 +13,7 @@ from engine.fsm import events as ev
 from engine.journal.sqlite import SqliteJournal
 from engine.runtime.manager.start_scan import scan
 from engine.runtime.reconcile.memory_loop import MemoryLoop
-from tests.support.gadget_operator import GROUP, Target, gadget_operator
+from tests.support.gadget_operator import GROUP, RETRY, Target, gadget_operator
 
 
 async def test_the_scan_names_the_runs_in_flight_and_the_last_observation_of_the_others(
@@ -28,6 +28,10 @@ async def test_the_scan_names_the_runs_in_flight_and_the_last_observation_of_the
         settled = [await loop.create(f"settled-{n}", {"size": f"{n}Gi"}) for n in range(3)]
         for key in settled:
             await loop.settle(key)
+        target.retry_delay = 3600.0
+        target.plan["register"] = [RETRY]
+        retrying = await loop.create("retrying", {"size": "1Gi"})
+        await loop.reconcile(retrying)  # failed, its retry due: a run to resume after the cut
         target.hold = asyncio.Event()
         cut = await loop.create("cut", {"size": "1Gi"})
         turn = asyncio.get_running_loop().create_task(loop.reconcile(cut))
@@ -45,6 +49,6 @@ async def test_the_scan_names_the_runs_in_flight_and_the_last_observation_of_the
         await journal.close()
 
     found = scan(path, f"{GROUP}/Gadget/")
-    assert found.in_flight == (loop.stream(cut),)
+    assert found.in_flight == (loop.stream(cut), loop.stream(retrying))
     assert {r.stream: r for r in found.observed} == newest
     assert scan(path, "other.dev/Thing/").observed == ()

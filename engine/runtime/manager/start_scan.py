@@ -1,7 +1,8 @@
-"""What a restart learns from a SQLite journal before its watches list anything, in two
-queries and without folding a stream: the streams with a handler run in flight (their
-keys go first), and every other stream's last journaled observation (so the first list
-of an object that did not change since appends nothing and folds nothing).
+"""What a restart learns from a SQLite journal before its watches list anything, in three
+queries and without folding a stream: the streams with a handler run open (started with
+no outcome, or waiting for its retry: their keys go first), and every other stream's
+last journaled observation (so the first list of an object that did not change since
+appends nothing and folds nothing).
 
 The streams in flight are left out of the seed on purpose: their relist is journaled
 as before (an `Observed` `added` for an object the journal already knows), which is how
@@ -21,25 +22,34 @@ from engine.journal.record import Record
 
 @dataclass(frozen=True)
 class StartScan:
-    """`in_flight`: the streams whose newest handler attempt has no outcome, in the order
-    those attempts started; `observed`: the newest `Observed` record of every other
+    """`in_flight`: the streams whose newest handler attempt has no outcome (in the order
+    those attempts started), then those whose newest attempt failed with a retry due;
+    `observed`: the newest `Observed` record of every other
     stream whose name starts with `prefix`."""
 
     in_flight: tuple[str, ...]
     observed: tuple[Record, ...]
 
 
+def _runs_to_resume(reader: OfflineReader) -> tuple[str, ...]:
+    """The streams whose handler run is open: an attempt started with no outcome, then
+    those waiting for a retry (each once)."""
+    handlers = (PROVISION, FINALIZE)
+    found = reader.open_runs(handlers) + reader.retrying_runs(handlers)
+    return tuple(dict.fromkeys(found))
+
+
 def open_runs(path: Path) -> list[str]:
-    """The streams of the journal at `path` with a handler run in flight (one query)."""
+    """The streams of the journal at `path` with a handler run open (two queries)."""
     with OfflineReader.open(path) as reader:
-        return reader.open_runs((PROVISION, FINALIZE))
+        return list(_runs_to_resume(reader))
 
 
 def scan(path: Path, prefix: str) -> StartScan:
     """Read the journal at `path` (read-only, verified rows); see `StartScan`.
     Errors: the `JournalError`s of `OfflineReader`."""
     with OfflineReader.open(path) as reader:
-        in_flight = tuple(reader.open_runs((PROVISION, FINALIZE)))
+        in_flight = _runs_to_resume(reader)
         skipped = set(in_flight)
         observed = tuple(
             record
