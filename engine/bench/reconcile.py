@@ -79,14 +79,17 @@ class ReconcileFigures:
 
 
 @contextlib.asynccontextmanager
-async def _child(args: Sequence[str], log_path: Path) -> AsyncIterator[str]:
-    """`python -m engine <args>` as a child process; yields the URL it prints."""
+async def _child(
+    args: Sequence[str], log_path: Path, *, start_within: float = 30
+) -> AsyncIterator[str]:
+    """`python -m engine <args>` as a child process; yields the URL it prints (within
+    `start_within` seconds)."""
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "engine", *args, stdout=log, stderr=asyncio.subprocess.STDOUT
         )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + start_within
         while not (found := URL_PATTERN.search(_read(log_path))):
             if process.returncode is not None or time.monotonic() > deadline:
                 output = _read(log_path)[-1000:]
@@ -99,12 +102,15 @@ async def _child(args: Sequence[str], log_path: Path) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def _apiserver(scratch: Path, name: str) -> AsyncIterator[tuple[str, Path, Path]]:
-    """A fresh `engine apiserver` process with an audit log; (url, kubeconfig, audit log)."""
+async def _apiserver(
+    scratch: Path, name: str, *, start_within: float = 30
+) -> AsyncIterator[tuple[str, Path, Path]]:
+    """An `engine apiserver` process on `<name>.db` with an audit log; (url, kubeconfig,
+    audit log)."""
     kubeconfig, audit = scratch / f"{name}.kubeconfig", scratch / f"{name}.audit.jsonl"
     args = ("apiserver", "--db", str(scratch / f"{name}.db"), "--port", "0",
             "--kubeconfig", str(kubeconfig), "--audit-log", str(audit))  # fmt: skip
-    async with _child(args, scratch / f"{name}.log") as url:
+    async with _child(args, scratch / f"{name}.log", start_within=start_within) as url:
         yield url, kubeconfig, audit
 
 

@@ -42,6 +42,7 @@ import aiohttp
 
 from engine.bench.process import stop_process
 from engine.bench.reconcile import SITES, SPEC, ReconcileBenchError, _apiserver, _create_sites
+from engine.bench.restart_fixture import Clone, clone_cluster, clone_journal, read_templates
 from engine.example.registry_client import RegistryClient
 from engine.example.site import site_operator
 from engine.runtime.manager.controller import Controller, ControllerDeps
@@ -49,6 +50,10 @@ from engine.runtime.manager.settings import Settings
 from engine.watchers import connect_kubeconfig
 
 POLL = 0.01
+BUILDS = ("clone", "engine")
+TEMPLATE_SITES = 12
+"""Sites the engine reconciles for real before they are cloned (build "clone")."""
+TEMPLATE_IN_FLIGHT = 3
 
 
 class RestartBenchError(Exception):
@@ -70,6 +75,8 @@ class RestartFigures:
     in_flight_first: bool
     resume_cpu_s: float
     ready_cpu_s: float
+    build: str
+    settled_appends: int
 
     def as_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -80,13 +87,14 @@ class RestartFigures:
                 f"resources                 {self.resources} "
                 f"({self.in_flight} with a step in flight)",
                 f"journal                   {self.journal_records} records",
-                f"built in                  {self.build_s} s",
+                f"built in                  {self.build_s} s ({self.build})",
                 f"resume (first reconcile)  {self.resume_s} s after the process started",
                 f"in-flight work resumed    {self.in_flight_resumed_s} s "
                 f"(first reconcile on an in-flight Site: {self.in_flight_first})",
                 f"all settled (Ready)       {self.ready_s} s",
                 f"restarted engine's CPU    {self.resume_cpu_s} s to the first reconcile, "
                 f"{self.ready_cpu_s} s to all settled",
+                f"records on settled Sites  {self.settled_appends} appended after the restart",
             ]
         )
 
@@ -225,17 +233,53 @@ async def _build(
         await api.close()
 
 
+@dataclass(frozen=True)
+class _Restarted:
+    resume_s: float
+    in_flight_resumed_s: float
+    ready_s: float
+    in_flight_first: bool
+    resume_cpu_s: float
+    ready_cpu_s: float
+    settled_appends: int
+
+
+def _appended_after(journal: Path, head: int) -> list[str]:
+    """The stream of each record past `head`."""
+    with contextlib.closing(sqlite3.connect(f"file:{journal}?mode=ro", uri=True)) as db:
+        rows = db.execute("SELECT stream FROM records WHERE position > ?", (head,)).fetchall()
+    return [str(stream) for (stream,) in rows]
+
+
+async def _engine_settled(health: str, resources: int) -> bool:
+    """The restarted engine has every Site folded Ready and its queue empty (/metrics)."""
+    async with aiohttp.ClientSession() as session, session.get(f"{health}/metrics") as got:
+        text = await got.text()
+    ready = depth = None
+    for line in text.splitlines():
+        if line.startswith('engine_resources{state="Ready"}'):
+            ready = float(line.split()[-1])
+        elif line.startswith("engine_workqueue_depth "):
+            depth = float(line.split()[-1])
+    return ready == resources and depth == 0
+
+
+def _health_url(log_path: Path) -> str | None:
+    text = log_path.read_text(errors="replace")
+    start = text.find("health: http://")
+    return None if start < 0 else text[start + 8 :].split()[0].removesuffix("/healthz,")
+
+
 async def _restart(
     scratch: Path, kubeconfig: Path, registry_url: str, *,
-    url: str, in_flight: list[str], within: float,
-) -> tuple[float, float, float, bool, float, float]:  # fmt: skip
-    """`engine run` on the journal: (resume_s, in_flight_resumed_s, ready_s, first,
-    resume_cpu_s, ready_cpu_s)."""
+    url: str, in_flight: list[str], resources: int, within: float,
+) -> _Restarted:  # fmt: skip
+    """`engine run` on the journal, measured (see the module docstring)."""
     state_dir = scratch / "engine"
     journal = state_dir / "journal.db"
     head = _head(journal)
     wanted = set(in_flight)
-    log_path = scratch / "restart.log"
+    log_path = scratch / "restarted-engine.log"
     with log_path.open("wb") as log:
         started = time.perf_counter()
         process = await asyncio.create_subprocess_exec(
@@ -269,7 +313,12 @@ async def _restart(
             if resumed >= wanted:
                 resumed_s = time.perf_counter() - started
             await asyncio.sleep(POLL)
-        while await _unsettled(url):
+        health = None
+        while (
+            await _unsettled(url)
+            or (health := health or _health_url(log_path)) is None
+            or not await _engine_settled(health, resources)
+        ):
             if time.perf_counter() - started > within:
                 raise RestartBenchError(f"the Sites did not settle within {within:g}s")
             await asyncio.sleep(0.2)
@@ -278,49 +327,99 @@ async def _restart(
     finally:
         await stop_process(process)
     assert resume_s is not None
-    return resume_s, resumed_s, ready_s, first_in_flight, resume_cpu, ready_cpu
+    settled = sum(1 for stream in _appended_after(journal, head) if _name(stream) not in wanted)
+    return _Restarted(
+        resume_s=round(resume_s, 3),
+        in_flight_resumed_s=round(resumed_s, 3),
+        ready_s=round(ready_s, 3),
+        in_flight_first=first_in_flight,
+        resume_cpu_s=round(resume_cpu, 2),
+        ready_cpu_s=round(ready_cpu, 2),
+        settled_appends=settled,
+    )
+
+
+def _spread(names: list[str], count: int) -> list[str]:
+    """`count` of `names` spread through the list, never its first (in-flight-first is
+    then not the luck of the list order)."""
+    if count <= 0:
+        return []
+    step = max(1, len(names) // count)
+    offset = step // 2 if step > 1 else len(names) - count
+    return names[offset::step][:count]
 
 
 async def run_bench(
-    *, resources: int, in_flight: int, settings: Settings, within: float = 1800
-) -> RestartFigures:
-    """Build the journal, restart the engine on it, measure; see the module docstring."""
+    *, resources: int, in_flight: int, settings: Settings, within: float = 1800,
+    build: str = "clone",
+) -> RestartFigures:  # fmt: skip
+    """Build the journal, restart the engine on it, measure; see the module docstring.
+    `build`: "clone" (a few Sites reconciled by the engine, cloned to `resources`) or
+    "engine" (every Site reconciled by the engine)."""
     if not 0 < in_flight <= resources:
         raise RestartBenchError("--in-flight must be between 1 and --resources")
+    if build not in BUILDS:
+        raise RestartBenchError(f"--build must be one of {', '.join(BUILDS)}, not {build!r}")
+    names = [f"bench-{i:05d}" for i in range(resources)]
+    real = names if build == "engine" else names[: min(resources, TEMPLATE_SITES)]
+    real_in_flight = (
+        _spread(real, in_flight)
+        if build == "engine" or resources <= TEMPLATE_SITES
+        else _spread(real, min(in_flight, TEMPLATE_IN_FLIGHT))
+    )
     with tempfile.TemporaryDirectory(prefix="engine-bench-restart-") as directory:
         scratch = Path(directory)
         settings = dataclasses.replace(settings, state_dir=scratch / "engine")
+        journal = scratch / "engine" / "journal.db"
         built = time.perf_counter()
-        async with (
-            _registry(scratch) as (registry_url, registry),
-            _apiserver(scratch, "restart") as (url, kubeconfig, _),
-        ):
-            await _create_sites(url, resources)
-            step = max(1, resources // in_flight)
-            # spread through the list, never its first: in-flight-first is then not luck
-            offset = step // 2 if step > 1 else resources - in_flight
-            names = [f"bench-{i:05d}" for i in range(offset, resources, step)][:in_flight]
-            await _build(
-                kubeconfig, registry_url, registry, url=url, settings=settings,
-                count=resources, in_flight=names, within=within,
-            )  # fmt: skip
+        async with _registry(scratch) as (registry_url, registry):
+            async with _apiserver(scratch, "restart") as (url, kubeconfig, _):
+                await _create_sites(url, len(real))
+                await _build(
+                    kubeconfig, registry_url, registry, url=url, settings=settings,
+                    count=len(real), in_flight=real_in_flight, within=within,
+                )  # fmt: skip
+            cloned = _spread(names[len(real) :], in_flight - len(real_in_flight))
+            await _clone(scratch / "restart.db", journal, real, real_in_flight, names, cloned)
             build_s = time.perf_counter() - built
-            records = _head(scratch / "engine" / "journal.db")
-            resume_s, resumed_s, ready_s, first, resume_cpu, ready_cpu = await _restart(
-                scratch, kubeconfig, registry_url, url=url, in_flight=names, within=within
-            )
+            records = _head(journal)
+            # the API server restarts on the cloned file (loading every object takes a while)
+            async with _apiserver(scratch, "restart", start_within=within) as (url, kubeconfig, _):
+                restarted = await _restart(
+                    scratch, kubeconfig, registry_url, url=url,
+                    in_flight=real_in_flight + cloned, resources=resources, within=within,
+                )  # fmt: skip
     return RestartFigures(
         resources=resources,
         in_flight=in_flight,
         journal_records=records,
+        build=build,
         build_s=round(build_s, 2),
-        resume_s=round(resume_s, 3),
-        in_flight_resumed_s=round(resumed_s, 3),
-        ready_s=round(ready_s, 3),
-        in_flight_first=first,
-        resume_cpu_s=round(resume_cpu, 2),
-        ready_cpu_s=round(ready_cpu, 2),
+        **asdict(restarted),
     )
+
+
+async def _clone(
+    cluster_db: Path, journal: Path, real: list[str], real_in_flight: list[str],
+    names: list[str], in_flight: list[str],
+) -> None:  # fmt: skip
+    """Make the Sites `names` past `real` as clones of the real ones: those in
+    `in_flight` of a real in-flight Site, the others of a settled one (round robin)."""
+    if len(names) == len(real):
+        return
+    settled = [name for name in real if name not in real_in_flight]
+    if not settled or (in_flight and not real_in_flight):
+        raise RestartBenchError("cloning needs a settled and an in-flight real Site")
+    templates = await asyncio.to_thread(read_templates, cluster_db, journal, real)
+    wanted = set(in_flight)
+    clones = []
+    for n, name in enumerate(names[len(real) :]):
+        source = (
+            real_in_flight[n % len(real_in_flight)] if name in wanted else settled[n % len(settled)]
+        )
+        clones.append(Clone(templates[source], name))
+    made = await asyncio.to_thread(clone_cluster, cluster_db, clones)
+    await clone_journal(journal, made)
 
 
 __all__ = ["ReconcileBenchError", "RestartBenchError", "RestartFigures", "run_bench"]

@@ -186,8 +186,16 @@ def reconcile(resources: int, concurrency: int, as_json: bool) -> None:
     show_default=True,
     help="Of them, Sites left with a step in flight when the engine stops.",
 )
+@click.option(
+    "--build",
+    type=click.Choice(["clone", "engine"]),
+    default="clone",
+    show_default=True,
+    help="clone: a few Sites reconciled by the engine, cloned to --resources; "
+    "engine: every Site reconciled by the engine (slow).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def restart(resources: int, in_flight: int, as_json: bool) -> None:
+def restart(resources: int, in_flight: int, build: str, as_json: bool) -> None:
     """An engine restarted on a journal of N Sites: time to the first reconcile, to the
     in-flight work resumed, and to every Site settled."""
     if resources < 1:
@@ -200,7 +208,9 @@ def restart(resources: int, in_flight: int, as_json: bool) -> None:
     try:
         settings = load_settings(config_path=None, env=os.environ, overrides={"health_port": 0})
         figures = asyncio.run(
-            restart_bench.run_bench(resources=resources, in_flight=in_flight, settings=settings)
+            restart_bench.run_bench(
+                resources=resources, in_flight=in_flight, settings=settings, build=build
+            )
         )
     except (SettingsError, restart_bench.RestartBenchError) as failed:
         raise click.ClickException(str(failed)) from None

@@ -47,7 +47,22 @@ WHERE NOT EXISTS (
 )
 ORDER BY s.position
 """
+SELECT_RETRYING_RUNS = """
+SELECT r.stream FROM records r
+WHERE r.type = 'RetryScheduled' AND ({keys})
+  AND NOT EXISTS (
+    SELECT 1 FROM records o
+    WHERE o.stream = r.stream AND o.stream_version > r.stream_version
+      AND o.type IN ('EffectStarted', 'EffectSucceeded', 'EffectFailed')
+      AND json_extract(o.data, '$.name') IN ({names})
+)
+ORDER BY r.position
+"""
 SELECT_TYPES = _ROW + "WHERE r.type IN ({}) ORDER BY r.position"
+SELECT_NEWEST_OF_TYPE = (
+    _ROW + "WHERE r.position IN (SELECT MAX(position) FROM records WHERE type = ? "
+    "GROUP BY stream) ORDER BY r.position"
+)
 
 
 class _Blocking:
@@ -263,6 +278,25 @@ class OfflineReader:
         decoded or verified: a hint for what to resume first, not a fold."""
         marks = ", ".join("?" * len(names))
         return [row[0] for row in self.query(SELECT_OPEN_RUNS.format(names=marks), tuple(names))]
+
+    def newest_of_type(self, type_: str) -> list[Record]:
+        """Per stream, its newest live record of type `type_` (streams without one are
+        left out), in position order, verified against its predecessor. One pass over
+        the records table: what a restart needs to know of every stream's last
+        observation without folding any stream."""
+        rows = self.query(SELECT_NEWEST_OF_TYPE, (type_,))
+        return [self._decoder.verified(self._previous(row), row[:12]) for row in rows]
+
+    def retrying_runs(self, names: Sequence[str]) -> list[str]:
+        """The streams whose newest attempt of an effect named in `names` failed with a
+        retry scheduled and no attempt after it (a run a stop left waiting for its
+        retry), in the order the retries were scheduled. One SQL pass over the
+        `RetryScheduled` records; like `open_runs`, a hint, not a fold."""
+        keys = " OR ".join(["json_extract(r.data, '$.key') LIKE ?"] * len(names))
+        marks = ", ".join("?" * len(names))
+        parameters = (*(f"%:{name}" for name in names), *names)
+        sql = SELECT_RETRYING_RUNS.format(keys=keys, names=marks)
+        return [row[0] for row in self.query(sql, parameters)]
 
     def read_types(self, types: Sequence[str]) -> list[Record]:
         """The live records of the given types, in position order, verified."""

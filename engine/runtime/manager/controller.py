@@ -24,12 +24,10 @@ from engine.clock import Clock, SystemClock
 from engine.effects import BackoffPolicy, EffectRunner, PermanentError, RetryableError, RunnerDeps
 from engine.effects.kube import KubeWriter
 from engine.fsm.decide import DecidePolicy
-from engine.fsm.key import FINALIZE, PROVISION
 from engine.fsm.table import DELETED
 from engine.identity import StreamId
 from engine.journal.errors import CorruptJournal, NotAJournal
 from engine.journal.location import is_postgres, open_journal, sqlite_path
-from engine.journal.offline_reader import OfflineReader
 from engine.journal.quarantine import quarantinable, quarantine
 from engine.journal.sqlite import SqliteJournal
 from engine.journal.store import Journal
@@ -37,6 +35,7 @@ from engine.runtime.manager.health import Check, HealthDependencies, HealthServe
 from engine.runtime.manager.leadership import Leadership, LeadershipDeps
 from engine.runtime.manager.readiness import ApiReachability, JournalCommits, ProbeTiming
 from engine.runtime.manager.settings import Settings
+from engine.runtime.manager.start_scan import open_runs, scan
 from engine.runtime.manager.watches import Watches
 from engine.runtime.queue.limits import KeyedBackoff, TokenBucket
 from engine.runtime.queue.work_queue import WorkQueue
@@ -143,6 +142,9 @@ class Controller:
         self._leadership: Leadership | None = None
         self._sharding: ShardCoordinator | None = None
         self._objects: PrimaryView | None = None
+        self._observations: ObservationLog | None = None
+        self._in_flight_at_start: tuple[str, ...] | None = None
+        """The in-flight streams the start-up scan found, until they are enqueued."""
         self._watchdog: Watchdog | None = None
         self._loop_lag = LoopLagMonitor(
             LoopLagConfig(
@@ -256,6 +258,7 @@ class Controller:
                 )
                 await stack.enter_async_context(server)
                 self.health_url = server.url
+            await self._scan_journal()
             self._watches.start(api, observer)
             stack.push_async_callback(self._watches.stop)
             if not await self._watches.wait_synced(self._stopping):
@@ -391,7 +394,7 @@ class Controller:
             history=history,
             clock=deps.clock,
         )
-        observations = ObservationLog(streams)
+        observations = self._observations = ObservationLog(streams)
         runner = EffectRunner(
             RunnerDeps(
                 journal=journal,
@@ -556,6 +559,26 @@ class Controller:
 
     # -- watches ---------------------------------------------------------------------------
 
+    async def _scan_journal(self) -> None:
+        """Before the first list: learn every settled stream's last observation and the
+        streams in flight from a SQLite journal in one read (`start_scan`), so an object
+        listed unchanged since it was last journaled appends nothing and folds nothing,
+        and the first reconciles are the in-flight ones. Other journals learn both as
+        each stream is first folded."""
+        path = self._sqlite_journal()
+        if path is None or self._observations is None or not path.exists():
+            return
+        resource = self._deps.operator.resource
+        found = await asyncio.to_thread(scan, path, f"{resource.group}/{resource.kind}/")
+        for record in found.observed:
+            self._observations.seed(record.stream, [record])
+        self._in_flight_at_start = found.in_flight
+        log.info(
+            "journal scanned at start: %d streams with a last observation, %d in flight",
+            len(found.observed),
+            len(found.in_flight),
+        )
+
     async def _enqueue_in_flight(
         self,
         journal: Journal,
@@ -572,7 +595,10 @@ class Controller:
         queue = self._require_queue()
         path = self._sqlite_journal()
         if path is not None:
-            for stream in await asyncio.to_thread(_open_runs, path):
+            streams, self._in_flight_at_start = self._in_flight_at_start, None
+            if streams is None:
+                streams = tuple(await asyncio.to_thread(open_runs, path))
+            for stream in streams:
                 if not stream.startswith(prefix):
                     continue
                 key = StreamId.parse(stream).ref.key
@@ -656,11 +682,6 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-def _open_runs(path: Path) -> list[str]:
-    with OfflineReader.open(path) as reader:
-        return reader.open_runs((PROVISION, FINALIZE))
 
 
 def _check_redaction(journal: Journal, secret_fields: tuple[str, ...]) -> None:

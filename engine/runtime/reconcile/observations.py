@@ -129,6 +129,11 @@ class ObservationLog:
                 self._last[stream] = ev.parse_observation(record)
                 return
 
+    def is_last(self, stream: str, observation: Observation) -> bool:
+        """`observation` equals the last one journaled on `stream` (`record` would append
+        nothing); False when the stream's last observation is not known yet."""
+        return self._last.get(stream) == observation
+
     async def record(
         self, stream: str, observation: Observation, *, spec: Mapping[str, Any], watch_event: str
     ) -> bool:
@@ -200,22 +205,36 @@ class Observer:
             finalizer=deps.operator.finalizer_name,
             child_drift=deps.ledger.drift(entry.uid),
         )
+        if deps.log.is_last(stream, observation):
+            # unchanged since it was last journaled (a relist, a resync, the echo of the
+            # engine's own write): nothing to journal, so no `observe` span either
+            appended = False
+        else:
+            appended = await self._journal(change, entry, stream, observation)
+        if (appended or listed) and deps.on_observed is not None:
+            # a listed object is noted even when unchanged since its last journaled
+            # observation (a restart's first list): the views know every listed resource
+            deps.on_observed(key, entry.obj, f"Observed {change.type.value}")
+        if appended or change.type is not ChangeType.MODIFIED:
+            deps.enqueue(key)
+
+    async def _journal(
+        self, change: Change, entry: Entry, stream: str, observation: Observation
+    ) -> bool:
+        """Journal `observation` inside the `observe` span; True if it was appended."""
+        deps = self._deps
         with observe_span(
             deps.tracer,
             resource_ref_of(deps.operator, entry.obj),
             watch_event=change.type.value,
             redactor=_redactor(deps, entry),
         ):
-            appended = await deps.log.record(
+            return await deps.log.record(
                 stream,
                 observation,
                 spec=entry.obj.get("spec") or {},
                 watch_event=change.type.value,
             )
-        if appended and deps.on_observed is not None:
-            deps.on_observed(key, entry.obj, f"Observed {change.type.value}")
-        if appended or change.type is not ChangeType.MODIFIED:
-            deps.enqueue(key)
 
     async def child(self, change: Change) -> None:
         deps = self._deps
