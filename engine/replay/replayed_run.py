@@ -295,19 +295,33 @@ class _Process:
             patches=RecordedPatches(recording, streams),
         )
         self._created: dict[str, str] = {}
+        self._seeded: set[str] = set()
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         self.streams = streams
         self.clock = clock
         self.runner = runner
 
     def knows(self, uid: str) -> bool:
-        return self.objects.key_of_uid(uid) is not None
+        """Whether this process has seen the object with `uid` itself (a relist of it is
+        then a restart); an object only carried over from the process before is not."""
+        return uid not in self._seeded and self.objects.key_of_uid(uid) is not None
+
+    def seed(self, before: PrimaryView) -> None:
+        """Start with every object the process before knew to exist, as a new live
+        process does: its first list finds them, and an object listed unchanged since its
+        last journaled observation is noted in the views without a record."""
+        for key in before.keys():  # noqa: SIM118 (a PrimaryView, not a dict: no __iter__)
+            entry = before.get(key)
+            if entry is not None and entry.exists:
+                self.objects.update(entry.obj)
+                self._seeded.add(entry.uid)
 
     async def observe(self, record: Record) -> None:
         """Feed an observation the watch journaled, as the watcher's sink does."""
         ident = StreamId.parse(record.stream)
         observation = ev.parse_observation(record)
         obj = self._object_of(record)
+        self._seeded.discard(str(obj["metadata"]["uid"]))
         self.objects.update(obj, exists=observation.exists)
         spec = record.data.get("spec") or {}
         watch_event = str(record.data.get("watch_event"))
@@ -432,8 +446,8 @@ async def replay_through_loop(
     journal = MemoryJournal(clock=clock, redact=tuple(operator.secret_fields))
     gate = RecordingGate(recording, clock=clock, journal=journal)
 
-    def new_process() -> _Process:
-        return _Process(
+    def new_process(before: _Process | None = None) -> _Process:
+        started = _Process(
             operator=operator,
             recording=recording,
             gate=gate,
@@ -441,6 +455,9 @@ async def replay_through_loop(
             clock=clock,
             policy=policy,
         )
+        if before is not None:
+            started.seed(before.objects)
+        return started
 
     process = new_process()
     reconciles = 0
@@ -457,7 +474,7 @@ async def replay_through_loop(
                     str(record.data.get("uid"))
                 ):
                     await process.stop()  # a relist: the live process had restarted
-                    process = new_process()
+                    process = new_process(process)
                 await _drain_repeats(process, recording, record)
                 move_clock(clock, record)
                 await process.observe(record)

@@ -209,13 +209,7 @@ class LeaderElector:
 
     async def _attempt(self, *, acquiring: bool) -> bool:
         """One try to acquire or renew; True when this replica holds the Lease after it.
-        On a 409 the Lease is read again and the try repeated once. A renewal writes
-        over the version this replica last wrote without reading it first (a write of
-        someone else's meanwhile makes it a 409, and then the Lease is read)."""
-        if not acquiring and self._seen is not None and self._seen.holder == self._config.identity:
-            renewed = await self._renew_unread(self._seen)
-            if renewed is not None:
-                return renewed
+        On a 409 the Lease is read again and the try repeated once."""
         for _ in range(2):
             started = self._clock.monotonic()
             try:
@@ -237,23 +231,6 @@ class LeaderElector:
                 logger.info("lease attempt failed: %s", _describe(failed))
                 return False
         return False
-
-    async def _renew_unread(self, seen: _Seen) -> bool | None:
-        """Renew over `seen` (this replica's own last write); None after a 409 (read it)."""
-        started = self._clock.monotonic()
-        try:
-            return await self._update(seen, started, acquiring=False)
-        except ApiException as failed:
-            if failed.status == 409:
-                return None
-            if failed.status == 404:
-                self._step_down("the Lease is gone")
-                return False
-            logger.info("lease attempt failed: %s", _describe(failed))
-            return False
-        except (OSError, TimeoutError) as failed:
-            logger.info("lease attempt failed: %s", _describe(failed))
-            return False
 
     def _may_take(self, seen: _Seen, *, acquiring: bool) -> bool:
         if seen.holder == self._config.identity:
