@@ -16,6 +16,7 @@ from typing import Any, Final, NamedTuple
 
 from engine.journal.errors import CorruptJournal
 from engine.journal.record import NewEvent, Record
+from engine.journal.row_decoder import checksum as stored_row_checksum
 from engine.journal.row_decoder import decode_data
 
 GENESIS = "0" * 64
@@ -202,23 +203,10 @@ def _digest(
     span_id: str | None,
     term: int,
 ) -> str:
-    text = _SEPARATOR.join(
-        (
-            previous,
-            str(position),
-            stream,
-            str(stream_version),
-            type_,
-            str(schema),
-            at,
-            _NONE if key is None else key,
-            _NONE if trace_id is None else trace_id,
-            _NONE if span_id is None else span_id,
-            str(term),
-            data,
-        )
+    return stored_row_checksum(
+        previous,
+        (position, stream, stream_version, type_, schema, at, data, key, trace_id, span_id, term),
     )
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def row_checksum(previous: str, row: Row) -> str:

@@ -87,34 +87,15 @@ class RowDecoder:
         """Check rows that follow `position` (checksum `previous`) with no gap, in
         position order, given in batches; return the last checksum and position.
 
-        One tight loop over the stored text (the `checksum` of every row, inlined).
+        One tight loop over the stored text (the `checksum` of every row).
         Errors: `CorruptJournal` for a gap ("a record is missing") or a bad checksum."""
         where = self._where
-        join = "\x00".join
         for rows in batches:
             for row in rows:
-                number, stream, version, type_, schema, at, data, key, trace, span, term, digest = (
-                    row
-                )
+                number, digest = row[0], row[11]
                 if number != position + 1:
                     raise CorruptJournal(where, "a record is missing", position + 1)
-                text = join(
-                    (
-                        previous,
-                        str(number),
-                        stream,
-                        str(version),
-                        type_,
-                        str(schema),
-                        at,
-                        _NONE if key is None else key,
-                        _NONE if trace is None else trace,
-                        _NONE if span is None else span,
-                        str(term),
-                        data,
-                    )
-                )
-                if sha256(text.encode()).hexdigest() != digest:
+                if checksum(previous, row) != digest:
                     raise CorruptJournal(where, "the record's checksum does not match", number)
                 previous, position = digest, number
         return previous, position
@@ -127,23 +108,7 @@ class RowDecoder:
         position, stream, version, type_, schema, at, data, key, trace, span, term, digest = row[
             :12
         ]
-        text = "\x00".join(  # `checksum`, inlined: once a record of every whole-journal read
-            (
-                previous,
-                str(position),
-                stream,
-                str(version),
-                type_,
-                str(schema),
-                at,
-                _NONE if key is None else key,
-                _NONE if trace is None else trace,
-                _NONE if span is None else span,
-                str(term),
-                data,
-            )
-        )
-        if sha256(text.encode()).hexdigest() != digest:
+        if checksum(previous, row) != digest:
             raise CorruptJournal(self._where, "the record's checksum does not match", position)
         try:
             moment = self._moments.get(at)
