@@ -60,8 +60,8 @@ async def commit_batch(
         plan = plan_batch(
             appends,
             head=Head(int(row[0]), str(row[1])),
-            versions=dict(await by_stream.fetchall()),
-            existing_keys=dict(await by_key.fetchall()) if by_key is not None else {},
+            versions=_found(await by_stream.fetchall()),
+            existing_keys=_found(await by_key.fetchall()) if by_key is not None else {},
             at=at,
             term=term,
             shard_terms=dict(await by_shard.fetchall()) if by_shard is not None else {},
@@ -97,6 +97,11 @@ async def import_rows(
             await cursor.execute(schema.MOVE_HEAD, (head.position, head.checksum))
             await cursor.execute(schema.NOTIFY)
     return head
+
+
+def _found(rows: Sequence[tuple[Any, ...]]) -> dict[str, int]:
+    """The look-up's rows as a dict, without the elements it found nothing for."""
+    return {str(name): int(value) for name, value in rows if value is not None}
 
 
 async def _locked_head(connection: psycopg.AsyncConnection[Any]) -> Head:

@@ -66,9 +66,18 @@ INSERT_RECORD = (
 LOCK_HEAD = "SELECT position, checksum FROM chain_head WHERE id = 1 FOR UPDATE"
 MOVE_HEAD = "UPDATE chain_head SET position = %s, checksum = %s WHERE id = 1"
 NOTIFY = f"SELECT pg_notify('{CHANNEL}', current_schema())"
-SELECT_KEYS = "SELECT idempotency_key, position FROM records WHERE idempotency_key = ANY(%s)"
+# The batch look-ups probe the indexes once per element (a scalar subquery over
+# `unnest`), never `= ANY(array)`: the writer's statements are prepared, and a generic
+# plan made while the table was small scans the whole table for `= ANY`, so every commit
+# cost grew with the journal until the next ANALYZE. An element with no row reads NULL
+# (the caller drops it).
+SELECT_KEYS = (
+    "SELECT k.key, (SELECT r.position FROM records r WHERE r.idempotency_key = k.key) "
+    "FROM unnest(%s::text[]) AS k(key)"
+)
 SELECT_VERSIONS = (
-    "SELECT stream, MAX(stream_version) FROM records WHERE stream = ANY(%s) GROUP BY stream"
+    "SELECT s.stream, (SELECT MAX(r.stream_version) FROM records r WHERE r.stream = s.stream) "
+    "FROM unnest(%s::text[]) AS s(stream)"
 )
 SELECT_SHARD_TERMS = "SELECT shard, term FROM shard_terms WHERE shard = ANY(%s)"
 RAISE_SHARD_TERM = (

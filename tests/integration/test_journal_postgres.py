@@ -310,3 +310,30 @@ async def test_connections_the_server_dropped_are_opened_again(postgres_url: str
     finally:
         await journal.close()
         await other.close()
+
+
+@pytest.mark.parametrize("statement", ["SELECT_KEYS", "SELECT_VERSIONS"])
+async def test_the_commit_look_ups_use_the_indexes_in_a_plan_made_on_a_small_table(
+    postgres_url: str, statement: str
+) -> None:
+    """The writer's look-ups are prepared statements; a generic plan made while the
+    journal is small must still probe the indexes, or every commit reads the whole table
+    once the journal has grown (until the next ANALYZE)."""
+    from engine.journal import postgres_schema as schema
+
+    journal = await PostgresJournal.open(postgres_url)
+    try:
+        for n in range(30):
+            await journal.append(f"s-{n % 3}", [ev(n, key=f"k-{n}")])
+    finally:
+        await journal.close()
+    text = getattr(schema, statement).replace("%s", "$1")
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("SET plan_cache_mode = force_generic_plan")
+        connection.execute(f"PREPARE look_up(text[]) AS {text}")  # type: ignore[arg-type]
+        plan = [row[0] for row in connection.execute("EXPLAIN EXECUTE look_up(ARRAY['s-1'])")]
+        found = [row for row in connection.execute("EXECUTE look_up(ARRAY['s-1', 'k-4', 'x'])")]
+    assert not any("Seq Scan on records" in line for line in plan), "\n".join(plan)
+    assert any("Index" in line for line in plan), "\n".join(plan)
+    expected = {"SELECT_KEYS": {("k-4", 5)}, "SELECT_VERSIONS": {("s-1", 10)}}[statement]
+    assert {row for row in found if row[1] is not None} == expected
