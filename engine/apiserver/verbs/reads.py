@@ -69,8 +69,15 @@ class Selection:
 
     def matches(self, obj: Mapping[str, Any]) -> bool:
         """Whether `obj` is selected."""
+        if self.everything:
+            return True
         labels = (obj.get("metadata") or {}).get("labels") or {}
         return self.labels.matches(labels) and self.fields.matches(obj)
+
+    @property
+    def everything(self) -> bool:
+        """Whether every object is selected (no label and no field selector)."""
+        return self.labels.empty and self.fields.empty
 
 
 def parse_selection(query: Mapping[str, str]) -> Selection:

@@ -240,7 +240,12 @@ async def _stream_live(
 
 
 async def _seed_visible(stream: _Stream, changes: list[Change], *, since: int) -> None:
-    """Which keys matched the selector as of revision `since` (what the client has seen)."""
+    """Which keys matched the selector as of revision `since` (what the client has seen).
+
+    A watch without selectors needs none: every object matches, so `event` never
+    consults `visible` (and seeding it would walk every stored object per watch)."""
+    if stream.selection.everything:
+        return
     first: dict[str, str] = {}
     for change in changes:
         if change.key.startswith(stream.prefix):
