@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from engine.failpoint import failpoint
 from engine.journal import schema
 from engine.journal.batch import Head
 from engine.journal.codec import GENESIS
@@ -117,6 +118,7 @@ async def prepare_writer(connection: SqlConnection, path: Path, *, synchronous: 
             for statement in schema.MIGRATIONS[step]:
                 await connection.execute(statement)
             await connection.execute("UPDATE schema_version SET version = ?", (step + 1,))
+            failpoint("migration.before_commit")
             await connection.execute("COMMIT")
         except BaseException:
             await connection.execute("ROLLBACK")

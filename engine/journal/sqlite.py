@@ -278,6 +278,7 @@ class SqliteJournal:
                 schema.UPSERT_SNAPSHOT,
                 (stream, version, text, snapshot_checksum(stream, version, text)),
             )
+            failpoint("snapshot.before_commit")
             await self._writer.commit()
 
     async def load_snapshot(self, stream: str) -> Snapshot | None:
@@ -357,7 +358,7 @@ class SqliteJournal:
             self._versions.update(result.versions_read)
             plan = result.plan
             if plan.rows:
-                failpoint("journal.after_commit")
+                failpoint("journal.after_commit", (row.type for row in plan.rows))
                 self._head = plan.head
                 self._versions.update(plan.versions)
                 self._recent.committed(plan.rows)
