@@ -125,6 +125,19 @@ async def prepare_writer(connection: SqlConnection, path: Path, *, synchronous: 
             raise
 
 
+async def check_pages(connection: SqlConnection, path: Path) -> None:
+    """SQLite's quick_check of every page of the file: what a writer runs before it
+    appends, since a cut tail or a zeroed page may lie where none of its own reads go
+    until much later (its cost grows with the file: about 0.2 s for 100 MiB cached).
+
+    Errors: `CorruptJournal` with the first findings (a page SQLite cannot even read
+    raises `sqlite3.DatabaseError`, which the caller translates).
+    """
+    problems = [str(row[0]) for row in await connection.execute_fetchall("PRAGMA quick_check")]
+    if problems != ["ok"]:
+        raise CorruptJournal(str(path), "SQLite quick_check: " + "; ".join(problems[:3]))
+
+
 async def load_head(connection: SqlConnection, path: Path) -> tuple[Head, int]:
     """The chain head and the last record's term, read in one statement.
 

@@ -3,11 +3,10 @@ run it by path; about 40 s):
 
     .venv/bin/pytest -q -p no:cacheprovider tests/e2e/long_fault_crash_points.py
 
-1. C1-C7 on the first provision (the commit points C1 and C2 too), and 2. C3-C7 on the
-re-provision, as in `test_fault_crash_points.py` (which the suite runs), and C1 and C2
-aimed at the re-provision's own records, as in `test_faults_crash_commit_edges.py`
-(`tests/support/crash_edge_phases.py`); then, on the same journal, API server and
-registry:
+1. C12 (the first start killed inside its journal's creation), C1-C7 on the first
+provision (the commit points C1 and C2 too), and 2. C3-C7 on the re-provision, then C1
+and C2 aimed at a second re-provision's own records, as in `test_fault_crash_points.py`
+(which the suite runs); then, on the same journal, API server and registry:
 
 3. C3-C5 on a drift repair: the engine ready and idle, a child deleted behind its back
    (the first point armed before the deletion, the others resuming the repair); the
@@ -35,6 +34,7 @@ import pytest
 
 from tests.support.crash_edge_phases import (
     failing_drift_repair,
+    killed_creating_the_journal,
     on_the_cleanup,
     on_the_drift_repair,
     on_the_spec_change,
@@ -62,6 +62,7 @@ async def test_kill_at_each_crash_point_in_turn_then_converge_once_per_key(
         workload = SiteWorkload(cluster.api, cluster.registry_url, seed=7, password=canary())
         await workload.create(3)  # two are deleted in phase 4, one is left for phase 5
         engine = new_engine(cluster, "engine")
+        await killed_creating_the_journal(engine)
         await first_provision(engine, workload)
         await reprovision(engine, workload)
         await on_the_spec_change(engine, workload)

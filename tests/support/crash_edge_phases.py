@@ -12,6 +12,10 @@ What the phase asserts beyond the history checks: the killed C1 batch is absent 
 transition of that start in the journal, R1); the C2 success is present and its key is
 never started again (the restart treats it as done, R3).
 
+The migration point C12 (`killed_creating_the_journal`): the engine's first start on
+an empty state dir dies inside the creation of its journal, the migration from schema
+version 0; the file holds no schema then, and the next start creates it.
+
 The status points C6 and C7 on a drift repair that fails first
 (`failing_drift_repair`): the engine talks to the API server through the fault proxy,
 which answers 500 to every write of the drifted Site's ConfigMap, so the repair fails
@@ -20,6 +24,7 @@ and writes the Provisioning status with its error, where the kills stop.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -47,6 +52,21 @@ async def _records(journal: Path) -> list[Record]:
         return [record async for record in opened.read_all()]
     finally:
         await opened.close()
+
+
+async def killed_creating_the_journal(engine: EngineProcess) -> None:
+    """C12: the first start dies inside the migration from version 0; one transaction,
+    so the file holds no table and no application id (the old schema, version 0), which
+    the next start migrates (every later phase runs on that journal)."""
+    assert not engine.journal.exists()
+    await crash_at(engine, "migration.before_commit")
+    connection = sqlite3.connect(f"file:{engine.journal}?mode=ro", uri=True)
+    try:
+        tables = connection.execute("SELECT name FROM sqlite_master").fetchall()
+        application_id = connection.execute("PRAGMA application_id").fetchone()[0]
+    finally:
+        connection.close()
+    assert (tables, application_id) == ([], 0)
 
 
 async def commit_kills_then_converge(
