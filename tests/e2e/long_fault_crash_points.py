@@ -1,5 +1,5 @@
 """Every crash point in turn, on every edge (not collected by the suite, for its time:
-run it by path; about 40 s):
+run it by path; about a minute):
 
     .venv/bin/pytest -q -p no:cacheprovider tests/e2e/long_fault_crash_points.py
 
