@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.failpoint import failpoint
 from engine.journal import opening
 from engine.journal.archive import next_segment, write_segment
 from engine.journal.codec import Row, snapshot_checksum
@@ -101,6 +102,7 @@ def _compact(path: Path, connection: sqlite3.Connection, cuts: Sequence[StreamCu
     written, final = write_segment(segment, _rows(connection), journal=path.name)
     if final is None or written != count:  # the records changed under the writer lock
         raise RuntimeError(f"compaction of {path} wrote {written} of {count} records")
+    failpoint("compaction.after_segment")
     first = connection.execute("SELECT MIN(position) FROM gone").fetchone()[0]
     connection.execute("BEGIN IMMEDIATE")
     try:
@@ -132,6 +134,7 @@ def _compact(path: Path, connection: sqlite3.Connection, cuts: Sequence[StreamCu
             (segment.name, written, first, final.position, final.checksum),
         )
         connection.execute("DELETE FROM records WHERE position IN (SELECT position FROM gone)")
+        failpoint("compaction.before_commit")
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from engine.failpoint import failpoint
 from engine.journal import schema
 from engine.journal.batch import Head
 from engine.journal.codec import GENESIS
@@ -117,10 +118,24 @@ async def prepare_writer(connection: SqlConnection, path: Path, *, synchronous: 
             for statement in schema.MIGRATIONS[step]:
                 await connection.execute(statement)
             await connection.execute("UPDATE schema_version SET version = ?", (step + 1,))
+            failpoint("migration.before_commit")
             await connection.execute("COMMIT")
         except BaseException:
             await connection.execute("ROLLBACK")
             raise
+
+
+async def check_pages(connection: SqlConnection, path: Path) -> None:
+    """SQLite's quick_check of every page of the file: what a writer runs before it
+    appends, since a cut tail or a zeroed page may lie where none of its own reads go
+    until much later (its cost grows with the file: about 0.2 s for 100 MiB cached).
+
+    Errors: `CorruptJournal` with the first findings (a page SQLite cannot even read
+    raises `sqlite3.DatabaseError`, which the caller translates).
+    """
+    problems = [str(row[0]) for row in await connection.execute_fetchall("PRAGMA quick_check")]
+    if problems != ["ok"]:
+        raise CorruptJournal(str(path), "SQLite quick_check: " + "; ".join(problems[:3]))
 
 
 async def load_head(connection: SqlConnection, path: Path) -> tuple[Head, int]:

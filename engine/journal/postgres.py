@@ -306,7 +306,7 @@ class PostgresJournal:
                 writer, appends, at=encode_at(self._clock.now()), term=self._term
             )
             if plan.rows:
-                failpoint("journal.after_commit")
+                failpoint("journal.after_commit", (row.type for row in plan.rows))
                 self._head = plan.head
                 self._own_versions.update(plan.versions)
                 self._recent.committed(plan.rows)

@@ -73,7 +73,7 @@ async def commit_batch(
                 await cursor.execute(schema.NOTIFY)  # delivered at commit, to every listener
             if plan.shard_terms:
                 await cursor.executemany(schema.RAISE_SHARD_TERM, list(plan.shard_terms.items()))
-        failpoint("journal.before_commit")
+        failpoint("journal.before_commit", (row.type for row in plan.rows))
     return plan
 
 

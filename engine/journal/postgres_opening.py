@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 from psycopg import conninfo
 
+from engine.failpoint import failpoint
 from engine.journal import postgres_schema as schema
 from engine.journal.batch import Head
 from engine.journal.codec import GENESIS
@@ -178,6 +179,7 @@ async def migrate(connection: psycopg.AsyncConnection[Any], where: str) -> None:
             for statement in schema.MIGRATIONS[version]:
                 await connection.execute(statement)
             await connection.execute(f"UPDATE {schema.META_TABLE} SET version = %s", (version + 1,))
+            failpoint("migration.before_commit")
 
 
 async def load_head(connection: psycopg.AsyncConnection[Any], where: str) -> tuple[Head, int]:

@@ -113,8 +113,10 @@ class SqliteJournal:
         acknowledged append survive power loss; NORMAL only process crashes.
         `readonly=True` takes no lock and never writes (for check, replay, export).
         A journal behind its head marker (committed records lost, `head_marker`) is
-        refused as corrupt. Errors: `JournalUnavailable`, `JournalLocked`, `NotAJournal`,
-        `SchemaTooNew`, `CorruptJournal`, each naming the path and what to do.
+        refused as corrupt, and so is, when writable, one whose pages fail SQLite's
+        quick_check (a cut tail, a zeroed page). Errors: `JournalUnavailable`,
+        `JournalLocked`, `NotAJournal`, `SchemaTooNew`, `CorruptJournal`, each naming the
+        path and what to do.
         """
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
@@ -137,6 +139,8 @@ class SqliteJournal:
             reader = await _connect(where, readonly=True)
             if readonly:
                 await opening.identify(reader, where, writable=False)
+            else:
+                await opening.check_pages(reader, where)
             marked = read_marker(where)
             head, term = await opening.load_head(reader, where)
             check_marker(where, head, marked)
@@ -278,6 +282,7 @@ class SqliteJournal:
                 schema.UPSERT_SNAPSHOT,
                 (stream, version, text, snapshot_checksum(stream, version, text)),
             )
+            failpoint("snapshot.before_commit")
             await self._writer.commit()
 
     async def load_snapshot(self, stream: str) -> Snapshot | None:
@@ -357,7 +362,7 @@ class SqliteJournal:
             self._versions.update(result.versions_read)
             plan = result.plan
             if plan.rows:
-                failpoint("journal.after_commit")
+                failpoint("journal.after_commit", (row.type for row in plan.rows))
                 self._head = plan.head
                 self._versions.update(plan.versions)
                 self._recent.committed(plan.rows)

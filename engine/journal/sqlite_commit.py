@@ -61,7 +61,7 @@ def write_rows(connection: sqlite3.Connection, rows: Sequence[Row]) -> None:
     trigger moves the chain head with each insert."""
     try:
         connection.executemany(schema.INSERT_RECORD, rows)
-        failpoint("journal.before_commit")
+        failpoint("journal.before_commit", (row.type for row in rows))
         connection.commit()
     except BaseException:
         if connection.in_transaction:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 
-from engine.failpoint import ENVIRONMENT_VARIABLE, FailpointError, arm, parse_action
+from engine.failpoint import ENVIRONMENT_VARIABLE, FailpointError, arm, parse_action, point_name
 
 KNOWN_FAILPOINTS = (
     "effect.before_send",
@@ -24,13 +24,17 @@ KNOWN_FAILPOINTS = (
     "finalizer.before_remove",
     "finalizer.after_remove",
     "lease.acquired",
+    "snapshot.before_commit",
+    "compaction.after_segment",
+    "compaction.before_commit",
+    "migration.before_commit",
 )
 """Every failpoint the engine's code declares (a test keeps this list complete)."""
 
 
 def _checked(actions: Mapping[str, str]) -> dict[str, str]:
     for name, action in actions.items():
-        if name not in KNOWN_FAILPOINTS:
+        if point_name(name) not in KNOWN_FAILPOINTS:
             raise FailpointError(
                 f"unknown failpoint {name!r}; choose one of {', '.join(KNOWN_FAILPOINTS)}"
             )

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.crash_edge_phases import killed_creating_the_journal, on_the_spec_change
 from tests.support.crash_phases import first_provision, reprovision
 from tests.support.crash_runs import canary, history, new_engine
 from tests.support.engine_forks import warm_up
@@ -41,14 +42,17 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 async def test_kill_at_each_crash_point_of_both_provision_edges_then_converge_once_per_key(
     tmp_path: Path,
 ) -> None:
-    """C3-C7 on the first provision of two Sites, and on the re-provision of one of
-    them after a spec change made while the engine was down; a clean start converges
-    after each; then the history checks."""
+    """C12 (the first start killed inside its journal's creation), C3-C7 on the first
+    provision of two Sites, and on the re-provision of one of them after a spec change
+    made while the engine was down, then C1 and C2 aimed at a second re-provision's
+    records; a clean start converges after each; then the history checks."""
     warm_up()  # the fork server imports the engine while the API server starts
     async with running_cluster(tmp_path) as cluster:
         workload = SiteWorkload(cluster.api, cluster.registry_url, seed=7, password=canary())
         await workload.create(2)
         engine = new_engine(cluster, "engine")
+        await killed_creating_the_journal(engine)
         await first_provision(engine, workload, commit=False)
         await reprovision(engine, workload)
+        await on_the_spec_change(engine, workload)
         await history(cluster, engine, workload)

@@ -119,3 +119,13 @@ def forked_engine(
     return ForkedEngine(
         state_dir=state_dir, kubeconfig=kubeconfig, registry_url=registry_url, env=env
     )
+
+
+async def run_forked(args: Sequence[str], env: Mapping[str, str], log: Path) -> int:
+    """`engine <args>` forked from the preloaded server with `env` added, its output
+    appended to `log`, until it ends; its exit code (`-9` for a SIGKILL)."""
+    child = _CONTEXT.Process(
+        target=_engine_main, args=(list(args), {**os.environ, **env}, str(log)), name="engine"
+    )
+    await asyncio.to_thread(child.start)
+    return await ForkedProcess(child).wait()

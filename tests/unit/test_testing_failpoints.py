@@ -17,7 +17,7 @@ ENGINE = Path(__file__).resolve().parents[2] / "engine"
 def test_the_kit_knows_every_failpoint_the_engine_declares() -> None:
     declared = set()
     for path in ENGINE.rglob("*.py"):
-        declared.update(re.findall(r'\bafailpoint\("([a-z_.]+)"\)|\bfailpoint\("([a-z_.]+)"\)',
+        declared.update(re.findall(r'\bafailpoint\("([a-z_.]+)"[,)]|\bfailpoint\("([a-z_.]+)"[,)]',
                                    path.read_text()))  # fmt: skip
     names = {a or b for a, b in declared}
     assert names == set(KNOWN_FAILPOINTS)
