@@ -279,7 +279,11 @@ class LeaderElector:
         return True
 
     async def _update(self, seen: _Seen, started: float, *, acquiring: bool) -> bool:
-        term = max(self._highest_term, seen.transitions) + 1 if acquiring else seen.transitions
+        # a renewal writes the term this replica leads under, never a smaller count it
+        # reads back (a Lease restored from a backup): another replica would then take
+        # that same term again
+        renewed = max(seen.transitions, self._term or 0)
+        term = max(self._highest_term, seen.transitions) + 1 if acquiring else renewed
         now = self._clock.now().isoformat()
         body = self._lease_body(seen, holder=self._config.identity, transitions=term, now=now)
         if not acquiring:
