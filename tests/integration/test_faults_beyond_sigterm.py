@@ -2,9 +2,10 @@
 its outcome is journaled before the process's run returns, and the next start calls
 nothing again; past the drain's bound the effect is cancelled with its intent journaled
 and the next start calls it again under the same idempotency key, once, so the target
-applies it once and the journal holds one success. The signal is a real SIGTERM to this
-process, taken by the Controller's own handlers; the API server, its HTTP client and
-SQLite are the real ones."""
+applies it once and the journal holds one success. A target that lost its idempotency
+records gets no completed call again: the journal, not the target, says what was done.
+The signal is a real SIGTERM to this process, taken by the Controller's own handlers;
+the API server, its HTTP client and SQLite are the real ones."""
 
 from __future__ import annotations
 
@@ -193,3 +194,45 @@ async def test_sigterm_past_the_drain_bound_resumes_the_effect_under_its_key(
         assert records.count(ev.EFFECT_SUCCEEDED) == 1
         assert target.begun == Counter({key: 2})  # the same key again, no new one
         assert target.applied == Counter({key: 1})
+
+
+async def test_a_target_that_lost_its_idempotency_records_gets_no_completed_call_again(
+    tmp_path: Path,
+) -> None:
+    target = HeldTarget(asyncio.Event(), Counter(), Counter())
+    operator = _operator(target)
+    async with _cluster(tmp_path, operator) as cluster:
+        async with _engine(cluster, operator, tmp_path, drain=0.2) as run:
+            target.gate.set()
+            done = (await cluster.api.create_widget("done", size=1))["metadata"]["uid"]
+
+            async def finished() -> bool:
+                return await _phase(cluster.api, "done") == "Ready"
+
+            await eventually(finished, "the first widget is Ready")
+            target.gate.clear()
+            cut = (await cluster.api.create_widget("cut", size=1))["metadata"]["uid"]
+
+            async def begun() -> bool:
+                return target.begun[f"{cut}:1:register"] == 1
+
+            await eventually(begun, "the second widget's effect is in flight")
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.wait_for(asyncio.shield(run), 10)
+        # the target forgets every key it saw (its store lost, restored empty)
+        target.begun.clear()
+        target.applied.clear()
+        target.gate.set()
+        async with _engine(cluster, operator, tmp_path, drain=10.0):
+
+            async def ready() -> bool:
+                return await _phase(cluster.api, "cut") == "Ready"
+
+            await eventually(ready, "the second widget is Ready after the restart")
+        # the journal, not the target, says what was done: the recorded success is not
+        # sent again; only the call with an intent and no outcome is, under its own key
+        assert target.begun == Counter({f"{cut}:1:register": 1})
+        assert await _key_records(cluster.journal, f"{done}:1:register") == [
+            ev.EFFECT_STARTED,
+            ev.EFFECT_SUCCEEDED,
+        ]
