@@ -69,7 +69,8 @@ async def test_retries_journal_times_and_deadlines_hold_when_the_wall_clock_step
         records = [record async for record in engine.journal.read_all()]
     times = [record.at for record in records]
     assert times == sorted(times), "a journal timestamp went back"
-    assert began - timedelta(seconds=1) <= times[0] and times[-1] <= ended
+    assert began - timedelta(seconds=1) <= times[0]
+    assert times[-1] <= ended
     assert ended - began < timedelta(seconds=30)
     retries = [r for r in records if r.type == ev.RETRY_SCHEDULED]
     assert len([r for r in retries if r.data["key"].endswith(":register")]) == 3
