@@ -48,9 +48,9 @@ async def _until(what: str, check: Callable[[], bool], process: asyncio.subproce
 async def test_sigterm_while_the_run_imports_its_modules_exits_0(tmp_path: Path) -> None:
     log = tmp_path / "engine.out"
     process = await _start(tmp_path, log)
-    # the run's modules are being imported (aiohttp's C parser is mapped): no handler
-    # of the run is installed yet, the embedded API server has not started
-    await _until("the run imports aiohttp", lambda: _loaded(process.pid, "aiohttp"), process)
+    # the run's modules are being imported (SQLite's extension is mapped: the CLI's own
+    # module does not import it, the run's do): no handler of the run is installed yet
+    await _until("the run imports sqlite3", lambda: _loaded(process.pid, "_sqlite3"), process)
     process.send_signal(signal.SIGTERM)
     code = await asyncio.wait_for(process.wait(), 20)
     output = read_log(log)
