@@ -126,6 +126,11 @@ class LeaderElector:
         self._seen_at = at
         self._highest_term = max(self._highest_term, transitions)
 
+    def know_term(self, term: int) -> None:
+        """`term` was used already (the journal's highest): every acquisition takes a
+        higher one, even when the Lease reads lower (restored from a backup)."""
+        self._highest_term = max(self._highest_term, term)
+
     @property
     def is_leader(self) -> bool:
         """True while leading and within the renew deadline of the last renewal."""
