@@ -36,14 +36,18 @@ ATTEMPTS = 3
 def _operator(
     provision_calls: Counter[str], effect: dict[str, asyncio.Event] | None = None
 ) -> Operator:
-    """Widgets named `poison-*` raise on every attempt, `flaky-*` on their first only; the
-    others apply their ConfigMap and run one step `register` (held on `effect[name]` when
-    given, and counted in `provision_calls` by key once it returns)."""
+    """Widgets named `poison-*` raise on every attempt (the second held on
+    `effect[name]` when given), `flaky-*` on their first only; the others apply their
+    ConfigMap and run one step `register` (held on `effect[name]` when given, and
+    counted in `provision_calls` by key once it returns)."""
     held = effect or {}
 
     async def provision(ctx: Context) -> None:
         provision_calls[ctx.name] += 1
         if ctx.name.startswith("poison"):
+            gate = held.get(ctx.name)
+            if gate is not None and provision_calls[ctx.name] == 2:
+                await gate.wait()
             raise RuntimeError("the handler breaks on this object")
         if ctx.name.startswith("flaky") and provision_calls[ctx.name] == 1:
             raise RuntimeError("the handler breaks once")
@@ -95,15 +99,26 @@ async def test_a_key_raising_on_every_attempt_gives_up_while_the_others_converge
     tmp_path: Path,
 ) -> None:
     calls: Counter[str] = Counter()
+    looping = asyncio.Event()
     settings = fast_settings(tmp_path, max_effect_attempts=ATTEMPTS, backoff_cap_seconds=0.05)
-    async with running_engine(tmp_path, settings=settings, operator=_operator(calls)) as engine:
+    operator = _operator(calls, {"poison": looping})
+    async with running_engine(tmp_path, settings=settings, operator=operator) as engine:
         await engine.api.create_widget("poison", size=1)
         await engine.api.create_widget("flaky", size=2)
         for index in range(4):
             await engine.api.create_widget(f"good-{index}", size=index)
+
+        async def mid_loop() -> bool:
+            return calls["poison"] == 2
+
+        await eventually(mid_loop, "the poison key is held in its second attempt")
+        # the others converge while the poison key is in the middle of its loop
         for name in ("flaky", *(f"good-{index}" for index in range(4))):
             await _until_phase(engine, name, "Ready")
             assert await engine.config(name) is not None
+        assert calls["poison"] == 2
+        assert await engine.phase("poison") != "Failed"
+        looping.set()
         await _until_phase(engine, "poison", "Failed")
         # the raising key was tried exactly as often as allowed, then quarantined
         assert calls["poison"] == ATTEMPTS
