@@ -148,10 +148,12 @@ class _EngineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The handler `configure_logging` installs (so a second call replaces it).
 
     A stream that cannot be written (a full disk under the log file) is reported once,
-    in one line on stderr, instead of a traceback for every record; the records that
-    met the error are counted, and once a record is written again a warning follows it
-    with that count (the stream's buffer may still have written some of them). Errors
-    other than `OSError` are reported as logging does.
+    in one line on stderr, instead of a traceback for every record; meanwhile warnings
+    and errors go to stderr as plain lines (so that what the engine warns of stays
+    visible) and lower records are dropped. The records that met the error are counted,
+    and once a record is written again a warning follows it with that count (the
+    stream's buffer may still have written some of them). Errors other than `OSError`
+    are reported as logging does.
     """
 
     def __init__(self, stream: TextIO) -> None:
@@ -175,15 +177,20 @@ class _EngineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         if not isinstance(error, OSError):
             super().handleError(record)
             return
+        lines = []
         if self.failed_writes == 0:
             where = getattr(self.stream, "name", "the log stream")
             reason = error.strerror or str(error)
-            with contextlib.suppress(OSError, ValueError):
-                sys.stderr.write(
-                    f"engine: log lines cannot be written to {where} ({reason}); more may "
-                    "be lost until it can be written again (free space there)\n"
-                )
+            lines.append(
+                f"engine: log lines cannot be written to {where} ({reason}); warnings go "
+                "here meanwhile, the rest may be lost (free space there)"
+            )
+        if record.levelno >= logging.WARNING and sys.stderr is not self.stream:
+            with contextlib.suppress(Exception):
+                lines.append(self.format(record))
         self.failed_writes += 1
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write("".join(f"{line}\n" for line in lines))
 
 
 def configure_logging(
