@@ -126,6 +126,11 @@ class LeaderElector:
         self._seen_at = at
         self._highest_term = max(self._highest_term, transitions)
 
+    def know_term(self, term: int) -> None:
+        """`term` was used already (the journal's highest): every acquisition takes a
+        higher one, even when the Lease reads lower (restored from a backup)."""
+        self._highest_term = max(self._highest_term, term)
+
     @property
     def is_leader(self) -> bool:
         """True while leading and within the renew deadline of the last renewal."""
@@ -279,7 +284,11 @@ class LeaderElector:
         return True
 
     async def _update(self, seen: _Seen, started: float, *, acquiring: bool) -> bool:
-        term = max(self._highest_term, seen.transitions) + 1 if acquiring else seen.transitions
+        # a renewal writes the term this replica leads under, never a smaller count it
+        # reads back (a Lease restored from a backup): another replica would then take
+        # that same term again
+        renewed = max(seen.transitions, self._term or 0)
+        term = max(self._highest_term, seen.transitions) + 1 if acquiring else renewed
         now = self._clock.now().isoformat()
         body = self._lease_body(seen, holder=self._config.identity, transitions=term, now=now)
         if not acquiring:

@@ -7,6 +7,7 @@ is always one line and cannot forge another or repaint a terminal.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -144,7 +145,52 @@ def _text_value(value: Any) -> str:
 
 
 class _EngineHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The handler `configure_logging` installs (so a second call replaces it)."""
+    """The handler `configure_logging` installs (so a second call replaces it).
+
+    A stream that cannot be written (a full disk under the log file) is reported once,
+    in one line on stderr, instead of a traceback for every record; meanwhile warnings
+    and errors go to stderr as plain lines (so that what the engine warns of stays
+    visible) and lower records are dropped. The records that met the error are counted,
+    and once a record is written again a warning follows it with that count (the
+    stream's buffer may still have written some of them). Errors other than `OSError`
+    are reported as logging does.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self.failed_writes = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lost = self.failed_writes
+        super().emit(record)
+        if lost and self.failed_writes == lost:  # written again after failed writes
+            self.failed_writes = 0
+            note = logging.LogRecord(
+                __name__, logging.WARNING, __file__, 0,
+                "%d log records met a write error before the last one; the log may miss them",
+                (lost,), None,
+            )  # fmt: skip
+            super().emit(note)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            super().handleError(record)
+            return
+        lines = []
+        if self.failed_writes == 0:
+            where = getattr(self.stream, "name", "the log stream")
+            reason = error.strerror or str(error)
+            lines.append(
+                f"engine: log lines cannot be written to {where} ({reason}); warnings go "
+                "here meanwhile, the rest may be lost (free space there)"
+            )
+        if record.levelno >= logging.WARNING and sys.stderr is not self.stream:
+            with contextlib.suppress(Exception):
+                lines.append(self.format(record))
+        self.failed_writes += 1
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write("".join(f"{line}\n" for line in lines))
 
 
 def configure_logging(

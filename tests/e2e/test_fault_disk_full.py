@@ -3,9 +3,9 @@ tmpfs mounted for the test, filled with a file until ENOSPC). A Site created mea
 gets no effect: its intent cannot be made durable, so nothing is called (R4). Once the
 space is freed the engine goes on, and everything converges, with the history checks.
 
-The engine's own log file lives in the state dir too: while the disk is full, Python's
-logging prints "--- Logging error ---" with a traceback to stderr for each line it cannot
-write (docs/reliability.md lists it).
+The engine's own log file lives in the state dir too: while the disk is full, its
+warnings go to stderr (after one line saying the log cannot be written), which is where
+the journal's "disk is full" is read from.
 
 Needs a tmpfs mount (root with CAP_SYS_ADMIN); skipped where mounting is refused.
 """

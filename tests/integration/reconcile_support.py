@@ -18,6 +18,7 @@ import aiohttp
 import yaml
 
 from engine.apiserver.http.embedded import serve_apiserver
+from engine.clock import Clock, SystemClock
 from engine.effects import PermanentError
 from engine.journal.sqlite import SqliteJournal
 from engine.runtime.manager.controller import Controller, ControllerDeps
@@ -263,11 +264,13 @@ async def running_engine(
     separate_apiserver: bool = False,
     fault_proxy: FaultSettings | None = None,
     operator: Operator | None = None,
+    clock: Clock | None = None,
 ) -> AsyncIterator[Engine]:
     """The API server (in this process, or its own with `separate_apiserver`), the Widget
     CRD, and a Controller running against it (through a fault proxy, whose settings the
     test may change as `engine.proxy.settings`, with `fault_proxy`); the Widget operator
-    on `service`, or `operator`."""
+    on `service`, or `operator`; the engine's and its journal's clock `clock`, or the
+    system's."""
     service = service or ExternalService()
     operator = operator or widget_operator(service)
     async with contextlib.AsyncExitStack() as stack:
@@ -283,13 +286,17 @@ async def running_engine(
             kubeconfig = tmp_path / "proxy-kubeconfig"
             kubeconfig.write_text(yaml.safe_dump(config))
         client = await connect_kubeconfig(kubeconfig)
-        journal = await SqliteJournal.open(tmp_path / "journal.db", synchronous="NORMAL")
+        clock = clock or SystemClock()
+        journal = await SqliteJournal.open(
+            tmp_path / "journal.db", synchronous="NORMAL", clock=clock
+        )
         controller = Controller(
             ControllerDeps(
                 operator=operator,
                 settings=settings or fast_settings(tmp_path),
                 api_client=client,
                 journal=journal,
+                clock=clock,
                 handle_signals=False,
             )
         )

@@ -33,7 +33,13 @@ from engine.journal.sqlite import SqliteJournal
 from engine.journal.store import Journal
 from engine.runtime.manager.health import Check, HealthDependencies, HealthServer
 from engine.runtime.manager.leadership import Leadership, LeadershipDeps
-from engine.runtime.manager.readiness import ApiReachability, JournalCommits, ProbeTiming
+from engine.runtime.manager.readiness import (
+    ApiReachability,
+    JournalCommits,
+    KindServed,
+    ProbeTiming,
+    kind_served,
+)
 from engine.runtime.manager.settings import Settings
 from engine.runtime.manager.start_scan import open_runs, scan
 from engine.runtime.manager.watches import Watches
@@ -67,6 +73,7 @@ from engine.telemetry.metrics import EngineMetrics
 from engine.telemetry.setup import TracingHandle
 from engine.watchers import (
     Kind,
+    KubeResources,
     connect_in_cluster,
     connect_kubeconfig,
     server_answers,
@@ -165,6 +172,7 @@ class Controller:
         self._timing = timing
         self._commits = JournalCommits(None, timing)
         self._reach: ApiReachability | None = None
+        self._served: KindServed | None = None
         self._quarantined: str | None = None
         """What was wrong with the journal renamed aside at start, if one was."""
 
@@ -232,7 +240,9 @@ class Controller:
                 self._timing,
                 deps.clock,
             )
-            for name, probe in (("journal", self._commits), ("api-server", self._reach)):
+            self._served = self._kind_served(api)
+            probes = (("journal", self._commits), ("api-server", self._reach))
+            for name, probe in (*probes, ("resource", self._served)):
                 task = asyncio.create_task(probe.run(), name=f"readiness-{name}")
                 stack.push_async_callback(_cancel, task)
             if deps.settings.shards:
@@ -311,6 +321,21 @@ class Controller:
         self.ready.set()
         await self._stopping.wait()
         log.info("stopping: watches, then in-flight reconciles, then the journal")
+
+    def _kind_served(self, api: Any) -> KindServed:
+        """The probe that the API server serves the operator's kind (in the first watched
+        namespace, or across all)."""
+        kind = self._deps.operator.resource.kind_ref
+        namespaces = self._deps.settings.namespaces
+        namespace = namespaces[0] if namespaces and kind.namespaced else None
+        resources = KubeResources(api)
+
+        async def probe() -> bool:
+            return await kind_served(
+                resources, kind, namespace=namespace, seconds=self._timing.timeout
+            )
+
+        return KindServed(probe, self._timing, kind.describe())
 
     def _sharded_journal(self, api: Any, journal: Journal) -> ShardFencedJournal:
         """The coordinator of this replica's shards, and the journal fenced by them."""
@@ -653,6 +678,7 @@ class Controller:
             Check("caches-synced", synced),
             Check("journal", lambda: self._commits.ok),
             Check("api-server", api_reachable),
+            Check("resource", lambda: self._served is None or self._served.ok),
         ]
         if self._deps.settings.leader_election:
             readiness.append(Check("leader", leading))

@@ -106,6 +106,8 @@ class Leadership:
             on_started_leading=self._started,
             on_stopped_leading=self._stopped,
         )
+        # a Lease restored from a backup may read below a term this journal has seen
+        self._elector.know_term(deps.journal.term)
         self._elector_task = asyncio.create_task(self._elector.run(), name="leader-election")
 
     async def stop(self, drain_seconds: float) -> None:

@@ -1,11 +1,13 @@
 """What /readyz reports beyond "caches synced": whether the engine can safely act now.
 
-Two probes run in the background, each on the monotonic clock: the journal can commit
+Three probes run in the background, each on the monotonic clock: the journal can commit
 (a write transaction rolled back, `SqliteJournal.probe_commit`, bounded by a timeout: a
-full disk, a read-only file or a blocked writer fail it), and the API server answers
-(`GET /version`; failing only once no answer came for `api_unreachable_seconds`). The
-probes' results are read synchronously by the health checks; each recovers on its own
-as soon as the cause clears. Leadership is read from the elector directly.
+full disk, a read-only file or a blocked writer fail it), the API server answers
+(`GET /version`; failing only once no answer came for `api_unreachable_seconds`), and
+it serves the operator's kind (a LIST of one item; a 404 means its
+CustomResourceDefinition is gone). The probes' results are read synchronously by the
+health checks; each recovers on its own as soon as the cause clears. Leadership is read
+from the elector directly.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from engine.clock import Clock
+from engine.watchers import ApiStatusError, Kind, KubeResources
 
 log = logging.getLogger(__name__)
 
@@ -85,4 +88,60 @@ class ApiReachability:
                     log.warning("readiness: the API server has not answered (%s)", error)
             if not was and self.reachable():
                 log.info("readiness: the API server answers again")
+            await asyncio.sleep(self._timing.period)
+
+
+async def kind_served(
+    resources: KubeResources, kind: Kind, *, namespace: str | None, seconds: float
+) -> bool:
+    """Whether the API server serves `kind` (LIST of one item in `namespace`, or across
+    all when None): False on 404. Errors: any other failure of the request."""
+    try:
+        await resources.list_page(
+            kind,
+            namespace=namespace,
+            label_selector="",
+            limit=1,
+            continue_token="",
+            request_timeout=seconds,
+        )
+    except ApiStatusError as error:
+        if error.code == 404:
+            return False
+        raise
+    return True
+
+
+class KindServed:
+    """Whether the API server served the operator's kind at its last probe (True before
+    the first). A probe with no answer leaves it as it was: that is for
+    `ApiReachability` to report."""
+
+    def __init__(
+        self, probe: Callable[[], Awaitable[bool]], timing: ProbeTiming, what: str
+    ) -> None:
+        self._probe = probe
+        self._timing = timing
+        self._what = what
+        self.ok = True
+
+    async def run(self) -> None:
+        """Probe every period until cancelled."""
+        while True:
+            served = self.ok
+            try:
+                async with asyncio.timeout(self._timing.timeout):  # cancellation never lost
+                    served = await self._probe()
+            except Exception:  # no answer: not this check's to judge
+                pass
+            if self.ok and not served:
+                log.warning(
+                    "readiness: the API server does not serve %s (404): its "
+                    "CustomResourceDefinition is missing; the engine waits, and goes on "
+                    "once it is created again",
+                    self._what,
+                )
+            if served and not self.ok:
+                log.info("readiness: the API server serves %s again", self._what)
+            self.ok = served
             await asyncio.sleep(self._timing.period)

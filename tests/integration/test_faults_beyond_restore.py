@@ -1,0 +1,182 @@
+"""An API server restored from a backup brings back a Lease with fewer transitions than
+the term the engine leads under. Under a running, leading engine the restored Lease
+names this replica: its renewals must not carry the restored, smaller count on (another
+replica would then take the same term again: two leaders under one fencing token); the
+Lease is written back with the current term and the engine goes on leading under it.
+An engine started after such a restore must take a term above the journal's, not one
+above the restored Lease's only (that is the term an earlier leader already used).
+
+The backup is a copy of the embedded API server's SQLite database (SQLite's online
+backup) taken during the first term; the restore stops the server, puts the copy in
+place and starts it again on the same port. The engine, the API server and its
+database are the real ones, over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+
+from engine.apiserver.http.embedded import serve_apiserver
+from engine.fsm import events as ev
+from engine.journal.sqlite import SqliteJournal
+from engine.runtime.manager.controller import Controller, ControllerDeps
+from engine.runtime.manager.settings import Settings
+from engine.watchers import connect_kubeconfig
+from tests.integration.reconcile_support import (
+    NAMESPACE,
+    Api,
+    ExternalService,
+    eventually,
+    fast_settings,
+    install_crd,
+    widget_operator,
+)
+
+LEASE = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/engine-leader"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class _Server:
+    """The embedded API server on one database and one port, stopped and started again."""
+
+    def __init__(self, db: Path, port: int, kubeconfig: Path) -> None:
+        self._db, self._port, self._kubeconfig = db, port, kubeconfig
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    async def start(self) -> None:
+        stack = contextlib.AsyncExitStack()
+        await stack.enter_async_context(
+            serve_apiserver(db=str(self._db), port=self._port, kubeconfig_path=self._kubeconfig)
+        )
+        self._stack = stack
+
+    async def stop(self) -> None:
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            await stack.aclose()
+
+
+def _backup(db: Path, copy: Path) -> None:
+    with (
+        contextlib.closing(sqlite3.connect(db)) as source,
+        contextlib.closing(sqlite3.connect(copy)) as target,
+    ):
+        source.backup(target)
+
+
+def _restore(copy: Path, db: Path) -> None:
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    db.write_bytes(copy.read_bytes())
+
+
+@contextlib.asynccontextmanager
+async def _leading(
+    kubeconfig: Path, journal: SqliteJournal, settings: Settings
+) -> AsyncIterator[Controller]:
+    """A Controller with leader election on, until the end of the block."""
+    client = await connect_kubeconfig(kubeconfig)
+    controller = Controller(
+        ControllerDeps(
+            operator=widget_operator(ExternalService()),
+            settings=settings,
+            api_client=client,
+            journal=journal,
+            handle_signals=False,
+        )
+    )
+    task = asyncio.create_task(controller.run())
+    try:
+        await asyncio.wait_for(controller.ready.wait(), 15)
+        yield controller
+    finally:
+        await controller.stop()
+        await task
+        await client.close()
+
+
+async def _terms(journal: SqliteJournal) -> list[int]:
+    return [
+        record.data["term"]
+        async for record in journal.read_all()
+        if record.type == ev.LEADER_ELECTED
+    ]
+
+
+async def test_a_restored_lease_with_fewer_transitions_does_not_take_the_term_back(
+    tmp_path: Path,
+) -> None:
+    db, copy, kubeconfig = tmp_path / "api.db", tmp_path / "backup.db", tmp_path / "kubeconfig"
+    port = _free_port()
+    settings = fast_settings(
+        tmp_path,
+        leader_election=True,
+        lease_duration_seconds=1.0,
+        lease_renew_deadline_seconds=0.8,
+        lease_retry_period_seconds=0.1,
+    )
+    server = _Server(db, port, kubeconfig)
+    await server.start()
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(server.stop)
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        api = Api(session, f"http://127.0.0.1:{port}")
+        await install_crd(api, widget_operator(ExternalService()))
+        journal = await SqliteJournal.open(tmp_path / "journal.db", synchronous="NORMAL")
+        stack.push_async_callback(journal.close)
+
+        async def lease_spec() -> dict[str, object]:
+            lease = await api.get(LEASE)
+            return dict((lease or {}).get("spec") or {})
+
+        async def held_at(term: int) -> bool:
+            return (await lease_spec()).get("leaseTransitions") == term
+
+        async def restore() -> None:
+            await server.stop()
+            _restore(copy, db)
+            await server.start()
+            # the backup's Lease: the first leader holding it, 1 transition
+            assert (await lease_spec()).get("leaseTransitions") == 1
+
+        async with _leading(kubeconfig, journal, settings):
+            await eventually(lambda: held_at(1), "leading under term 1", within=10)
+            identity = (await lease_spec())["holderIdentity"]
+            _backup(db, copy)
+            # another holder takes the Lease and never renews: this replica leads again
+            now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            await api.merge(LEASE, {"spec": {"holderIdentity": "another", "renewTime": now}})
+
+            async def leads_under(term: int) -> bool:
+                spec = await lease_spec()
+                held = spec.get("holderIdentity"), spec.get("leaseTransitions")
+                return held == (identity, term)
+
+            await eventually(lambda: leads_under(2), "leading again under term 2", within=10)
+            assert journal.term == 2
+            await restore()
+            # the renewals write the term the engine leads under back, not the restored 1
+            await eventually(lambda: leads_under(2), "the Lease carries term 2 again", within=10)
+            for _ in range(3):
+                await asyncio.sleep(0.1)
+                assert await held_at(2)
+            assert journal.term == 2
+        # stopped (the Lease released at 2), then the backup put back again: a new engine
+        # on this journal must not lead under 2 a second time
+        await restore()
+        async with _leading(kubeconfig, journal, settings):
+            await eventually(lambda: held_at(3), "a new leader under term 3", within=10)
+            assert journal.term == 3
+        assert await _terms(journal) == [1, 2, 3]
