@@ -1,14 +1,16 @@
-"""B.2 A2c and A6b: the watcher over real HTTP, through the fault proxy, against the
-embedded API server. A continue token that expired between two pages of a list (the
-server's history compacted while the second page was on its way) costs exactly one
-fresh list, then a watch from that list's resourceVersion; a watch the server ends
-cleanly (EOF) is resumed from the last delivered resourceVersion, with no relist and
-nothing lost or delivered twice."""
+"""B.2 A2c, A4a/c/e and A6b: the watcher over real HTTP, through the fault proxy, against
+the embedded API server. Lists and watches answered 500, 503 or 504 are retried with a
+backoff that grows, and the watcher syncs once they are answered again. A continue
+token that expired between two pages of a list (the server's history compacted while
+the second page was on its way) costs exactly one fresh list, then a watch from that
+list's resourceVersion; a watch the server ends cleanly (EOF) is resumed from the last
+delivered resourceVersion, with no relist and nothing lost or delivered twice."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import parse_qs
 
@@ -27,7 +29,16 @@ from engine.watchers import (
     WatcherConfig,
     connect_kubeconfig,
 )
-from tests.support.fault_proxy import END_WATCH, SLOW, FaultProxy, FaultSettings, serve_fault_proxy
+from tests.support.fault_proxy import (
+    END_WATCH,
+    GATEWAY_TIMEOUT,
+    SERVER_ERROR,
+    SLOW,
+    UNAVAILABLE,
+    FaultProxy,
+    FaultSettings,
+    serve_fault_proxy,
+)
 
 CONFIGMAPS = Kind("", "v1", "configmaps", "ConfigMap", namespaced=True)
 PATH = "/api/v1/namespaces/default/configmaps"
@@ -60,17 +71,14 @@ async def _watching(
     async def sink(change: Change) -> None:
         changes.append(change)
 
-    watcher = Watcher(
-        CONFIGMAPS,
-        KubeResources(client),
-        WatcherConfig(
-            sink=sink,
-            namespaces=("default",),
-            backoff=BackoffPolicy(initial=0.1, cap=0.5, jitter=0.0),
-            request_timeout=5.0,
-            **config,  # type: ignore[arg-type]
-        ),
-    )
+    settings: dict[str, object] = {
+        "sink": sink,
+        "namespaces": ("default",),
+        "backoff": BackoffPolicy(initial=0.1, cap=0.5, jitter=0.0),
+        "request_timeout": 5.0,
+        **config,
+    }
+    watcher = Watcher(CONFIGMAPS, KubeResources(client), WatcherConfig(**settings))  # type: ignore[arg-type]
     task = asyncio.create_task(watcher.run())
     try:
         yield watcher
@@ -158,3 +166,32 @@ async def test_a_watch_ended_cleanly_resumes_from_the_last_delivered_version() -
         assert len(_queries(proxy, watch=False)) == 1, "no relist"
         assert watcher.restarts == {}, "a clean end is not a failure"
         assert proxy.kinds_injected() == {END_WATCH}
+
+
+async def test_reads_answered_500_503_or_504_are_retried_with_growing_backoff_then_sync() -> None:
+    failing = FaultSettings(
+        rate=1.0, kinds=(SERVER_ERROR, UNAVAILABLE, GATEWAY_TIMEOUT), seed=4, methods=("GET",)
+    )
+    changes: list[Change] = []
+    async with _through_proxy(Settings(), failing) as (proxy, client, core):
+        await _make(core, "r0")
+        backoff = BackoffPolicy(initial=0.02, cap=0.4, factor=2.0, jitter=1.0)
+        async with _watching(client, changes, backoff=backoff) as watcher:
+            await asyncio.sleep(0.8)
+            assert not watcher.synced.is_set(), "nothing listed while every read fails"
+            tries = [r.at for r in proxy.seen("GET", PATH)]
+            proxy.settings = FaultSettings()
+            await asyncio.wait_for(watcher.synced.wait(), 5)
+            await _make(core, "r1")
+            await _until(lambda: [c.name for c in changes] == ["r0", "r1"], "r0 then r1")
+
+            assert proxy.kinds_injected() == {SERVER_ERROR, UNAVAILABLE, GATEWAY_TIMEOUT}
+            assert watcher.restarts == {RestartReason.SERVER_ERROR: len(tries)}
+            # 0.02 s doubling (each delay up to twice its base) to the 0.4 s cap: about
+            # six tries in 0.8 s, where a retry without backoff makes hundreds
+            assert 3 <= len(tries) <= 8, len(tries)
+            gaps = [later - earlier for earlier, later in itertools.pairwise(tries)]
+            uncapped = [gap for gap in gaps if gap < backoff.cap]
+            # delay n is within [base·2^n, 2·base·2^n]: never shorter than the one before
+            assert all(b >= a * 0.9 for a, b in itertools.pairwise(uncapped)), gaps
+            assert gaps[-1] >= 4 * gaps[0], gaps

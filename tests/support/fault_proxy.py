@@ -79,7 +79,8 @@ class FaultSettings:
     """Which faults, how often, and their parameters.
 
     `rate`: the share of matching requests that get a fault (0..1); `kinds`: the faults
-    drawn from (uniformly); `seed`: the random source; `methods` / `path_contains` /
+    drawn from (uniformly); `seed`: the random source; `retry_after`: the header a
+    throttle sends (None: none); `methods` / `path_contains` /
     `query_contains`: only requests with one of these methods (empty: all), a path and a
     query string containing these texts are candidates. The watch kinds apply only to
     watch requests and are the only faults drawn for them when one is among `kinds`;
@@ -92,7 +93,7 @@ class FaultSettings:
     rate: float = 0.0
     kinds: tuple[str, ...] = FAULT_KINDS
     seed: int = 0
-    retry_after: int | str = 1
+    retry_after: int | str | None = 1
     slow_seconds: float = 0.5
     cut_after_lines: int = 1
     methods: tuple[str, ...] = ()
@@ -201,8 +202,9 @@ def _reset(request: web.Request) -> None:
 
 @dataclass
 class FaultProxy:
-    """A running proxy: `url` to point the client at, `settings` to change the faults
-    (a new seeded plan starts), `injected` and `forwarded` to see what happened."""
+    """A running proxy: `url` to point the client at, `settings` (or `aim` for several
+    at once) to change the faults (a new seeded plan starts), `injected`, `requests` and
+    `forwarded` to see what happened."""
 
     upstream: str
     url: str = ""
@@ -210,18 +212,23 @@ class FaultProxy:
     forwarded: int = 0
     requests: list[RequestSeen] = field(default_factory=list)
     _watches: set[aiohttp.ClientResponse] = field(default_factory=set)
-    _plan: FaultPlan = field(default_factory=lambda: FaultPlan(FaultSettings()))
+    _plans: list[FaultPlan] = field(default_factory=lambda: [FaultPlan(FaultSettings())])
     _session: aiohttp.ClientSession | None = None
     _watch_lines: dict[str, list[bytes]] = field(default_factory=dict)  # path -> lines sent
     _release: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def settings(self) -> FaultSettings:
-        return self._plan.settings
+        return self._plans[0].settings
 
     @settings.setter
     def settings(self, value: FaultSettings) -> None:
-        self._plan = FaultPlan(value)
+        self.aim(value)
+
+    def aim(self, *settings: FaultSettings) -> None:
+        """Inject by several settings at once (each with its own seeded plan): a request
+        gets the fault of the first whose plan chooses one. None: forward everything."""
+        self._plans = [FaultPlan(one) for one in settings or (FaultSettings(),)]
         self._release.set()  # the requests held by a hang end
         self._release = asyncio.Event()
 
@@ -236,7 +243,12 @@ class FaultProxy:
         watch = _is_watch(request)
         received = time.monotonic()
         query = request.query_string
-        kind = self._plan.choose(request.method, request.path, watch=watch, query=query)
+        kind, settings = None, self.settings
+        for plan in self._plans:
+            kind = plan.choose(request.method, request.path, watch=watch, query=query)
+            if kind is not None:
+                settings = plan.settings
+                break
         if kind is not None:
             self.injected.append(InjectedFault(kind, request.method, request.path))
         if kind != THROTTLE:
@@ -249,11 +261,11 @@ class FaultProxy:
                 status=409,
             )
         if kind == THROTTLE:
-            retry_after = self.settings.retry_after
+            retry_after = settings.retry_after
             response = web.json_response(
                 _status(429, "TooManyRequests", "injected throttling"),
                 status=429,
-                headers={"Retry-After": str(retry_after)},
+                headers={} if retry_after is None else {"Retry-After": str(retry_after)},
             )
             await response.prepare(request)
             await response.write_eof()
@@ -269,21 +281,21 @@ class FaultProxy:
             return web.Response(status=500)  # never reaches the client
         if kind == HANG:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._release.wait(), self.settings.hang_seconds)
+                await asyncio.wait_for(self._release.wait(), settings.hang_seconds)
             _reset(request)  # the client gave up long ago
             return web.Response(status=504)
         if kind == SLOW:
-            await asyncio.sleep(self.settings.slow_seconds)
+            await asyncio.sleep(settings.slow_seconds)
         if kind in (RESET_MID_BODY, RESET_AFTER_APPLY, TRICKLE):
-            return await self._forward_faulty(request, body, kind)
-        cut_after = self.settings.cut_after_lines if kind in (CUT_WATCH, END_WATCH) else None
+            return await self._forward_faulty(request, body, kind, settings)
+        cut_after = settings.cut_after_lines if kind in (CUT_WATCH, END_WATCH) else None
         return await self._forward(
             request, body, cut_after=cut_after, cleanly=kind == END_WATCH,
             replay=kind == REPLAY_WATCH,
         )  # fmt: skip
 
     async def _forward_faulty(
-        self, request: web.Request, body: bytes, kind: str
+        self, request: web.Request, body: bytes, kind: str, settings: FaultSettings
     ) -> web.StreamResponse:
         """Forward a (non-watch) request, then break its answer as `kind` says: reset
         before any byte of it, reset after half of its body, or trickle its body."""
@@ -299,10 +311,10 @@ class FaultProxy:
             await asyncio.sleep(0.05)  # let the half reach the client before the reset
             _reset(request)
             return response
-        step = max(1, self.settings.trickle_bytes)
+        step = max(1, settings.trickle_bytes)
         for start in range(0, len(answer), step):
             await response.write(answer[start : start + step])
-            await asyncio.sleep(self.settings.trickle_seconds)
+            await asyncio.sleep(settings.trickle_seconds)
         await response.write_eof()
         return response
 
