@@ -18,7 +18,7 @@ from tests.integration.reconcile_support import (
 )
 from tests.support.fault_proxy import CONFLICT, THROTTLE, FaultSettings
 
-WINDOW = 0.8
+WINDOW = 0.6
 """Seconds each path gets only its fault."""
 MOST_TRIES = 15
 """At most this many requests to a faulty path in the window: the backoffs (0.01 s or

@@ -26,7 +26,7 @@ from tests.support.fault_proxy import (
     FaultSettings,
 )
 
-WINDOW = 0.8
+WINDOW = 0.6
 """Seconds the child applies get only the fault."""
 MOST_TRIES = 15
 """At most this many applies of one child in the window: the effect's backoff (5 ms
@@ -56,7 +56,7 @@ async def _one_registration_each(engine: Engine, names: list[str]) -> None:
 async def test_sustained_429s_on_many_widgets_stay_within_the_retry_bucket(
     tmp_path: Path,
 ) -> None:
-    qps, burst, widgets, window = 10.0, 2, 10, 0.6
+    qps, burst, widgets, window = 10.0, 2, 8, 0.5
     settings = fast_settings(tmp_path, qps=qps, burst=burst)
     names = [f"bulk-{n:02}" for n in range(widgets)]
     async with running_engine(tmp_path, settings=settings, fault_proxy=FaultSettings()) as engine:

@@ -112,7 +112,7 @@ async def test_a_continue_token_expired_between_pages_costs_one_fresh_list_then_
     # history of 5 revisions: the writes made while page 2 is held compact past its token
     tight = Settings(retention=5)
     held = FaultSettings(
-        rate=1.0, kinds=(SLOW,), slow_seconds=0.5, query_contains="continue=", limit=1
+        rate=1.0, kinds=(SLOW,), slow_seconds=0.3, query_contains="continue=", limit=1
     )
     changes: list[Change] = []
     async with _through_proxy(tight, held) as (proxy, client, core):
@@ -175,9 +175,9 @@ async def test_reads_answered_500_503_or_504_are_retried_with_growing_backoff_th
     changes: list[Change] = []
     async with _through_proxy(Settings(), failing) as (proxy, client, core):
         await _make(core, "r0")
-        backoff = BackoffPolicy(initial=0.02, cap=0.4, factor=2.0, jitter=1.0)
+        backoff = BackoffPolicy(initial=0.01, cap=0.2, factor=2.0, jitter=1.0)
         async with _watching(client, changes, backoff=backoff) as watcher:
-            await asyncio.sleep(0.8)
+            await asyncio.sleep(0.5)
             assert not watcher.synced.is_set(), "nothing listed while every read fails"
             tries = [r.at for r in proxy.seen("GET", PATH)]
             proxy.settings = FaultSettings()
@@ -187,8 +187,8 @@ async def test_reads_answered_500_503_or_504_are_retried_with_growing_backoff_th
 
             assert proxy.kinds_injected() == {SERVER_ERROR, UNAVAILABLE, GATEWAY_TIMEOUT}
             assert watcher.restarts == {RestartReason.SERVER_ERROR: len(tries)}
-            # 0.02 s doubling (each delay up to twice its base) to the 0.4 s cap: about
-            # six tries in 0.8 s, where a retry without backoff makes hundreds
+            # 0.01 s doubling (each delay up to twice its base) to the 0.2 s cap: about
+            # six tries in 0.5 s, where a retry without backoff makes hundreds
             assert 3 <= len(tries) <= 8, len(tries)
             gaps = [later - earlier for earlier, later in itertools.pairwise(tries)]
             uncapped = [gap for gap in gaps if gap < backoff.cap]

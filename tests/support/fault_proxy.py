@@ -8,7 +8,7 @@ responses are streamed line by line, so watches work through it.
 The aimed kinds (`AIMED_KINDS`) are drawn only when named in `kinds`: a 503, a 504, a
 403 or a 410 answer; a reset in the middle of the answer's body or after the upstream
 server applied the request; a watch ended cleanly (EOF) after some lines, or one that
-first repeats the lines earlier watches of its path delivered; a request held without
+repeats the lines earlier watches of its path delivered and ends; a request held without
 an answer (a hang); an answer whose body trickles in a few bytes at a time.
 """
 
@@ -216,6 +216,7 @@ class FaultProxy:
     _session: aiohttp.ClientSession | None = None
     _watch_lines: dict[str, list[bytes]] = field(default_factory=dict)  # path -> lines sent
     _release: asyncio.Event = field(default_factory=asyncio.Event)
+    _ended: set[aiohttp.ClientResponse] = field(default_factory=set)  # by end_watches
 
     @property
     def settings(self) -> FaultSettings:
@@ -231,6 +232,12 @@ class FaultProxy:
         self._plans = [FaultPlan(one) for one in settings or (FaultSettings(),)]
         self._release.set()  # the requests held by a hang end
         self._release = asyncio.Event()
+
+    def end_watches(self) -> None:
+        """End every open watch cleanly (EOF), as a server does at its watch timeout."""
+        for stream in list(self._watches):
+            self._ended.add(stream)
+            stream.close()
 
     def seen(self, method: str, path_contains: str = "") -> list[RequestSeen]:
         """The requests received with `method` whose path contains `path_contains`."""
@@ -364,9 +371,11 @@ class FaultProxy:
             await response.prepare(request)
             self._watches.add(upstream)  # closed at shutdown: watches do not end by themselves
             delivered = self._watch_lines.setdefault(request.path, [])
-            if replay:  # the events earlier watches of this path delivered, once more
-                for line in list(delivered):
+            if replay:  # the events earlier watches of this path delivered, once more, and
+                for line in list(delivered):  # the end (the client reconnects at once)
                     await response.write(line)
+                await response.write_eof()
+                return response
             try:
                 lines = 0
                 async for line in upstream.content:
@@ -380,10 +389,12 @@ class FaultProxy:
                             _reset(request)
                         return response
             except aiohttp.ClientError:
-                _reset(request)
-                return response
+                if upstream not in self._ended:
+                    _reset(request)
+                    return response
             finally:
                 self._watches.discard(upstream)
+                self._ended.discard(upstream)
             await response.write_eof()
             return response
 
