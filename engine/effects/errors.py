@@ -74,7 +74,6 @@ class EffectRetryScheduled(RetryableError):
             f"effect {key} attempt {attempt} failed ({message}); retry in {delay:.3f}s",
             delay=delay,
         )
-        self.unavailable = unavailable
         self.key = key
         self.attempt = attempt
         self.message = message
@@ -82,6 +81,7 @@ class EffectRetryScheduled(RetryableError):
         self.error_class = error_class
         """The class name of the failure (as journaled in `EffectFailed`), "" if unknown."""
         self.waiting = waiting
+        self.unavailable = unavailable
 
 
 class EffectFailedPermanently(PermanentError):
