@@ -52,7 +52,15 @@ async def test_409s_and_429s_without_a_wait_are_retried_with_backoff_and_lose_no
         for name in FAULTS:
             await engine.api.create_widget(name, size=3, message="kept")
         await asyncio.sleep(WINDOW)
-        tries = {name: len(proxy.seen("PATCH", path)) for name, (path, _, _) in FAULTS.items()}
+
+        def tries() -> dict[str, int]:
+            return {name: len(proxy.seen("PATCH", path)) for name, (path, _, _) in FAULTS.items()}
+
+        async def retried() -> bool:  # on a loaded machine the window may hold fewer
+            return min(tries().values()) >= 2
+
+        await eventually(retried, "each faulty path tried again")
+        counts = tries()
         proxy.aim()
 
         async def ready() -> bool:
@@ -60,7 +68,7 @@ async def test_409s_and_429s_without_a_wait_are_retried_with_backoff_and_lose_no
 
         await eventually(ready, "every Widget Ready once the faults stop")
 
-        assert all(2 <= count <= MOST_TRIES for count in tries.values()), tries
+        assert max(counts.values()) <= MOST_TRIES, counts
         assert {f.kind for f in proxy.injected} == {CONFLICT, THROTTLE}
         calls = {}
         for name in FAULTS:

@@ -8,6 +8,7 @@ per key."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from engine.fsm import events as ev
@@ -63,17 +64,19 @@ async def test_sustained_429s_on_many_widgets_stay_within_the_retry_bucket(
         proxy = engine.proxy
         assert proxy is not None
         proxy.settings = _failing_applies((THROTTLE,), retry_after=None)
+        began = time.monotonic()
         for name in names:
             await engine.api.create_widget(name, size=1)
         await asyncio.sleep(window)
         applies = proxy.seen("PATCH", CONFIGMAPS)
+        elapsed = time.monotonic() - began
         proxy.settings = FaultSettings()
         await _all_ready(engine, names, within=30.0)
 
         first = {r.path for r in applies}
         retries = len(applies) - len(first)
         # first attempts are not limited; the retries of all of them together are
-        assert retries <= burst + qps * window + 1, (retries, len(first))
+        assert retries <= burst + qps * elapsed + 1, (retries, len(first), elapsed)
         await _one_registration_each(engine, names)
 
 
@@ -90,13 +93,21 @@ async def test_500_503_and_504_on_writes_past_the_allowed_attempts_do_not_give_u
         for name in names:
             await engine.api.create_widget(name, size=1)
         await asyncio.sleep(WINDOW)
-        tries = {name: len(proxy.seen("PATCH", f"{CONFIGMAPS}/{name}-config")) for name in names}
+
+        def tries() -> dict[str, int]:
+            return {n: len(proxy.seen("PATCH", f"{CONFIGMAPS}/{n}-config")) for n in names}
+
+        async def past_the_attempts() -> bool:  # on a loaded machine it may take longer
+            return min(tries().values()) > attempts
+
+        await eventually(past_the_attempts, "more tries than attempts allowed")
+        counts = tries()
         proxy.settings = FaultSettings()
         await _all_ready(engine, names)
 
         assert proxy.kinds_injected() == {SERVER_ERROR, UNAVAILABLE, GATEWAY_TIMEOUT}
         # more failures than attempts allowed, each retried: an outage is never given up on
-        assert all(attempts < count <= MOST_TRIES for count in tries.values()), tries
+        assert max(counts.values()) <= MOST_TRIES, counts
         failed = [r async for r in engine.journal.read_all() if r.type == ev.EFFECT_FAILED]
         assert failed, "the failures are journaled"
         assert not [r for r in failed if r.data.get("gave_up")], "none gave up"

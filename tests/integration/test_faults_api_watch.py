@@ -112,7 +112,7 @@ async def test_a_continue_token_expired_between_pages_costs_one_fresh_list_then_
     # history of 5 revisions: the writes made while page 2 is held compact past its token
     tight = Settings(retention=5)
     held = FaultSettings(
-        rate=1.0, kinds=(SLOW,), slow_seconds=0.3, query_contains="continue=", limit=1
+        rate=1.0, kinds=(SLOW,), slow_seconds=0.4, query_contains="continue=", limit=1
     )
     changes: list[Change] = []
     async with _through_proxy(tight, held) as (proxy, client, core):
