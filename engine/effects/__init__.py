@@ -9,6 +9,7 @@ from engine.effects.errors import (
     PermanentError,
     ReplayDivergence,
     RetryableError,
+    ServerUnavailable,
 )
 from engine.effects.runner import (
     AttemptTracer,
@@ -35,6 +36,7 @@ __all__ = [
     "ReplayDivergence",
     "RetryableError",
     "RunnerDeps",
+    "ServerUnavailable",
     "SpanIds",
     "ceiling",
     "effect_key",

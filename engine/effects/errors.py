@@ -24,6 +24,16 @@ class RetryableError(EffectError):
         self.delay = delay
 
 
+class ServerUnavailable(RetryableError):
+    """Raised when a server the effect needs could not answer for now (the API server's
+    429 or 5xx, a connection reset or refused, no answer in time).
+
+    Retried with the growing backoff like any retryable error, but never the attempt
+    that gives up: an outage, however long, does not move the resource to `Failed`, and
+    it converges once the server answers again (R12).
+    """
+
+
 class DependencyNotReady(RetryableError):
     """Raised by a handler that waits for another resource to be Ready (`what` names it).
 
@@ -46,7 +56,8 @@ class EffectRetryScheduled(RetryableError):
     in `delay` seconds (the reconciler's requeue-after). Retryable when it crosses an
     enclosing effect, which then waits at least as long; `waiting` when the failure was a
     wait for something else (`DependencyNotReady`), so the enclosing effect waits too
-    instead of counting a failure."""
+    instead of counting a failure; `unavailable` when it was a `ServerUnavailable`, so
+    the enclosing effect does not give up on it either."""
 
     def __init__(
         self,
@@ -57,6 +68,7 @@ class EffectRetryScheduled(RetryableError):
         message: str,
         error_class: str = "",
         waiting: bool = False,
+        unavailable: bool = False,
     ) -> None:
         super().__init__(
             f"effect {key} attempt {attempt} failed ({message}); retry in {delay:.3f}s",
@@ -69,6 +81,7 @@ class EffectRetryScheduled(RetryableError):
         self.error_class = error_class
         """The class name of the failure (as journaled in `EffectFailed`), "" if unknown."""
         self.waiting = waiting
+        self.unavailable = unavailable
 
 
 class EffectFailedPermanently(PermanentError):

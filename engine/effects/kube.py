@@ -1,7 +1,8 @@
 """The engine's Kubernetes writes: finalizers, status, children (server-side apply), child
 deletion and Events, over one kubernetes-asyncio `ApiClient`, with API errors mapped to
-the effect error classes (409 → re-read and retry; 429/5xx → retryable with Retry-After;
-403/422 → permanent; 404 on delete → done; connection errors → retryable).
+the effect error classes (409 → re-read and retry; 429/5xx → retryable with Retry-After,
+as the server's unavailability; 403/422 → permanent; 404 on delete → done; connection
+errors and timeouts → retryable, as unavailability).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from yarl import URL
 from engine.clock import Clock, SystemClock
 from engine.effects import api_json
 from engine.effects.backoff import RETRY_AFTER_CAP, retry_after_seconds
-from engine.effects.errors import PermanentError, RetryableError
+from engine.effects.errors import PermanentError, RetryableError, ServerUnavailable
 from engine.effects.kube_client import ApiClient
 from engine.identity import Kind
 
@@ -53,6 +54,11 @@ class KubeRetryableError(RetryableError):
     """A write that may succeed later (429, 5xx, 409 left after re-reads, connection)."""
 
 
+class KubeUnavailableError(KubeRetryableError, ServerUnavailable):
+    """The API server could not take the request for now (429, 5xx, a connection error
+    or no answer in time): an effect retries it with backoff and never gives up on it."""
+
+
 class KubePermanentError(PermanentError):
     """A write the API server refuses for good (403, 422, ...): fix RBAC or the object."""
 
@@ -62,6 +68,8 @@ def as_effect_error(error: KubeApiError, what: str) -> RetryableError | Permanen
     text = f"{what}: {error.code} {error.reason}: {error.message}"
     if error.code in _PERMANENT_CODES:
         return KubePermanentError(text)
+    if error.code == 429 or error.code >= 500:
+        return KubeUnavailableError(text, delay=error.retry_after)
     return KubeRetryableError(text, delay=error.retry_after)
 
 
@@ -271,7 +279,7 @@ class KubeWriter:
         now = asyncio.get_running_loop().time()
         wait = self._not_before.get(path, now) - now
         if wait > 0:  # the server's Retry-After for this object is a lower bound (R7)
-            raise KubeRetryableError(
+            raise KubeUnavailableError(
                 f"{method} {path}: the API server asked to wait {wait:.2f} s more", delay=wait
             )
         headers = {"Accept": "application/json", "Content-Type": content_type}
@@ -280,7 +288,7 @@ class KubeWriter:
             raw, response = await self._send(method, path, headers, body, query or [])
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             detail = str(error) or type(error).__name__
-            raise KubeRetryableError(f"{method} {path}: {detail}") from None
+            raise KubeUnavailableError(f"{method} {path}: {detail}") from None
         document = _decode(raw)
         if 200 <= response.status < 300:
             if not isinstance(document, dict):

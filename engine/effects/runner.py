@@ -24,6 +24,7 @@ from engine.effects.errors import (
     PermanentError,
     ReplayDivergence,
     RetryableError,
+    ServerUnavailable,
 )
 from engine.effects.history import KeyHistory, key_history
 from engine.effects.replay import RecordedOutcome, ReplayCursor
@@ -105,6 +106,7 @@ class _Failure:
     at_least: float = 0.0
     waiting: bool = False
     gave_up: bool = False
+    unavailable: bool = False
 
 
 class EffectRunner:
@@ -230,9 +232,16 @@ class EffectRunner:
             if nested.waiting:  # a step's wait is this effect's wait, journaled as the same
                 failure = _Failure(nested.error_class, True, nested.message, nested.delay, True)
                 return failure, None
-            return _Failure(type(nested).__name__, True, str(nested), at_least=nested.delay), None
+            failure = _Failure(
+                type(nested).__name__, True, str(nested), nested.delay,
+                unavailable=nested.unavailable,
+            )  # fmt: skip
+            return failure, None
         except PermanentError as bad:
             return _Failure(type(bad).__name__, False, str(bad)), None
+        except ServerUnavailable as down:  # an outage: retried, never given up on (R12)
+            failure = _Failure(type(down).__name__, True, str(down), down.delay, unavailable=True)
+            return failure, None
         except RetryableError as bad:
             return _Failure(type(bad).__name__, True, str(bad), at_least=bad.delay), None
         except Exception as bad:  # any other error is retryable (STYLE: one switch)
@@ -260,10 +269,13 @@ class EffectRunner:
 
         `counted`: the attempt's number with the earlier waits left out; it decides
         giving up and the backoff, so time spent waiting for another resource costs no
-        attempts. A wait itself never gives up."""
+        attempts. A wait itself never gives up, nor does a server's unavailability."""
         policy = self._deps.backoff
         gave_up = failure.gave_up or (
-            failure.retryable and not failure.waiting and counted >= policy.max_attempts
+            failure.retryable
+            and not failure.waiting
+            and not failure.unavailable
+            and counted >= policy.max_attempts
         )
         failed = ev.effect_failed(
             key=key,
@@ -291,6 +303,7 @@ class EffectRunner:
             message=failure.message,
             error_class=failure.error_class,
             waiting=failure.waiting,
+            unavailable=failure.unavailable,
         )
 
     async def _replay(self, stream: str, key: str, name: str) -> Any:

@@ -49,7 +49,8 @@ class WorkQueue:
     - At most `max_concurrent` keys are in processing at once (None: no limit).
     - `add_after_failure` delays by per-key exponential backoff with full jitter; a
       `retry_after` is a lower bound, clamped to the backoff cap; the optional global
-      `retry_bucket` spaces all retries (R7). First attempts are not rate-limited, so an
+      `retry_bucket` spaces all retries (R7), those `add_retry` re-adds after an effect's
+      own backoff too. First attempts are not rate-limited, so an
       initial list of many keys is not throttled to the bucket's qps.
     - A `retry_after` holds the key: no add, and no event that arrived while it was being
       processed, makes it ready before that time (a server's Retry-After is a lower bound,
@@ -127,6 +128,19 @@ class WorkQueue:
         if self._bucket is not None:
             delay = max(delay, self._bucket.reserve(now))
         self.add(key, after=delay)
+
+    def add_retry(self, key: str, *, after: float) -> None:
+        """Re-add `key` for a retry whose delay was computed elsewhere (an effect's own
+        backoff): after `after` seconds, and no sooner than the global retry bucket allows.
+        A bucket slot later than `after` holds the key as a Retry-After does, so an event
+        that arrives meanwhile does not bring the retry before its slot."""
+        if self._bucket is not None:
+            now = asyncio.get_running_loop().time()
+            slot = self._bucket.reserve(now)
+            if slot > after:
+                self._not_before[key] = max(self._not_before.get(key, now), now + slot)
+                after = slot
+        self.add(key, after=after)
 
     def forget(self, key: str) -> None:
         """Reset the failure count and any Retry-After hold of `key` (after a success or a

@@ -23,9 +23,13 @@ class Succeeded:
 
 @dataclass(frozen=True)
 class RequeueAfter:
-    """Look at the key again after `seconds` (a wait, not a failure: backoff is reset)."""
+    """Look at the key again after `seconds` (a wait, not a failure: backoff is reset).
+
+    `retry`: the look is the retry of a failed attempt whose delay was computed elsewhere
+    (an effect's own backoff); it is spaced by the global retry bucket too (R7)."""
 
     seconds: float
+    retry: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,13 +54,18 @@ Handler = Callable[[str], Awaitable[Outcome]]
 def apply_outcome(queue: WorkQueue, key: str, outcome: Outcome) -> None:
     """Turn one handler outcome into queue actions; `key` must be processing.
 
-    success → forget + done; requeue-after → forget + done + add(after); retryable failure →
+    success → forget + done; requeue-after → forget + done + add(after) (a retry's through
+    the retry bucket: add_retry); retryable failure →
     done + add_after_failure(retry_after); terminal failure → forget + done. A key marked
     dirty while it was processed is still reconciled once more (level-triggered).
     """
     match outcome:
         case Succeeded():
             queue.forget(key)
+            queue.done(key)
+        case RequeueAfter(seconds=seconds, retry=True):
+            queue.forget(key)
+            queue.add_retry(key, after=seconds)
             queue.done(key)
         case RequeueAfter(seconds=seconds):
             queue.forget(key)

@@ -34,7 +34,9 @@ class WriteOrder(Generic[K]):
     answered with resourceVersion X, every watch event of that key before X's own event is
     older than the write and loses to it (the key *awaits* X); X's event, a relist (the
     server's current state) or a change of uid ends the wait. An answer whose X the watch
-    has already delivered is news only if the view still holds X.
+    has already delivered is news only if the view still holds X. A watch event whose
+    resourceVersion the watch delivered before something newer is a repeat (a watch
+    resumed from too far back, a replaying proxy) and never news.
     """
 
     def __init__(self) -> None:
@@ -57,6 +59,8 @@ class WriteOrder(Generic[K]):
         seen = self._seen.get(key)
         if seen is None:
             seen = self._seen[key] = deque(maxlen=_SEEN)
+        if not listed and version and version in seen and seen[-1] != version:
+            return False  # delivered before, and something newer since: a repeat, never news
         if not seen or seen[-1] != version:
             seen.append(version)
         awaiting = self._awaiting.get(key)

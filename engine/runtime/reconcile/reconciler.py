@@ -278,6 +278,7 @@ class Reconciler:
         self, key: str, stream: str, uid: str, span: ReconcileSpan, told: list[_Told]
     ) -> Outcome:
         retry_pending = False
+        retried = False  # an attempt failed (not a wait): its retry is spaced by the bucket
         for _ in range(self._max_passes):
             entry = self._objects.get(key)
             if entry is None or entry.uid != uid:
@@ -295,14 +296,18 @@ class Reconciler:
                 state = await self._streams.current(stream)
             decision = decide(state, observation, self._clock.now(), policy=self._policy)
             if decision.idle:
-                return await self._settle(key, stream, entry, state, decision)
+                settled = await self._settle(key, stream, entry, state, decision)
+                if retried and isinstance(settled, RequeueAfter):
+                    return RequeueAfter(settled.seconds, retry=True)
+                return settled
             if decision.trigger is not None and not await self._transition(
                 key, stream, entry, state, decision, span, told
             ):
                 return TerminalFailure(f"illegal trigger {decision.trigger} in {state.state}")
             runs = any(isinstance(e, (RunProvision, RunFinalize)) for e in decision.effects)
             if retry_pending and runs:
-                return RequeueAfter(0.0)  # the backoff passed already: go again via the queue
+                # the backoff passed already: go again via the queue (and its retry bucket)
+                return RequeueAfter(0.0, retry=retried)
             for effect in _status_after_run(decision.effects):
                 try:
                     await self._effects.run(key, stream, effect)
@@ -322,6 +327,7 @@ class Reconciler:
                     if self._metrics is not None:
                         self._metrics.count_retry(self._operator.resource.kind, _name(effect))
                     retry_pending = True
+                    retried = not retry.waiting
                     break
                 except EffectFailedPermanently:
                     break  # decide fires permanent_error / gave_up on the next pass
