@@ -39,7 +39,7 @@ from tests.integration.reconcile_support import (
 from tests.support.fault_proxy import RESET, FaultSettings, serve_fault_proxy
 from tests.support.history import JournalEffects
 
-LEASE_SECONDS, RENEW_SECONDS, RETRY_SECONDS = 1.5, 1.0, 0.2
+LEASE_SECONDS, RENEW_SECONDS, RETRY_SECONDS = 1.0, 0.6, 0.2
 SAMPLE = 0.005
 
 

@@ -54,6 +54,8 @@ class FaultSettings:
     requests with one of these methods (empty: all) and a path containing this text are
     candidates. `cut_watch` applies only to watch requests and is the only fault drawn
     for them when it is among `kinds`; `watch_rate` (None: `rate`) is their share.
+    `repeat_watch_lines`: every line of every watch stream is sent this many times (one
+    event delivered again and again).
     """
 
     rate: float = 0.0
@@ -65,6 +67,7 @@ class FaultSettings:
     methods: tuple[str, ...] = ()
     path_contains: str = ""
     watch_rate: float | None = None
+    repeat_watch_lines: int = 1
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
@@ -243,8 +246,9 @@ class FaultProxy:
             self._watches.add(upstream)  # closed at shutdown: watches do not end by themselves
             try:
                 lines = 0
+                repeat = self.settings.repeat_watch_lines
                 async for line in upstream.content:
-                    await response.write(line)
+                    await response.write(line * repeat)
                     lines += 1
                     if cut_after is not None and lines >= cut_after:
                         _reset(request)
