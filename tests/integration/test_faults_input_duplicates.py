@@ -26,7 +26,7 @@ async def test_one_event_delivered_a_thousand_times_runs_each_effect_once(
             return await engine.phase("copied") == "Ready"
 
         await eventually(converged, "the Widget Ready")
-        await asyncio.sleep(0.3)  # the copies still in flight have arrived
+        await asyncio.sleep(0.2)  # the copies still in flight have arrived
         records = [r async for r in engine.journal.read_all()]
         calls = dict(engine.service.calls)
     types = Counter(r.type for r in records)

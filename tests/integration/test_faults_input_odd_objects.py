@@ -142,7 +142,7 @@ def mutated(rng: random.Random, n: int) -> dict[str, Any]:
 
 async def test_ten_thousand_generated_and_mutated_objects_are_observed_and_decided() -> None:
     """Each object: its observation, the `Observed` event the journal's encoder must
-    accept, and a decision; one in twenty also journaled and folded from the journal."""
+    accept, and a decision; one in fifty also journaled and folded from the journal."""
     journal = MemoryJournal(redact=OPERATOR.secret_fields)
     log = ObservationLog(StreamWriter(journal, ledger=ChildLedger()))
     rng, now, new = random.Random(11), datetime.now(UTC), fold([])
@@ -156,7 +156,7 @@ async def test_ten_thousand_generated_and_mutated_objects_are_observed_and_decid
         encode_event(ev.observed(observation, watch_event="ADDED", spec=spec))
         decision = decide(new, observation, now)
         triggers[decision.trigger or "idle"] += 1
-        if n % 20 == 0:
+        if n % 50 == 0:
             stream = stream_of(OPERATOR, obj)
             assert await log.record(stream, observation, spec=spec, watch_event="ADDED")
             records = await journal.read_stream(stream)

@@ -19,7 +19,7 @@ from engine.supervisor.leader import LeaderElectionConfig, LeaderElector
 from tests.support.fault_proxy import RESET, FaultSettings, serve_fault_proxy
 
 LEASE, NAMESPACE = "engine-leader", "default"
-RETRY_SECONDS = 0.2
+RETRY_SECONDS = 0.1
 FAST = 2.0
 """The rate of the fast replica's clock."""
 
@@ -67,10 +67,10 @@ async def watch_leaders(
 async def test_a_standby_whose_clock_runs_twice_as_fast_never_leads_beside_a_cut_off_leader() -> (
     None
 ):
-    # the lease duration must exceed the renew deadline by more than the clock rate (2.2 to
-    # 1.0 against 2x): the fast standby's lease-duration wait, 1.1 s of real time, still
-    # ends after the cut-off leader's renew deadline, 1.0 s after its last renewal began
-    timing = (2.2, 1.0)
+    # the lease duration must exceed the renew deadline by more than the clock rate (1.1 to
+    # 0.5 against 2x): the fast standby's lease-duration wait, 0.55 s of real time, still
+    # ends after the cut-off leader's renew deadline, 0.5 s after its last renewal began
+    timing = (1.1, 0.5)
     async with (
         serve_apiserver() as server,
         serve_fault_proxy(server.url) as proxy,
@@ -142,7 +142,7 @@ async def restarted(
     url = f"http://127.0.0.1:{port}"
     down = time.monotonic()
     # down past the renew deadline: the leader stops leading, both compete on return
-    both = await watch_leaders(a, b, until=down + timing[1] + 0.2, stop_when_b_leads=False)
+    both = await watch_leaders(a, b, until=down + timing[1] + 0.1, stop_when_b_leads=False)
     assert not a.is_leader, "the leader kept leading with no API server to renew on"
     async with serve_apiserver(db=db, port=port):
         # the state kept: the Lease is read back, one of the two takes it
