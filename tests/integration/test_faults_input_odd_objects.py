@@ -164,3 +164,28 @@ async def test_ten_thousand_generated_and_mutated_objects_are_observed_and_decid
     assert sum(triggers.values()) == 10_000
     assert triggers["observed_live"] > 5_000, triggers  # the unmutated and mildly odd ones
     assert triggers["deletion_requested"] > 0, triggers
+
+
+async def test_generated_odd_objects_through_the_reconcile_loop_leave_a_plain_one_converging() -> (
+    None
+):
+    """120 of the generated objects, then a plain one, all reconciled by one loop."""
+    CALLS.clear()
+    loop = MemoryLoop(OPERATOR)
+    rng = random.Random(12)
+    objects = [mutated(rng, n) for n in range(120)]
+    objects.append(odd_object("plain", {"spec": {"size": 3}}, generation=1))
+    for obj in objects:
+        obj["metadata"].pop("resourceVersion", None)  # the cluster's versions, not the generator's
+        loop.cluster.put(loop.kind, obj)
+        await loop.watch(f"default/{obj['metadata']['name']}", ChangeType.ADDED)
+    for obj in objects:
+        if obj["metadata"].get("uid"):
+            await loop.settle(f"default/{obj['metadata']['name']}", max_turns=8)
+    states = Counter(
+        [(await loop.state(f"default/{o['metadata']['name']}")).state for o in objects]
+    )
+    assert (await loop.state("default/plain")).state == "Ready", states
+    assert states["Ready"] > 40, states
+    print(dict(states))
+    assert "uid-plain:1:register" in CALLS
