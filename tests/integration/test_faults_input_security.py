@@ -1,12 +1,14 @@
 """Credentials on the engine's two outward connections (B.7 S9, S10): the API server over
 HTTPS with a bearer token (the embedded API server with TLS on, through the engine's
-own `connect_kubeconfig` and kubernetes-asyncio), and the OTLP exporter's headers (a
-local OTLP receiver that refuses every export). Verification is on unless a test flag
-says otherwise, and no credential reaches a log line (every logger at DEBUG), an error
-message or a repr."""
+own `connect_kubeconfig` and kubernetes-asyncio; a Controller reconciles a Widget over
+it, and its state dir, journal included, is searched for the token), and the OTLP
+exporter's headers (a local OTLP receiver that refuses every export). Verification is on
+unless a test flag says otherwise, and no credential reaches a log line (every logger at
+DEBUG), an error message or a repr."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -16,9 +18,19 @@ from kubernetes_asyncio import client
 
 from engine.apiserver.http.embedded import serve_apiserver
 from engine.apiserver.http.security import SecurityOptions
+from engine.journal.sqlite import SqliteJournal
+from engine.runtime.manager.controller import Controller, ControllerDeps
 from engine.telemetry import TelemetryConfigError, configure_tracing
 from engine.watchers import connect_kubeconfig
 from engine.watchers.client import INSECURE_TLS_ENV, ClusterConfigError, ClusterUnreachableError
+from tests.integration.reconcile_support import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    ExternalService,
+    fast_settings,
+    widget_operator,
+)
 from tests.support.otlp_receiver import OtlpReceiver
 
 
@@ -46,12 +58,7 @@ async def test_tls_verification_is_on_and_the_bearer_token_reaches_no_log_or_err
         token = server.admin_token
         assert token
         assert server.url.startswith("https://")
-        api = await connect_kubeconfig(kubeconfig)
-        try:
-            assert api.configuration.verify_ssl
-            await client.CoreV1Api(api).list_namespace()
-        finally:
-            await api.close()
+        await reconcile_one_widget(kubeconfig, tmp_path / "state")
         messages: list[str] = []
         # no CA: the server's certificate is not trusted, so nothing is sent
         untrusted = rewritten(
@@ -89,9 +96,57 @@ async def test_tls_verification_is_on_and_the_bearer_token_reaches_no_log_or_err
         messages.append(str(unauthorized.value))
     logged = caplog.text + "".join(repr(r.args) for r in caplog.records)
     assert caplog.records, "nothing was logged at all"
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "state").iterdir() if p.is_file())
+    assert b"Widget" in stored, "the journal holds the engine's records"
     for secret in (token, wrong):
         assert secret not in logged
         assert all(secret not in message for message in messages)
+        assert secret.encode() not in stored, "the token is in the state dir"
+
+
+async def reconcile_one_widget(kubeconfig: Path, state: Path) -> None:
+    """A Controller connected by `kubeconfig` (HTTPS, verified, a bearer token) reconciles
+    a Widget to Ready; its journal, with `-wal` and `-shm`, stays in `state`."""
+    api = await connect_kubeconfig(kubeconfig)
+    service = ExternalService()
+    operator = widget_operator(service)
+    journal = await SqliteJournal.open(state / "journal.db", synchronous="NORMAL")
+    try:
+        assert api.configuration.verify_ssl
+        await client.ApiextensionsV1Api(api).create_custom_resource_definition(
+            operator.resource.crd()
+        )
+        controller = Controller(
+            ControllerDeps(
+                operator=operator,
+                settings=fast_settings(state),
+                api_client=api,
+                journal=journal,
+                handle_signals=False,
+            )
+        )
+        task = asyncio.create_task(controller.run())
+        try:
+            await asyncio.wait_for(controller.ready.wait(), 15)
+            custom = client.CustomObjectsApi(api)
+            body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Widget",
+                    "metadata": {"name": "tls"}, "spec": {"size": 1}}  # fmt: skip
+            await custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, body)
+            for _ in range(300):
+                got = await custom.get_namespaced_custom_object(
+                    GROUP, VERSION, "default", PLURAL, "tls"
+                )
+                if (got.get("status") or {}).get("phase") == "Ready":
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the Widget is not Ready within 15 s over HTTPS")
+        finally:
+            await controller.stop()
+            await task
+    finally:
+        await journal.close()
+        await api.close()
 
 
 def test_exporter_headers_reach_no_log_line_error_or_repr(
