@@ -6,7 +6,8 @@ monotonic clock (`SteadyClock`): within one process, every timestamp it stamps (
 records, stuck deadlines, retry times, conditions) and every deadline it computes from
 them stay consistent whatever the host clock does; a new process reads the wall clock
 afresh. `FakeClock` models the host for tests: `advance` moves both clocks, `step_wall`
-moves the wall clock alone, either way.
+moves the wall clock alone, either way; `RatedClock` runs a source's clocks at a rate
+(a host whose clock runs fast or slow).
 """
 
 from __future__ import annotations
@@ -73,6 +74,34 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+
+class RatedClock:
+    """`source`'s clocks run at `rate` times their pace from the moment of creation: a
+    rate of 2 makes a second of the source two seconds here (a host whose clock runs
+    fast, as under libfaketime). Sleeps on the event loop keep the loop's own pace.
+    Errors: `ValueError` unless the rate is above 0."""
+
+    def __init__(self, source: Clock, rate: float) -> None:
+        if not rate > 0:
+            raise ValueError(f"a clock's rate must be above 0, got {rate:g}")
+        self._source = source
+        self._rate = rate
+        self._wall = source.now()
+        self._origin = source.monotonic()
+
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+    def now(self) -> datetime:
+        return self._wall + timedelta(seconds=self._elapsed())
+
+    def monotonic(self) -> float:
+        return self._origin + self._elapsed()
+
+    def _elapsed(self) -> float:
+        return (self._source.monotonic() - self._origin) * self._rate
 
 
 @dataclass

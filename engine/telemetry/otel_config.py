@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 ExportProtocol = Literal["http/protobuf", "grpc"]
@@ -63,7 +63,8 @@ class TracingSettings:
     resource_attributes: tuple[tuple[str, str], ...]
     protocol: ExportProtocol
     endpoint: str
-    headers: tuple[tuple[str, str], ...]
+    headers: tuple[tuple[str, str], ...] = field(repr=False)
+    """The exporter's headers (credentials, often): kept out of the settings' repr."""
     export_timeout_s: float
     sampler: SamplerName
     sampler_ratio: float
@@ -201,11 +202,12 @@ def _key_values(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...
     """`k1=v1,k2=v2` with percent-encoded values (the W3C baggage-like OTEL format)."""
     value = _get(env, name)
     pairs: list[tuple[str, str]] = []
-    for item in filter(None, (part.strip() for part in value.split(","))):
+    for number, item in enumerate(filter(None, (part.strip() for part in value.split(","))), 1):
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
+            # the entry itself is not quoted: a header's value is often a credential
             raise TelemetryConfigError(
-                f"{name} has an entry {item!r} that is not key=value: "
+                f"{name} has an entry (number {number}) that is not key=value: "
                 "use comma-separated key=value pairs"
             )
         pairs.append((key.strip(), urllib.parse.unquote(raw.strip())))

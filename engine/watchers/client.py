@@ -31,6 +31,8 @@ from engine.watchers.resource import Kind
 _AUTH = ["BearerToken"]
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 SERVICE_ACCOUNT_DIR_ENV = "ENGINE_SERVICE_ACCOUNT_DIR"
+INSECURE_TLS_ENV = "ENGINE_INSECURE_SKIP_TLS_VERIFY"
+"""Set to `true` to accept a kubeconfig that turns TLS verification off (a test cluster)."""
 _ACCEPT = {"Accept": "application/json"}
 
 
@@ -100,9 +102,11 @@ async def connect_kubeconfig(
 ) -> ApiClient:
     """An `ApiClient` for the cluster in the kubeconfig at `path`, checked to answer.
 
-    Errors: `ClusterConfigError` naming `path` when the file is missing or unusable;
-    `ClusterUnreachableError` naming the server URL when it does not answer in
-    `probe_timeout` seconds. The caller closes the returned client.
+    Errors: `ClusterConfigError` naming `path` when the file is missing or unusable, or
+    when it turns TLS verification off for an https server (`insecure-skip-tls-verify`)
+    and $ENGINE_INSECURE_SKIP_TLS_VERIFY is not `true`; `ClusterUnreachableError` naming
+    the server URL when it does not answer in `probe_timeout` seconds. The caller closes
+    the returned client.
     """
     if not await asyncio.to_thread(path.is_file):
         raise ClusterConfigError(f"kubeconfig {path} does not exist; pass the path of a kubeconfig")
@@ -118,6 +122,14 @@ async def connect_kubeconfig(
         raise ClusterConfigError(
             f"kubeconfig {path} cannot be used: {error}; fix the file or pass another"
         ) from error
+    host = str(configuration.host)
+    insecure_allowed = os.environ.get(INSECURE_TLS_ENV, "").strip().lower() == "true"
+    if host.startswith("https:") and not configuration.verify_ssl and not insecure_allowed:
+        raise ClusterConfigError(
+            f"kubeconfig {path} turns TLS verification off (insecure-skip-tls-verify) for "
+            f"{host}; give the cluster's CA (certificate-authority-data) instead, or set "
+            f"{INSECURE_TLS_ENV}=true for a test cluster"
+        )
     client = ApiClient(configuration=configuration)
     await _probe(client, seconds=probe_timeout, origin=f"kubeconfig {path}")
     return client

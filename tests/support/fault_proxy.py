@@ -88,6 +88,8 @@ class FaultSettings:
     many faults, then every request is forwarded. `hang_seconds`: how long a hang holds
     a request (it ends sooner when the settings change or the proxy stops);
     `trickle_bytes` every `trickle_seconds`: the pace of a trickled body.
+    `repeat_watch_lines`: every line of every watch stream is sent this many times (one
+    event delivered again and again).
     """
 
     rate: float = 0.0
@@ -104,6 +106,7 @@ class FaultSettings:
     hang_seconds: float = 30.0
     trickle_bytes: int = 16
     trickle_seconds: float = 0.05
+    repeat_watch_lines: int = 1
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
@@ -378,8 +381,9 @@ class FaultProxy:
                 return response
             try:
                 lines = 0
+                repeat = self.settings.repeat_watch_lines
                 async for line in upstream.content:
-                    await response.write(line)
+                    await response.write(line * repeat)
                     delivered.append(line)
                     lines += 1
                     if cut_after is not None and lines >= cut_after:

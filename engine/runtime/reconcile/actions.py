@@ -182,6 +182,11 @@ class EffectActions:
         )
 
         async def call(_: str) -> None:
+            live = entry.obj.get("spec")
+            if live is not None and not isinstance(live, Mapping):
+                raise PermanentError(
+                    f"the spec is {type(live).__name__}, not an object: fix the resource's spec"
+                )
             if handler is None:
                 return
             if self._waits is None:
@@ -197,7 +202,8 @@ class EffectActions:
         """The spec a handler run of `generation` gets: the live one, or — when an effect
         of an older generation is resumed after a crash — that generation's, so the callee
         sees the same request under the same key (R3)."""
-        live = dict(entry.obj.get("spec") or {})
+        observed = entry.obj.get("spec") or {}
+        live = dict(observed) if isinstance(observed, Mapping) else {}  # refused in the run
         if generation == int(entry.obj.get("metadata", {}).get("generation") or 0):
             return live
         journal = self._streams.journal

@@ -126,7 +126,10 @@ class PrimaryView:
     ) -> Entry:
         """Record `obj` as the watch delivered it (`listed`: found by a relist), unless the
         engine's own write of it is newer; return the entry now held. A deletion of the
-        same uid always wins."""
+        same uid always wins. A status that is not an object (no API server serves one)
+        is held as none written yet."""
+        if not isinstance(obj.get("status") or {}, Mapping):
+            obj = {name: value for name, value in obj.items() if name != "status"}
         key = ObjectRef.of(obj).key
         current = self._entries.get(key)
         newer = self._order.watched(key, resource_version(obj), listed=listed)

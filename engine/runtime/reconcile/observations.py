@@ -76,7 +76,7 @@ def resource_ref_of(operator: Operator, obj: Mapping[str, Any]) -> ResourceRef:
         kind=operator.resource.kind,
         name=str(metadata.get("name") or ""),
         uid=str(metadata.get("uid") or ""),
-        generation=int(metadata.get("generation") or 0),
+        generation=generation_of(metadata),
         group=operator.resource.group,
     )
 
@@ -89,11 +89,12 @@ def observation_of(
     journal redacted the spec's secrets); else it is computed."""
     obj = entry.obj
     metadata = obj.get("metadata", {})
-    status = obj.get("status") or {}
+    status = obj.get("status")
+    status = status if isinstance(status, Mapping) else {}  # null or odd: none written yet
     observed_generation = status.get("observedGeneration")
     return Observation(
         uid=str(metadata.get("uid") or ""),
-        generation=int(metadata.get("generation") or 0),
+        generation=generation_of(metadata),
         resource_version=str(metadata.get("resourceVersion") or ""),
         spec_digest=spec_digest if spec_digest is not None else spec_digest_of(obj),
         exists=entry.exists,
@@ -106,6 +107,18 @@ def observation_of(
         else None,
         status_reason=_text(status.get("reason")),
     )
+
+
+def generation_of(metadata: Mapping[str, Any]) -> int:
+    """`metadata.generation` as an integer: 0 when missing or not a whole number (an API
+    server always serves one; an odd object must not stop its observation)."""
+    value = metadata.get("generation")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return int(value) if isinstance(value, str) else 0
+    except ValueError:
+        return 0
 
 
 def _text(value: Any) -> str | None:
