@@ -157,3 +157,87 @@ def _tables(url: str) -> set[str]:
             "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
         ).fetchall()
     return {str(row[0]) for row in rows}
+
+
+CHECKPOINTER = textwrap.dedent(
+    """
+    import sqlite3, sys
+
+    connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+    print("checkpointing", flush=True)
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    print("checkpointed", flush=True)
+    """
+)
+HOLDER = textwrap.dedent(
+    """
+    import sqlite3, sys
+
+    connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+    connection.execute("BEGIN")
+    connection.execute("SELECT COUNT(*) FROM records").fetchall()
+    print("holding", flush=True)
+    sys.stdin.readline()
+    connection.execute("COMMIT")
+    print("released", flush=True)
+    sys.stdin.readline()
+    """
+)
+
+
+async def _python(script: str, *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, *args, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def _said(process: asyncio.subprocess.Process) -> bytes:
+    assert process.stdout is not None
+    return await process.stdout.readline()
+
+
+@pytest.mark.parametrize("after_ms", [0, 1, 3])
+async def test_a_kill_during_a_wal_checkpoint_loses_no_record_and_the_chain_checks(
+    tmp_path: Path, after_ms: int
+) -> None:
+    """Every process on the journal is gone by SIGKILL while a checkpoint copies a long
+    `-wal` into the database file, as when the engine is killed inside one (a reader in
+    another process held the frames in the `-wal` while they were written, so the
+    checkpoint has them all to do). The next open recovers: every record, the chain."""
+    path = tmp_path / "journal.db"
+    records, pad = 4000, "x" * 1500
+    journal = await SqliteJournal.open(path)
+    holder = await _python(HOLDER, str(path))
+    assert holder.stdin is not None
+    try:
+        assert await _said(holder) == b"holding\n"
+        for batch in range(records // 50):  # 50 streams at once: one group commit
+            appends = [
+                journal.append(f"s-{n}", [NewEvent(type="Observed", data={"b": batch, "p": pad})])
+                for n in range(50)
+            ]
+            await asyncio.gather(*appends)
+        await journal.close()  # not the last connection: no checkpoint at its close
+        holder.stdin.write(b"release\n")
+        assert await _said(holder) == b"released\n"
+        wal = path.parent / (path.name + "-wal")
+        assert wal.stat().st_size > 5_000_000, wal.stat().st_size  # the checkpoint's work
+        checkpointer = await _python(CHECKPOINTER, str(path))
+        assert await _said(checkpointer) == b"checkpointing\n"
+        await asyncio.sleep(after_ms / 1000)
+        checkpointer.kill()
+        assert await checkpointer.wait() == -signal.SIGKILL
+        assert await _said(checkpointer) == b"", "killed before the checkpoint finished"
+    finally:
+        holder.kill()  # killed too: no connection closes cleanly
+        await holder.wait()
+
+    assert check_journal(path).records == records  # R1, R2: every record, chain intact
+    journal = await SqliteJournal.open(path)  # the writable open's page check passes
+    try:
+        assert await journal.stream_version("s-7") == records // 50
+        assert await journal.append("s-7", [NewEvent(type="Observed")]) == (records + 1,)
+    finally:
+        await journal.close()
+    assert check_journal(path).records == records + 1
