@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.bench.journal import write_raw
-from engine.bench.lifecycle_rows import WAVE, lifecycle_rows
+from engine.bench.lifecycle_rows import lifecycle_rows
 from engine.fsm import events as ev
 from engine.journal.codec import GENESIS, encode_at, encode_event, make_row
 from engine.journal.record import NewEvent
@@ -24,19 +24,20 @@ from engine.replay.render_json import json_chunks, json_document
 from engine.replay.render_table import table_chunks
 from engine.replay.timeline import Window
 
-RECORDS = 1_200  # the first wave of WAVE interleaved lifecycles, each two or three records
-CHUNK = 60  # several chunks of streams per worker
+RESOURCES = 60
+RECORDS = 690  # 60 whole interleaved lifecycles, half of them with the status echo
+CHUNK = 8  # several chunks of streams per worker
 
 
 @pytest.fixture(scope="module")
 def journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("replay-workers") / "journal.db"
-    asyncio.run(write_raw(path, lifecycle_rows(RECORDS), "NORMAL"))
+    asyncio.run(write_raw(path, lifecycle_rows(RECORDS, wave=RESOURCES), "NORMAL"))
     return path
 
 
 def test_two_workers_write_the_bytes_one_process_writes(journal: Path) -> None:
-    window = Window(since_position=400, until_position=900)
+    window = Window(since_position=200, until_position=500)
     with ChunkPool(journal, 2, chunk=CHUNK) as pool, StreamHistory(journal) as history:
         alone_json = "".join(json_chunks(stream_timelines(history, history.streams())))
         split_json = "".join(json_document(pool.texts(history.streams(), Rendering("json", 200))))
@@ -51,7 +52,8 @@ def test_two_workers_write_the_bytes_one_process_writes(journal: Path) -> None:
     assert split_json == alone_json
     assert split_window == alone_window != alone_json
     assert split_table == alone_table
-    assert alone_json.count('"stream": ') == WAVE  # every resource
+    assert alone_json.count('"stream": ') == RESOURCES
+    assert alone_json.count('"to": "Deleted"') == RESOURCES  # every lifecycle, whole
 
 
 def test_a_record_a_worker_cannot_fold_is_one_clear_line(tmp_path: Path) -> None:
@@ -66,7 +68,7 @@ def test_a_record_a_worker_cannot_fold_is_one_clear_line(tmp_path: Path) -> None
         },
     )
     rows, previous = [], GENESIS
-    last = 300
+    last = 20
     for position in range(1, last + 1):
         event = bad if position == last else NewEvent(type="Noted", data={"n": position})
         row = make_row(
