@@ -142,7 +142,7 @@ def _check_ranges(reader: OfflineReader, ranges: list[tuple[int, int]], pool: Po
     for (first, _last), pending in zip(ranges[1:], later, strict=True):
         if position != first - 1:
             raise CorruptJournal(where, "a record is missing", position + 1)
-        started, (previous_after, position) = _outcome(pending.get())
+        started, (previous_after, position) = _outcome(pending.get(), where)
         if started != previous:
             raise CorruptJournal(where, "the record's checksum does not match", first)
         previous = previous_after
@@ -172,9 +172,10 @@ def _check_range(
 
 
 def _outcome(
-    result: tuple[str, tuple[str, int]] | tuple[str, str, int | None],
+    result: tuple[str, tuple[str, int]] | tuple[str, str, int | None], where: str
 ) -> tuple[str, tuple[str, int]]:
-    """A range process's result, or its journal error raised again here."""
+    """A range process's result, or its journal error (of the journal `where`) raised
+    again here."""
     if len(result) == 2:
         return result
     name, text, position = result
@@ -182,7 +183,7 @@ def _outcome(
     failure = kind.__new__(kind)
     failure.args = (text,)  # the same one line the range process would have shown
     if isinstance(failure, CorruptJournal):
-        failure.path, failure.position = "", position
+        failure.path, failure.position = where, position
     raise failure
 
 
