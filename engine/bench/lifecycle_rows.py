@@ -98,9 +98,9 @@ def _for_resource(template: EncodedEvent, name: str, uid: str, position: int) ->
     )
 
 
-def lifecycle_rows(count: int, *, start: datetime | None = None) -> Iterator[Row]:
+def lifecycle_rows(count: int, *, start: datetime | None = None, wave: int = WAVE) -> Iterator[Row]:
     """`count` chained rows: whole lifecycles of resources `site-000000`, … in waves of
-    `WAVE` interleaved resources (the last lifecycles may be cut off at `count`)."""
+    `wave` interleaved resources (the last lifecycles may be cut off at `count`)."""
     plain = [encode_event(event) for event in lifecycle_events()]
     echoed = [encode_event(event) for event in lifecycle_events(echo=True)]
     moment = start if start is not None else datetime(2026, 1, 1, tzinfo=UTC)
@@ -109,11 +109,11 @@ def lifecycle_rows(count: int, *, start: datetime | None = None) -> Iterator[Row
     position = 0
     first = 0
     while position < count:
-        wave = range(first, first + WAVE)
+        numbers = range(first, first + wave)
         for step in range(len(echoed)):
             at = encode_at(moment)
             moment += tick
-            for number in wave:
+            for number in numbers:
                 templates = echoed if number % 2 == 0 else plain
                 if step >= len(templates):
                     continue
@@ -132,4 +132,4 @@ def lifecycle_rows(count: int, *, start: datetime | None = None) -> Iterator[Row
                 )
                 previous = row.checksum
                 yield row
-        first += WAVE
+        first += wave

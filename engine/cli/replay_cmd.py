@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,12 +19,15 @@ import click
 from engine.cli.operator_ref import operator_option
 from engine.fsm.errors import FsmError
 from engine.journal.errors import JournalError
+from engine.journal.offline_reader import OfflineReader
+from engine.replay.chunked import FORMATS as CHUNKED_FORMATS
+from engine.replay.chunked import WORKERS_ABOVE, ChunkPool, Rendering, default_workers
 from engine.replay.driver import (
     StreamHistory,
     UnknownResource,
     stream_timelines,
 )
-from engine.replay.render_json import json_chunks
+from engine.replay.render_json import json_chunks, json_document
 from engine.replay.render_table import DEFAULT_WIDTH, table_chunks
 from engine.replay.timeline import Window
 
@@ -120,6 +123,13 @@ def progress_bar(path: Path) -> Iterator[Callable[[int], None] | None]:
     metavar="SEGMENT",
     help="Also show the history compacted into this archive segment (repeatable).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Processes that fold and render a table or JSON "
+    "(default: 2 above 100,000 records, else 1).",
+)
 @operator_option("The operator whose handlers --verify re-runs.")
 @click.option(
     "--backoff-base",
@@ -138,6 +148,7 @@ def command(
     width: int,
     archives: tuple[Path, ...],
     verify: bool,
+    workers: int | None,
     operator_ref: str | None,
     backoff_base: float,
     backoff_cap: float,
@@ -160,14 +171,23 @@ def command(
     since_position, since_time = parse_bound(since, "--since")
     until_position, until_time = parse_bound(until, "--until")
     window = Window(since_position, since_time, until_position, until_time)
-    try:
-        history = StreamHistory(journal, archive=archives)
-    except JournalError as bad:
-        raise BadInput(str(bad)) from None
-    with history:
+    chosen = _workers(journal, workers, fmt=fmt, resource=resource, archives=archives)
+    with ExitStack() as stack:
+        # the workers fork first, before this process opens the journal or a thread
+        pool = stack.enter_context(ChunkPool(journal, chosen)) if chosen > 1 else None
+        try:
+            history = stack.enter_context(StreamHistory(journal, archive=archives))
+        except JournalError as bad:
+            raise BadInput(str(bad)) from None
         try:
             streams = history.streams(resource)
             with progress_bar(journal) as progress:
+                if pool is not None:
+                    pieces = pool.texts(streams, Rendering(fmt, width, window), progress=progress)
+                    chunks = json_document(pieces) if fmt == "json" else pieces
+                    for block in _blocks(chunks):
+                        click.echo(block, nl=False)
+                    return
                 _write(
                     history,
                     streams,
@@ -178,6 +198,24 @@ def command(
                 )
         except (UnknownResource, FsmError, JournalError) as bad:
             raise BadInput(str(bad)) from None
+
+
+def _workers(
+    journal: Path, asked: int | None, *, fmt: str, resource: str | None, archives: tuple[Path, ...]
+) -> int:
+    """How many worker processes fold and render: `asked`, else 2 for a whole table or
+    JSON replay of a journal above `WORKERS_ABOVE` records; 1 (this process alone) for
+    one resource, an archive, or a format that needs every timeline at once."""
+    if fmt not in CHUNKED_FORMATS or resource is not None or archives:
+        return 1
+    if asked is not None:
+        return asked
+    try:
+        with OfflineReader.open(journal) as reader:
+            records = reader.head.position
+    except JournalError as bad:
+        raise BadInput(str(bad)) from None
+    return default_workers() if records > WORKERS_ABOVE else 1
 
 
 def _write(

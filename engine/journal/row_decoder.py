@@ -100,6 +100,26 @@ class RowDecoder:
                 previous, position = digest, number
         return previous, position
 
+    def check_text_chain(
+        self, batches: Iterable[Sequence[tuple[int, str, bytes]]], *, previous: str, position: int
+    ) -> tuple[str, int]:
+        """`check_chain` over (position, checksum, covered text) rows, the text being what
+        `checksum` hashes after the previous checksum, as UTF-8 (SQLite joins it:
+        `offline_reader.CHECKSUM_TEXTS`); return the last checksum and position.
+
+        Errors: `CorruptJournal` for a gap ("a record is missing") or a bad checksum."""
+        where = self._where
+        for rows in batches:
+            for number, digest, text in rows:
+                if number != position + 1:
+                    raise CorruptJournal(where, "a record is missing", position + 1)
+                hashed = sha256(previous.encode())
+                hashed.update(text)
+                if hashed.hexdigest() != digest:
+                    raise CorruptJournal(where, "the record's checksum does not match", number)
+                previous, position = digest, number
+        return previous, position
+
     def verified(self, previous: str, row: Sequence[Any]) -> Record:
         """The `Record` of `row` once its checksum is checked against `previous`.
 

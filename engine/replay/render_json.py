@@ -118,15 +118,28 @@ def _resource_text(timeline: StreamTimeline) -> str:
     return "  {\n" + ",\n".join(f'   "{name}": {text}' for name, text in fields) + "\n  }"
 
 
+def resources_text(timelines: Iterable[StreamTimeline]) -> str:
+    """Consecutive resources of the document, as one piece for `json_document` (empty
+    for none)."""
+    return ",\n".join([_resource_text(timeline) for timeline in timelines])
+
+
+def json_document(pieces: Iterable[str]) -> Iterator[str]:
+    """The document around `pieces` of consecutive resources (`resources_text`; an
+    empty piece adds nothing), in order, to write out as they come."""
+    yield f'{{\n "format": {_value(FORMAT)},\n "resources": ['
+    first = True
+    for piece in pieces:
+        if piece:
+            yield ("\n" if first else ",\n") + piece
+            first = False
+    yield ("],\n" if first else "\n ],\n") + f' "version": {_value(VERSION)}\n}}\n'
+
+
 def json_chunks(timelines: Iterable[StreamTimeline]) -> Iterator[str]:
     """The document of `render_json` in pieces (about one per resource), to write out
     as they come."""
-    yield f'{{\n "format": {_value(FORMAT)},\n "resources": ['
-    first = True
-    for timeline in timelines:
-        yield ("\n" if first else ",\n") + _resource_text(timeline)
-        first = False
-    yield ("],\n" if first else "\n ],\n") + f' "version": {_value(VERSION)}\n}}\n'
+    return json_document(_resource_text(timeline) for timeline in timelines)
 
 
 def render_json(timelines: tuple[StreamTimeline, ...]) -> str:

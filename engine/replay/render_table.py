@@ -152,7 +152,7 @@ def table_text(timeline: StreamTimeline, *, width: int = DEFAULT_WIDTH) -> str:
     pad = str.ljust
     for cells, (row_sizes, plain) in zip(rows, measured, strict=True):
         if all(map(int.__le__, row_sizes, inner)):
-            if plain:  # a character a cell: padding to a length pads to a width
+            if plain:  # a cell a character: padding to a length pads to a width
                 parts.append(f"│ {' │ '.join(map(pad, cells, inner))} │\n")
             else:
                 spaced = " │ ".join(
@@ -172,10 +172,12 @@ def _sizes(cells: Sequence[str]) -> list[int]:
 
 
 def _measure(cells: Sequence[str]) -> tuple[list[int], bool]:
-    """The cells' widths in terminal cells, and whether they are all ASCII."""
+    """The cells' widths in terminal cells, and whether each is as wide as it is long
+    (all ASCII, or wider characters such as the arrow of `from → to` taking one cell)."""
     if "".join(cells).isascii():
         return list(map(len, cells)), True
-    return [cell_width(text) for text in cells], False
+    sizes = [cell_width(text) for text in cells]
+    return sizes, sizes == list(map(len, cells))
 
 
 def table_chunks(

@@ -1,0 +1,145 @@
+"""A whole replay's text made over worker processes, chunk by chunk, written in order.
+
+Each stream's timeline depends on that stream's records alone, so the ordered streams
+(`StreamHistory.streams`) are cut into chunks of `CHUNK` streams and each chunk is read,
+verified, folded (`stream_timelines`: the fold of the live engine, unchanged) and
+rendered as text in one of the worker processes; this process only lists the streams
+and writes the texts in their order. At most a few chunks are in flight, so memory
+stays independent of the journal's size, in every process.
+
+The workers are forked when the pool is made (`ChunkPool`), before this process opens
+the journal or starts a thread, and each opens the journal read-only itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.fsm.errors import FsmError
+from engine.journal.errors import JournalError
+from engine.replay.driver import StreamHistory, stream_timelines
+from engine.replay.render_json import resources_text
+from engine.replay.render_table import table_text
+from engine.replay.source import Progress
+from engine.replay.timeline import EVERYTHING, Window
+
+if TYPE_CHECKING:
+    from multiprocessing.pool import AsyncResult, Pool
+
+CHUNK = 250
+"""Streams per task: large enough that a task's overhead is small, small enough that a
+few in flight hold little."""
+IN_FLIGHT = 2
+"""Chunks waiting or being made per worker."""
+WORKERS_ABOVE = 100_000
+"""Journals of more records than this are replayed over workers; smaller ones here."""
+FORMATS = ("json", "table")
+
+
+def default_workers() -> int:
+    """One worker per core this process may run on, at most 2."""
+    return max(1, min(2, len(os.sched_getaffinity(0))))
+
+
+@dataclass(frozen=True, slots=True)
+class Rendering:
+    """What a worker makes of each chunk: `fmt` (json or table) at `width`, over
+    `window`."""
+
+    fmt: str
+    width: int
+    window: Window = EVERYTHING
+
+
+_history: StreamHistory | None = None
+"""The worker process's own reader of the journal (`_open_in_worker`)."""
+
+
+def _open_in_worker(path: Path) -> None:
+    global _history  # one reader per worker process, for its lifetime
+    _history = StreamHistory(path)
+
+
+def _render_chunk(
+    streams: list[str], rendering: Rendering
+) -> tuple[str, int] | tuple[str, str, str]:
+    """In a worker: the chunk's text and how many records it folded; or the module,
+    class and text of the error that stopped it (sent as data: the engine's errors
+    are not picklable)."""
+    assert _history is not None
+    try:
+        timelines = list(stream_timelines(_history, streams, window=rendering.window))
+        if rendering.fmt == "json":
+            text = resources_text(timelines)
+        else:
+            text = "".join([table_text(t, width=rendering.width) for t in timelines])
+        return text, sum(timeline.records for timeline in timelines)
+    except (FsmError, JournalError) as failure:
+        return type(failure).__module__, type(failure).__qualname__, str(failure)
+
+
+def _result(outcome: tuple[str, int] | tuple[str, str, str]) -> tuple[str, int]:
+    """A chunk's text and records, or the worker's error raised again here."""
+    if len(outcome) == 2:
+        return outcome
+    module, name, text = outcome
+    kind: Any = getattr(importlib.import_module(module), name)
+    failure = kind.__new__(kind)
+    failure.args = (text,)  # the same one line the worker's error reads
+    raise failure
+
+
+class ChunkPool:
+    """`workers` processes that replay the journal at `path`, `chunk` streams at a time.
+    Make it before opening the journal here; use as a context manager."""
+
+    def __init__(self, path: Path, workers: int, *, chunk: int = CHUNK) -> None:
+        from multiprocessing import get_context  # here: a replay of one resource needs none
+
+        self._pool: Pool = get_context("fork").Pool(
+            workers, initializer=_open_in_worker, initargs=(path,)
+        )
+        self._workers = workers
+        self._chunk = chunk
+
+    def __enter__(self) -> ChunkPool:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._pool.terminate()
+        self._pool.join()
+
+    def texts(
+        self,
+        streams: Iterable[str],
+        rendering: Rendering,
+        *,
+        progress: Progress | None = None,
+    ) -> Iterator[str]:
+        """The rendered text of `streams`, one piece per chunk, in their order (a JSON
+        piece is `render_json.resources_text`'s, for `json_document`).
+
+        Errors: the `JournalError` or `FsmError` a worker met (its one line)."""
+        source = iter(streams)
+        pending: deque[AsyncResult[Any]] = deque()
+        done = 0
+        while True:
+            while len(pending) < IN_FLIGHT * self._workers:
+                chunk = list(islice(source, self._chunk))
+                if not chunk:
+                    break
+                pending.append(self._pool.apply_async(_render_chunk, (chunk, rendering)))
+            if not pending:
+                return
+            text, records = _result(pending.popleft().get())
+            done += records
+            if progress is not None:
+                progress(done)
+            yield text

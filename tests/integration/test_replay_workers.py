@@ -1,0 +1,97 @@
+"""A replay over worker processes (`engine replay --workers 2`, what a journal above
+100,000 records gets by default) folds and renders chunks of streams in each: its JSON
+and its tables are byte for byte those of one process, a window included, and a record
+that cannot be folded is one clear line, exit code 2, as in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from engine.bench.journal import write_raw
+from engine.bench.lifecycle_rows import lifecycle_rows
+from engine.fsm import events as ev
+from engine.journal.codec import GENESIS, encode_at, encode_event, make_row
+from engine.journal.record import NewEvent
+from engine.replay.chunked import ChunkPool, Rendering
+from engine.replay.driver import StreamHistory, stream_timelines
+from engine.replay.render_json import json_chunks, json_document
+from engine.replay.render_table import table_chunks
+from engine.replay.timeline import Window
+
+RESOURCES = 60
+RECORDS = 690  # 60 whole interleaved lifecycles, half of them with the status echo
+CHUNK = 8  # several chunks of streams per worker
+
+
+@pytest.fixture(scope="module")
+def journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("replay-workers") / "journal.db"
+    asyncio.run(write_raw(path, lifecycle_rows(RECORDS, wave=RESOURCES), "NORMAL"))
+    return path
+
+
+def test_two_workers_write_the_bytes_one_process_writes(journal: Path) -> None:
+    window = Window(since_position=200, until_position=500)
+    with ChunkPool(journal, 2, chunk=CHUNK) as pool, StreamHistory(journal) as history:
+        alone_json = "".join(json_chunks(stream_timelines(history, history.streams())))
+        split_json = "".join(json_document(pool.texts(history.streams(), Rendering("json", 200))))
+        alone_window = "".join(
+            json_chunks(stream_timelines(history, history.streams(), window=window))
+        )
+        split_window = "".join(
+            json_document(pool.texts(history.streams(), Rendering("json", 200, window)))
+        )
+        alone_table = "".join(table_chunks(stream_timelines(history, history.streams()), width=90))
+        split_table = "".join(pool.texts(history.streams(), Rendering("table", 90)))
+    assert split_json == alone_json
+    assert split_window == alone_window != alone_json
+    assert split_table == alone_table
+    assert alone_json.count('"stream": ') == RESOURCES
+    assert alone_json.count('"to": "Deleted"') == RESOURCES  # every lifecycle, whole
+
+
+def test_a_record_a_worker_cannot_fold_is_one_clear_line(tmp_path: Path) -> None:
+    at = encode_at(datetime(2026, 1, 1, tzinfo=UTC))
+    bad = NewEvent(
+        type=ev.TRANSITION_TAKEN,
+        data={
+            "from": "Ready",
+            "to": "Finalizing",
+            "trigger": "deletion_requested",
+            "generation": 1,
+        },
+    )
+    rows, previous = [], GENESIS
+    last = 20
+    for position in range(1, last + 1):
+        event = bad if position == last else NewEvent(type="Noted", data={"n": position})
+        row = make_row(
+            previous,
+            position=position,
+            stream=f"example.com/Site/default/s-{position:05d}#uid-{position}",
+            stream_version=1,
+            event=encode_event(event),
+            at=at,
+            term=1,
+        )
+        rows.append(row)
+        previous = row.checksum
+    path = tmp_path / "journal.db"
+    asyncio.run(write_raw(path, rows, "NORMAL"))
+    result = subprocess.run(
+        [sys.executable, "-m", "engine", "replay", str(path), "--format", "json", "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert f"cannot fold the journal at position {last}" in result.stderr
