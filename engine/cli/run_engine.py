@@ -34,6 +34,7 @@ from rich.console import Console
 
 from engine import Operator, Settings
 from engine.cli import live_view, printer_columns
+from engine.cli.start_collector import StartCollector
 from engine.cli.view_rows import ChangedRows, keep_listing, view_rows, wait_established
 from engine.effects.install import (
     Collection,
@@ -120,6 +121,8 @@ def read_samples(directory: Path, kind: str) -> list[dict[str, Any]]:
 
 async def run_engine(plan: RunPlan) -> None:
     """Run until SIGINT/SIGTERM or `plan.duration`; every failure becomes a ClickException."""
+    collector = StartCollector()
+    collector.pause()  # until the controller is ready (see start_collector)
     console = Console(force_terminal=False if plan.plain else None, highlight=False)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -176,6 +179,7 @@ async def run_engine(plan: RunPlan) -> None:
                 console=console,
                 metrics=metrics,
                 journal=journal,
+                collector=collector,
             )
     except (
         ClusterConfigError,
@@ -191,6 +195,7 @@ async def run_engine(plan: RunPlan) -> None:
             "move it away or pass another --state-dir"
         ) from None
     finally:
+        collector.resume()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     console.print("engine stopped", highlight=False)
@@ -325,8 +330,10 @@ async def _serve(
     console: Console,
     metrics: EngineMetrics,
     journal: Journal | None,
+    collector: StartCollector,
 ) -> None:
-    """Run the Controller and the live view until `stop` (a signal or the duration)."""
+    """Run the Controller and the live view until `stop` (a signal or the duration); the
+    collector paused for the start resumes once the controller is ready."""
     settings = plan.settings
     try:
         tracing = configure_tracing(
@@ -351,6 +358,7 @@ async def _serve(
     ready = asyncio.create_task(controller.ready.wait())
     await asyncio.wait({running, stopped, ready}, return_when=asyncio.FIRST_COMPLETED)
     ready.cancel()
+    collector.resume()
     if controller.ready.is_set() and controller.health_url:
         console.print(f"health: {controller.health_url}/healthz, /readyz, /metrics")
     # Printer columns only in the live table on a terminal: the plain lines never show
