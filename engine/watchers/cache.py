@@ -13,10 +13,16 @@ ObjectKey = tuple[str, str]
 """(namespace, name); the namespace is "" for cluster-scoped objects."""
 
 
+def _is_mapping(value: Any) -> bool:
+    """`isinstance(value, Mapping)`, a decoded object's dict answered without the ABC's
+    check (called several times for every object of every list)."""
+    return isinstance(value, (dict, Mapping))
+
+
 def object_key(obj: Mapping[str, Any]) -> ObjectKey | None:
     """The object's key, or None when it has no name (such an object cannot be cached)."""
     metadata = obj.get("metadata")
-    if not isinstance(metadata, Mapping):
+    if not _is_mapping(metadata):
         return None
     name = metadata.get("name")
     if not isinstance(name, str) or not name:
@@ -27,7 +33,7 @@ def object_key(obj: Mapping[str, Any]) -> ObjectKey | None:
 
 def _metadata_field(obj: Mapping[str, Any], field_name: str) -> str:
     metadata = obj.get("metadata")
-    if not isinstance(metadata, Mapping):
+    if not _is_mapping(metadata):
         return ""
     return str(metadata.get(field_name) or "")
 
@@ -121,14 +127,13 @@ class ObjectCache:
             if key is None:
                 continue
             seen.add(key)
-            fresh = CachedObject.of(obj)
             cached = self._objects.get(key)
-            if cached is None:
+            if cached is None:  # the first list: nothing to compare
                 differences.append(Difference(ChangeType.ADDED, obj))
-            elif cached.uid != fresh.uid:
+            elif cached.uid != _metadata_field(obj, "uid"):
                 differences.append(Difference(ChangeType.DELETED, cached.obj))
                 differences.append(Difference(ChangeType.ADDED, obj))
-            elif cached.resource_version != fresh.resource_version:
+            elif cached.resource_version != _metadata_field(obj, "resourceVersion"):
                 differences.append(Difference(ChangeType.MODIFIED, obj))
         for key in sorted(self._objects):
             if key in seen or (namespace is not None and key[0] != namespace):
