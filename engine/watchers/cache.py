@@ -13,16 +13,12 @@ ObjectKey = tuple[str, str]
 """(namespace, name); the namespace is "" for cluster-scoped objects."""
 
 
-def _is_mapping(value: Any) -> bool:
-    """`isinstance(value, Mapping)`, a decoded object's dict answered without the ABC's
-    check (called several times for every object of every list)."""
-    return isinstance(value, (dict, Mapping))
-
-
 def object_key(obj: Mapping[str, Any]) -> ObjectKey | None:
     """The object's key, or None when it has no name (such an object cannot be cached)."""
     metadata = obj.get("metadata")
-    if not _is_mapping(metadata):
+    # a decoded object's dict is answered before the Mapping ABC's (slower) check: this
+    # runs several times for every object of every list
+    if not isinstance(metadata, (dict, Mapping)):
         return None
     name = metadata.get("name")
     if not isinstance(name, str) or not name:
@@ -33,7 +29,7 @@ def object_key(obj: Mapping[str, Any]) -> ObjectKey | None:
 
 def _metadata_field(obj: Mapping[str, Any], field_name: str) -> str:
     metadata = obj.get("metadata")
-    if not _is_mapping(metadata):
+    if not isinstance(metadata, (dict, Mapping)):
         return ""
     return str(metadata.get(field_name) or "")
 
