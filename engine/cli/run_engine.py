@@ -45,7 +45,6 @@ from engine.effects.install import (
     wait_until_served,
 )
 from engine.example.registry_client import RegistryClient
-from engine.example.registry_service import serve_registry
 from engine.example.site import site_operator
 from engine.hosting import build_controller, open_journal_for, operator_webhooks
 from engine.journal.errors import JournalError
@@ -60,9 +59,7 @@ from engine.watchers import (
     connect_in_cluster,
     connect_kubeconfig,
 )
-from engine.webhooks.certificates import CertificateError
 from engine.webhooks.configurations import ClientConfig, crd_with_conversion
-from engine.webhooks.setup import service_client
 
 
 class CannotRun(click.ClickException):
@@ -165,6 +162,8 @@ async def run_engine(plan: RunPlan) -> None:
                 # cert-manager the CA is left to its injector)
                 client: ClientConfig | None = ClientConfig(url=webhooks.url, ca_pem=webhooks.ca_pem)
                 if not plan.local:
+                    from engine.webhooks.setup import service_client
+
                     self_signed = plan.settings.webhook_certificates == "self-signed"
                     ca_pem = webhooks.ca_pem if self_signed else None
                     client = service_client(plan.settings, ca_pem)
@@ -181,13 +180,7 @@ async def run_engine(plan: RunPlan) -> None:
                 journal=journal,
                 collector=collector,
             )
-    except (
-        ClusterConfigError,
-        ClusterUnreachableError,
-        InstallError,
-        CertificateError,
-        JournalError,
-    ) as error:
+    except _start_errors(plan.operator) as error:
         raise CannotRun(str(error)) from None
     except sqlite3.DatabaseError as error:
         raise CannotRun(
@@ -199,6 +192,22 @@ async def run_engine(plan: RunPlan) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     console.print("engine stopped", highlight=False)
+
+
+def _start_errors(operator: Operator) -> tuple[type[Exception], ...]:
+    """The errors a run reports as `CannotRun`; the webhook server's certificate errors
+    only for an operator that serves webhooks (only such a run imports that server)."""
+    errors: tuple[type[Exception], ...] = (
+        ClusterConfigError,
+        ClusterUnreachableError,
+        InstallError,
+        JournalError,
+    )
+    if not operator.serves_webhooks:
+        return errors
+    from engine.webhooks.certificates import CertificateError
+
+    return (*errors, CertificateError)
 
 
 @contextlib.asynccontextmanager
@@ -267,6 +276,9 @@ def _engine_log(settings: Settings, console: Console) -> Iterator[None]:
 
 @contextlib.asynccontextmanager
 async def _registry(state_dir: Path) -> AsyncIterator[str]:
+    # only a run without --registry-url serves the example registry
+    from engine.example.registry_service import serve_registry
+
     state = _state_dir(state_dir) / "registry.json"
     try:
         async with serve_registry(state_path=state) as running:
