@@ -116,8 +116,16 @@ class ObjectCache:
         - listed objects keep list order; deletions of absent objects follow, sorted by key.
         Assumptions: listed objects all have a name (see `object_key`); nameless ones are ignored.
         """
-        differences: list[Difference] = []
         seen: set[ObjectKey] = set()
+        return self.listed_differences(listed, seen) + self.absent_from(seen, namespace=namespace)
+
+    def listed_differences(
+        self, listed: Iterable[Mapping[str, Any]], seen: set[ObjectKey]
+    ) -> list[Difference]:
+        """`relist_differences` of one page of a list, without the deletions (a page does
+        not say what is absent); each listed key is added to `seen`, for `absent_from`
+        once the last page is in."""
+        differences: list[Difference] = []
         for obj in listed:
             key = object_key(obj)
             if key is None:
@@ -131,8 +139,15 @@ class ObjectCache:
                 differences.append(Difference(ChangeType.ADDED, obj))
             elif cached.resource_version != _metadata_field(obj, "resourceVersion"):
                 differences.append(Difference(ChangeType.MODIFIED, obj))
-        for key in sorted(self._objects):
-            if key in seen or (namespace is not None and key[0] != namespace):
-                continue
-            differences.append(Difference(ChangeType.DELETED, self._objects[key].obj))
         return differences
+
+    def absent_from(
+        self, seen: set[ObjectKey], *, namespace: str | None = None
+    ) -> list[Difference]:
+        """DELETED, with its cached state, for each cached object (in `namespace` when
+        given) whose key is not in `seen`, sorted by key."""
+        return [
+            Difference(ChangeType.DELETED, self._objects[key].obj)
+            for key in sorted(self._objects)
+            if key not in seen and (namespace is None or key[0] == namespace)
+        ]
