@@ -14,7 +14,7 @@ import os
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from engine import Operator, Settings, load_settings
 from engine.clock import Clock, SystemClock
@@ -25,9 +25,9 @@ from engine.telemetry.metrics import EngineMetrics
 from engine.telemetry.setup import TracingHandle
 from engine.watchers import connect_in_cluster, connect_kubeconfig
 from engine.webhooks.configurations import ClientConfig
-from engine.webhooks.registration import register_webhooks
-from engine.webhooks.server import RunningWebhooks, serve_webhooks
-from engine.webhooks.setup import server_deps, service_client
+
+if TYPE_CHECKING:  # the webhook server and its certificates load only where served
+    from engine.webhooks.server import RunningWebhooks
 
 Registration = Literal["url", "service"]
 
@@ -77,6 +77,8 @@ def webhook_client(
 ) -> ClientConfig | None:
     """How the API server reaches `running`: its URL (the embedded server, on this
     machine) or the `webhook_service` Service; None when the service is not set."""
+    from engine.webhooks.setup import service_client
+
     if registration == "url":
         return ClientConfig(url=running.url, ca_pem=running.ca_pem)
     return service_client(settings, running.ca_pem)
@@ -104,6 +106,10 @@ async def operator_webhooks(
     if not operator.serves_webhooks:
         yield None
         return
+    from engine.webhooks.registration import register_webhooks
+    from engine.webhooks.server import serve_webhooks
+    from engine.webhooks.setup import server_deps
+
     registering = api is not None and settings.webhook_certificates == "self-signed"
     holder: list[RunningWebhooks] = []
 

@@ -34,6 +34,7 @@ from rich.console import Console
 
 from engine import Operator, Settings
 from engine.cli import live_view, printer_columns
+from engine.cli.start_collector import StartCollector
 from engine.cli.view_rows import ChangedRows, keep_listing, view_rows, wait_established
 from engine.effects.install import (
     Collection,
@@ -44,7 +45,6 @@ from engine.effects.install import (
     wait_until_served,
 )
 from engine.example.registry_client import RegistryClient
-from engine.example.registry_service import serve_registry
 from engine.example.site import site_operator
 from engine.hosting import build_controller, open_journal_for, operator_webhooks
 from engine.journal.errors import JournalError
@@ -59,9 +59,7 @@ from engine.watchers import (
     connect_in_cluster,
     connect_kubeconfig,
 )
-from engine.webhooks.certificates import CertificateError
 from engine.webhooks.configurations import ClientConfig, crd_with_conversion
-from engine.webhooks.setup import service_client
 
 
 class CannotRun(click.ClickException):
@@ -120,6 +118,8 @@ def read_samples(directory: Path, kind: str) -> list[dict[str, Any]]:
 
 async def run_engine(plan: RunPlan) -> None:
     """Run until SIGINT/SIGTERM or `plan.duration`; every failure becomes a ClickException."""
+    collector = StartCollector()
+    collector.pause()  # until the controller is ready (see start_collector)
     console = Console(force_terminal=False if plan.plain else None, highlight=False)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -162,6 +162,8 @@ async def run_engine(plan: RunPlan) -> None:
                 # cert-manager the CA is left to its injector)
                 client: ClientConfig | None = ClientConfig(url=webhooks.url, ca_pem=webhooks.ca_pem)
                 if not plan.local:
+                    from engine.webhooks.setup import service_client
+
                     self_signed = plan.settings.webhook_certificates == "self-signed"
                     ca_pem = webhooks.ca_pem if self_signed else None
                     client = service_client(plan.settings, ca_pem)
@@ -176,14 +178,9 @@ async def run_engine(plan: RunPlan) -> None:
                 console=console,
                 metrics=metrics,
                 journal=journal,
+                collector=collector,
             )
-    except (
-        ClusterConfigError,
-        ClusterUnreachableError,
-        InstallError,
-        CertificateError,
-        JournalError,
-    ) as error:
+    except _start_errors(plan.operator) as error:
         raise CannotRun(str(error)) from None
     except sqlite3.DatabaseError as error:
         raise CannotRun(
@@ -191,9 +188,26 @@ async def run_engine(plan: RunPlan) -> None:
             "move it away or pass another --state-dir"
         ) from None
     finally:
+        collector.resume()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     console.print("engine stopped", highlight=False)
+
+
+def _start_errors(operator: Operator) -> tuple[type[Exception], ...]:
+    """The errors a run reports as `CannotRun`; the webhook server's certificate errors
+    only for an operator that serves webhooks (only such a run imports that server)."""
+    errors: tuple[type[Exception], ...] = (
+        ClusterConfigError,
+        ClusterUnreachableError,
+        InstallError,
+        JournalError,
+    )
+    if not operator.serves_webhooks:
+        return errors
+    from engine.webhooks.certificates import CertificateError
+
+    return (*errors, CertificateError)
 
 
 @contextlib.asynccontextmanager
@@ -262,6 +276,9 @@ def _engine_log(settings: Settings, console: Console) -> Iterator[None]:
 
 @contextlib.asynccontextmanager
 async def _registry(state_dir: Path) -> AsyncIterator[str]:
+    # only a run without --registry-url serves the example registry
+    from engine.example.registry_service import serve_registry
+
     state = _state_dir(state_dir) / "registry.json"
     try:
         async with serve_registry(state_path=state) as running:
@@ -325,8 +342,10 @@ async def _serve(
     console: Console,
     metrics: EngineMetrics,
     journal: Journal | None,
+    collector: StartCollector,
 ) -> None:
-    """Run the Controller and the live view until `stop` (a signal or the duration)."""
+    """Run the Controller and the live view until `stop` (a signal or the duration); the
+    collector paused for the start resumes once the controller is ready."""
     settings = plan.settings
     try:
         tracing = configure_tracing(
@@ -351,6 +370,7 @@ async def _serve(
     ready = asyncio.create_task(controller.ready.wait())
     await asyncio.wait({running, stopped, ready}, return_when=asyncio.FIRST_COMPLETED)
     ready.cancel()
+    collector.resume()
     if controller.ready.is_set() and controller.health_url:
         console.print(f"health: {controller.health_url}/healthz, /readyz, /metrics")
     # Printer columns only in the live table on a terminal: the plain lines never show

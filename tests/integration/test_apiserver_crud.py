@@ -88,6 +88,19 @@ async def test_list_pages_with_limit_and_continue() -> None:
         assert pages == 3
 
 
+async def test_a_write_between_pages_shows_in_the_next_page() -> None:
+    async with connected() as conn:
+        for index in range(5):
+            await conn.core.create_namespaced_config_map("default", configmap(f"p{index}"))
+        first = await conn.core.list_namespaced_config_map("default", limit=2)
+        await conn.core.delete_namespaced_config_map("p3", "default")
+        await conn.core.create_namespaced_config_map("default", configmap("p9"))
+        rest = await conn.core.list_namespaced_config_map(
+            "default", _continue=first.metadata._continue
+        )
+        assert [i.metadata.name for i in first.items + rest.items] == ["p0", "p1", "p2", "p4", "p9"]
+
+
 async def test_deletecollection_deletes_only_the_selected_objects() -> None:
     async with connected() as conn:
         for name, tier in (("a", "web"), ("b", "db"), ("c", "web")):

@@ -16,6 +16,8 @@ from engine.effects import api_json
         pytest.param(b'{"spec":{"size":7,"ratio":0.25,"name":"w\\u00e9","on":true}}', id="plain"),
         pytest.param(b'{"n":123456789012345678901234567890}', id="beyond-64-bits"),
         pytest.param(b'{"n":-9223372036854775809}', id="below-int64"),
+        pytest.param(b'{"n":10000000000000000000}', id="zeros-beyond-64-bits"),
+        pytest.param(b'{"n":18446744073709551616,"s":"9"}', id="every-digit-beyond-64-bits"),
         pytest.param(b'{"f":0.1000000000000000055511151231257827}', id="many-digits"),
         pytest.param(b'{"s":"\\ud800"}', id="lone-surrogate"),
         pytest.param(b"[1e-07, 1E+400, -0.0, null]", id="exponents"),

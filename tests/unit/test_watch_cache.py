@@ -109,3 +109,28 @@ def test_objects_of_a_namespace_are_sorted_by_name() -> None:
     cache = cache_of(obj("b", "1", namespace="x"), obj("a", "2", namespace="x"), obj("c", "3"))
     assert [o["metadata"]["name"] for o in cache.objects("x")] == ["a", "b"]
     assert len(cache.objects()) == 3
+
+
+def test_a_list_taken_page_by_page_reports_what_one_relist_reports() -> None:
+    cache = cache_of(obj("a", "1"), obj("b", "1"), obj("c", "1"), obj("e", "1"))
+    pages = [[obj("a", "2"), obj("c", "1")], [obj("d", "1"), obj("e", "3", uid="new")]]
+    whole = cache.relist_differences([item for page in pages for item in page])
+    seen: set[tuple[str, str]] = set()
+    by_page: list[Any] = []
+    for page in pages:
+        differences = cache.listed_differences(page, seen)
+        for difference in differences:  # delivered: the watcher applies each page's changes
+            cache.apply(difference.type, difference.obj)
+        by_page += differences
+    by_page += cache.absent_from(seen)
+    assert (
+        summary(by_page)
+        == summary(whole)
+        == [
+            ("modified", "a", "2"),
+            ("added", "d", "1"),
+            ("deleted", "e", "1"),
+            ("added", "e", "3"),
+            ("deleted", "b", "1"),
+        ]
+    )

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 
 CLOSED = "CLOSED"
+_SORTED_KEPT = 16
+"""Prefixes whose sorted items `Store.items` keeps (one per kind and namespace listed)."""
 
 
 def _dumps(body: Any) -> str:
@@ -120,6 +122,8 @@ class Store:
         self._conn = conn
         self._retention = retention
         self._objects: dict[str, dict[str, Any]] = {}
+        self._sorted: dict[str, tuple[int, list[tuple[str, dict[str, Any]]]]] = {}
+        """`items(prefix)` as of a revision: the pages of one paged LIST share one walk."""
         self._lock = asyncio.Lock()
         self._subscribers: set[asyncio.Queue[Change]] = set()
         self._listeners: list[Callable[[Sequence[Change]], None]] = []
@@ -174,10 +178,17 @@ class Store:
         return self._objects.get(key)
 
     def items(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
-        """Every (key, object) whose key starts with `prefix`, in key order."""
+        """Every (key, object) whose key starts with `prefix`, in key order (walked and
+        sorted once per revision and prefix: each page of a paged LIST asks again)."""
+        known = self._sorted.get(prefix)
+        if known is not None and known[0] == self.revision:
+            return list(known[1])
         found = [(k, v) for k, v in self._objects.items() if k.startswith(prefix)]
         found.sort(key=lambda kv: kv[0])
-        return found
+        if known is None and len(self._sorted) >= _SORTED_KEPT:
+            del self._sorted[next(iter(self._sorted))]  # the oldest prefix first
+        self._sorted[prefix] = (self.revision, found)
+        return list(found)
 
     def all_objects(self) -> Iterable[tuple[str, dict[str, Any]]]:
         """Every stored (key, object), unordered."""

@@ -144,10 +144,11 @@ async def list_objects(
     items: list[dict[str, Any]] = []
     next_start = ""
     remaining = 0
+    everything = selection.labels.empty and selection.fields.empty
     for key, obj in store.items(rtype.prefix(target.namespace)):
         if start and key <= start:
             continue
-        if not selection.matches(obj):
+        if not everything and not selection.matches(obj):
             continue
         if limit and len(items) >= limit:
             remaining += 1

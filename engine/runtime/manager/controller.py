@@ -268,9 +268,12 @@ class Controller:
                 )
                 await stack.enter_async_context(server)
                 self.health_url = server.url
-            await self._scan_journal()
-            self._watches.start(api, observer)
+            # the first lists are fetched while the scan reads the journal; the listed
+            # primaries reach the observer once the scan has seeded it
+            scanning = asyncio.create_task(self._scan_journal(), name="start-scan")
+            self._watches.start(api, observer, primary_after=scanning)
             stack.push_async_callback(self._watches.stop)
+            await scanning
             if not await self._watches.wait_synced(self._stopping):
                 return
             if self._sharding is not None:

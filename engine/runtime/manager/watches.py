@@ -1,5 +1,9 @@
 """The controller's watches: one watcher per watched kind (the primary with the label
-selector, each child kind without), started together, synced together, stopped together."""
+selector, each child kind without), started together, synced together, stopped together.
+
+The primary's changes can be held until a future is done (`start(..., primary_after=)`):
+the controller lists while its start-up scan reads the journal, and hands the listed
+objects to the observer only once the scan has seeded the observation log."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from engine.runtime.manager.settings import Settings
 from engine.runtime.reconcile.observations import Observer
 from engine.runtime.reconcile.operator import Operator
 from engine.runtime.sharding.observer import ShardedObserver
-from engine.watchers import Kind, KubeResources, Watcher, WatcherConfig
+from engine.watchers import Change, Kind, KubeResources, Sink, Watcher, WatcherConfig
 
 
 class Watches:
@@ -32,12 +36,23 @@ class Watches:
         self.watchers: list[Watcher] = []
         self.tasks: list[asyncio.Task[None]] = []
 
-    def start(self, api: Any, observer: Observer | ShardedObserver) -> None:
-        """Start one watcher for the primary kind and one per child kind."""
+    def start(
+        self,
+        api: Any,
+        observer: Observer | ShardedObserver,
+        *,
+        primary_after: asyncio.Future[Any] | None = None,
+    ) -> None:
+        """Start one watcher for the primary kind and one per child kind; with
+        `primary_after`, no primary change reaches the observer before that future is
+        done (done in any way: it only orders the start, its outcome is its owner's)."""
         settings = self._settings
         resources = KubeResources(api)
         resource = self._operator.resource
-        kinds = [(resource.kind_ref, observer.primary, settings.label_selector)]
+        primary: Sink = observer.primary
+        if primary_after is not None:
+            primary = _held_until(primary_after, primary)
+        kinds = [(resource.kind_ref, primary, settings.label_selector)]
         for child in self._operator.children:
             kinds.append((child.kind_ref, observer.child, ""))
         for kind, sink, selector in kinds:
@@ -76,3 +91,14 @@ class Watches:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def _held_until(before: asyncio.Future[Any], sink: Sink) -> Sink:
+    """`sink`, each change awaiting `before` first (at once once it is done)."""
+
+    async def held(change: Change) -> None:
+        if not before.done():
+            await asyncio.wait({before})
+        await sink(change)
+
+    return held
