@@ -144,7 +144,7 @@ async def list_objects(
     items: list[dict[str, Any]] = []
     next_start = ""
     remaining = 0
-    everything = selection.labels.empty and selection.fields.empty
+    everything = selection.everything
     for key, obj in store.items(rtype.prefix(target.namespace)):
         if start and key <= start:
             continue
