@@ -13,7 +13,6 @@ after the commit of the second batch that holds an `EffectSucceeded`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import itertools
@@ -204,6 +203,8 @@ def failpoint(name: str, subjects: Iterable[str] = ()) -> None:
 
 async def afailpoint(name: str, subjects: Iterable[str] = ()) -> None:
     """Like `failpoint`, but `sleep` and `hang` suspend the calling task, not the loop."""
+    import asyncio  # here, not at the top: offline commands import this module, not asyncio
+
     action = _acting(name, subjects)
     if action is None:
         return

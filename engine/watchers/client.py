@@ -217,6 +217,31 @@ class KubeResources:
         await _raise_for_status(response)
         return response
 
+    async def serves(self, kind: Kind, *, request_timeout: float) -> bool:
+        """Whether the API server's discovery document of `kind`'s group version lists
+        its resource (False on 404: the group version is not served at all).
+
+        Errors: `ApiStatusError` (other statuses), `TransportError`."""
+        base = f"/apis/{kind.group}/{kind.version}" if kind.group else f"/api/{kind.version}"
+        try:
+            response = await self._get(base, [], aiohttp.ClientTimeout(total=request_timeout))
+        except ApiStatusError as error:
+            if error.code == 404:
+                return False
+            raise
+        try:
+            document = api_json.loads(await response.read())
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise TransportError(f"GET {base}: body cut short: {error}") from error
+        except (ValueError, RecursionError) as error:
+            raise TransportError(f"GET {base}: the answer is not JSON: {error}") from error
+        finally:
+            response.release()
+        resources = document.get("resources") if isinstance(document, dict) else None
+        if not isinstance(resources, list):
+            raise TransportError(f"GET {base}: the answer is not an APIResourceList")
+        return any(isinstance(r, dict) and r.get("name") == kind.plural for r in resources)
+
     async def list_page(
         self,
         kind: Kind,

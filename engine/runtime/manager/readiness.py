@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from engine.clock import Clock
-from engine.watchers import ApiStatusError, Kind, KubeResources
+from engine.watchers import Kind, KubeResources
 
 log = logging.getLogger(__name__)
 
@@ -94,22 +94,11 @@ class ApiReachability:
 async def kind_served(
     resources: KubeResources, kind: Kind, *, namespace: str | None, seconds: float
 ) -> bool:
-    """Whether the API server serves `kind` (LIST of one item in `namespace`, or across
-    all when None): False on 404. Errors: any other failure of the request."""
-    try:
-        await resources.list_page(
-            kind,
-            namespace=namespace,
-            label_selector="",
-            limit=1,
-            continue_token="",
-            request_timeout=seconds,
-        )
-    except ApiStatusError as error:
-        if error.code == 404:
-            return False
-        raise
-    return True
+    """Whether the API server serves `kind`: its group version's discovery document
+    lists it (a request of its own path, so it is never taken for a retry of the watch's
+    lists; `namespace` is not needed for it). Errors: any failure of the request."""
+    del namespace
+    return await resources.serves(kind, request_timeout=seconds)
 
 
 class KindServed:
