@@ -332,15 +332,9 @@ class OfflineReader:
     ) -> Generator[list[tuple[Any, ...]], None, None]:
         """Every live stored row in position order, in lists of `batch_size`, unverified
         (`RowDecoder.check_chain` verifies them)."""
-        cursor = self._connection.execute(f"SELECT {schema.COLUMNS} FROM records ORDER BY position")
-        try:
-            while rows := cursor.fetchmany(batch_size):
-                yield rows
-        except sqlite3.Error as failure:
-            raise opening.translate_error(self.path, failure) from None
-        finally:
-            with contextlib.suppress(sqlite3.ProgrammingError):  # the reader closed first
-                cursor.close()
+        yield from self._batches(
+            f"SELECT {schema.COLUMNS} FROM records ORDER BY position", (), batch_size
+        )
 
     def checksum_texts(
         self, first: int, last: int, *, batch_size: int = CHECK_BATCH
@@ -348,7 +342,13 @@ class OfflineReader:
         """The live rows from position `first` through `last` in position order, each as
         (position, stored checksum, the text its checksum covers: see `CHECKSUM_TEXTS`),
         in lists of `batch_size`, unverified (`RowDecoder.check_text_chain` verifies)."""
-        cursor = self._connection.execute(CHECKSUM_TEXTS, (first, last))
+        yield from self._batches(CHECKSUM_TEXTS, (first, last), batch_size)
+
+    def _batches(
+        self, sql: str, parameters: tuple[Any, ...], batch_size: int
+    ) -> Generator[list[tuple[Any, ...]], None, None]:
+        """The rows of `sql` in lists of `batch_size`; a SQLite error as the journal's."""
+        cursor = self._connection.execute(sql, parameters)
         try:
             while rows := cursor.fetchmany(batch_size):
                 yield rows

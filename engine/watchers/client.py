@@ -217,6 +217,23 @@ class KubeResources:
         await _raise_for_status(response)
         return response
 
+    async def _get_json(
+        self, path: str, query: list[tuple[str, str]], request_timeout: float
+    ) -> Any:
+        """The decoded JSON body of a GET of `path`.
+
+        Errors: `ApiStatusError`, `TransportError` (no answer, a body cut short, not JSON).
+        """
+        response = await self._get(path, query, aiohttp.ClientTimeout(total=request_timeout))
+        try:
+            return api_json.loads(await response.read())
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise TransportError(f"GET {path}: body cut short: {error}") from error
+        except (ValueError, RecursionError) as error:
+            raise TransportError(f"GET {path}: the answer is not JSON: {error}") from error
+        finally:
+            response.release()
+
     async def serves(self, kind: Kind, *, request_timeout: float) -> bool:
         """Whether the API server's discovery document of `kind`'s group version lists
         its resource (False on 404: the group version is not served at all).
@@ -224,19 +241,11 @@ class KubeResources:
         Errors: `ApiStatusError` (other statuses), `TransportError`."""
         base = f"/apis/{kind.group}/{kind.version}" if kind.group else f"/api/{kind.version}"
         try:
-            response = await self._get(base, [], aiohttp.ClientTimeout(total=request_timeout))
+            document = await self._get_json(base, [], request_timeout)
         except ApiStatusError as error:
             if error.code == 404:
                 return False
             raise
-        try:
-            document = api_json.loads(await response.read())
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise TransportError(f"GET {base}: body cut short: {error}") from error
-        except (ValueError, RecursionError) as error:
-            raise TransportError(f"GET {base}: the answer is not JSON: {error}") from error
-        finally:
-            response.release()
         resources = document.get("resources") if isinstance(document, dict) else None
         if not isinstance(resources, list):
             raise TransportError(f"GET {base}: the answer is not an APIResourceList")
@@ -262,15 +271,7 @@ class KubeResources:
         if continue_token:
             query.append(("continue", continue_token))
         path = kind.path(namespace)
-        response = await self._get(path, query, aiohttp.ClientTimeout(total=request_timeout))
-        try:
-            document = api_json.loads(await response.read())
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise TransportError(f"GET {path}: body cut short: {error}") from error
-        except (ValueError, RecursionError) as error:
-            raise TransportError(f"GET {path}: the list is not JSON: {error}") from error
-        finally:
-            response.release()
+        document = await self._get_json(path, query, request_timeout)
         if not isinstance(document, dict) or not isinstance(document.get("items"), list):
             raise TransportError(f"GET {path}: the answer is not a list")
         metadata = document.get("metadata") or {}

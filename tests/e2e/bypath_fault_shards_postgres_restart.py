@@ -24,6 +24,7 @@ import pytest
 from engine.bench.shard_fleet import FleetTimings, running_fleet
 from engine.fsm import events as ev
 from engine.journal.location import open_journal
+from tests.e2e.test_fault_shards import once_per_key
 from tests.support.throwaway_postgres import throwaway_cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -76,12 +77,6 @@ async def test_a_postgres_restart_under_three_replicas_loses_nothing(tmp_path: P
             await fleet.wait_converged(live, within=SETTLE)
             assert all(r.running for r in replicas), "a replica exited across the restart"
 
-            successes = await fleet.journal_successes()
-            assert successes
-            assert max(successes.values()) == 1, successes.most_common(3)
-            applied = [c["key"] for c in fleet.target.state.calls if c["outcome"] == "applied"]
-            assert len(applied) == len(set(applied)), "a key applied twice at the target"
-            calls = {key for key in successes if key.endswith((":call", ":undo"))}
-            assert set(applied) == calls, set(applied) ^ calls
+            applied = await once_per_key(fleet)
             intents = await started_keys(fleet.journal_url)
             assert set(applied) <= intents, set(applied) - intents

@@ -118,6 +118,20 @@ async def identity_of(fleet: Fleet, name: str) -> str:
         await asyncio.sleep(0.2)
 
 
+async def once_per_key(fleet: Fleet) -> list[str]:
+    """Exactly one recorded success per effect key in the shared journal, and exactly
+    one applied call per key at the target, each with its journaled success; returns
+    the applied keys."""
+    successes = await fleet.journal_successes()
+    assert successes
+    assert max(successes.values()) == 1, successes.most_common(3)
+    applied = [c["key"] for c in fleet.target.state.calls if c["outcome"] == "applied"]
+    assert len(applied) == len(set(applied)), "a key applied twice at the target"
+    calls = {key for key in successes if key.endswith((":call", ":undo"))}
+    assert set(applied) == calls, set(applied) ^ calls
+    return applied
+
+
 async def test_replicas_share_the_work_and_survive_kill_pause_and_rescaling(
     postgres_schemas: Schemas, tmp_path: Path
 ) -> None:
@@ -219,10 +233,4 @@ async def test_replicas_share_the_work_and_survive_kill_pause_and_rescaling(
         assert d in {m["identity"] for m in report["members"] if m["live"]}
         assert all(row["holder"] for row in report["shards"]), report
 
-        successes = await fleet.journal_successes()
-        assert successes
-        assert max(successes.values()) == 1, successes.most_common(3)
-        applied = [c["key"] for c in fleet.target.state.calls if c["outcome"] == "applied"]
-        assert len(applied) == len(set(applied)), "a key applied twice at the target"
-        calls = {key for key in successes if key.endswith((":call", ":undo"))}
-        assert set(applied) == calls, set(applied) ^ calls
+        await once_per_key(fleet)

@@ -24,28 +24,11 @@ from pathlib import Path
 import pytest
 
 from engine.fsm import events as ev
-from tests.integration.reconcile_support import (
-    CONFIGMAPS,
-    Engine,
-    eventually,
-    fast_settings,
-    running_engine,
-)
+from tests.integration.reconcile_support import CONFIGMAPS, fast_settings, running_engine
+from tests.integration.test_faults_api_throttle import _all_ready, _one_registration_each
 from tests.support.fault_proxy import SLOW, THROTTLE, FaultSettings
 
 pytestmark = [pytest.mark.timeout(240)]
-
-
-async def _all_ready(engine: Engine, names: list[str], *, within: float) -> None:
-    async def ready() -> bool:
-        return all([await engine.phase(name) == "Ready" for name in names])
-
-    await eventually(ready, f"{names} Ready", within=within)
-
-
-async def _one_registration_each(engine: Engine, names: list[str]) -> None:
-    uids = [(await engine.widget(name) or {})["metadata"]["uid"] for name in names]
-    assert engine.service.calls == {f"{uid}:1:register": 1 for uid in uids}
 
 
 async def test_sixty_seconds_of_429s_stay_within_the_retry_bucket_and_lose_nothing(

@@ -126,6 +126,18 @@ async def _key_records(journal: SqliteJournal, key: str) -> list[str]:
     ]
 
 
+async def _in_flight(api: Api, target: HeldTarget, name: str) -> str:
+    """Create Widget `name` and wait until its effect has begun; return the effect key."""
+    made = await api.create_widget(name, size=1)
+    key = f"{made['metadata']['uid']}:1:register"
+
+    async def begun() -> bool:
+        return target.begun[key] == 1
+
+    await eventually(begun, "the effect is in flight")
+    return key
+
+
 async def _phase(api: Api, name: str) -> str | None:
     widget = await api.get(f"{WIDGETS}/{name}")
     return ((widget or {}).get("status") or {}).get("phase")
@@ -138,13 +150,7 @@ async def test_sigterm_during_an_effect_lets_it_finish_and_journals_its_outcome(
     operator = _operator(target)
     async with _cluster(tmp_path, operator) as cluster:
         async with _engine(cluster, operator, tmp_path, drain=10.0) as run:
-            made = await cluster.api.create_widget("terminated", size=1)
-            key = f"{made['metadata']['uid']}:1:register"
-
-            async def begun() -> bool:
-                return target.begun[key] == 1
-
-            await eventually(begun, "the effect is in flight")
+            key = await _in_flight(cluster.api, target, "terminated")
             os.kill(os.getpid(), signal.SIGTERM)
             await asyncio.sleep(0.3)
             assert not run.done(), "the engine stopped without waiting for the effect"
@@ -171,13 +177,7 @@ async def test_sigterm_past_the_drain_bound_resumes_the_effect_under_its_key(
     operator = _operator(target)
     async with _cluster(tmp_path, operator) as cluster:
         async with _engine(cluster, operator, tmp_path, drain=0.2) as run:
-            made = await cluster.api.create_widget("cut", size=1)
-            key = f"{made['metadata']['uid']}:1:register"
-
-            async def begun() -> bool:
-                return target.begun[key] == 1
-
-            await eventually(begun, "the effect is in flight")
+            key = await _in_flight(cluster.api, target, "cut")
             os.kill(os.getpid(), signal.SIGTERM)
             await asyncio.wait_for(asyncio.shield(run), 10)
         # cancelled at the bound: its intent is journaled, no outcome, nothing applied

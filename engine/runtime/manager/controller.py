@@ -326,17 +326,12 @@ class Controller:
         log.info("stopping: watches, then in-flight reconciles, then the journal")
 
     def _kind_served(self, api: Any) -> KindServed:
-        """The probe that the API server serves the operator's kind (in the first watched
-        namespace, or across all)."""
+        """The probe that the API server serves the operator's kind."""
         kind = self._deps.operator.resource.kind_ref
-        namespaces = self._deps.settings.namespaces
-        namespace = namespaces[0] if namespaces and kind.namespaced else None
         resources = KubeResources(api)
 
         async def probe() -> bool:
-            return await kind_served(
-                resources, kind, namespace=namespace, seconds=self._timing.timeout
-            )
+            return await kind_served(resources, kind, seconds=self._timing.timeout)
 
         return KindServed(probe, self._timing, kind.describe())
 

@@ -91,13 +91,10 @@ class ApiReachability:
             await asyncio.sleep(self._timing.period)
 
 
-async def kind_served(
-    resources: KubeResources, kind: Kind, *, namespace: str | None, seconds: float
-) -> bool:
+async def kind_served(resources: KubeResources, kind: Kind, *, seconds: float) -> bool:
     """Whether the API server serves `kind`: its group version's discovery document
     lists it (a request of its own path, so it is never taken for a retry of the watch's
-    lists; `namespace` is not needed for it). Errors: any failure of the request."""
-    del namespace
+    lists). Errors: any failure of the request."""
     return await resources.serves(kind, request_timeout=seconds)
 
 
