@@ -164,6 +164,9 @@ async def test_a_deleted_lease_is_acquired_again_with_a_higher_term(
     async with first_leader(server.url, "a") as (a, _), replica(server.url, "b") as b:
         old_term = a.term
         assert old_term is not None
+        # b must have read the Lease before it goes: a standby that never saw term 1 and
+        # finds no Lease starts again at term 1 (the engine feeds it the journal's term)
+        await asyncio.sleep(2 * RETRY_SECONDS)
         async with api_client(server.url) as api:
             await client.CoordinationV1Api(api).delete_namespaced_lease(LEASE, NAMESPACE)
 
