@@ -1,9 +1,10 @@
-"""`engine journal …`: check, compact, export, import and copy journals.
+"""`engine journal …`: check, compact, migrate, export, import and copy journals.
 
 A journal is named by a path, `sqlite:///path` or a `postgresql://…` URL. `check`
 verifies a whole journal (SQLite quick_check, every checksum, the chain head, and the
 archive segments across compaction cuts); `compact` archives closed history of a SQLite
-journal; `export` writes JSON lines for a bug report; `import` rebuilds a journal from
+journal; `migrate` brings a journal to this engine's schema, as a start does;
+`export` writes JSON lines for a bug report; `import` rebuilds a journal from
 them with the same positions and checksums; `copy` moves a journal between backends.
 """
 
@@ -27,6 +28,7 @@ from engine.journal.codec import record_from_json, record_to_json
 from engine.journal.compaction import StreamCut, compact
 from engine.journal.location import describe, is_postgres, open_journal, sqlite_path
 from engine.journal.offline_reader import OfflineReader
+from engine.journal.postgres_schema import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
 from engine.journal.schema import SCHEMA_VERSION
 from engine.replay.cell_text import visible
 from engine.replay.retention import MIN_HISTORY, plan_compaction
@@ -43,7 +45,8 @@ class BadInput(click.ClickException):
 
 @click.group(name="journal")
 def command() -> None:
-    """Inspect, compact and move journals (check, compact, versions, export, import, copy)."""
+    """Inspect, compact, migrate and move journals (check, compact, versions, migrate,
+    export, import, copy)."""
 
 
 @command.command(name="check")
@@ -263,6 +266,31 @@ async def _copy(source: str, target: str) -> tuple[int, str]:
         raise BadInput(str(bad)) from None
     finally:
         await writing.close()
+
+
+@command.command(name="migrate")
+@click.argument("path", required=False)
+@click.option(
+    "--journal", "url", help="The journal to migrate, instead of PATH: a path or postgresql://…"
+)
+def migrate(path: str | None, url: str | None) -> None:
+    """Bring the journal at PATH to this engine's schema version, as a start would.
+
+    Run it with the engine stopped (it takes the journal's writer lock). A SQLite
+    journal is first copied beside itself (the warning names the copy); each migration
+    is one transaction, so an interrupted one leaves the old schema.
+    """
+    if (path is None) == (url is None):
+        raise click.UsageError("name one journal: PATH or --journal URL")
+    location = url or str(path)
+    asyncio.run(_migrate(location))
+    version = POSTGRES_SCHEMA_VERSION if is_postgres(location) else SCHEMA_VERSION
+    click.echo(f"journal {describe(location)}: at schema version {version}")
+
+
+async def _migrate(location: str) -> None:
+    journal = await open_journal(location)
+    await journal.close()
 
 
 @command.command(name="export")

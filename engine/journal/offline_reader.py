@@ -248,7 +248,7 @@ class OfflineReader:
 
     def first_position_after(self, at: str) -> int | None:
         """The first live position whose time (encoded `at` text) is after `at`."""
-        rows = self.query("SELECT MIN(position) FROM records WHERE at > ?", (at,))
+        rows = self.query(schema.SELECT_FIRST_AFTER, (at,))
         return None if rows[0][0] is None else int(rows[0][0])
 
     def checksum_at(self, position: int) -> str | None:

@@ -6,6 +6,8 @@ what to do. The connection is anything with aiosqlite's `execute`/`execute_fetch
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,6 +24,9 @@ from engine.journal.errors import (
     NotAJournal,
     SchemaTooNew,
 )
+from engine.journal.files import FILE_MODE
+
+log = logging.getLogger(__name__)
 
 
 class SqlConnection(Protocol):
@@ -93,25 +98,37 @@ async def identify(connection: SqlConnection, path: Path, *, writable: bool) -> 
             f"journal {path} has schema version {version}, newer than this engine's "
             f"{schema.SCHEMA_VERSION}: open it with a newer engine (it is left untouched)"
         )
-    if version < schema.SCHEMA_VERSION and not writable:
+    if version < schema.READABLE_FROM and not writable:
         raise JournalUnavailable(
-            f"journal {path} has the older schema version {version}: open it for writing "
-            "once to migrate it"
+            f"journal {path} has the older schema version {version}: migrate it with "
+            f"`engine journal migrate {path}` (the engine stopped; it keeps a copy of the "
+            "old file beside it)"
         )
     return version
 
 
-async def prepare_writer(connection: SqlConnection, path: Path, *, synchronous: str) -> None:
-    """Recognise the file, switch it to WAL, set `synchronous`, and migrate its schema.
+async def prepare_writer(connection: SqlConnection, path: Path, *, synchronous: str) -> int:
+    """Recognise the file, switch it to WAL, set `synchronous`, and migrate its schema;
+    return the schema version it had (0 for a new file).
 
-    Each migration runs in one transaction with its `schema_version` update, so a crash
-    leaves either the old schema or the new one.
+    A journal below `SCHEMA_VERSION` is first copied beside itself (`backup`). Each
+    migration runs in one transaction with its `schema_version` update, so a crash
+    leaves either the old schema or the new one (and the next open migrates again).
     """
     version = await identify(connection, path, writable=True)
     mode = await _one(connection, "PRAGMA journal_mode = WAL")
     if str(mode).lower() != "wal":
         raise JournalUnavailable(f"journal {path} cannot use WAL mode (got {mode!r})")
     await connection.execute(f"PRAGMA synchronous = {synchronous}")
+    if 0 < version < schema.SCHEMA_VERSION:
+        copy = await backup(connection, path, version)
+        log.warning(
+            "journal %s: migrating schema version %d to %d; the file as it was is kept at %s",
+            path,
+            version,
+            schema.SCHEMA_VERSION,
+            copy,
+        )
     for step in range(version, schema.SCHEMA_VERSION):
         await connection.execute("BEGIN IMMEDIATE")
         try:
@@ -123,6 +140,40 @@ async def prepare_writer(connection: SqlConnection, path: Path, *, synchronous: 
         except BaseException:
             await connection.execute("ROLLBACK")
             raise
+    return version
+
+
+async def backup(connection: SqlConnection, path: Path, version: int) -> Path:
+    """Copy the journal (its committed records, the `-wal`'s included) to
+    `schema.backup_name` beside it with `VACUUM INTO`, 0600 and fsynced; return its path.
+
+    Written under a temporary name and renamed, so the file of that name is always a
+    whole copy; a copy left by an earlier, interrupted migration is replaced (the
+    journal is still at `version`, and may have had records appended since).
+    """
+    target = path.with_name(schema.backup_name(path.name, version))
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    os.fchmod(descriptor, FILE_MODE)  # whatever the umask: it holds every record
+    os.close(descriptor)
+    try:
+        await connection.execute("VACUUM INTO ?", (str(partial),))
+        descriptor = os.open(partial, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return target
 
 
 async def check_pages(connection: SqlConnection, path: Path) -> None:

@@ -156,10 +156,10 @@ async def identify(connection: psycopg.AsyncConnection[Any], where: str, *, writ
             f"journal {where} has schema version {version}, newer than this engine's "
             f"{schema.SCHEMA_VERSION}: open it with a newer engine (it is left untouched)"
         )
-    if version < schema.SCHEMA_VERSION and not writable:
+    if version < schema.READABLE_FROM and not writable:
         raise JournalUnavailable(
-            f"journal {where} has the older schema version {version}: open it for writing "
-            "once to migrate it"
+            f"journal {where} has the older schema version {version}: migrate it with "
+            "`engine journal migrate --journal URL` (or start one engine on it)"
         )
     return version
 

@@ -3,12 +3,18 @@
 The journal lives in the connection's current schema (the first of its `search_path`),
 so one database can hold several journals. `MIGRATIONS[n]` takes it from schema
 version n to n + 1 in one transaction with the `engine_journal` version update; a
-version above `SCHEMA_VERSION` was written by a newer engine and is refused.
+version above `SCHEMA_VERSION` was written by a newer engine and is refused, one at
+`READABLE_FROM` or above is read by read-only opens as it is.
+
+Versions, as SQLite's (`engine/journal/schema.py`): 1 the tables; 2 an index on
+`records(at)` for reads of a time window.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_FROM = 1
+"""The oldest schema version a read-only open reads unmigrated (2 adds only an index)."""
 APPLICATION = "engine-journal"
 """The `engine_journal.application` marker that tells a journal from other tables."""
 META_TABLE = "engine_journal"
@@ -58,6 +64,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             term BIGINT NOT NULL
         )""",
     ),
+    # inside the migration's transaction (not CONCURRENTLY): appends wait while it builds
+    ("CREATE INDEX records_at ON records (at)",),
 )
 
 INSERT_RECORD = (

@@ -1,13 +1,22 @@
 """The SQLite journal's schema as data: tables, statements, and numbered migrations.
 
 `MIGRATIONS[n]` takes a journal from schema version n to n + 1, and runs in one
-transaction together with the `schema_version` update. A journal whose version is above
-`SCHEMA_VERSION` was written by a newer engine and is refused.
+transaction together with the `schema_version` update (a journal that had a version
+before is first copied beside itself, `backup_name`). A journal whose version is above
+`SCHEMA_VERSION` was written by a newer engine and is refused; one at `READABLE_FROM` or
+above is read by this code's readers as it is.
+
+Versions: 1 the tables; 2 an index on `records(at)`, so the first record after a time
+(`engine replay --until TIME`) is a look-up instead of a scan from position 1.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_FROM = 1
+"""The oldest schema version the read-only opens (replay, check, export) read unmigrated:
+version 2 adds only an index, so a version 1 journal reads the same, its time look-up
+scanning."""
 APPLICATION_ID = 0x454A4E4C
 """`PRAGMA application_id` of a journal file ("EJNL"), set by the first migration."""
 
@@ -54,7 +63,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             checksum TEXT NOT NULL
         )""",
     ),
+    ("CREATE INDEX records_at ON records (at)",),
 )
+
+SELECT_FIRST_AFTER = "SELECT MIN(+position) FROM records WHERE at > ?"
+"""The first position whose time is after `?`. The `+` keeps SQLite from reading the
+rows in position order until one matches (a scan of nearly the whole journal for a time
+near its end): it reads `records_at` from that time on instead."""
+
+
+def backup_name(journal_name: str, version: int) -> str:
+    """The name of the copy of a journal at schema `version` taken before its migration,
+    in the journal's directory (`journal.db.schema-1.backup`)."""
+    return f"{journal_name}.schema-{version}.backup"
+
 
 INSERT_RECORD = f"INSERT INTO records ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 SELECT_FROM = f"SELECT {COLUMNS} FROM records WHERE position >= ? ORDER BY position LIMIT ?"

@@ -172,7 +172,7 @@ async def test_a_journal_from_a_newer_schema_is_refused_untouched(tmp_path: Path
     run_sql(path, "UPDATE schema_version SET version = 99")
     before = path.read_bytes()
     for readonly in (False, True):
-        with pytest.raises(SchemaTooNew, match="schema version 99, newer than this engine's 1"):
+        with pytest.raises(SchemaTooNew, match="schema version 99, newer than this engine's 2"):
             await SqliteJournal.open(path, readonly=readonly)
     assert path.read_bytes() == before
 

@@ -22,6 +22,7 @@ from engine.journal import (
 from engine.journal.batch import Fence
 from engine.journal.errors import FencedOut
 from engine.journal.postgres import PostgresJournal
+from engine.journal.postgres_schema import SCHEMA_VERSION
 from tests.support.postgres import Schemas, postgres_schemas, postgres_server, postgres_url
 
 __all__ = ["postgres_schemas", "postgres_server", "postgres_url"]
@@ -154,7 +155,7 @@ async def test_a_read_only_journal_refuses_writes(postgres_url: str) -> None:
 async def test_two_engines_creating_one_journal_at_once_both_open_it(postgres_url: str) -> None:
     journals = await asyncio.gather(*(PostgresJournal.open(postgres_url) for _ in range(3)))
     try:
-        assert sql(postgres_url, "SELECT version FROM engine_journal") == [(1,)]
+        assert sql(postgres_url, "SELECT version FROM engine_journal") == [(SCHEMA_VERSION,)]
         assert [await j.append("s", [ev()]) for j in journals] == [(1,), (2,), (3,)]
     finally:
         for journal in journals:
