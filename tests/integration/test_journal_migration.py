@@ -18,7 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli.main import cli
-from engine.journal import NewEvent
+from engine.journal import NewEvent, schema
+from engine.journal.offline_reader import OfflineReader
 from engine.journal.sqlite import SqliteJournal
 from tests.fixtures.journals.make_golden import EXPECTED, HERE, SCENARIOS, expected_outputs
 from tests.support.schema_one import (
@@ -120,3 +121,23 @@ def test_a_journal_from_a_newer_engine_is_refused_by_migrate_in_one_line(tmp_pat
 
 def _names(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
+
+
+def test_the_first_record_after_a_time_is_found_through_the_at_index(tmp_path: Path) -> None:
+    """What version 2 is for: `replay --until TIME` finds its stop in `records_at`, on a
+    new journal (created at 2) and a migrated one, with the answer a scan gives."""
+    new = tmp_path / "new.db"
+    imported = CliRunner().invoke(
+        cli, ["journal", "import", str(HERE / "retry_ready.jsonl"), "--to", str(new)]
+    )
+    assert imported.exit_code == 0, imported.output
+    migrated = schema_one_golden("retry_ready", tmp_path)
+    assert CliRunner().invoke(cli, ["journal", "migrate", str(migrated)]).exit_code == 0
+    for path in (new, migrated):
+        with OfflineReader.open(path) as reader:
+            plan = reader.query("EXPLAIN QUERY PLAN " + schema.SELECT_FIRST_AFTER, ("",))
+            assert "USING COVERING INDEX records_at" in str(plan)
+            times = sorted({row[0] for row in reader.query("SELECT at FROM records")})
+            for at in ("", *times):
+                scanned = reader.query("SELECT MIN(position) FROM records WHERE at > ?", (at,))
+                assert reader.first_position_after(at) == scanned[0][0], at
