@@ -18,6 +18,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.integration.reconcile_support import (
     CONFIGMAPS,
     KIND,
@@ -34,6 +36,8 @@ RECORDS_PER_RESOURCE = 16
 """The bound on one Widget's journal records from its creation to Ready (each
 observation, transition, step start and outcome, and its status write)."""
 CONVERGE_WITHIN_S = 1800
+
+pytestmark = [pytest.mark.timeout(CONVERGE_WITHIN_S + 300)]
 
 
 async def test_ten_thousand_widgets_at_once_converge_within_memory_and_journal_bounds(
