@@ -30,7 +30,7 @@ from tests.integration.reconcile_support import (
 )
 
 WIDGETS_AT_ONCE = int(os.environ.get("S11_WIDGETS", "10000"))
-PEAK_RSS_MB = 1024
+PEAK_RSS_MB = 768
 """The bound on the test process's peak RSS (ru_maxrss), the engine inside it."""
 RECORDS_PER_RESOURCE = 16
 """The bound on one Widget's journal records from its creation to Ready (each
