@@ -1,6 +1,7 @@
-"""A journal written at schema version 1 under this engine (J8, I4): read as it is by
-the read-only commands, copied beside itself before its migration, migrated in place to
-version 2, and the same records, chain and replay after; a newer one is refused.
+"""A journal at schema version 1, as engines before version 2 wrote it (J8, I4): read
+as it is by the read-only commands, copied beside itself before its migration, migrated
+in place to version 2, and the same records, chain and replay after; a newer one is
+refused.
 
 The version 1 journals are made with the schema-1 statements the code keeps
 (`MIGRATIONS[0]`), from the golden exports (never changed: copies in tmp)."""
