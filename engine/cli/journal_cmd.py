@@ -35,6 +35,10 @@ from engine.replay.retention import MIN_HISTORY, plan_compaction
 from engine.replay.versions import VersionsReport, journal_versions
 
 EXPORT_FORMAT = "engine-journal-export"
+EXPORT_RECORDS_VERSION = 1
+"""The layout of an exported record (the header's `schema_version`). Journal schema 2
+added only an index, so exports stay at 1 and an engine from before it imports them;
+raise this when a schema changes what a record holds."""
 
 
 class BadInput(click.ClickException):
@@ -317,7 +321,7 @@ def export(path: str, target: Path) -> None:
 async def _export(path: str, out: IO[str]) -> int:
     journal = await open_journal(path, readonly=True)
     try:
-        header = {"format": EXPORT_FORMAT, "schema_version": SCHEMA_VERSION}
+        header = {"format": EXPORT_FORMAT, "schema_version": EXPORT_RECORDS_VERSION}
         out.write(json.dumps(header) + "\n")
         count = 0
         async for record in journal.read_all(batch_size=5000):
@@ -356,7 +360,7 @@ def _read_export(source: Path) -> Iterator[Record]:
     header = _parse(source, 1, lines[0] if lines else "")
     if header.get("format") != EXPORT_FORMAT:
         raise BadInput(f"{source} is not a journal export (no {EXPORT_FORMAT} header line)")
-    if int(header.get("schema_version", 0)) > SCHEMA_VERSION:
+    if int(header.get("schema_version", 0)) > EXPORT_RECORDS_VERSION:
         raise BadInput(f"{source} comes from a newer engine: import it with that version")
     for number, line in enumerate(lines[1:], start=2):
         if line.strip():

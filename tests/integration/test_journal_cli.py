@@ -138,6 +138,21 @@ def test_export_then_import_keeps_positions_and_checksums(
     assert_one_clear_line(refused, "empty journal")
 
 
+def test_an_export_keeps_the_record_layout_version_older_engines_import(
+    journal_file: Path, tmp_path: Path
+) -> None:
+    # schema 2 added an index only: the export says 1, as the fixtures from before it do
+    exported = tmp_path / "bug-report.jsonl"
+    assert run_engine("journal", "export", str(journal_file), "--to", str(exported)).returncode == 0
+    lines = exported.read_text().splitlines()
+    assert json.loads(lines[0]) == {"format": "engine-journal-export", "schema_version": 1}
+    newer = tmp_path / "newer.jsonl"
+    header = json.dumps({"format": "engine-journal-export", "schema_version": 2})
+    newer.write_text("\n".join([header, *lines[1:]]) + "\n")
+    refused = run_engine("journal", "import", str(newer), "--to", str(tmp_path / "j.db"))
+    assert_one_clear_line(refused, "comes from a newer engine")
+
+
 def test_import_refuses_a_file_that_is_not_an_export(tmp_path: Path) -> None:
     source = tmp_path / "x.jsonl"
     source.write_text('{"hello": 1}\n')
