@@ -40,11 +40,19 @@ ALL_NAMESPACES = ""
 
 
 def failure_for_status(
-    code: int, *, retry_after: float | None, resource_version: str | None, progressed: bool
+    code: int,
+    *,
+    retry_after: float | None,
+    resource_version: str | None,
+    progressed: bool,
+    too_large: bool = False,
 ) -> Failed:
-    """The `Failed` outcome for an HTTP or in-stream status `code` (pure)."""
+    """The `Failed` outcome for an HTTP or in-stream status `code` (pure); `too_large`:
+    the status refuses a resourceVersion the server has not reached."""
     if code == 410:
         reason = RestartReason.EXPIRED
+    elif too_large:
+        reason = RestartReason.TOO_LARGE
     elif code == 429:
         reason = RestartReason.THROTTLED
     elif code >= 500:
@@ -61,9 +69,11 @@ class Watcher:
     differences), sets `synced` once every scope has listed, then watches from the list's
     resourceVersion; bookmarks move the resume point and deliver nothing.
     Guarantees: changes of one object reach the sink in order, one at a time, and the
-    cache and resume point advance only after the sink returned; a 410 causes exactly one
-    relist; other failures back off (Retry-After honoured up to the cap) and resume from
-    the last delivered resourceVersion; unusable lines are skipped with a warning.
+    cache and resume point advance only after the sink returned; a 410, or a resume point
+    the server has not reached (504 `ResourceVersionTooLarge`: restored from a backup),
+    causes exactly one relist, whose differences go to the sink as after a 410; other
+    failures back off (Retry-After honoured up to the cap) and resume from the last
+    delivered resourceVersion; unusable lines are skipped with a warning.
     `run()` returns only by cancellation (and then closes its connections).
     """
 
@@ -155,6 +165,7 @@ class Watcher:
             retry_after=retry_after,
             resource_version=resource_version,
             progressed=progressed,
+            too_large=error.too_large,
         )
 
     async def _deliver(
@@ -328,6 +339,7 @@ class Watcher:
                             retry_after=retry_after,
                             resource_version=version,
                             progressed=progressed,
+                            too_large=error.too_large,
                         )
                     case ObjectEvent() as event:
                         if not self._is_duplicate(event) and not await self._deliver(
