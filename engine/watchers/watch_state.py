@@ -20,6 +20,8 @@ class RestartReason(StrEnum):
     EXPIRED = "expired"
     TOO_LARGE = "too_large_resource_version"
     """The server has not reached the resume point (restored from a backup): relist."""
+    RELIST = "relist_requested"
+    """`Watcher.relist` was asked (another kind's watch found the server restored)."""
     THROTTLED = "throttled"
     SERVER_ERROR = "server_error"
     CLIENT_ERROR = "client_error"
@@ -114,7 +116,9 @@ def next_step(step: Step, outcome: Outcome, *, policy: BackoffPolicy, jitter_uni
             return Step(Watching(version))
         case Watching(), StreamClosed(resource_version=version):
             return Step(Watching(version))
-        case Watching(), Failed(reason=RestartReason.EXPIRED | RestartReason.TOO_LARGE):
+        case Watching(), Failed(
+            reason=RestartReason.EXPIRED | RestartReason.TOO_LARGE | RestartReason.RELIST
+        ):
             return Step(Listing(), failures=step.failures)
         case Listing() | Watching(), Failed() as failure:
             failures = 0 if failure.progressed else step.failures
