@@ -145,7 +145,17 @@ class ObservationLog:
 
     async def behind(self, stream: str, observation: Observation) -> bool:
         """Whether a listed `observation` is behind the stream's folded state (an API
-        server restored from a backup: `behind_journal`)."""
+        server restored from a backup: `behind_journal`). Answered without folding when
+        the last journaled observation shows the same object live at this generation or
+        an older one (a restart's first list of unchanged objects folds nothing)."""
+        last = self._last.get(stream)
+        if (
+            last is not None
+            and last.uid == observation.uid
+            and last.exists
+            and observation.generation >= last.generation
+        ):
+            return False
         return behind_journal(await self._streams.current(stream), observation)
 
     def is_last(self, stream: str, observation: Observation) -> bool:
