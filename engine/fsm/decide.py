@@ -120,13 +120,13 @@ def _resume(state: ResourceState) -> Decision | None:
             run: Effect = RunProvision(record.key, parts.generation, parts.n, resume=True)
             return Decision("resume the in-flight provision", effects=(run,))
         if state.state == FINALIZING and record.name == FINALIZE:
-            run = RunFinalize(record.key, parts.generation, resume=True)
+            run = RunFinalize(record.key, parts.generation, parts.n, resume=True)
             return Decision("resume the in-flight finalize", effects=(run,))
     return None
 
 
 def _round(state: ResourceState, obs: Observation) -> int:
-    return state.round if obs.generation == state.generation else 0
+    return state.round if obs.generation == state.generation else state.round_floor
 
 
 def _status(
@@ -196,14 +196,14 @@ def _settled(state: ResourceState, obs: Observation, policy: DecidePolicy) -> De
 
 def _finalizing(state: ResourceState, obs: Observation, now: datetime) -> Decision:
     generation = state.observed_generation
-    key = effect_key(obs.uid, generation, FINALIZE)
+    key = effect_key(obs.uid, generation, FINALIZE, state.round_floor)
     record = state.effect(key)
     # Cleanup is needed when this journal saw provisioning start, or when the object
     # carries the engine's finalizer: it is added before the first effect (R9), so its
     # presence is cluster state that a new leader or a fresh journal can rely on.
     needs_cleanup = state.cleanup_needed or (obs.exists and obs.has_finalizer)
     if needs_cleanup and (record is None or record.outcome != SUCCEEDED):
-        run = RunFinalize(key, generation)
+        run = RunFinalize(key, generation, state.round_floor)
         if record is None:
             return Decision("finalize", effects=(*_status(obs, FINALIZING, generation, None), run))
         status = _status(obs, FINALIZING, generation, record.last_error)

@@ -40,10 +40,12 @@ class RunProvision:
 @dataclass(frozen=True, slots=True)
 class RunFinalize:
     """Run the operator's finalize (cleanup) handler as the effect `key` (name
-    `finalize`), like `RunProvision`. `resume` as there."""
+    `finalize`), like `RunProvision`; `round` is the stream's round floor (0 unless the
+    object was restored from a backup: its steps' keys then carry it). `resume` as there."""
 
     key: str
     generation: int
+    round: int = 0
     resume: bool = False
 
 

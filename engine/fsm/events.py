@@ -80,6 +80,8 @@ def observed(obs: Observation, *, watch_event: str, spec: Mapping[str, Any]) -> 
         "status_observed_generation": obs.status_observed_generation,
         "status_reason": obs.status_reason,
     }
+    if obs.restored:  # only then: every other observation's payload is as it always was
+        data["restored"] = True
     return NewEvent(type=OBSERVED, data=data, schema=SCHEMA)
 
 
@@ -258,6 +260,7 @@ def parse_observation(record: Record) -> Observation:
         status_phase=_get(record, "status_phase", str, optional=True),
         status_observed_generation=_get(record, "status_observed_generation", int, optional=True),
         status_reason=_get(record, "status_reason", str, optional=True),
+        restored=_get(record, "restored", bool, optional=True) is True,
     )
 
 

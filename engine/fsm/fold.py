@@ -19,6 +19,7 @@ from engine.fsm import events as ev
 from engine.fsm.errors import FoldError, FsmError
 from engine.fsm.key import PROVISION, parse_key
 from engine.fsm.machine import destination, next_state
+from engine.fsm.observation import Observation
 from engine.fsm.state import (
     FAILED_OUTCOME,
     PENDING_OUTCOME,
@@ -31,7 +32,16 @@ from engine.fsm.state import (
     interned_state,
     with_version,
 )
-from engine.fsm.table import DRIFT_DETECTED, EFFECT_FAILED, FAILED, HEALING, PROVISIONED, READY
+from engine.fsm.table import (
+    DELETED,
+    DRIFT_DETECTED,
+    EFFECT_FAILED,
+    FAILED,
+    HEALING,
+    PENDING,
+    PROVISIONED,
+    READY,
+)
 from engine.journal.record import Record, Snapshot
 
 INITIAL = ResourceState()
@@ -94,7 +104,7 @@ def _observed(state: ResourceState, record: Record, version: int) -> ResourceSta
     get = data.get
     uid, generation = get("uid"), get("generation")
     exists, deleting = get("exists"), get("deletion_requested")
-    finalizer = get("has_finalizer")
+    finalizer, restored = get("has_finalizer"), get("restored")
     phase, seen, reason = (
         get("status_phase"),
         get("status_observed_generation"),
@@ -113,12 +123,14 @@ def _observed(state: ResourceState, record: Record, version: int) -> ResourceSta
         and (phase is None or type(phase) is str)
         and (seen is None or type(seen) is int)
         and (reason is None or type(reason) is str)
+        and (restored is None or type(restored) is bool)
     ):
         # not the plain JSON types: the parser raises the error naming the field, or
         # accepts what it accepts (a subclass), and its values are used
         obs = ev.parse_observation(record)
         uid, generation = obs.uid, obs.generation
         exists, deleting, finalizer = obs.exists, obs.deletion_requested, obs.has_finalizer
+        restored = obs.restored
         data = {"resource_version": obs.resource_version, "spec_digest": obs.spec_digest}
     if state.uid and uid != state.uid:
         raise FoldError(record.position, f"uid {uid!r} in the stream of {state.uid!r}")
@@ -128,18 +140,69 @@ def _observed(state: ResourceState, record: Record, version: int) -> ResourceSta
         "has_finalizer": finalizer,
         "deletion_requested": deleting or not exists,
     }
+    if restored:
+        return evolve_state(state, _restored(state, changes, generation, version, data))
     if generation < state.generation:
         # an older generation arriving late: its spec is not the newest
         return evolve_state(state, changes)
     if generation > state.generation:
         changes["generation"] = generation
-        changes["round"] = 0
+        changes["round"] = state.round_floor
         changes["effects"] = tuple(
             r for r in state.effects if r.outcome == PENDING_OUTCOME or r.generation >= generation
         )
     changes["spec_digest"] = data["spec_digest"]
     changes["resource_version"] = data["resource_version"]
     return evolve_state(state, changes)
+
+
+def behind_journal(state: ResourceState, observation: Observation) -> bool:
+    """Whether a *listed* object is behind what the journal folded of it (pure): same
+    uid, live and not being deleted, and either of an older generation or on a stream
+    that is Deleted. An API server never goes back by itself, so a list showing this
+    was restored from a backup; its observation is journaled `restored` (a watch event
+    of an older generation stays a late one: ignored, E2)."""
+    if not state.uid or state.uid != observation.uid:
+        return False
+    if not observation.exists or observation.deletion_requested:
+        return False
+    return state.state == DELETED or observation.generation < state.generation
+
+
+def _restored(
+    state: ResourceState,
+    changes: dict[str, Any],
+    generation: int,
+    version: int,
+    data: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The changes of an observation marked `restored` (the API server went back behind
+    the journal: an older generation, or a Deleted object live again).
+
+    A new round of keys starts at the record's stream version: every round the stream
+    used before started at a transition before this record, so each is below it, and
+    the generation numbers the object goes through again get keys of their own. An older
+    generation is provisioned again (observed_generation below it: `spec_changed`); a
+    Deleted stream starts a new life at Pending (its object is back, not being deleted).
+    Effect records are kept (their keys are other keys; one in flight still ends)."""
+    changes.update(
+        generation=generation,
+        round=version,
+        round_floor=version,
+        spec_digest=data["spec_digest"],
+        resource_version=data["resource_version"],
+        observed_generation=min(state.observed_generation, generation - 1),
+    )
+    if state.state == DELETED:
+        changes.update(
+            state=PENDING,
+            observed_generation=0,
+            cleanup_needed=False,
+            healing_requested=False,
+            acknowledged_failure=None,
+            last_error=None,
+        )
+    return changes
 
 
 def _transition(state: ResourceState, record: Record, version: int) -> ResourceState:

@@ -16,6 +16,8 @@ _OUTCOMES: Final = {o: o for o in (PENDING_OUTCOME, SUCCEEDED, FAILED_OUTCOME)}
 _STATES: Final = {s: s for s in STATES}
 
 SNAPSHOT_FORMAT: Final = 1
+_OPTIONAL: Final = frozenset({"round_floor"})
+"""Fields a snapshot may lack (0 then): added after the format, written only when set."""
 
 
 def interned_state(name: str) -> str:
@@ -59,6 +61,10 @@ class ResourceState:
     to); `generation` (newest generation observed); `observed_generation` (the generation
     the last transition decided about, i.e. status.observedGeneration); `round` (the
     provisioning round within `generation`: drift repairs and healings each start one);
+    `round_floor` (the round a new generation starts at: 0, or after a restore the stream
+    version of the restoring observation, above every round the stream used before, so
+    the generation numbers a restored object uses again get keys of their own; the
+    finalize key's round);
     `effects` (per key, current generation and anything still in flight);
     `has_finalizer`/`deletion_requested` (the finalizer view of the last observation);
     `cleanup_needed` (provisioning ever started, so finalizing must clean up);
@@ -74,6 +80,7 @@ class ResourceState:
     spec_digest: str = ""
     resource_version: str = ""
     round: int = 0
+    round_floor: int = 0
     effects: tuple[EffectRecord, ...] = ()
     has_finalizer: bool = False
     deletion_requested: bool = False
@@ -146,6 +153,8 @@ def evolve_effect(record: EffectRecord, changes: Mapping[str, Any]) -> EffectRec
 def to_snapshot(state: ResourceState) -> dict[str, Any]:
     """A JSON-ready mapping of `state`, for `Journal.save_snapshot`."""
     data: dict[str, Any] = {f.name: getattr(state, f.name) for f in fields(state)}
+    if not state.round_floor:
+        del data["round_floor"]  # never restored: the snapshot as before the field existed
     data["effects"] = [{f.name: getattr(r, f.name) for f in fields(r)} for r in state.effects]
     data["format"] = SNAPSHOT_FORMAT
     return data
@@ -159,7 +168,11 @@ def from_snapshot(data: Mapping[str, Any]) -> ResourceState:
         effects = tuple(
             EffectRecord(**{**r, "outcome": _OUTCOMES[r["outcome"]]}) for r in data["effects"]
         )
-        values = {f.name: data[f.name] for f in fields(ResourceState) if f.name != "effects"}
+        values = {
+            f.name: data[f.name]
+            for f in fields(ResourceState)
+            if f.name != "effects" and (f.name in data or f.name not in _OPTIONAL)
+        }
         values["state"] = interned_state(values["state"])
         return ResourceState(**values, effects=effects)
     except (KeyError, TypeError, UnknownState) as bad:

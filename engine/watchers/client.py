@@ -26,6 +26,7 @@ from engine.effects.kube_client import (
     load_incluster_config,
     load_kube_config,
 )
+from engine.watchers.event import too_large_status
 from engine.watchers.resource import Kind
 
 _AUTH = ["BearerToken"]
@@ -51,15 +52,25 @@ class TransportError(Exception):
 class ApiStatusError(Exception):
     """The API server answered a non-2xx status (a `Status` body).
 
-    `retry_after` is the raw Retry-After header, if any.
+    `retry_after` is the raw Retry-After header, if any; `too_large` says the Status
+    refuses a resourceVersion the server has not reached (`too_large_status`).
     """
 
-    def __init__(self, code: int, reason: str, message: str, *, retry_after: str | None) -> None:
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        *,
+        retry_after: str | None,
+        too_large: bool = False,
+    ) -> None:
         super().__init__(f"{code} {reason}: {message}")
         self.code = code
         self.reason = reason
         self.message = message
         self.retry_after = retry_after
+        self.too_large = too_large
 
 
 async def server_answers(client: ApiClient, *, seconds: float) -> None:
@@ -183,14 +194,18 @@ async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
     finally:
         response.release()
     reason, message = response.reason or "", body.decode("utf-8", errors="replace")[:300]
+    too_large = False
     try:
         status = json.loads(body)
         if isinstance(status, dict):
             reason = str(status.get("reason") or reason)
             message = str(status.get("message") or message)
+            too_large = too_large_status(status)
     except ValueError:
         pass
-    raise ApiStatusError(response.status, reason, message, retry_after=retry_after)
+    raise ApiStatusError(
+        response.status, reason, message, retry_after=retry_after, too_large=too_large
+    )
 
 
 class KubeResources:

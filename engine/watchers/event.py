@@ -40,12 +40,34 @@ class Bookmark:
 
 @dataclass(frozen=True)
 class StreamError:
-    """An ERROR event (its object is a Status): 410 means the resume point is compacted."""
+    """An ERROR event (its object is a Status): 410 means the resume point is compacted;
+    `too_large` that the server has not reached it (`too_large_status`)."""
 
     code: int
     reason: str
     message: str
     retry_after_seconds: float | None = None
+    too_large: bool = False
+
+
+TOO_LARGE_CAUSE = "ResourceVersionTooLarge"
+TOO_LARGE_MESSAGE = "Too large resource version"
+
+
+def too_large_status(status: Mapping[str, Any]) -> bool:
+    """Whether a `Status` refuses a resourceVersion the server has not reached (pure).
+
+    kube-apiserver answers such a list or watch, after a short wait, with 504 Timeout and
+    the cause `ResourceVersionTooLarge`; older servers only say so in the message. A
+    client relists on it, as on 410: an API server restored from a backup never reaches
+    the versions its clients saw before the restore."""
+    details = status.get("details")
+    causes = details.get("causes") if isinstance(details, Mapping) else None
+    if isinstance(causes, list) and any(
+        isinstance(c, Mapping) and c.get("reason") == TOO_LARGE_CAUSE for c in causes
+    ):
+        return True
+    return TOO_LARGE_MESSAGE in str(status.get("message") or "")
 
 
 @dataclass(frozen=True)
@@ -72,6 +94,7 @@ def _status_error(status: Mapping[str, Any]) -> StreamError:
         reason=str(status.get("reason") or ""),
         message=str(status.get("message") or ""),
         retry_after_seconds=float(retry) if isinstance(retry, int | float) else None,
+        too_large=too_large_status(status),
     )
 
 

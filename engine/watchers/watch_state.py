@@ -1,7 +1,8 @@
 """The watcher's state machine as data: states, the outcome of acting in a state, and one
 pure step function ``(step, outcome) → next step`` (after kube-rs' watcher).
 
-Expected flow: Listing → Watching(rv) ⇄ Watching(rv') … ; a 410 from a watch → Listing at
+Expected flow: Listing → Watching(rv) ⇄ Watching(rv') … ; a 410 from a watch, or a
+resourceVersion too large for the server (504 `ResourceVersionTooLarge`) → Listing at
 once (exactly one relist); any other failure → BackingOff(delay) → the state it left.
 """
 
@@ -17,6 +18,10 @@ class RestartReason(StrEnum):
     """Why a list or watch ended other than cleanly; metric label values."""
 
     EXPIRED = "expired"
+    TOO_LARGE = "too_large_resource_version"
+    """The server has not reached the resume point (restored from a backup): relist."""
+    RELIST = "relist_requested"
+    """`Watcher.relist` was asked (another kind's watch found the server restored)."""
     THROTTLED = "throttled"
     SERVER_ERROR = "server_error"
     CLIENT_ERROR = "client_error"
@@ -97,10 +102,11 @@ INITIAL = Step(Listing())
 def next_step(step: Step, outcome: Outcome, *, policy: BackoffPolicy, jitter_unit: float) -> Step:
     """The step after `outcome` happened in `step.state`.
 
-    Guarantees: pure. A 410 from a watch relists at once without counting a failure; a 410
-    from a list backs off (the server keeps refusing, do not spin). Every other failure
-    backs off by ``max(policy.delay(failures, jitter_unit), retry_after)`` and resumes the
-    same activity (a watch from the last delivered resourceVersion). Success resets failures.
+    Guarantees: pure. A 410 or a too-large resourceVersion from a watch relists at once
+    without counting a failure; a 410 from a list backs off (the server keeps refusing,
+    do not spin). Every other failure backs off by
+    ``max(policy.delay(failures, jitter_unit), retry_after)`` and resumes the same
+    activity (a watch from the last delivered resourceVersion). Success resets failures.
     Errors: `ValueError` for an outcome that cannot happen in the state (e.g. `Waited` while
     watching).
     """
@@ -110,7 +116,9 @@ def next_step(step: Step, outcome: Outcome, *, policy: BackoffPolicy, jitter_uni
             return Step(Watching(version))
         case Watching(), StreamClosed(resource_version=version):
             return Step(Watching(version))
-        case Watching(), Failed(reason=RestartReason.EXPIRED):
+        case Watching(), Failed(
+            reason=RestartReason.EXPIRED | RestartReason.TOO_LARGE | RestartReason.RELIST
+        ):
             return Step(Listing(), failures=step.failures)
         case Listing() | Watching(), Failed() as failure:
             failures = 0 if failure.progressed else step.failures

@@ -40,11 +40,19 @@ ALL_NAMESPACES = ""
 
 
 def failure_for_status(
-    code: int, *, retry_after: float | None, resource_version: str | None, progressed: bool
+    code: int,
+    *,
+    retry_after: float | None,
+    resource_version: str | None,
+    progressed: bool,
+    too_large: bool = False,
 ) -> Failed:
-    """The `Failed` outcome for an HTTP or in-stream status `code` (pure)."""
+    """The `Failed` outcome for an HTTP or in-stream status `code` (pure); `too_large`:
+    the status refuses a resourceVersion the server has not reached."""
     if code == 410:
         reason = RestartReason.EXPIRED
+    elif too_large:
+        reason = RestartReason.TOO_LARGE
     elif code == 429:
         reason = RestartReason.THROTTLED
     elif code >= 500:
@@ -61,9 +69,11 @@ class Watcher:
     differences), sets `synced` once every scope has listed, then watches from the list's
     resourceVersion; bookmarks move the resume point and deliver nothing.
     Guarantees: changes of one object reach the sink in order, one at a time, and the
-    cache and resume point advance only after the sink returned; a 410 causes exactly one
-    relist; other failures back off (Retry-After honoured up to the cap) and resume from
-    the last delivered resourceVersion; unusable lines are skipped with a warning.
+    cache and resume point advance only after the sink returned; a 410, or a resume point
+    the server has not reached (504 `ResourceVersionTooLarge`: restored from a backup),
+    causes exactly one relist, whose differences go to the sink as after a 410; other
+    failures back off (Retry-After honoured up to the cap) and resume from the last
+    delivered resourceVersion; unusable lines are skipped with a warning.
     `run()` returns only by cancellation (and then closes its connections).
     """
 
@@ -81,6 +91,11 @@ class Watcher:
         self._listed: set[str] = set()
         self._resync_due: dict[str, float] = {}
         self._sink_lock = asyncio.Lock()
+        self._relist_wanted: set[str] = set()
+        """Scopes to relist before they watch again (`relist`)."""
+        self._relisting: set[str] = set()
+        """Scopes asked to relist, or refused as too large, whose list has not completed."""
+        self._wakers: dict[str, asyncio.Future[None]] = {}
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -88,6 +103,25 @@ class Watcher:
         if self.kind.namespaced and self._config.namespaces:
             return self._config.namespaces
         return (ALL_NAMESPACES,)
+
+    @property
+    def relisting(self) -> bool:
+        """Whether a relist asked for (`relist`) or caused by a too-large resume point has
+        not completed in every scope yet."""
+        return bool(self._relisting)
+
+    def relist(self) -> None:
+        """Relist every scope soon: a watch going on ends (`RestartReason.RELIST`) and one
+        about to start lists first. For when the API server was restored from a backup
+        (another kind's watch was refused as too large): this kind's watch may resume
+        without an error once the restored server's versions pass its resume point, and
+        then would never see the restored state."""
+        for scope in self.scopes:
+            self._relist_wanted.add(scope)
+            self._relisting.add(scope)
+            waker = self._wakers.get(scope)
+            if waker is not None and not waker.done():
+                waker.set_result(None)
 
     @property
     def restarts(self) -> Mapping[RestartReason, int]:
@@ -120,6 +154,7 @@ class Watcher:
                     await asyncio.sleep(delay)
                     outcome = Waited()
                 case Listing():
+                    self._relist_wanted.discard(scope)
                     outcome = await self._list(scope)
                 case _:
                     outcome = await self._watch(scope, step.state.resource_version)
@@ -134,6 +169,8 @@ class Watcher:
 
     def _record_restart(self, scope: str, failure: Failed) -> None:
         self._restarts[failure.reason] += 1
+        if failure.reason is RestartReason.TOO_LARGE:
+            self._relisting.add(scope)
         logger.info(
             "restarting %s watch of %s: %s",
             self.kind.describe(),
@@ -155,6 +192,7 @@ class Watcher:
             retry_after=retry_after,
             resource_version=resource_version,
             progressed=progressed,
+            too_large=error.too_large,
         )
 
     async def _deliver(
@@ -218,6 +256,7 @@ class Watcher:
             return Failed(RestartReason.SINK_FAILED)
         self._resume[scope] = version
         self._listed.add(scope)
+        self._relisting.discard(scope)
         if self._config.resync_period is not None:
             loop_time = asyncio.get_running_loop().time()
             self._resync_due.setdefault(scope, loop_time + self._config.resync_period)
@@ -254,6 +293,8 @@ class Watcher:
         )
 
     async def _watch(self, scope: str, version: str) -> Outcome:
+        if scope in self._relist_wanted:
+            return Failed(RestartReason.RELIST, version)
         try:
             stream = await self._resources.open_watch(
                 self.kind,
@@ -279,8 +320,11 @@ class Watcher:
         inactive_at = loop.time() + limit
         progressed = False
         pending: asyncio.Future[bytes] | None = None
+        waker = self._wakers[scope] = loop.create_future()
         try:
             while True:
+                if waker.done():  # `relist` was asked
+                    return Failed(RestartReason.RELIST, version, progressed)
                 resync_at = self._resync_due.get(scope, float("inf"))
                 line = None
                 if pending is None and loop.time() < resync_at:
@@ -289,7 +333,11 @@ class Watcher:
                     if pending is None:
                         pending = asyncio.ensure_future(stream.readline())
                     timeout = max(min(inactive_at, resync_at) - loop.time(), 0.0)
-                    done, _ = await asyncio.wait({pending}, timeout=timeout)
+                    done, _ = await asyncio.wait(
+                        {pending, waker}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if waker.done():
+                        continue  # the relist, at the top of the loop
                     if not done:
                         if loop.time() >= resync_at:
                             if not await self._resync(scope):
@@ -328,6 +376,7 @@ class Watcher:
                             retry_after=retry_after,
                             resource_version=version,
                             progressed=progressed,
+                            too_large=error.too_large,
                         )
                     case ObjectEvent() as event:
                         if not self._is_duplicate(event) and not await self._deliver(
@@ -340,6 +389,8 @@ class Watcher:
             logger.warning("%s: %s", self.kind.describe(), error)
             return Failed(RestartReason.CONNECTION_ERROR, version, progressed)
         finally:
+            if self._wakers.get(scope) is waker:
+                del self._wakers[scope]
             if pending is not None and not pending.done():
                 pending.cancel()
                 pending.add_done_callback(_retrieve)

@@ -184,3 +184,30 @@ async def test_object_that_stops_matching_the_selector_is_deleted_for_that_watch
         events = await _collect(stream, 1)
         watcher.stop()
         assert [(t, n) for t, n, _ in events] == [("DELETED", "s")]
+
+
+async def test_a_watch_or_list_beyond_the_store_revision_is_504_resource_version_too_large() -> (
+    None
+):
+    async with connected() as conn:
+        made = await conn.core.create_namespaced_config_map("default", configmap("now"))
+        ahead = str(int(made.metadata.resource_version) + 100)
+        url = f"{conn.server.plain_url}/api/v1/namespaces/default/configmaps"
+        async with aiohttp.ClientSession() as session:
+            for query in (f"?watch=true&resourceVersion={ahead}", f"?resourceVersion={ahead}"):
+                async with session.get(url + query) as response:
+                    status = await response.json(content_type=None)
+                assert response.status == 504, status
+                assert status["reason"] == "Timeout"
+                assert status["message"].startswith(f"Timeout: Too large resource version: {ahead}")
+                assert status["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge"
+            # a version the store reaches within the wait is served as before
+            soon = str(int(made.metadata.resource_version) + 1)
+            asked = asyncio.ensure_future(session.get(f"{url}?watch=true&resourceVersion={soon}"))
+            await asyncio.sleep(0.1)  # the watch waits for the store
+            await conn.core.create_namespaced_config_map("default", configmap("next"))  # soon
+            await conn.core.create_namespaced_config_map("default", configmap("after"))
+            async with await asked as response:
+                line = json.loads(await asyncio.wait_for(response.content.readline(), 10))
+            assert response.status == 200
+            assert (line["type"], line["object"]["metadata"]["name"]) == ("ADDED", "after")

@@ -250,3 +250,49 @@ def test_without_the_finalizer_and_no_provisioning_there_is_nothing_to_clean_up(
         moved("Pending", "Finalizing", "deletion_requested", generation=0),
     )
     assert decide(state, deleting, START).trigger == "finalized"
+
+
+READY_AT_1 = (
+    seen(obs()),
+    moved("Pending", "Provisioning", "observed_live"),
+    ev.effect_started(key=P1, name="provision", attempt=1),
+    ev.effect_succeeded(key=P1, name="provision", attempt=1, result=None),
+    moved("Provisioning", "Ready", "provisioned"),
+)
+
+
+def test_a_restored_older_generation_is_provisioned_again_under_a_new_round() -> None:
+    events = (
+        *READY_AT_1,
+        seen(obs(generation=2)),
+        moved("Ready", "Provisioning", "spec_changed", 2),
+        ev.effect_started(key="u1:2:provision", name="provision", attempt=1),
+        ev.effect_succeeded(key="u1:2:provision", name="provision", attempt=1, result=None),
+        moved("Provisioning", "Ready", "provisioned", 2),
+        seen(obs(generation=1, restored=True)),
+    )
+    state, floor = history(*events), len(events)
+    decision = decide(state, obs(generation=1), START)
+    assert decision.trigger == "spec_changed"
+    assert decision.effects[-1] == RunProvision(f"u1:1:provision:{floor}", 1, floor)
+
+
+def test_a_restored_deleted_object_is_provisioned_again_and_finalized_under_its_round() -> None:
+    events = (
+        *READY_AT_1,
+        seen(obs(deletion_requested=True, exists=False, has_finalizer=False)),
+        moved("Ready", "Finalizing", "deletion_requested"),
+        ev.effect_started(key="u1:1:finalize", name="finalize", attempt=1),
+        ev.effect_succeeded(key="u1:1:finalize", name="finalize", attempt=1, result=None),
+        moved("Finalizing", "Deleted", "finalized"),
+        seen(obs(restored=True)),
+    )
+    floor = len(events)
+    assert decide(history(*events), obs(), START).trigger == "observed_live"
+    again = history(*events, moved("Pending", "Provisioning", "observed_live"))
+    assert decide(again, obs(), START).effects[-1] == RunProvision(
+        f"u1:1:provision:{floor}", 1, floor
+    )
+    deleting = history(*events, moved("Pending", "Finalizing", "deletion_requested"))
+    finalize = decide(deleting, obs(deletion_requested=True), START).effects[-1]
+    assert finalize == RunFinalize(f"u1:1:finalize:{floor}", 1, floor)

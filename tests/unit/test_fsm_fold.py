@@ -24,6 +24,7 @@ from engine.fsm import (
     to_snapshot,
 )
 from engine.fsm import events as ev
+from engine.fsm.fold import behind_journal
 from engine.journal.memory import MemoryJournal
 from engine.journal.record import NewEvent, Record, Snapshot
 
@@ -227,3 +228,85 @@ def test_a_newer_generation_drops_settled_effects_of_older_ones_but_keeps_in_fli
     state = fold([record_of(e, i, 0) for i, e in enumerate(events, start=1)])
     assert [r.key for r in state.effects] == ["u1:1:b"]
     assert state.generation == 2
+
+
+def _folded(events: list[NewEvent]) -> ResourceState:
+    return fold([record_of(e, i, 0) for i, e in enumerate(events, start=1)])
+
+
+def _ready_at(generation: int) -> list[NewEvent]:
+    """A stream that provisioned generations 1 … `generation` (one round each) and is Ready."""
+    events: list[NewEvent] = []
+    for number in range(1, generation + 1):
+        events.append(
+            ev.observed(Observation(uid="u1", generation=number), watch_event="ADDED", spec={})
+        )
+        source = "Pending" if number == 1 else "Ready"
+        trigger = "observed_live" if number == 1 else "spec_changed"
+        key = f"u1:{number}:provision"
+        events += [
+            ev.transition_taken(
+                source=source, dest="Provisioning", trigger=trigger, generation=number
+            ),
+            ev.effect_started(key=key, name="provision", attempt=1),
+            ev.effect_succeeded(key=key, name="provision", attempt=1, result=None),
+            ev.transition_taken(
+                source="Provisioning", dest="Ready", trigger="provisioned", generation=number
+            ),
+        ]
+    return events
+
+
+def test_a_restored_older_generation_starts_a_round_above_every_one_used_before() -> None:
+    events = _ready_at(2)
+    restored = Observation(uid="u1", generation=1, restored=True)
+    events.append(ev.observed(restored, watch_event="MODIFIED", spec={}))
+    assert events[-1].data["restored"] is True
+    state = _folded(events)
+    version = len(events)
+    assert (state.generation, state.round, state.round_floor) == (1, version, version)
+    assert state.observed_generation == 0  # the restored generation is provisioned again
+    # a later spec change (generation 2 again) starts at the floor, not at round 0
+    events.append(ev.observed(Observation(uid="u1", generation=2), watch_event="M", spec={}))
+    assert _folded(events).round == version
+    # the same older generation observed without the mark is a late event: ignored
+    older = ev.observed(Observation(uid="u1", generation=1), watch_event="M", spec={})
+    late = [*_ready_at(2), older]
+    assert (_folded(late).generation, _folded(late).round_floor) == (2, 0)
+
+
+def test_a_deleted_stream_whose_object_is_restored_starts_a_new_life_at_pending() -> None:
+    events = [
+        *_ready_at(1),
+        ev.observed(Observation(uid="u1", generation=1, exists=False), watch_event="D", spec={}),
+        ev.transition_taken(
+            source="Ready", dest="Finalizing", trigger="deletion_requested", generation=1
+        ),
+        ev.transition_taken(source="Finalizing", dest="Deleted", trigger="finalized", generation=1),
+    ]
+    assert _folded(events).state == "Deleted"
+    back = Observation(uid="u1", generation=1, has_finalizer=True, restored=True)
+    events.append(ev.observed(back, watch_event="ADDED", spec={}))
+    state = _folded(events)
+    assert (state.state, state.round_floor, state.deletion_requested) == ("Pending", 9, False)
+    assert not state.cleanup_needed
+
+
+def test_behind_journal_is_an_older_generation_or_a_deleted_stream_live_again() -> None:
+    ready = _folded(_ready_at(2))
+    live = Observation(uid="u1", generation=1)
+    assert behind_journal(ready, live)
+    assert not behind_journal(ready, Observation(uid="u1", generation=2))
+    assert not behind_journal(ready, Observation(uid="u2", generation=1))
+    assert not behind_journal(ready, Observation(uid="u1", generation=1, exists=False))
+    assert not behind_journal(ready, Observation(uid="u1", generation=1, deletion_requested=True))
+    deleted = ResourceState(state="Deleted", uid="u1", generation=2)
+    assert behind_journal(deleted, Observation(uid="u1", generation=2))
+    assert not behind_journal(ResourceState(), live)  # nothing journaled: a first observation
+
+
+def test_a_snapshot_of_a_stream_never_restored_has_no_round_floor_and_loads_without_one() -> None:
+    state = ResourceState(state="Ready", version=4, uid="u1", generation=2)
+    assert "round_floor" not in to_snapshot(state)
+    restored = ResourceState(state="Ready", version=9, uid="u1", round=9, round_floor=9)
+    assert from_snapshot(json.loads(json.dumps(to_snapshot(restored)))) == restored

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from engine.watchers.change import ChangeType
-from engine.watchers.event import Bookmark, ObjectEvent, Skipped, StreamError, parse_watch_line
+from engine.watchers.event import (
+    Bookmark,
+    ObjectEvent,
+    Skipped,
+    StreamError,
+    parse_watch_line,
+    too_large_status,
+)
 from engine.watchers.resource import Kind
 
 WIDGETS = Kind("example.dev", "v1", "widgets", "Widget", namespaced=True)
@@ -60,6 +67,32 @@ def test_in_stream_error_keeps_retry_after_seconds_from_details() -> None:
     }
     parsed = parse_watch_line(line({"type": "ERROR", "object": status}), WIDGETS)
     assert parsed == StreamError(429, "TooManyRequests", "", 3.0)
+
+
+@pytest.mark.parametrize(
+    ("status", "too_large"),
+    [
+        (
+            {
+                "message": "Timeout: Too large resource version: 30, current: 16",
+                "details": {"causes": [{"reason": "ResourceVersionTooLarge"}]},
+            },
+            True,
+        ),
+        ({"message": "Too large resource version: 30, current: 16"}, True),  # an older server
+        ({"details": {"causes": [{"reason": "ResourceVersionTooLarge"}]}}, True),
+        ({"message": "Timeout: request did not complete within the allowed duration"}, False),
+    ],
+    ids=["cause", "message-only", "cause-only", "another-timeout"],
+)
+def test_a_504_says_whether_the_resource_version_is_too_large(
+    status: dict[str, Any], too_large: bool
+) -> None:
+    body = {"kind": "Status", "code": 504, "reason": "Timeout", **status}
+    parsed = parse_watch_line(line({"type": "ERROR", "object": body}), WIDGETS)
+    assert isinstance(parsed, StreamError)
+    assert (parsed.code, parsed.too_large) == (504, too_large)
+    assert too_large_status(body) is too_large
 
 
 def test_bare_status_line_becomes_a_stream_error() -> None:

@@ -45,6 +45,20 @@ def test_expired_watch_relists_at_once_without_backoff() -> None:
     assert after == Step(Listing())
 
 
+@pytest.mark.parametrize("reason", [RestartReason.TOO_LARGE, RestartReason.RELIST])
+def test_a_resume_point_too_large_for_the_server_relists_at_once(reason: RestartReason) -> None:
+    after = step(Step(Watching("42"), failures=2), Failed(reason, "42"))
+    assert after == Step(Listing(), failures=2)
+
+
+def test_a_504_that_says_the_resource_version_is_too_large_is_not_a_server_error() -> None:
+    plain = failure_for_status(504, retry_after=None, resource_version="9", progressed=False)
+    too_large = failure_for_status(
+        504, retry_after=None, resource_version="9", progressed=False, too_large=True
+    )
+    assert (plain.reason, too_large.reason) == (RestartReason.SERVER_ERROR, RestartReason.TOO_LARGE)
+
+
 def test_expired_list_backs_off_before_listing_again() -> None:
     after = step(INITIAL, Failed(RestartReason.EXPIRED))
     assert after == Step(BackingOff(1.0, Listing(), RestartReason.EXPIRED), failures=1)

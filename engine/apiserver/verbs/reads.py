@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import Mapping, Sequence
@@ -15,6 +16,7 @@ from engine.apiserver.schema import custom as schema
 from engine.apiserver.store.api_context import ApiContext
 from engine.apiserver.store.errors import ApiError, not_found
 from engine.apiserver.store.resource_types import ResourceType
+from engine.apiserver.store.storage import Store
 from engine.apiserver.verbs import selector
 from engine.apiserver.verbs import table_output as table
 from engine.apiserver.verbs.builtin_printers import PRINTERS
@@ -24,6 +26,52 @@ EXPIRED_CONTINUE = (
     "The provided continue parameter is too old to display a consistent list result. You can "
     "start a new list without the continue parameter."
 )
+
+
+TOO_LARGE_WAIT_SECONDS = 1.0
+"""How long a list or watch from a resourceVersion newer than the store's waits for the
+store to reach it before it is refused (kube-apiserver waits a few seconds too)."""
+
+
+async def reached(store: Store, rv: int, *, seconds: float) -> bool:
+    """Whether the store's revision reaches `rv` within `seconds` (at once when it has)."""
+    if store.revision >= rv:
+        return True
+    queue = store.subscribe()
+    try:
+        async with asyncio.timeout(seconds):
+            while store.revision < rv:
+                await queue.get()
+    except TimeoutError:
+        return False
+    finally:
+        store.unsubscribe(queue)
+    return True
+
+
+def too_large(requested: int, current: int) -> ApiError:
+    """504 Timeout for a resourceVersion the store has not reached, with the cause
+    `ResourceVersionTooLarge`, as kube-apiserver answers it (a client relists on it: an
+    API server restored from a backup is behind the versions its clients saw)."""
+    return ApiError(
+        504,
+        f"Timeout: Too large resource version: {requested}, current: {current}",
+        reason="Timeout",
+        details={
+            "causes": [
+                {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+            ],
+            "retryAfterSeconds": 1,
+        },
+    )
+
+
+async def require_reached(store: Store, requested: str) -> None:
+    """Return once the store has reached the digits `requested` (after at most
+    `TOO_LARGE_WAIT_SECONDS`); else ApiError 504 (`too_large`)."""
+    rv = int(requested)
+    if not await reached(store, rv, seconds=TOO_LARGE_WAIT_SECONDS):
+        raise too_large(rv, store.revision)
 
 
 def present(rtype: ResourceType, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -141,6 +189,9 @@ async def list_objects(
         raise ApiError(
             410, f"too old resource version: {requested} ({store.compacted})", reason="Expired"
         )
+    if requested.isdigit() and int(requested) > list_rv and not token:
+        await require_reached(store, requested)
+        list_rv = store.revision
     items: list[dict[str, Any]] = []
     next_start = ""
     remaining = 0

@@ -21,7 +21,13 @@ from engine.apiserver.store.api_context import ApiContext
 from engine.apiserver.store.errors import ApiError, dumps, status_body
 from engine.apiserver.store.storage import CLOSED, Change, Compacted
 from engine.apiserver.verbs import table_output as table
-from engine.apiserver.verbs.reads import Selection, parse_selection, present, table_of
+from engine.apiserver.verbs.reads import (
+    Selection,
+    parse_selection,
+    present,
+    require_reached,
+    table_of,
+)
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
@@ -137,6 +143,8 @@ async def serve_watch(
     requested = query.get("resourceVersion", "")
     if requested and not requested.isdigit():
         raise ApiError(400, f"invalid resourceVersion {requested!r}")
+    if requested and int(requested) > store.revision:
+        await require_reached(store, requested)  # else 504 ResourceVersionTooLarge
     stream = _Stream(
         ctx, target, selection, as_table=table.wants_table(request.headers.get("Accept", ""))
     )

@@ -45,7 +45,7 @@ from engine.runtime.manager.start_scan import open_runs, scan
 from engine.runtime.manager.watches import Watches
 from engine.runtime.queue.limits import KeyedBackoff, TokenBucket
 from engine.runtime.queue.work_queue import WorkQueue
-from engine.runtime.queue.worker import Outcome
+from engine.runtime.queue.worker import Outcome, RequeueAfter
 from engine.runtime.reconcile.children import ChildLedger
 from engine.runtime.reconcile.conditions import DEADLOCKED, STUCK, SupervisorConditions
 from engine.runtime.reconcile.event_recorder import EventRecorder
@@ -74,12 +74,17 @@ from engine.telemetry.setup import TracingHandle
 from engine.watchers import (
     Kind,
     KubeResources,
+    RestartReason,
     connect_in_cluster,
     connect_kubeconfig,
     server_answers,
 )
 
 log = logging.getLogger(__name__)
+
+RELIST_HOLD_SECONDS = 0.2
+"""How soon a key held while the watches relist after an API server restore is looked
+at again."""
 
 JOURNAL_FILE = "journal.db"
 
@@ -149,6 +154,7 @@ class Controller:
         self._leadership: Leadership | None = None
         self._sharding: ShardCoordinator | None = None
         self._objects: PrimaryView | None = None
+        self._ledger: ChildLedger | None = None
         self._observations: ObservationLog | None = None
         self._in_flight_at_start: tuple[str, ...] | None = None
         """The in-flight streams the start-up scan found, until they are enqueued."""
@@ -404,7 +410,7 @@ class Controller:
             api, retry_after_cap=settings.retry_after_cap_seconds, clock=deps.clock
         )
         objects, ledger, inbox = PrimaryView(), ChildLedger(), Inbox()
-        self._objects = objects
+        self._objects, self._ledger = objects, ledger
         events = EventRecorder(writer, enabled=deps.record_events)
         history = HistoryWarnings(
             limit=settings.history_warn_records, objects=objects, events=events,
@@ -554,6 +560,11 @@ class Controller:
         running = self._running
 
         async def handle(key: str) -> Outcome:
+            if self._watches.relisting:
+                # the API server was restored from a backup: no reconcile starts until
+                # every kind has relisted (one started on a child's relist would repair
+                # drift against the primaries' pre-restore state)
+                return RequeueAfter(RELIST_HOLD_SECONDS)
             try:
                 async with running.guard(key, timeout):
                     return await reconciler.reconcile(key)
@@ -576,6 +587,14 @@ class Controller:
 
     def _count_restart(self, kind: Kind, reason: Any) -> None:
         self.metrics.count_watch_restart(kind.kind, str(reason))
+        if reason == RestartReason.TOO_LARGE:
+            # the API server went back (restored from a backup): the versions its watches
+            # delivered before are handed out again, so neither view orders by them now;
+            # every kind relists, and no reconcile starts until all have (`_handler`)
+            for view in (self._objects, self._ledger):
+                if view is not None:
+                    view.server_went_back()
+            self._watches.relist()
 
     def _lagged(self, seconds: float) -> None:
         self.metrics.observe_loop_lag(seconds)

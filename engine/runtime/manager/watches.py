@@ -86,6 +86,16 @@ class Watches:
         stopping.cancel()
         return True
 
+    def relist(self) -> None:
+        """Make every watcher relist (`Watcher.relist`): the API server was restored."""
+        for watcher in self.watchers:
+            watcher.relist()
+
+    @property
+    def relisting(self) -> bool:
+        """Whether a watcher's relist after a restored API server is still going on."""
+        return any(watcher.relisting for watcher in self.watchers)
+
     async def stop(self) -> None:
         """Cancel the watches and wait until they have ended."""
         for task in self.tasks:

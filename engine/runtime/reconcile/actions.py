@@ -162,7 +162,7 @@ class EffectActions:
             namespace=str(metadata.get("namespace") or ""),
             uid=entry.uid,
             generation=effect.generation,
-            round=effect.round if isinstance(effect, RunProvision) else 0,
+            round=effect.round,
             spec=MappingProxyType(spec),
             metadata=MappingProxyType(dict(metadata)),
             term=self._streams.journal.term,

@@ -157,6 +157,10 @@ class ChildLedger:
                 return True
         return False
 
+    def server_went_back(self) -> None:
+        """The API server was restored from a backup: see `WriteOrder.went_back`."""
+        self._order.went_back()
+
     def forget(self, owner_uid: str) -> None:
         """Drop an owner whose stream is closed (its children go with it)."""
         for child in self._applied.pop(owner_uid, {}):

@@ -71,6 +71,14 @@ class WriteOrder(Generic[K]):
             return True
         return False
 
+    def went_back(self) -> None:
+        """Forget every resourceVersion seen and awaited: the API server was restored from
+        a backup (a watch's resume point was too large for it), so it hands out versions
+        again that the watch delivered before, and they say nothing about order now. The
+        relist that follows brings each key's current state."""
+        self._awaiting.clear()
+        self._seen.clear()
+
     def restart(self, key: K) -> None:
         """Forget what was awaited for `key` (another uid now has the name)."""
         self._awaiting.pop(key, None)
@@ -150,6 +158,10 @@ class PrimaryView:
 
     def get(self, key: str) -> Entry | None:
         return self._entries.get(key)
+
+    def server_went_back(self) -> None:
+        """The API server was restored from a backup: see `WriteOrder.went_back`."""
+        self._order.went_back()
 
     def key_of_uid(self, uid: str) -> str | None:
         """The key of the object with `uid`, if the view holds it."""

@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from opentelemetry import trace
 
 from engine.fsm import events as ev
+from engine.fsm.fold import behind_journal
 from engine.fsm.observation import Observation
 from engine.identity import ObjectRef, StreamId
 from engine.journal.record import Record
@@ -142,6 +143,21 @@ class ObservationLog:
                 self._last[stream] = ev.parse_observation(record)
                 return
 
+    async def behind(self, stream: str, observation: Observation) -> bool:
+        """Whether a listed `observation` is behind the stream's folded state (an API
+        server restored from a backup: `behind_journal`). Answered without folding when
+        the last journaled observation shows the same object live at this generation or
+        an older one (a restart's first list of unchanged objects folds nothing)."""
+        last = self._last.get(stream)
+        if (
+            last is not None
+            and last.uid == observation.uid
+            and last.exists
+            and observation.generation >= last.generation
+        ):
+            return False
+        return behind_journal(await self._streams.current(stream), observation)
+
     def is_last(self, stream: str, observation: Observation) -> bool:
         """`observation` equals the last one journaled on `stream` (`record` would append
         nothing); False when the stream's last observation is not known yet."""
@@ -196,9 +212,11 @@ class Observer:
     decided on) enqueues nothing; a child change never journals by itself: it enqueues
     the owner (not for the echo of the engine's own apply, whose response the ledger
     holds), whose next reconcile journals the observation with `child_drift` set if it
-    drifted. A primary change is journaled inside a short `observe <Kind>` span (the
-    root of its own trace), so its `Observed` record carries that span's ids when
-    tracing is on.
+    drifted. A listed object behind the journal (an older generation, or live again
+    on a Deleted stream: an API server restored from a backup) is journaled as a
+    `restored` observation, which starts a new round of keys. A primary change is
+    journaled inside a short `observe <Kind>` span (the root of its own trace), so its
+    `Observed` record carries that span's ids when tracing is on.
     """
 
     def __init__(self, deps: ObserverDeps) -> None:
@@ -218,6 +236,8 @@ class Observer:
             finalizer=deps.operator.finalizer_name,
             child_drift=deps.ledger.drift(entry.uid),
         )
+        if listed and await deps.log.behind(stream, observation):
+            observation = replace(observation, restored=True)
         if deps.log.is_last(stream, observation):
             # unchanged since it was last journaled (a relist, a resync, the echo of the
             # engine's own write): nothing to journal, so no `observe` span either

@@ -360,7 +360,8 @@ def newest_reconcile_ids(records: list[Record]) -> SpanIds | None:
 
 def applied_manifests(records: list[Record]) -> list[Mapping[str, object]]:
     """The child manifests of the newest provisioning round found in `records` (the
-    `applied` field of `apply.*` effect results)."""
+    `applied` field of `apply.*` effect results): the round of the last one journaled
+    (after a restore from a backup an older generation is the newest round)."""
     newest: tuple[int, int] = (-1, -1)
     found: list[tuple[tuple[int, int], Mapping[str, object]]] = []
     for record in records:
@@ -375,6 +376,6 @@ def applied_manifests(records: list[Record]) -> list[Mapping[str, object]]:
         if not isinstance(applied, Mapping):
             continue
         when = (parts.generation, parts.n)
-        newest = max(newest, when)
+        newest = when
         found.append((when, applied))
     return [manifest for when, manifest in found if when == newest]
