@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine.cli.start_collector import STEADY_THRESHOLD, StartCollector
+from engine.cli.start_collector import STEADY_THRESHOLD, StartCollector, paused
 
 
 @pytest.fixture
@@ -72,3 +72,18 @@ def test_a_higher_threshold_already_set_is_kept() -> None:
     collector.pause()
     collector.resume()
     assert gc.get_threshold() == (STEADY_THRESHOLD * 5, 7, 3)
+
+
+@pytest.mark.usefixtures("collector_state")
+def test_imports_run_with_the_collector_off_and_leave_it_as_it_was() -> None:
+    gc.enable()
+    with paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(ImportError), paused():
+        raise ImportError("an operator module that does not import")
+    assert gc.isenabled()  # back on after a failed import too
+    gc.disable()
+    with paused():
+        pass
+    assert not gc.isenabled()  # off before: off after
