@@ -10,6 +10,8 @@ import importlib
 
 import click
 
+from engine.cli.start_collector import paused
+
 SUBCOMMANDS = {
     "apiserver": "engine.cli.apiserver_cmd",
     "bench": "engine.cli.bench_cmd",
@@ -40,7 +42,8 @@ class LazyGroup(click.Group):
         module_name = SUBCOMMANDS.get(cmd_name)
         if module_name is None:
             return super().get_command(ctx, cmd_name)
-        command = importlib.import_module(module_name).command
+        with paused():  # imports only: nothing for the collector to find (start_collector)
+            command = importlib.import_module(module_name).command
         if not isinstance(command, click.Command):  # pragma: no cover - a wiring bug
             raise TypeError(f"{module_name}.command is not a click command")
         return command

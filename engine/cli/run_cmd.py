@@ -14,6 +14,7 @@ import click
 from engine import load_settings
 from engine.cli.operator_ref import EXAMPLE_OPERATOR, default_ref, load_operator, operator_option
 from engine.cli.run_engine import RunPlan, run_engine
+from engine.cli.start_collector import paused
 from engine.runtime.manager.settings import SettingsError
 
 
@@ -116,7 +117,8 @@ def command(
     if rbac and not local:
         raise click.UsageError("--rbac goes with --local (a real cluster enforces its own RBAC)")
     reference = operator_ref or default_ref()
-    operator = load_operator(reference)
+    with paused():  # the operator's imports (see start_collector)
+        operator = load_operator(reference)
     example = reference == EXAMPLE_OPERATOR
     if samples_dir is not None and not samples_dir.is_dir():
         raise click.BadParameter(f"{samples_dir} is not a directory", param_hint="--samples")

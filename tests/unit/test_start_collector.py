@@ -7,13 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine.cli.start_collector import StartCollector
+from engine.cli.start_collector import STEADY_THRESHOLD, StartCollector, paused
 
 
 @pytest.fixture
 def collector_state() -> Iterator[None]:
     enabled = gc.isenabled()
+    threshold = gc.get_threshold()
     yield
+    gc.set_threshold(*threshold)
     gc.unfreeze()
     if enabled:
         gc.enable()
@@ -40,9 +42,48 @@ def test_paused_for_the_start_then_the_start_heap_frozen_and_the_collector_back_
 
 @pytest.mark.usefixtures("collector_state")
 def test_a_collector_already_off_stays_off() -> None:
+    gc.set_threshold(700, 10, 10)
     gc.disable()
     collector = StartCollector()
     collector.pause()
     collector.resume()
     assert not gc.isenabled()
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold()[0] == 700
+
+
+@pytest.mark.usefixtures("collector_state")
+def test_once_running_the_young_generation_is_collected_less_often() -> None:
+    gc.enable()
+    gc.set_threshold(700, 10, 10)
+    collector = StartCollector()
+    collector.pause()
+    assert gc.get_threshold() == (700, 10, 10)  # the start runs with the collector off
+    collector.resume()
+    assert gc.get_threshold() == (STEADY_THRESHOLD, 10, 10)
+    assert STEADY_THRESHOLD > 700
+
+
+@pytest.mark.usefixtures("collector_state")
+def test_a_higher_threshold_already_set_is_kept() -> None:
+    gc.enable()
+    gc.set_threshold(STEADY_THRESHOLD * 5, 7, 3)
+    collector = StartCollector()
+    collector.pause()
+    collector.resume()
+    assert gc.get_threshold() == (STEADY_THRESHOLD * 5, 7, 3)
+
+
+@pytest.mark.usefixtures("collector_state")
+def test_imports_run_with_the_collector_off_and_leave_it_as_it_was() -> None:
+    gc.enable()
+    with paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(ImportError), paused():
+        raise ImportError("an operator module that does not import")
+    assert gc.isenabled()  # back on after a failed import too
+    gc.disable()
+    with paused():
+        pass
+    assert not gc.isenabled()  # off before: off after
