@@ -29,6 +29,7 @@ from engine.fsm.state import (
     evolve_state,
     from_snapshot,
     interned_state,
+    new_effect,
     with_version,
 )
 from engine.fsm.table import DRIFT_DETECTED, EFFECT_FAILED, FAILED, HEALING, PROVISIONED, READY
@@ -274,9 +275,7 @@ def _effect_started(state: ResourceState, record: Record, version: int) -> Resou
     index = _effect_index(state, key)
     if index < 0:
         parts = parse_key(key)
-        current = EffectRecord(
-            key=key, name=name, generation=-1 if parts is None else parts.generation
-        )
+        current = new_effect(key, name, -1 if parts is None else parts.generation)
     else:
         current = state.effects[index]
     updated = evolve_effect(

@@ -15,7 +15,7 @@ from engine.fsm import events as ev
 from engine.fsm.errors import FoldError, FsmError
 from engine.fsm.fold import STEPS, apply
 from engine.fsm.machine import destination, next_state
-from engine.fsm.state import EffectRecord, ResourceState
+from engine.fsm.state import EffectRecord, ResourceState, new_effect
 from engine.fsm.table import STATES, TRIGGERS
 from engine.journal.record import Record
 
@@ -151,3 +151,10 @@ def test_a_refused_transition_names_the_table_error() -> None:
     data = {**PAYLOADS[ev.TRANSITION_TAKEN], "trigger": "finalized", "to": "Deleted"}
     with pytest.raises(FoldError, match="'finalized' is not allowed in state 'Provisioning'"):
         apply(STARTED, record(ev.TRANSITION_TAKEN, data))
+
+
+def test_a_new_effect_is_the_dataclass_made_by_its_constructor() -> None:
+    made = new_effect("uid:2:provision", "provision", 2)
+    built = EffectRecord(key="uid:2:provision", name="provision", generation=2)
+    assert made == built
+    assert list(made.__dict__.items()) == list(built.__dict__.items())  # same fields, in order
