@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -64,6 +65,12 @@ _history: StreamHistory | None = None
 
 def _open_in_worker(path: Path) -> None:
     global _history  # one reader per worker process, for its lifetime
+    # `Pool.terminate` ends the workers with SIGTERM. The CLI's handler, inherited with
+    # the fork, would turn it into SystemExit at the worker's next bytecode, so a signal
+    # landing just before the worker blocks on the task queue's lock (which terminate
+    # holds) was never acted on: the worker slept there and the replay, its output
+    # written, never exited. The default action ends the worker wherever it is.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _history = StreamHistory(path)
 
 
