@@ -23,7 +23,7 @@ from engine.journal.record import Record
 from engine.journal.row_decoder import RowDecoder
 
 _T = TypeVar("_T")
-BATCH = 512
+BATCH = 5_000
 CHECK_BATCH = 20_000
 _ROW = (
     "SELECT r.position, r.stream, r.stream_version, r.type, r.schema, r.at, r.data, "
