@@ -126,3 +126,29 @@ def test_workers_end_on_terminate_whatever_sigterm_handler_the_parent_has(journa
         assert not any(worker.is_alive() for worker in workers)
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+@pytest.fixture(scope="module")
+def several_chunks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A journal of 300 whole lifecycles: more streams than one chunk of the command's."""
+    path = tmp_path_factory.mktemp("replay-chunks") / "journal.db"
+    asyncio.run(write_raw(path, lifecycle_rows(3_450, wave=300), "NORMAL"))
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["json", "table"])
+def test_the_command_over_two_workers_writes_the_bytes_of_one_process(
+    several_chunks: Path, fmt: str
+) -> None:
+    # the workers' UTF-8 pieces go to stdout as they are, joined (JSON) as bytes; one
+    # process encodes its own text
+    def replay(workers: str) -> bytes:
+        command = [sys.executable, "-m", "engine", "replay", str(several_chunks), "--format", fmt]
+        done = subprocess.run(
+            [*command, "--workers", workers], capture_output=True, timeout=120, check=True
+        )
+        return done.stdout
+
+    alone = replay("1")
+    assert replay("2") == alone
+    assert alone.count(b"Deleted") >= 300  # every lifecycle, to its end
