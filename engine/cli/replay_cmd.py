@@ -27,7 +27,7 @@ from engine.replay.driver import (
     UnknownResource,
     stream_timelines,
 )
-from engine.replay.render_json import json_chunks, json_document
+from engine.replay.render_json import json_chunks, json_document_utf8
 from engine.replay.render_table import DEFAULT_WIDTH, table_chunks
 from engine.replay.timeline import Window
 
@@ -183,10 +183,10 @@ def command(
             streams = history.streams(resource)
             with progress_bar(journal) as progress:
                 if pool is not None:
-                    pieces = pool.texts(streams, Rendering(fmt, width, window), progress=progress)
-                    chunks = json_document(pieces) if fmt == "json" else pieces
-                    for block in _blocks(chunks):
-                        click.echo(block, nl=False)
+                    pieces = pool.encoded(streams, Rendering(fmt, width, window), progress=progress)
+                    chunks = json_document_utf8(pieces) if fmt == "json" else pieces
+                    for piece in chunks:  # a worker's chunk is a block already
+                        click.echo(piece, nl=False)
                     return
                 _write(
                     history,
@@ -244,7 +244,9 @@ def _write(
     else:
         chunks = table_chunks(timelines, width=width)
     for block in _blocks(chunks):
-        click.echo(block, nl=False)
+        # a table or JSON escapes every control character itself: written as UTF-8 bytes,
+        # which click passes through (a `str` it would scan for ANSI codes first)
+        click.echo(block.encode() if fmt in CHUNKED_FORMATS else block, nl=False)
 
 
 def _blocks(chunks: Iterable[str]) -> Iterator[str]:

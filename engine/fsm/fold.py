@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from engine.fsm import events as ev
 from engine.fsm.errors import FoldError, FsmError
-from engine.fsm.key import PROVISION, parse_key
+from engine.fsm.key import PROVISION, key_generation
 from engine.fsm.machine import destination, next_state
 from engine.fsm.observation import Observation
 from engine.fsm.state import (
@@ -30,6 +30,7 @@ from engine.fsm.state import (
     evolve_state,
     from_snapshot,
     interned_state,
+    new_effect,
     with_version,
 )
 from engine.fsm.table import (
@@ -336,10 +337,8 @@ def _effect_started(state: ResourceState, record: Record, version: int) -> Resou
     key, name, attempt = _effect_facts(record)
     index = _effect_index(state, key)
     if index < 0:
-        parts = parse_key(key)
-        current = EffectRecord(
-            key=key, name=name, generation=-1 if parts is None else parts.generation
-        )
+        generation = key_generation(key)
+        current = new_effect(key, name, -1 if generation is None else generation)
     else:
         current = state.effects[index]
     updated = evolve_effect(

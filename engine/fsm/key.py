@@ -54,3 +54,15 @@ def parse_key(key: str) -> KeyParts | None:
         return None
     n = int(parts[3]) if len(parts) == 4 else 0
     return KeyParts(uid=parts[0], generation=int(parts[1]), name=parts[2], n=n)
+
+
+def key_generation(key: str) -> int | None:
+    """`parse_key(key).generation`, or None where `parse_key` gives None; without making
+    the parts (fold asks it of every new effect)."""
+    parts = key.split(":")
+    count = len(parts)
+    if count == 3:
+        return int(parts[1]) if parts[1].isdigit() else None
+    if count == 4 and parts[1].isdigit() and parts[3].isdigit():
+        return int(parts[1])
+    return None

@@ -114,6 +114,10 @@ class ResourceState:
 
 _new = object.__new__
 _set = object.__setattr__
+_EFFECT_DEFAULTS: Final = {
+    f.name: f.default for f in fields(EffectRecord) if f.name not in ("key", "name", "generation")
+}
+"""The defaults of every `EffectRecord` field but its key, name and generation."""
 # Both classes keep their fields in an instance `__dict__` (no slots): a copy with some
 # fields changed is then one dict copy and update in C, the fold's hot path (a slotted
 # copy sets every field through `object.__setattr__`, several times slower).
@@ -138,6 +142,14 @@ def with_version(state: ResourceState, version: int) -> ResourceState:
     values["version"] = version
     new: ResourceState = _new(ResourceState)
     _set(new, "__dict__", values)
+    return new
+
+
+def new_effect(key: str, name: str, generation: int) -> EffectRecord:
+    """`EffectRecord(key, name, generation)`, its instance dict set at once (a frozen
+    dataclass's `__init__` sets each field through `object.__setattr__`)."""
+    new: EffectRecord = _new(EffectRecord)
+    _set(new, "__dict__", {"key": key, "name": name, "generation": generation, **_EFFECT_DEFAULTS})
     return new
 
 

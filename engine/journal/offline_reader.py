@@ -163,8 +163,15 @@ class OfflineReader:
         """Every live stream and each of `extra`, sorted by `key(stream)` then the stream
         name, without holding them: the order is kept in a temporary table on disk."""
         connection = self._connection
-        connection.create_function("order_first", 1, lambda s: key(s)[0], deterministic=True)
-        connection.create_function("order_second", 1, lambda s: key(s)[1], deterministic=True)
+        last: list[Any] = [None, ("", "")]  # SQLite asks for both parts of a stream in turn
+
+        def part(stream: str, index: int) -> str:
+            if stream != last[0]:
+                last[0], last[1] = stream, key(stream)
+            return str(last[1][index])
+
+        connection.create_function("order_first", 1, lambda s: part(s, 0), deterministic=True)
+        connection.create_function("order_second", 1, lambda s: part(s, 1), deterministic=True)
         try:
             connection.execute("PRAGMA temp_store = FILE")
             connection.execute("DROP TABLE IF EXISTS temp.stream_order")

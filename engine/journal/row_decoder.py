@@ -22,6 +22,8 @@ from engine.journal.record import Record
 _NONE = "\x01"
 _AT_CACHE = 4096
 """How many `at` texts a decoder keeps parsed (the records of one commit share theirs)."""
+_SHA256 = sha256()
+"""An empty sha256, never updated: each checksum starts from a copy of it."""
 _new = object.__new__
 _set = object.__setattr__
 
@@ -44,25 +46,18 @@ def decode_data(text: str) -> Any:
 
 def checksum(previous: str, row: Sequence[Any]) -> str:
     """The sha256 (hex) a stored row must carry after `previous`: `codec`'s, over the
-    NUL-joined text of its columns (None as \\x01), `data` last, as stored."""
+    NUL-joined text of its columns (None as \\x01), `data` last, as stored.
+
+    One f-string (no `str()` call or tuple per row), hashed by a copy of an empty
+    sha256 (with OpenSSL 3 a new hash object costs more than the copy of one)."""
     position, stream, version, type_, schema, at, data, key, trace, span, term = row[:11]
-    text = "\x00".join(
-        (
-            previous,
-            str(position),
-            stream,
-            str(version),
-            type_,
-            str(schema),
-            at,
-            _NONE if key is None else key,
-            _NONE if trace is None else trace,
-            _NONE if span is None else span,
-            str(term),
-            data,
-        )
+    hashed = _SHA256.copy()
+    hashed.update(
+        f"{previous}\x00{position}\x00{stream}\x00{version}\x00{type_}\x00{schema}\x00{at}\x00"
+        f"{_NONE if key is None else key}\x00{_NONE if trace is None else trace}\x00"
+        f"{_NONE if span is None else span}\x00{term}\x00{data}".encode()
     )
-    return sha256(text.encode()).hexdigest()
+    return hashed.hexdigest()
 
 
 class RowDecoder:
@@ -113,7 +108,8 @@ class RowDecoder:
             for number, digest, text in rows:
                 if number != position + 1:
                     raise CorruptJournal(where, "a record is missing", position + 1)
-                hashed = sha256(previous.encode())
+                hashed = _SHA256.copy()
+                hashed.update(previous.encode())
                 hashed.update(text)
                 if hashed.hexdigest() != digest:
                     raise CorruptJournal(where, "the record's checksum does not match", number)

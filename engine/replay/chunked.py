@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -64,15 +65,22 @@ _history: StreamHistory | None = None
 
 def _open_in_worker(path: Path) -> None:
     global _history  # one reader per worker process, for its lifetime
+    # `Pool.terminate` ends the workers with SIGTERM. The CLI's handler, inherited with
+    # the fork, would turn it into SystemExit at the worker's next bytecode, so a signal
+    # landing just before the worker blocks on the task queue's lock (which terminate
+    # holds) was never acted on: the worker slept there and the replay, its output
+    # written, never exited. The default action ends the worker wherever it is.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _history = StreamHistory(path)
 
 
 def _render_chunk(
     streams: list[str], rendering: Rendering
-) -> tuple[str, int] | tuple[str, str, str]:
-    """In a worker: the chunk's text and how many records it folded; or the module,
-    class and text of the error that stopped it (sent as data: the engine's errors
-    are not picklable)."""
+) -> tuple[bytes, int] | tuple[str, str, str]:
+    """In a worker: the chunk's text as UTF-8 and how many records it folded; or the
+    module, class and text of the error that stopped it (sent as data: the engine's
+    errors are not picklable). Bytes cross the pipe as they are (a `str` is encoded to
+    pickle it and decoded again), and this process writes them to stdout unchanged."""
     assert _history is not None
     try:
         timelines = list(stream_timelines(_history, streams, window=rendering.window))
@@ -80,12 +88,12 @@ def _render_chunk(
             text = resources_text(timelines)
         else:
             text = "".join([table_text(t, width=rendering.width) for t in timelines])
-        return text, sum(timeline.records for timeline in timelines)
+        return text.encode(), sum(timeline.records for timeline in timelines)
     except (FsmError, JournalError) as failure:
         return type(failure).__module__, type(failure).__qualname__, str(failure)
 
 
-def _result(outcome: tuple[str, int] | tuple[str, str, str]) -> tuple[str, int]:
+def _result(outcome: tuple[bytes, int] | tuple[str, str, str]) -> tuple[bytes, int]:
     """A chunk's text and records, or the worker's error raised again here."""
     if len(outcome) == 2:
         return outcome
@@ -123,8 +131,19 @@ class ChunkPool:
         *,
         progress: Progress | None = None,
     ) -> Iterator[str]:
-        """The rendered text of `streams`, one piece per chunk, in their order (a JSON
-        piece is `render_json.resources_text`'s, for `json_document`).
+        """`encoded`, decoded: the rendered text of `streams`, one piece per chunk."""
+        for piece in self.encoded(streams, rendering, progress=progress):
+            yield piece.decode()
+
+    def encoded(
+        self,
+        streams: Iterable[str],
+        rendering: Rendering,
+        *,
+        progress: Progress | None = None,
+    ) -> Iterator[bytes]:
+        """The rendered text of `streams` as UTF-8, one piece per chunk, in their order
+        (a JSON piece is `render_json.resources_text`'s, for `json_document_utf8`).
 
         Errors: the `JournalError` or `FsmError` a worker met (its one line)."""
         source = iter(streams)

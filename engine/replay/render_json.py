@@ -124,16 +124,32 @@ def resources_text(timelines: Iterable[StreamTimeline]) -> str:
     return ",\n".join([_resource_text(timeline) for timeline in timelines])
 
 
+_HEAD = f'{{\n "format": {_value(FORMAT)},\n "resources": ['
+_TAIL = f' "version": {_value(VERSION)}\n}}\n'
+
+
 def json_document(pieces: Iterable[str]) -> Iterator[str]:
     """The document around `pieces` of consecutive resources (`resources_text`; an
     empty piece adds nothing), in order, to write out as they come."""
-    yield f'{{\n "format": {_value(FORMAT)},\n "resources": ['
+    yield _HEAD
     first = True
     for piece in pieces:
         if piece:
             yield ("\n" if first else ",\n") + piece
             first = False
-    yield ("],\n" if first else "\n ],\n") + f' "version": {_value(VERSION)}\n}}\n'
+    yield ("],\n" if first else "\n ],\n") + _TAIL
+
+
+def json_document_utf8(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """`json_document` over pieces already encoded as UTF-8 (a worker's, see
+    `engine.replay.chunked`), in UTF-8: the same bytes, nothing decoded."""
+    yield _HEAD.encode()
+    first = True
+    for piece in pieces:
+        if piece:
+            yield b"\n" + piece if first else b",\n" + piece
+            first = False
+    yield (b"],\n" if first else b"\n ],\n") + _TAIL.encode()
 
 
 def json_chunks(timelines: Iterable[StreamTimeline]) -> Iterator[str]:

@@ -13,6 +13,8 @@ escapes and cannot break the table or the terminal.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
 from engine.replay.cell_text import cell_width, visible, wrap
 from engine.replay.timeline import StreamTimeline, TimelineRow
@@ -25,18 +27,26 @@ HEADERS = ("time", "pos", "event", "from → to", "effect", "att", "outcome", "t
 PADDING = 2
 """One space either side of a cell."""
 BORDERS = len(HEADERS) + 1
+ARROW = "→"
+"""The arrow of `from → to`: one terminal cell (tested against `cell_width`)."""
 
 
 def transition_text(row: TimelineRow) -> str:
     """`from → to` when the record moved the state, else the state it left unchanged."""
     if row.trigger is not None or row.source != row.dest:
-        return f"{row.source} → {row.dest}"
+        return f"{row.source} {ARROW} {row.dest}"
     return row.dest
 
 
 def row_cells(row: TimelineRow) -> tuple[str, ...]:
     """The row's eight cells, journal text made visible."""
-    cells = (
+    return _laid_out(row)[0]
+
+
+def _laid_out(row: TimelineRow) -> tuple[tuple[str, ...], list[int], bool]:
+    """The row's cells (`row_cells`), their widths in terminal cells, and whether each
+    is as wide as it is long (see `_measure`), joining the cells once for every test."""
+    cells: tuple[str, ...] = (
         row.at,
         str(row.position),
         row.event,
@@ -46,9 +56,16 @@ def row_cells(row: TimelineRow) -> tuple[str, ...]:
         row.outcome,
         row.trace_id or "",
     )
-    if "".join(cells).isprintable():
-        return cells
-    return tuple(visible(cell) for cell in cells)
+    joined = "".join(cells)
+    if not joined.isprintable():
+        cells = tuple(visible(cell) for cell in cells)
+        joined = "".join(cells)
+    # the arrow of `from → to` is the one character of most rows beyond ASCII, and one
+    # cell wide: such a row is measured as an ASCII one
+    if joined.isascii() or joined.replace(ARROW, "").isascii():
+        return cells, list(map(len, cells)), True
+    sizes = [cell_width(text) for text in cells]
+    return cells, sizes, sizes == list(map(len, cells))
 
 
 def column_widths(natural: Sequence[int], available: int) -> list[int]:
@@ -130,14 +147,15 @@ def _rule(widths: Sequence[int], left: str, fill: str, joint: str, right: str) -
 def table_text(timeline: StreamTimeline, *, width: int = DEFAULT_WIDTH) -> str:
     """One resource's titled table, every line at most `max(width, MIN_WIDTH)` cells."""
     width = max(width, MIN_WIDTH)
-    rows = [row_cells(row) for row in timeline.rows]
-    measured = [_measure(cells) for cells in rows]
-    sizes = [row_sizes for row_sizes, _ascii in measured]
-    header_sizes = _sizes(HEADERS)
-    natural = [max(column) + PADDING for column in zip(header_sizes, *sizes, strict=True)]
+    laid_out = [_laid_out(row) for row in timeline.rows]
+    natural = [
+        max(column) + PADDING
+        for column in zip(_HEADER_SIZES, *[sizes for _, sizes, _ in laid_out], strict=True)
+    ]
     available = width - BORDERS
-    widths = column_widths([min(size, available) for size in natural], available)
-    inner = [w - PADDING for w in widths]
+    widths = tuple(column_widths([min(size, available) for size in natural], available))
+    frame = _frame(widths)
+    inner = frame.inner
     table_width = sum(widths) + BORDERS
     resource = timeline.resource
     # a webhook stream has no lifecycle state: its records are decisions
@@ -146,14 +164,12 @@ def table_text(timeline: StreamTimeline, *, width: int = DEFAULT_WIDTH) -> str:
         f"{resource.label} ({resource.kind} {resource.uid}): {state}, {timeline.records} records"
     )
     parts = [f"{line}\n" for line in wrap(title, table_width)]
-    parts.append(_rule(widths, "┏", "━", "┳", "┓"))
-    parts.extend(_row_lines(HEADERS, header_sizes, widths, bar="┃", bottom=True))
-    parts.append(_rule(widths, "┡", "━", "╇", "┩"))
-    pad = str.ljust
-    for cells, (row_sizes, plain) in zip(rows, measured, strict=True):
+    parts.append(frame.head)
+    line = frame.line
+    for cells, row_sizes, plain in laid_out:
         if all(map(int.__le__, row_sizes, inner)):
             if plain:  # a cell a character: padding to a length pads to a width
-                parts.append(f"│ {' │ '.join(map(pad, cells, inner))} │\n")
+                parts.append(line % cells)
             else:
                 spaced = " │ ".join(
                     f"{text}{' ' * (room - size)}"
@@ -162,8 +178,34 @@ def table_text(timeline: StreamTimeline, *, width: int = DEFAULT_WIDTH) -> str:
                 parts.append(f"│ {spaced} │\n")
         else:
             parts.extend(_row_lines(cells, row_sizes, widths, bar="│"))
-    parts.append(_rule(widths, "└", "─", "┴", "┘"))
+    parts.append(frame.foot)
     return "".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """What every table of one set of column widths shares: the top rule, header and
+    middle rule (`head`), the bottom rule (`foot`), the room inside each column, and
+    `line`, the %-format of a row whose cells all fit and are as wide as they are long
+    (`%-Ns` pads to a length, as `str.ljust` does)."""
+
+    head: str
+    foot: str
+    inner: tuple[int, ...]
+    line: str
+
+
+@lru_cache(maxsize=64)
+def _frame(widths: tuple[int, ...]) -> _Frame:
+    """The `_Frame` of `widths` (padding included); the tables of a replay mostly share one."""
+    head = (
+        _rule(widths, "┏", "━", "┳", "┓")
+        + "".join(_row_lines(HEADERS, _HEADER_SIZES, widths, bar="┃", bottom=True))
+        + _rule(widths, "┡", "━", "╇", "┩")
+    )
+    inner = tuple(w - PADDING for w in widths)
+    line = "│ " + " │ ".join(f"%-{room}s" for room in inner) + " │\n"
+    return _Frame(head, _rule(widths, "└", "─", "┴", "┘"), inner, line)
 
 
 def _sizes(cells: Sequence[str]) -> list[int]:
@@ -178,6 +220,9 @@ def _measure(cells: Sequence[str]) -> tuple[list[int], bool]:
         return list(map(len, cells)), True
     sizes = [cell_width(text) for text in cells]
     return sizes, sizes == list(map(len, cells))
+
+
+_HEADER_SIZES = _sizes(HEADERS)
 
 
 def table_chunks(

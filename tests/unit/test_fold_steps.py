@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from engine.fsm import events as ev
 from engine.fsm.errors import FoldError, FsmError
 from engine.fsm.fold import STEPS, apply
+from engine.fsm.key import key_generation, parse_key
 from engine.fsm.machine import destination, next_state
-from engine.fsm.state import EffectRecord, ResourceState
+from engine.fsm.state import EffectRecord, ResourceState, new_effect
 from engine.fsm.table import STATES, TRIGGERS
 from engine.journal.record import Record
 
@@ -151,3 +152,30 @@ def test_a_refused_transition_names_the_table_error() -> None:
     data = {**PAYLOADS[ev.TRANSITION_TAKEN], "trigger": "finalized", "to": "Deleted"}
     with pytest.raises(FoldError, match="'finalized' is not allowed in state 'Provisioning'"):
         apply(STARTED, record(ev.TRANSITION_TAKEN, data))
+
+
+def test_a_new_effect_is_the_dataclass_made_by_its_constructor() -> None:
+    made = new_effect("uid:2:provision", "provision", 2)
+    built = EffectRecord(key="uid:2:provision", name="provision", generation=2)
+    assert made == built
+    assert list(made.__dict__.items()) == list(built.__dict__.items())  # same fields, in order
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "uid:1:provision",
+        "uid:12:provision:3",
+        "uid:0:finalize:0",
+        "uid:x:provision",
+        "uid:1:provision:x",
+        "uid:1",
+        "uid:1:a:2:3",
+        "",
+        "uid:-1:provision",
+        "uid:\u0661:provision",  # a digit isdigit() accepts beyond ASCII
+    ],
+)
+def test_the_generation_of_a_key_is_the_one_parse_key_reads(key: str) -> None:
+    parts = parse_key(key)
+    assert key_generation(key) == (None if parts is None else parts.generation)

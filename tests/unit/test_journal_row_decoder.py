@@ -3,6 +3,7 @@ checksum over the same bytes, and the same decoded values (orjson only where it 
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from engine.bench.lifecycle_rows import lifecycle_rows
 from engine.journal import CorruptJournal, NewEvent
 from engine.journal.codec import GENESIS, encode_event, make_row, verified_record
-from engine.journal.row_decoder import RowDecoder, decode_data
+from engine.journal.row_decoder import RowDecoder, checksum, decode_data
 
 
 @pytest.mark.parametrize(
@@ -52,3 +53,25 @@ def test_a_changed_row_fails_its_checksum_naming_the_position() -> None:
     changed = row._replace(data='{"a":2}')
     with pytest.raises(CorruptJournal, match="at position 1: the record's checksum"):
         RowDecoder("journal.db").verified(GENESIS, changed)
+
+
+@pytest.mark.parametrize(
+    ("key", "trace", "span"),
+    [
+        (None, None, None),
+        ("", "", ""),
+        ("uid:1:provision", "ab" * 16, "cd" * 8),
+        ("\x01", None, "é"),
+    ],
+)
+def test_the_checksum_is_the_sha256_of_the_nul_joined_columns(
+    key: str | None, trace: str | None, span: str | None
+) -> None:
+    # the stored format, spelled out: a None column is \x01, an empty one stays empty
+    row = (7, "g/K/ns/n#u", 3, "Observed", 1, "2026-01-01T00:00:00.000000+00:00")
+    data = '{"a":"日本語"}'
+    columns = (*row, data, key, trace, span, 2)
+    fields = [GENESIS, *map(str, row), *("\x01" if v is None else v for v in (key, trace, span))]
+    text = "\x00".join([*fields, "2", data])
+    assert checksum(GENESIS, columns) == hashlib.sha256(text.encode()).hexdigest()
+    assert checksum(GENESIS, columns) != checksum(GENESIS, (*columns[:7], "x", *columns[8:]))

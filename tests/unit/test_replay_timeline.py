@@ -12,6 +12,7 @@ import pytest
 from engine.fsm import fold
 from engine.journal.codec import record_from_json
 from engine.journal.record import Record
+from engine.replay.driver import _label_order
 from engine.replay.render_json import render_json
 from engine.replay.render_mermaid import render_mermaid
 from engine.replay.timeline import ResourceId, Window, build_timeline
@@ -99,3 +100,21 @@ def test_timelines_are_sorted_by_namespace_and_name_whatever_the_record_order() 
 def test_resource_id_parses_stream_names(stream: str, label: str, uid: str) -> None:
     ident = ResourceId.of(stream)
     assert (ident.label, ident.uid) == (label, uid)
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        "example.com/Site/default/blog#uid-1",
+        "example.com/Site//cluster-wide#uid-2",
+        "apps.example.com/v/Kind/ns/name#u",
+        "a/b/c#u",
+        "plain-name",
+        "#only-uid",
+        "g/K/ns/name",
+        "g/K/ns/na#me#uid",
+    ],
+)
+def test_the_replay_orders_streams_by_their_resource_ids_namespace_and_name(stream: str) -> None:
+    resource = ResourceId.of(stream)
+    assert _label_order(stream) == (resource.namespace, resource.name)
