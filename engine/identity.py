@@ -109,9 +109,9 @@ class StreamId:
         return cls(
             group=kind.group,
             kind=kind.kind,
-            namespace=str(metadata.get("namespace") or ""),
-            name=str(metadata.get("name") or ""),
-            uid=str(metadata.get("uid") or ""),
+            namespace=_storable(str(metadata.get("namespace") or "")),
+            name=_storable(str(metadata.get("name") or "")),
+            uid=_storable(str(metadata.get("uid") or "")),
         )
 
     @classmethod
@@ -137,3 +137,16 @@ class StreamId:
 
     def __str__(self) -> str:
         return f"{self.group}/{self.kind}/{self.namespace}/{self.name}#{self.uid}"
+
+
+def _storable(text: str) -> str:
+    """`text` as a stream name can hold it: a lone surrogate (no API server accepts one in
+    a name, but a watch may still deliver it) as its backslash escape, since UTF-8, the
+    checksum's and the databases' encoding, has no form for it."""
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode(errors="backslashreplace").decode()
+    return text

@@ -127,6 +127,7 @@ def primary(name: str, spec: dict[str, Any], labels: dict[str, str]) -> dict[str
     name=odd_text,
     labels=st.dictionaries(odd_text, odd_text, max_size=3),
 )
+@example(spec={}, name="n\ud800", labels={})  # a lone surrogate in the stream's name
 async def test_observing_odd_objects_never_raises_and_stays_small(
     spec: dict[str, Any], name: str, labels: dict[str, str]
 ) -> None:
