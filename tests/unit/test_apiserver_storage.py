@@ -147,3 +147,25 @@ async def test_the_wal_is_checkpointed_off_the_loop_and_commits_go_on_after(
     reopened = await Store.open(path)
     assert len(reopened.items("/cm/ns/")) == count + 1
     await reopened.close()
+
+
+async def test_updates_deletes_and_a_recreate_leave_one_row_per_key_as_last_written(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "rows.db")
+    store = await Store.open(path)
+    await store.commit([Write("/cm/ns/a", obj("a"), 0), Write("/cm/ns/b", obj("b"), 0)])
+    await store.commit([Write("/cm/ns/a", obj("a", "2"), 1)])  # an update, in place
+    await store.commit(
+        [Write("/cm/ns/b", None, 2, delete=True), Write("/cm/ns/a", obj("a", "3"), 3)]
+    )
+    recreated = {**obj("b", "again"), "metadata": {"name": "b", "uid": "uid-b2"}}
+    await store.commit([Write("/cm/ns/b", recreated, 0)])
+    await store.close()
+    with sqlite3.connect(path) as raw:
+        rows = raw.execute("SELECT key, rv, uid FROM objects ORDER BY key").fetchall()
+    assert rows == [("/cm/ns/a", 5, "uid-a"), ("/cm/ns/b", 6, "uid-b2")]
+    reopened = await Store.open(path)
+    assert reopened.get("/cm/ns/a")["data"] == {"k": "3"}  # type: ignore[index]
+    assert reopened.get("/cm/ns/b")["metadata"]["uid"] == "uid-b2"  # type: ignore[index]
+    await reopened.close()

@@ -31,6 +31,13 @@ INSERT OR IGNORE INTO meta (id, revision, compacted) VALUES (1, 0, 0);
 """
 
 log = logging.getLogger(__name__)
+_UPSERT_OBJECT = (
+    "INSERT INTO objects (key, rv, uid, body) VALUES (?,?,?,?) ON CONFLICT (key) "
+    "DO UPDATE SET rv = excluded.rv, uid = excluded.uid, body = excluded.body"
+)
+"""An object written over its row in place: INSERT OR REPLACE deletes the row and inserts
+a new one (a new rowid, the key's index entry rewritten), one more page to the WAL for
+every update."""
 
 
 CLOSED = "CLOSED"
@@ -361,10 +368,9 @@ class Store:
         def write(raw: sqlite3.Connection) -> None:
             try:
                 raw.executemany("INSERT INTO changes (rv, type, key, body) VALUES (?,?,?,?)", rows)
-                raw.executemany("DELETE FROM objects WHERE key = ?", deleted)
-                raw.executemany(
-                    "INSERT OR REPLACE INTO objects (key, rv, uid, body) VALUES (?,?,?,?)", stored
-                )
+                if deleted:
+                    raw.executemany("DELETE FROM objects WHERE key = ?", deleted)
+                raw.executemany(_UPSERT_OBJECT, stored)
                 raw.execute("UPDATE meta SET revision = ? WHERE id = 1", (revision,))
                 raw.commit()
             except BaseException:
