@@ -262,8 +262,6 @@ class Store:
                     self._since_checkpoint += len(flat)
                     if self._since_compaction >= max(1, self._retention // 10):
                         await self._compact_locked()
-                    if self._since_checkpoint >= CHECKPOINT_EVERY:
-                        await self._checkpoint_locked()
             for pending, outcome in zip(batch, staged, strict=True):
                 if isinstance(outcome, StaleWrite):
                     _fail(pending.done, outcome)
@@ -278,6 +276,8 @@ class Store:
                         queue.put_nowait(change)
                 if not pending.done.done():
                     pending.done.set_result(outcome)
+            if self._since_checkpoint >= CHECKPOINT_EVERY:
+                await self._checkpoint()
 
     def _stage_batch(self, batch: Sequence[_Pending]) -> list[list[Change] | StaleWrite]:
         """Each pending commit's changes, or its StaleWrite, in order; revisions follow on."""
@@ -352,7 +352,7 @@ class Store:
         less than the hand-off to aiosqlite's thread and back (a queue, a wake-up, the
         GIL changing hands twice, the loop's self-pipe). The lock is held: nothing else
         uses the connection meanwhile. The fsyncs are the checkpoints', and those run on
-        aiosqlite's thread (`_checkpoint_locked`)."""
+        aiosqlite's thread (`_checkpoint`)."""
         rows = [(c.rv, c.type, c.key, _dumps(c.body)) for c in changes]
         last: dict[str, tuple[Change, str]] = {}
         for change, row in zip(changes, rows, strict=True):
@@ -412,12 +412,20 @@ class Store:
         async with self._lock:
             await self._compact_locked()
 
-    async def _checkpoint_locked(self) -> None:
+    async def _checkpoint(self) -> None:
         """Copy the WAL back into the database file (PASSIVE: readers are not waited for)
-        on aiosqlite's thread, so that its fsyncs never stall the event loop."""
+        on aiosqlite's thread, so that its fsyncs never stall the event loop, and after
+        the batch that made it due was answered, so that they delay no answer either. A
+        failed checkpoint is logged; the WAL grows until the next one succeeds."""
         self._since_checkpoint = 0
-        async with self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)") as cursor:
-            await cursor.fetchall()  # a statement left open would fail the next commit
+        async with self._lock:
+            try:
+                async with self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)") as cursor:
+                    await cursor.fetchall()  # a statement left open would fail the next commit
+            except sqlite3.Error:
+                log.exception(
+                    "the WAL checkpoint failed; the next is due in %d changes", CHECKPOINT_EVERY
+                )
 
     async def _compact_locked(self) -> None:
         self._since_compaction = 0
