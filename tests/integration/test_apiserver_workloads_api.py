@@ -116,12 +116,18 @@ async def test_a_pod_is_watched_through_pending_running_and_deletion() -> None:
         core = client.CoreV1Api(api)
         body = {"metadata": {"name": "solo"},
                 "spec": {"containers": [{"name": "c", "image": "busybox"}]}}  # fmt: skip
+        # watched from a revision before the create, as an informer lists then watches: the
+        # Pending events are replayed however fast the kubelet moves the Pod on
+        listed = await core.list_namespaced_pod("default")
         await core.create_namespaced_pod("default", body)
         seen: list[tuple[str, str]] = []
         stream = watch.Watch()
         async with asyncio.timeout(10):
             async for event in stream.stream(
-                core.list_namespaced_pod, "default", field_selector="metadata.name=solo"
+                core.list_namespaced_pod,
+                "default",
+                field_selector="metadata.name=solo",
+                resource_version=listed.metadata.resource_version,
             ):
                 pod = event["object"]
                 seen.append((event["type"], pod.status.phase if pod.status else ""))

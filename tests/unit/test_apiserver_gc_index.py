@@ -94,6 +94,22 @@ def test_a_status_change_of_a_plain_owner_affects_nothing() -> None:
     assert not matters(node("o", finalizers=(HOLD,), deleting=True))
 
 
+def test_only_a_write_update_would_ignore_is_answered_without_building_its_node() -> None:
+    index = index_of({"o": node("o"), "d": node("d", link("o"))})
+    plain = {"name": "p", "uid": "uid-p", "finalizers": ["x"]}
+    assert index.untouched_by("p", plain)
+    assert index.update("p", node("p", finalizers=("x",)), deleted=False) == set()
+    assert index.tracked_keys() == ["d"]
+    # a tracked dependent losing its owners, a new owner link, a deletion starting
+    unlinked = {"name": "d", "uid": "uid-d"}
+    assert not index.untouched_by("d", unlinked)
+    assert index.update("d", node("d"), deleted=False) == set()
+    assert index.tracked_keys() == []
+    owned = {"name": "p", "uid": "uid-p", "ownerReferences": [{"uid": "uid-o"}]}
+    assert not index.untouched_by("p", owned)
+    assert not index.untouched_by("o", {"name": "o", "deletionTimestamp": "2024-01-01T00:00:00Z"})
+
+
 def _one_change(data: st.DataObject, server: ModelServer) -> Callable[[], None]:
     keys = sorted(server.objects)
     uids = [server.objects[k].uid for k in keys] + ["uid-gone"]

@@ -4,12 +4,19 @@ compaction, fan-out to subscribers, and durability across reopening."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine.apiserver.store.storage import Compacted, StaleWrite, Store, Write
+from engine.apiserver.store.storage import (
+    CHECKPOINT_EVERY,
+    Compacted,
+    StaleWrite,
+    Store,
+    Write,
+)
 
 
 def obj(name: str, value: str = "v") -> dict[str, Any]:
@@ -118,4 +125,47 @@ async def test_concurrent_commits_share_a_transaction_and_a_stale_one_fails_alon
     assert sorted(key for key, _ in reopened.all_objects()) == ["/cm/ns/a", "/cm/ns/b"]
     assert reopened.get("/cm/ns/a")["data"] == {"k": "2"}  # type: ignore[index]
     assert [c.rv for c in await reopened.changes_since(1)] == [2, 3, 4, 5, 6]
+    await reopened.close()
+
+
+async def test_the_wal_is_checkpointed_off_the_loop_and_commits_go_on_after(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "wal.db")
+    store = await Store.open(path)
+    count = CHECKPOINT_EVERY + 5
+    await store.commit([Write(f"/cm/ns/o-{i}", obj(f"o-{i}"), 0) for i in range(count)])
+    # the checkpoint ran after that transaction: the next commit and a read of the change
+    # log (aiosqlite's thread) both work on the one connection
+    await store.commit([Write("/cm/ns/late", obj("late"), 0)])
+    assert [c.key for c in await store.changes_since(count)] == ["/cm/ns/late"]
+    # the WAL was copied back and restarted: it holds the last commit's frames only
+    with sqlite3.connect(path) as other:
+        _, frames, _ = other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert 0 < frames < 20
+    await store.close()
+    reopened = await Store.open(path)
+    assert len(reopened.items("/cm/ns/")) == count + 1
+    await reopened.close()
+
+
+async def test_updates_deletes_and_a_recreate_leave_one_row_per_key_as_last_written(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "rows.db")
+    store = await Store.open(path)
+    await store.commit([Write("/cm/ns/a", obj("a"), 0), Write("/cm/ns/b", obj("b"), 0)])
+    await store.commit([Write("/cm/ns/a", obj("a", "2"), 1)])  # an update, in place
+    await store.commit(
+        [Write("/cm/ns/b", None, 2, delete=True), Write("/cm/ns/a", obj("a", "3"), 3)]
+    )
+    recreated = {**obj("b", "again"), "metadata": {"name": "b", "uid": "uid-b2"}}
+    await store.commit([Write("/cm/ns/b", recreated, 0)])
+    await store.close()
+    with sqlite3.connect(path) as raw:
+        rows = raw.execute("SELECT key, rv, uid FROM objects ORDER BY key").fetchall()
+    assert rows == [("/cm/ns/a", 5, "uid-a"), ("/cm/ns/b", 6, "uid-b2")]
+    reopened = await Store.open(path)
+    assert reopened.get("/cm/ns/a")["data"] == {"k": "3"}  # type: ignore[index]
+    assert reopened.get("/cm/ns/b")["metadata"]["uid"] == "uid-b2"  # type: ignore[index]
     await reopened.close()

@@ -51,8 +51,11 @@ class Collector:
             if change.type != "DELETED":
                 index.add_uid(change.key, str(change.body["metadata"].get("uid", "")))
         for change in changes:
+            deleted = change.type == "DELETED"
+            if not deleted and index.untouched_by(change.key, change.body["metadata"]):
+                continue  # its uid is recorded above; nothing else of the index moves
             node = self._node(change.key, change.body)
-            self._dirty |= index.update(change.key, node, deleted=change.type == "DELETED")
+            self._dirty |= index.update(change.key, node, deleted=deleted)
         if self._dirty:
             self._wake.set()
 

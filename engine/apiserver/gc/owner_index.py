@@ -8,7 +8,8 @@ affected objects and the owners and dependents they consult instead of over ever
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from engine.apiserver.gc import planning as gc
 
@@ -46,6 +47,17 @@ class OwnerIndex:
     def tracked_keys(self) -> list[str]:
         """The keys of every object that matters to GC."""
         return list(self._tracked)
+
+    def untouched_by(self, key: str, metadata: Mapping[str, Any]) -> bool:
+        """Whether a live object with this `metadata` at `key` changes nothing here but its
+        uid's key (`add_uid`): it has no owners and is not being deleted, and was not
+        tracked before, so `update` would affect no key (the common write, answered
+        without building its node)."""
+        return (
+            not metadata.get("ownerReferences")
+            and not metadata.get("deletionTimestamp")
+            and key not in self._tracked
+        )
 
     def update(self, key: str, node: gc.Node, *, deleted: bool) -> set[str]:
         """Record the object at `key` as `node` (its last state if `deleted`).

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from engine.apiserver.http.access import AccessControl
 from engine.apiserver.http.audit import AuditEntry, AuditLog
@@ -168,7 +169,9 @@ def build_app(
             state_dir=Path("."),
         )  # fmt: skip
     access: AccessControl = security.access
-    middlewares = [audit, status_errors, access.middleware()]
+    # without an audit log the audit middleware would only pass each request on
+    middlewares: list[Middleware] = [audit] if audit_log is not None else []
+    middlewares += [status_errors, access.middleware()]
     app = web.Application(middlewares=middlewares, client_max_size=16 * 1024 * 1024)
     app[CONTEXT_KEY] = ctx
     app[ACCESS_KEY] = access

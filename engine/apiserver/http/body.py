@@ -9,7 +9,8 @@ from typing import Any
 import yaml
 
 from engine.apiserver.store.errors import ApiError
-from engine.apiserver.store.nesting import TOO_DEEP, too_deep
+from engine.apiserver.store.json_copy import json_loads
+from engine.apiserver.store.nesting import TOO_DEEP, too_deep, too_deep_json
 
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 PROTOBUF_MESSAGE = (
@@ -34,10 +35,13 @@ def decode_object(raw: bytes, content_type: str, *, strict: bool) -> dict[str, A
     if kind == PROTOBUF:
         raise ApiError(415, PROTOBUF_MESSAGE)
     try:
-        if kind in ("application/yaml", "application/x-yaml", "text/yaml"):
+        yaml_body = kind in ("application/yaml", "application/x-yaml", "text/yaml")
+        if yaml_body:
             parsed: Any = yaml.safe_load(raw.decode())
+        elif kind in ("application/json", "*/*", "") and strict:
+            parsed = json.loads(raw, object_pairs_hook=_reject_duplicates)
         elif kind in ("application/json", "*/*", ""):
-            parsed = json.loads(raw, object_pairs_hook=_reject_duplicates if strict else None)
+            parsed = json_loads(raw)
         else:
             raise ApiError(415, f"the body of the request was in an unknown format: {kind}")
     except RecursionError:
@@ -48,7 +52,7 @@ def decode_object(raw: bytes, content_type: str, *, strict: bool) -> dict[str, A
         raise ApiError(400, f"the request body is not valid JSON or YAML: {bad}") from None
     if not isinstance(parsed, dict):
         raise ApiError(400, "the request body must be a JSON object")
-    if too_deep(parsed):
+    if too_deep(parsed) if yaml_body else too_deep_json(raw, parsed):
         raise ApiError(400, TOO_DEEP)
     return parsed
 

@@ -20,8 +20,9 @@ def flag(schema: Mapping[str, Any], name: str) -> bool:
 
 def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
     """isinstance(value, Mapping), answered without the ABC check for a plain dict (what a
-    decoded schema holds): these walks ask it for every field of every write."""
-    return type(value) is dict or isinstance(value, Mapping)
+    decoded schema holds) or None (an absent keyword): these walks ask it for every field
+    of every write."""
+    return type(value) is dict or (value is not None and isinstance(value, Mapping))
 
 
 def properties_of(schema: Mapping[str, Any]) -> Mapping[str, Any]:

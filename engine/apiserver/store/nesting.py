@@ -33,3 +33,10 @@ def nesting_depth(value: Any) -> int:
 def too_deep(value: Any) -> bool:
     """True when `value` nests deeper than `MAX_DEPTH`."""
     return nesting_depth(value) > MAX_DEPTH
+
+
+def too_deep_json(text: bytes, value: Any) -> bool:
+    """`too_deep(value)` for the `value` decoded from the JSON `text`, without the walk
+    when `text` is too short to nest that deep (each level takes an opening and a
+    closing bracket: deeper than MAX_DEPTH needs 2 * (MAX_DEPTH + 1) bytes or more)."""
+    return len(text) >= 2 * (MAX_DEPTH + 1) and too_deep(value)

@@ -31,6 +31,13 @@ INSERT OR IGNORE INTO meta (id, revision, compacted) VALUES (1, 0, 0);
 """
 
 log = logging.getLogger(__name__)
+_UPSERT_OBJECT = (
+    "INSERT INTO objects (key, rv, uid, body) VALUES (?,?,?,?) ON CONFLICT (key) "
+    "DO UPDATE SET rv = excluded.rv, uid = excluded.uid, body = excluded.body"
+)
+"""An object written over its row in place: INSERT OR REPLACE deletes the row and inserts
+a new one (a new rowid, the key's index entry rewritten), one more page to the WAL for
+every update."""
 
 
 CLOSED = "CLOSED"
@@ -83,13 +90,14 @@ def _fail(done: asyncio.Future[list[Change]], error: BaseException) -> None:
         done.set_exception(error)
 
 
-async def _on_connection_thread(
-    conn: aiosqlite.Connection, function: Callable[[sqlite3.Connection], None]
-) -> None:
-    """`function(the sqlite3 connection)` on `conn`'s own thread, in one round trip
-    (`_execute` is the dispatch each of aiosqlite's public methods goes through)."""
+CHECKPOINT_EVERY = 1_000
+"""Changes between two WAL checkpoints (SQLite's own automatic checkpoint is off)."""
+
+
+def _raw_connection(conn: aiosqlite.Connection) -> sqlite3.Connection:
+    """The sqlite3 connection under `conn` (opened with check_same_thread=False)."""
     raw: sqlite3.Connection = conn._conn
-    await conn._execute(function, raw)  # type: ignore[no-untyped-call]
+    return raw
 
 
 class StaleWrite(Exception):
@@ -132,11 +140,13 @@ class Store:
         self.revision = 0
         self.compacted = 0
         self._since_compaction = 0
+        self._since_checkpoint = 0
 
     @classmethod
     async def open(cls, path: str, *, retention: int = 10_000) -> Store:
         """Open (creating if needed) the database at `path` (":memory:" for a scratch one)."""
-        conn = await aiosqlite.connect(path)
+        # Commits write on the event loop's thread (see _persist), the rest on aiosqlite's.
+        conn = await aiosqlite.connect(path, check_same_thread=False)
         try:
             store = await cls._load(conn, retention=retention)
         except BaseException:
@@ -152,6 +162,7 @@ class Store:
             raise ForeignDatabase(f"it holds other tables ({', '.join(sorted(tables))})")
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run off the loop
         await conn.executescript(SCHEMA)
         await conn.commit()
         store = cls(conn, retention=max(1, retention))
@@ -248,6 +259,7 @@ class Store:
                         continue
                     self._apply(flat)
                     self._since_compaction += len(flat)
+                    self._since_checkpoint += len(flat)
                     if self._since_compaction >= max(1, self._retention // 10):
                         await self._compact_locked()
             for pending, outcome in zip(batch, staged, strict=True):
@@ -264,6 +276,8 @@ class Store:
                         queue.put_nowait(change)
                 if not pending.done.done():
                     pending.done.set_result(outcome)
+            if self._since_checkpoint >= CHECKPOINT_EVERY:
+                await self._checkpoint()
 
     def _stage_batch(self, batch: Sequence[_Pending]) -> list[list[Change] | StaleWrite]:
         """Each pending commit's changes, or its StaleWrite, in order; revisions follow on."""
@@ -331,8 +345,14 @@ class Store:
                 self._objects[change.key] = change.body
 
     async def _persist(self, changes: Sequence[Change]) -> None:
-        """`changes` (in revision order) in one transaction: one round trip to the
-        connection's thread."""
+        """`changes` (in revision order) in one transaction, written on the event loop's
+        own thread.
+
+        A commit appends a few rows to the WAL (synchronous=NORMAL: no fsync), which costs
+        less than the hand-off to aiosqlite's thread and back (a queue, a wake-up, the
+        GIL changing hands twice, the loop's self-pipe). The lock is held: nothing else
+        uses the connection meanwhile. The fsyncs are the checkpoints', and those run on
+        aiosqlite's thread (`_checkpoint`)."""
         rows = [(c.rv, c.type, c.key, _dumps(c.body)) for c in changes]
         last: dict[str, tuple[Change, str]] = {}
         for change, row in zip(changes, rows, strict=True):
@@ -348,17 +368,16 @@ class Store:
         def write(raw: sqlite3.Connection) -> None:
             try:
                 raw.executemany("INSERT INTO changes (rv, type, key, body) VALUES (?,?,?,?)", rows)
-                raw.executemany("DELETE FROM objects WHERE key = ?", deleted)
-                raw.executemany(
-                    "INSERT OR REPLACE INTO objects (key, rv, uid, body) VALUES (?,?,?,?)", stored
-                )
+                if deleted:
+                    raw.executemany("DELETE FROM objects WHERE key = ?", deleted)
+                raw.executemany(_UPSERT_OBJECT, stored)
                 raw.execute("UPDATE meta SET revision = ? WHERE id = 1", (revision,))
                 raw.commit()
             except BaseException:
                 raw.rollback()
                 raise
 
-        await _on_connection_thread(self._conn, write)
+        write(_raw_connection(self._conn))
 
     async def changes_since(self, rv: int) -> list[Change]:
         """Every retained change with revision > `rv`; Compacted if `rv` predates the log."""
@@ -392,6 +411,21 @@ class Store:
         """Drop change-log entries older than the retention window."""
         async with self._lock:
             await self._compact_locked()
+
+    async def _checkpoint(self) -> None:
+        """Copy the WAL back into the database file (PASSIVE: readers are not waited for)
+        on aiosqlite's thread, so that its fsyncs never stall the event loop, and after
+        the batch that made it due was answered, so that they delay no answer either. A
+        failed checkpoint is logged; the WAL grows until the next one succeeds."""
+        self._since_checkpoint = 0
+        async with self._lock:
+            try:
+                async with self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)") as cursor:
+                    await cursor.fetchall()  # a statement left open would fail the next commit
+            except sqlite3.Error:
+                log.exception(
+                    "the WAL checkpoint failed; the next is due in %d changes", CHECKPOINT_EVERY
+                )
 
     async def _compact_locked(self) -> None:
         self._since_compaction = 0

@@ -16,8 +16,8 @@ import jsonpatch
 import jsonpointer
 import yaml
 
-from engine.apiserver.store.json_copy import json_copy
-from engine.apiserver.store.nesting import TOO_DEEP, too_deep
+from engine.apiserver.store.json_copy import json_copy, json_loads
+from engine.apiserver.store.nesting import TOO_DEEP, too_deep_json
 from engine.apiserver.verbs.strategic_merge import StrategicMergeError, strategic_merge
 
 MERGE, JSON_PATCH, STRATEGIC, APPLY = (
@@ -116,12 +116,12 @@ def _merge_object(original: dict[str, Any], patch: dict[str, Any]) -> dict[str, 
 
 def _decode_json(body: bytes) -> Any:
     try:
-        value = json.loads(body)
+        value = json_loads(body)
     except RecursionError:
         raise PatchError(400, "BadRequest", TOO_DEEP) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as bad:
         raise PatchError(400, "BadRequest", f"error decoding patch: {bad}") from None
-    if too_deep(value):
+    if too_deep_json(body, value):
         raise PatchError(400, "BadRequest", TOO_DEEP)
     return value
 
@@ -175,13 +175,13 @@ _ApplyLoader.yaml_implicit_resolvers = {
 
 def _decode_apply(body: bytes) -> Any:
     try:
-        value = json.loads(body)
+        value = json_loads(body)
     except RecursionError:
         raise PatchError(400, "BadRequest", TOO_DEEP) from None
     except (UnicodeDecodeError, json.JSONDecodeError):
         pass
     else:
-        if too_deep(value):
+        if too_deep_json(body, value):
             raise PatchError(400, "BadRequest", TOO_DEEP)
         return value
     try:

@@ -70,9 +70,9 @@ def require_namespace(ctx: ApiContext, target: Target) -> None:
         )
 
 
-def _server_status(rtype: ResourceType, obj: dict[str, Any], *, now: str) -> dict[str, Any]:
+def _server_status(rtype: ResourceType, obj: dict[str, Any], *, ctx: ApiContext) -> dict[str, Any]:
     if rtype.group == "apiextensions.k8s.io" and rtype.kind == "CustomResourceDefinition":
-        return {**obj, "status": crd_status(obj, now=now)}
+        return {**obj, "status": crd_status(obj, now=lifecycle.timestamp(ctx.now()))}
     if rtype.group == "" and rtype.kind == "Namespace":
         phase = "Terminating" if lifecycle.is_deleting(obj) else "Active"
         return {**obj, "status": {**(obj.get("status") or {}), "phase": phase}}
@@ -114,7 +114,7 @@ async def create(
     obj = lifecycle.prepare_create(rtype, body, namespace=target.namespace, now=ctx.now())
     if target.name is not None and obj["metadata"]["name"] != target.name:
         raise ApiError(400, "the name of the object does not match the name on the URL")
-    obj = _server_status(rtype, obj, now=lifecycle.timestamp(ctx.now()))
+    obj = _server_status(rtype, obj, ctx=ctx)
     attrs = opts.attributes(target, "CREATE", str(obj["metadata"]["name"]))
     admitted = await chain.admitted(
         ctx, attrs, obj, None, lambda o: admit(rtype, o, field_validation=opts.field_validation)
@@ -178,7 +178,7 @@ async def _finish_update(
         status_only = target.subresource == "status"
         prepared = lifecycle.prepare_update(rtype, old, wanted, status_only=status_only)
         if not status_only:
-            prepared = _server_status(rtype, prepared, now=lifecycle.timestamp(ctx.now()))
+            prepared = _server_status(rtype, prepared, ctx=ctx)
         return prepared
 
     first = prepared_from(new)
