@@ -603,15 +603,17 @@ class Controller:
         resource = self._deps.operator.resource
         prefix = f"{resource.group}/{resource.kind}/"
         found = await self._early_scan(path)
+        begun = "begun before the controller" if found is not None else "after the open"
         if found is None:
             found = await asyncio.to_thread(scan, path, prefix)
-        for record in found.observed:
-            if record.stream.startswith(prefix):
-                self._observations.seed(record.stream, [record])
+        seeded = [record for record in found.observed if record.stream.startswith(prefix)]
+        for record in seeded:
+            self._observations.seed(record.stream, [record])
         self._in_flight_at_start = found.in_flight
         log.info(
-            "journal scanned at start: %d streams with a last observation, %d in flight",
-            len(found.observed),
+            "journal scanned at start (%s): %d streams with a last observation, %d in flight",
+            begun,
+            len(seeded),
             len(found.in_flight),
         )
 
