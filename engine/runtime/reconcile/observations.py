@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +40,10 @@ def spec_digest(spec: Mapping[str, Any]) -> str:
 
 
 _DIGESTS_KEPT = 8192
-_digests: dict[tuple[str, str], tuple[Mapping[str, Any], str]] = {}
+_digests: OrderedDict[tuple[str, str], tuple[Mapping[str, Any], str]] = OrderedDict()
+"""An OrderedDict, not a dict: a dict's oldest key, taken again and again, is found by
+walking past every key deleted before it (at 10,000 listed objects that walk cost half
+as much as the digest itself); `popitem(last=False)` takes it at once."""
 
 
 def spec_digest_of(obj: Mapping[str, Any]) -> str:
@@ -57,7 +61,7 @@ def spec_digest_of(obj: Mapping[str, Any]) -> str:
         return known[1]
     digest = spec_digest(spec)
     if known is None and len(_digests) >= _DIGESTS_KEPT:
-        del _digests[next(iter(_digests))]  # the oldest first (dicts keep insertion order)
+        _digests.popitem(last=False)  # the oldest first
     _digests[key] = (spec, digest)
     return digest
 
@@ -203,6 +207,7 @@ class Observer:
 
     def __init__(self, deps: ObserverDeps) -> None:
         self._deps = deps
+        self._kind = deps.operator.resource.kind_ref  # built once, not per object
 
     async def primary(self, change: Change) -> None:
         deps = self._deps
@@ -212,7 +217,7 @@ class Observer:
         key = ObjectRef.of(entry.obj).key
         if not entry.uid:
             return
-        stream = stream_of(deps.operator, entry.obj)
+        stream = str(StreamId.of(self._kind, entry.obj))
         observation = observation_of(
             entry,
             finalizer=deps.operator.finalizer_name,
