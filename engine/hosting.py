@@ -21,6 +21,7 @@ from engine.clock import Clock, SystemClock
 from engine.effects.install import KubeApi
 from engine.journal.store import Journal
 from engine.runtime.manager.controller import Controller, ControllerDeps, open_engine_journal
+from engine.runtime.manager.start_scan import EarlyScan
 from engine.telemetry.metrics import EngineMetrics
 from engine.telemetry.setup import TracingHandle
 from engine.watchers import connect_in_cluster, connect_kubeconfig
@@ -43,11 +44,12 @@ def build_controller(
     tracing: TracingHandle | None = None,
     serve_health: bool = True,
     handle_signals: bool = False,
+    early_scan: EarlyScan | None = None,
 ) -> Controller:
     """A `Controller` for `operator` (not started: call `run()` on it).
 
     `api_client` None: connect from `settings`; `journal` None: open
-    `<settings.state_dir>/journal.db`.
+    `<settings.state_dir>/journal.db`; `early_scan`: its start-up scan, begun already.
     """
     return Controller(
         ControllerDeps(
@@ -60,6 +62,7 @@ def build_controller(
             tracing=tracing,
             serve_health=serve_health,
             handle_signals=handle_signals,
+            early_scan=early_scan,
         )
     )
 

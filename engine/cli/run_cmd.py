@@ -6,6 +6,7 @@ embedded API server (`--local`) or on a real cluster (`--kubeconfig PATH` /
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import click
 
 from engine import load_settings
 from engine.cli.operator_ref import EXAMPLE_OPERATOR, default_ref, load_operator, operator_option
-from engine.cli.run_engine import RunPlan, run_engine
 from engine.cli.start_collector import paused
+from engine.journal.errors import JournalUnavailable
+from engine.runtime.manager import start_scan
 from engine.runtime.manager.settings import SettingsError
 
 
@@ -137,6 +139,15 @@ def command(
         settings = load_settings(config_path=config_path, env=os.environ, overrides=overrides)
     except SettingsError as bad:
         raise BadSetting(str(bad)) from None
+    # the journal's start-up scan runs in its thread while the rest of the engine is
+    # imported and connects (an operator with webhooks opens its journal first: no scan)
+    early_scan = None
+    if not operator.serves_webhooks:
+        with contextlib.suppress(JournalUnavailable):  # the controller's open says what
+            early_scan = start_scan.begin(start_scan.journal_file(settings))
+    with paused():  # the rest of the engine's imports (see start_collector)
+        from engine.cli.run_engine import RunPlan, run_engine
+
     samples = None
     if local and not no_samples:
         default = REPO_SAMPLES if example and REPO_SAMPLES.is_dir() else None
@@ -151,5 +162,6 @@ def command(
         duration=duration,
         plain=plain,
         rbac=rbac,
+        early_scan=early_scan,
     )
     asyncio.run(run_engine(plan))

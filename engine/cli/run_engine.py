@@ -49,6 +49,7 @@ from engine.example.site import site_operator
 from engine.hosting import build_controller, open_journal_for, operator_webhooks
 from engine.journal.errors import JournalError
 from engine.journal.store import Journal
+from engine.runtime.manager.start_scan import EarlyScan
 from engine.telemetry.logging import configure_logging
 from engine.telemetry.metrics import EngineMetrics
 from engine.telemetry.otel_config import TelemetryConfigError
@@ -85,6 +86,8 @@ class RunPlan:
     duration: float | None
     plain: bool
     rbac: bool = False  # --local --rbac: RBAC over HTTPS, the engine as its ServiceAccount
+    early_scan: EarlyScan | None = None
+    """The journal's start-up scan, begun before this module was imported (`run_cmd`)."""
 
 
 def collection_of(operator: Operator) -> Collection:
@@ -362,6 +365,7 @@ async def _serve(
         journal=journal,
         metrics=metrics,
         tracing=tracing,
+        early_scan=plan.early_scan if journal is None else None,
     )
     running = asyncio.create_task(controller.run(), name="controller")
     if plan.duration is not None:

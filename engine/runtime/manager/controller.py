@@ -41,7 +41,14 @@ from engine.runtime.manager.readiness import (
     kind_served,
 )
 from engine.runtime.manager.settings import Settings
-from engine.runtime.manager.start_scan import open_runs, scan
+from engine.runtime.manager.start_scan import (
+    JOURNAL_FILE,
+    EarlyScan,
+    StartScan,
+    journal_file,
+    open_runs,
+    scan,
+)
 from engine.runtime.manager.watches import Watches
 from engine.runtime.queue.limits import KeyedBackoff, TokenBucket
 from engine.runtime.queue.work_queue import WorkQueue
@@ -86,8 +93,6 @@ RELIST_HOLD_SECONDS = 0.2
 """How soon a key held while the watches relist after an API server restore is looked
 at again."""
 
-JOURNAL_FILE = "journal.db"
-
 
 @dataclass(frozen=True)
 class ControllerDeps:
@@ -106,6 +111,8 @@ class ControllerDeps:
     - `handle_signals`: stop gracefully on SIGTERM and SIGINT (main thread only).
     - `record_events`: a Kubernetes Event per reconcile that took transitions.
     - `shutdown_timeout`: seconds the queue may take to drain in-flight reconciles.
+    - `early_scan`: the start-up scan begun before the controller (`start_scan.begin`,
+      by `engine run`); used if it read the journal the controller opens as it is then.
     """
 
     operator: Operator
@@ -120,6 +127,7 @@ class ControllerDeps:
     handle_signals: bool = True
     record_events: bool = True
     shutdown_timeout: float = 10.0
+    early_scan: EarlyScan | None = None
 
 
 class Controller:
@@ -181,6 +189,8 @@ class Controller:
         self._served: KindServed | None = None
         self._quarantined: str | None = None
         """What was wrong with the journal renamed aside at start, if one was."""
+        self._opened_head: Any = None
+        """The head of the SQLite journal the controller opened itself, once opened."""
 
     # -- public ----------------------------------------------------------------------------
 
@@ -237,6 +247,8 @@ class Controller:
             if journal is None:
                 journal = await self._open_journal()
                 stack.push_async_callback(journal.close)
+                if isinstance(journal, SqliteJournal):
+                    self._opened_head = journal.head
             self._commits = JournalCommits(
                 journal.probe_commit if isinstance(journal, SqliteJournal) else None,
                 self._timing,
@@ -373,12 +385,9 @@ class Controller:
         deps = self._deps
         if deps.journal is not None:
             return None
-        url = deps.settings.journal_url
         if deps.journal_path is not None:
             return deps.journal_path
-        if url and is_postgres(url):
-            return None
-        return sqlite_path(url) if url else deps.settings.state_dir / JOURNAL_FILE
+        return journal_file(deps.settings)
 
     def _timeline_journal(self) -> Path | None:
         """The SQLite journal whose timeline the health port serves (setting
@@ -611,15 +620,38 @@ class Controller:
         if path is None or self._observations is None or not path.exists():
             return
         resource = self._deps.operator.resource
-        found = await asyncio.to_thread(scan, path, f"{resource.group}/{resource.kind}/")
-        for record in found.observed:
+        prefix = f"{resource.group}/{resource.kind}/"
+        found = await self._early_scan(path)
+        begun = "begun before the controller" if found is not None else "after the open"
+        if found is None:
+            found = await asyncio.to_thread(scan, path, prefix)
+        seeded = [record for record in found.observed if record.stream.startswith(prefix)]
+        for record in seeded:
             self._observations.seed(record.stream, [record])
         self._in_flight_at_start = found.in_flight
         log.info(
-            "journal scanned at start: %d streams with a last observation, %d in flight",
-            len(found.observed),
+            "journal scanned at start (%s): %d streams with a last observation, %d in flight",
+            begun,
+            len(seeded),
             len(found.in_flight),
         )
+
+    async def _early_scan(self, path: Path) -> StartScan | None:
+        """The early scan's answer when it read `path` as the controller opened it (the
+        same last record); None when there was none, it failed (the controller's own
+        open has judged the journal since) or the journal moved on."""
+        early = self._deps.early_scan
+        if early is None or early.path != path or self._opened_head is None:
+            return None
+        try:
+            found = await asyncio.wrap_future(early.result)
+        except Exception as failure:  # the scan that follows reports what is wrong
+            log.info("the early start-up scan failed (%s); scanning again", failure)
+            return None
+        if found.head != self._opened_head:
+            log.info("the journal changed after the early start-up scan; scanning again")
+            return None
+        return found
 
     async def _enqueue_in_flight(
         self,

@@ -59,8 +59,9 @@ class ResourceViews:
         status = obj.get("status") or {}
         current = self._views.get(key)
         uid = str(metadata.get("uid") or "")
-        if current is None or current.uid != uid:
-            current = ResourceView(
+        phase = status.get("phase") if isinstance(status.get("phase"), str) else None
+        if current is None or current.uid != uid:  # a new view, made once (a listing's)
+            self._views[key] = ResourceView(
                 namespace=str(metadata.get("namespace") or ""),
                 name=str(metadata.get("name") or ""),
                 uid=uid,
@@ -69,8 +70,10 @@ class ResourceViews:
                 last_event=event,
                 updated_at=at,
                 created=str(metadata.get("creationTimestamp") or ""),
+                phase=phase or None,
             )
-        phase = status.get("phase") if isinstance(status.get("phase"), str) else None
+            self._mark(key)
+            return
         self._views[key] = replace(
             current,
             state=state or current.state,
