@@ -296,15 +296,20 @@ class _Process:
         )
         self._created: dict[str, str] = {}
         self._seeded: set[str] = set()
+        self._listed = False
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         self.streams = streams
         self.clock = clock
         self.runner = runner
 
     def knows(self, uid: str) -> bool:
-        """Whether this process has seen the object with `uid` itself (a relist of it is
-        then a restart); an object only carried over from the process before is not."""
-        return uid not in self._seeded and self.objects.key_of_uid(uid) is not None
+        """Whether a relist of the object with `uid` is a restart: this process has seen it
+        itself, or carried it over from the process before and has finished its own first
+        list (a live watch sends `added` for an object it knows only in that list: its
+        later relists send `modified`), so the `added` is the next process's list."""
+        if self.objects.key_of_uid(uid) is None:
+            return False
+        return uid not in self._seeded or self._listed
 
     def seed(self, before: PrimaryView) -> None:
         """Start with every object the process before knew to exist, as a new live
@@ -322,6 +327,8 @@ class _Process:
         observation = ev.parse_observation(record)
         obj = self._object_of(record)
         self._seeded.discard(str(obj["metadata"]["uid"]))
+        if record.data.get("watch_event") != "added":
+            self._listed = True  # the watch delivers changes only after its first list
         self.objects.update(obj, exists=observation.exists)
         spec = record.data.get("spec") or {}
         watch_event = str(record.data.get("watch_event"))

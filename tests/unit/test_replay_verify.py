@@ -192,3 +192,45 @@ async def test_drift_journaled_after_a_write_is_not_answered_to_the_pass_before_
     report = await replay_through_loop(records, load_operator(None))
     assert report.divergence is None, report.divergence
     assert report.compared == len([r for r in records if not is_external(r)])
+
+
+def _carried_over_relist() -> list[Record]:
+    return _export(JOURNALS / "soak_relist_of_an_object_carried_over.jsonl")
+
+
+async def test_a_relist_of_an_object_carried_over_from_the_process_before_is_a_restart() -> None:
+    """(D8) Two Sites of a soak's journal. A process that has finished its first list
+    (soak-0689's `modified` at 32515) is killed; the next one's list journals soak-0013
+    first (33875), an object the killed process had only carried over from the one
+    before it, then soak-0689 (33910). It takes soak-0013 Ready → Finalizing and is
+    killed after its status write was applied, before its `StatusWritten`; the next
+    process's list journals the Finalizing status (34027) and runs the cleanup without a
+    write. Replay took the restart at 33910, not 33875, so the process it rebuilt there
+    carried soak-0013 over once more, took the relist at 34027 for that process's own
+    list, and journaled the write the kill cut off ("the code appends StatusWritten")."""
+    records = _carried_over_relist()
+    by_position = {r.position: r for r in records}
+    assert by_position[32515].data["watch_event"] == "modified"
+    assert [by_position[p].data["watch_event"] for p in (33875, 33910, 34027)] == ["added"] * 3
+    assert by_position[34027].data["status_phase"] == "Finalizing"
+    assert not any(r.type == ev.STATUS_WRITTEN and r.position > 34025 for r in records)
+    report = await replay_through_loop(records, load_operator(None))
+    assert report.divergence is None, report.divergence
+    assert report.compared == len([r for r in records if not is_external(r)])
+
+
+async def test_a_relist_showing_a_status_the_code_must_write_still_diverges() -> None:
+    """The same journal with the relist at 34027 showing the status from before the
+    write (Ready, generation 4): the code writes the Finalizing status there, and the
+    journal has the cleanup's start instead."""
+    records = _carried_over_relist()
+    index = next(i for i, r in enumerate(records) if r.position == 34027)
+    relist = records[index]
+    records[index] = replace(
+        relist,
+        data={**relist.data, "status_phase": "Ready", "status_observed_generation": 4},
+    )
+    report = await replay_through_loop(records, load_operator(None))
+    assert report.divergence is not None
+    assert report.divergence.position == 34028
+    assert "the code appends StatusWritten" in report.divergence.message
