@@ -19,6 +19,7 @@ import orjson
 
 from engine.journal.codec import Row, encode_json
 from engine.journal.errors import JournalUnavailable
+from engine.journal.files import sync_directory
 
 FORMAT = "engine-journal-archive"
 VERSION = 1
@@ -78,11 +79,7 @@ def write_segment(path: Path, rows: Iterable[Row], *, journal: str) -> tuple[int
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(temporary, path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        sync_directory(path.parent)
     except OSError as bad:
         temporary.unlink(missing_ok=True)
         raise JournalUnavailable(

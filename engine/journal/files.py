@@ -142,6 +142,15 @@ def tighten_sidecars(path: Path) -> None:
             continue
 
 
+def sync_directory(directory: Path) -> None:
+    """fsync `directory`, so that a rename or a new file in it survives a crash."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def sqlite_uri(path: Path, *, readonly: bool) -> str:
     """The SQLite URI of `path`.
 

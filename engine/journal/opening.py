@@ -24,7 +24,7 @@ from engine.journal.errors import (
     NotAJournal,
     SchemaTooNew,
 )
-from engine.journal.files import FILE_MODE
+from engine.journal.files import FILE_MODE, sync_directory
 
 log = logging.getLogger(__name__)
 
@@ -168,11 +168,7 @@ async def backup(connection: SqlConnection, path: Path, version: int) -> Path:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    sync_directory(path.parent)
     return target
 
 

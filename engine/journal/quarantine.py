@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from engine.journal.errors import CorruptJournal, JournalError, NotAJournal
+from engine.journal.files import sync_directory
 from engine.journal.head_marker import marker_path
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -49,9 +50,5 @@ def quarantine(path: Path, now: datetime) -> list[Path]:
         if source.exists():
             os.rename(source, destination)
             moved.append(destination)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    sync_directory(path.parent)
     return moved
