@@ -29,10 +29,12 @@ from engine.identity import StreamId
 from engine.journal.errors import CorruptJournal, NotAJournal
 from engine.journal.location import is_postgres, open_journal, sqlite_path
 from engine.journal.quarantine import quarantinable, quarantine
+from engine.journal.record import Record
 from engine.journal.sqlite import SqliteJournal
 from engine.journal.store import Journal
 from engine.runtime.manager.health import Check, HealthDependencies, HealthServer
 from engine.runtime.manager.leadership import Leadership, LeadershipDeps
+from engine.runtime.manager.missed_deletes import MissedDeps, observe_missed
 from engine.runtime.manager.readiness import (
     ApiReachability,
     JournalCommits,
@@ -158,6 +160,8 @@ class Controller:
         self._observations: ObservationLog | None = None
         self._in_flight_at_start: tuple[str, ...] | None = None
         """The in-flight streams the start-up scan found, until they are enqueued."""
+        self._observed_at_start: tuple[Record, ...] | None = None
+        """The start-up scan's last observations, until the first list is complete."""
         self._watchdog: Watchdog | None = None
         self._loop_lag = LoopLagMonitor(
             LoopLagConfig(
@@ -282,6 +286,7 @@ class Controller:
             await scanning
             if not await self._watches.wait_synced(self._stopping):
                 return
+            await self._observe_missed(journal, reconciler, observer)
             if self._sharding is not None:
                 await self._sharding.start(
                     ShardRunDeps(
@@ -615,11 +620,39 @@ class Controller:
         for record in found.observed:
             self._observations.seed(record.stream, [record])
         self._in_flight_at_start = found.in_flight
+        self._observed_at_start = found.observed
         log.info(
             "journal scanned at start: %d streams with a last observation, %d in flight",
             len(found.observed),
             len(found.in_flight),
         )
+
+    async def _observe_missed(
+        self, journal: Journal, reconciler: Reconciler, observer: Observer | ShardedObserver
+    ) -> None:
+        """Once the primary's first list is complete: the live streams it lacks are
+        observed as deleted (`missed_deletes`), from the start scan's last observations
+        and in-flight streams, else from the journal's streams."""
+        resource = self._deps.operator.resource
+        prefix = f"{resource.group}/{resource.kind}/"
+        scanned, self._observed_at_start = self._observed_at_start, None
+        streams: list[tuple[str, Record | None]]
+        if scanned is not None:
+            streams = [(record.stream, record) for record in scanned]
+            streams += [(s, None) for s in self._in_flight_at_start or () if s.startswith(prefix)]
+        else:
+            streams = [(s, None) for s in await journal.streams() if s.startswith(prefix)]
+        primary = self._watches.watchers[0]  # the primary kind's watcher comes first
+        deps = MissedDeps(
+            operator=self._deps.operator,
+            kind=primary.kind,
+            cache=primary.cache,
+            sink=observer.primary,
+            namespaces=self._deps.settings.namespaces,
+            state_of=reconciler.streams.current,
+            records_of=journal.read_stream,
+        )
+        await observe_missed(deps, streams)
 
     async def _enqueue_in_flight(
         self,
