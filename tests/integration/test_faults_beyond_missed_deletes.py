@@ -118,3 +118,55 @@ async def test_a_widget_deleted_with_its_finalizers_stripped_while_stopped_is_cl
     assert code == 0, out
     report = await verify_journal(journal_path, widget_operator(ExternalService()))
     assert report.divergence is None, report.divergence
+
+
+async def test_a_name_deleted_and_created_again_while_stopped_has_the_old_uid_cleaned_up_first(
+    tmp_path: Path,
+) -> None:
+    """The same, then the name created again (a new uid) before the engine starts: the old
+    uid's cleanup runs once, then the new one is provisioned once (its registration is
+    the one left)."""
+    service = ExternalService()
+    async with (
+        serve_apiserver(kubeconfig_path=tmp_path / "kubeconfig") as server,
+        aiohttp.ClientSession() as session,
+    ):
+        api = Api(session, server.url)
+        await install_crd(api, widget_operator(service))
+
+        async def ready_as(uid: str) -> bool:
+            widget = (await api.get(f"{WIDGETS}/reborn")) or {}
+            phase = (widget.get("status") or {}).get("phase")
+            return widget.get("metadata", {}).get("uid") == uid and phase == READY
+
+        async with _engine(tmp_path, service):
+            first = (await api.create_widget("reborn", size=1))["metadata"]["uid"]
+            await eventually(lambda: ready_as(first), "the first reborn Ready")
+        await api.merge(f"{WIDGETS}/reborn", {"metadata": {"finalizers": None}})
+        assert await api.delete(f"{WIDGETS}/reborn") == 200
+        second = (await api.create_widget("reborn", size=3))["metadata"]["uid"]
+
+        async with _engine(tmp_path, service):
+            await eventually(lambda: ready_as(second), "the second reborn Ready", within=10)
+            await asyncio.sleep(0.5)  # room for a needless extra call, which would show below
+        assert list(service.calls) == [
+            f"{first}:1:register",
+            f"{first}:1:unregister",
+            f"{second}:1:register",
+        ], service.calls
+        assert all(count == 1 for count in service.calls.values()), service.calls
+        assert service.registered == {"reborn": {"size": 3}}
+
+    journal = await SqliteJournal.open(tmp_path / "journal.db", synchronous="NORMAL")
+    try:
+        streams = await journal.streams()
+        (old,) = [s for s in streams if s.endswith(f"#{first}")]
+        (new,) = [s for s in streams if s.endswith(f"#{second}")]
+        assert fold(await journal.read_stream(old)).state == DELETED
+        assert fold(await journal.read_stream(new)).state == READY
+    finally:
+        await journal.close()
+    code, out = await journal_check(tmp_path / "journal.db")
+    assert code == 0, out
+    report = await verify_journal(tmp_path / "journal.db", widget_operator(ExternalService()))
+    assert report.divergence is None, report.divergence

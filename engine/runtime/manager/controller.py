@@ -34,7 +34,11 @@ from engine.journal.sqlite import SqliteJournal
 from engine.journal.store import Journal
 from engine.runtime.manager.health import Check, HealthDependencies, HealthServer
 from engine.runtime.manager.leadership import Leadership, LeadershipDeps
-from engine.runtime.manager.missed_deletes import MissedDeps, observe_missed
+from engine.runtime.manager.missed_deletes import (
+    MissedDeps,
+    deliver_replacements,
+    observe_missed,
+)
 from engine.runtime.manager.readiness import (
     ApiReachability,
     JournalCommits,
@@ -286,7 +290,7 @@ class Controller:
             await scanning
             if not await self._watches.wait_synced(self._stopping):
                 return
-            await self._observe_missed(journal, reconciler, observer)
+            await self._observe_missed(journal, reconciler, observer, stack)
             if self._sharding is not None:
                 await self._sharding.start(
                     ShardRunDeps(
@@ -555,6 +559,16 @@ class Controller:
     def _noted(self, key: str, obj: Mapping[str, Any], event: str) -> None:
         self._views.note(key, obj, event=event, at=self._deps.clock.now())
 
+    def _require_objects(self) -> PrimaryView:
+        if self._objects is None:  # pragma: no cover - assembled before use
+            raise RuntimeError("the controller is not assembled")
+        return self._objects
+
+    def _require_observations(self) -> ObservationLog:
+        if self._observations is None:  # pragma: no cover - assembled before use
+            raise RuntimeError("the controller is not assembled")
+        return self._observations
+
     def _require_queue(self) -> WorkQueue:
         if self._queue is None:  # pragma: no cover - assembled before use
             raise RuntimeError("the controller is not assembled")
@@ -628,7 +642,11 @@ class Controller:
         )
 
     async def _observe_missed(
-        self, journal: Journal, reconciler: Reconciler, observer: Observer | ShardedObserver
+        self,
+        journal: Journal,
+        reconciler: Reconciler,
+        observer: Observer | ShardedObserver,
+        stack: contextlib.AsyncExitStack,
     ) -> None:
         """Once the primary's first list is complete: the live streams it lacks are
         observed as deleted (`missed_deletes`), from the start scan's last observations
@@ -648,11 +666,16 @@ class Controller:
             kind=primary.kind,
             cache=primary.cache,
             sink=observer.primary,
+            view=self._require_objects(),
             namespaces=self._deps.settings.namespaces,
             state_of=reconciler.streams.current,
             records_of=journal.read_stream,
+            forget_last=self._require_observations().forget,
         )
-        await observe_missed(deps, streams)
+        replaced = await observe_missed(deps, streams)
+        if replaced:  # each new uid is handed on once its name's old uid is finalized
+            task = asyncio.create_task(deliver_replacements(deps, replaced), name="replaced")
+            stack.push_async_callback(_cancel, task)
 
     async def _enqueue_in_flight(
         self,

@@ -19,6 +19,7 @@ a stream without a known last observation is folded (and, if live and absent, re
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from engine.fsm.state import ResourceState
 from engine.fsm.table import DELETED
 from engine.identity import StreamId
 from engine.journal.record import Record
+from engine.runtime.reconcile.objects import PrimaryView
 from engine.runtime.reconcile.operator import Operator
 from engine.watchers import Change, ChangeOrigin, ChangeType, Kind, ObjectCache, Sink
 
@@ -108,25 +110,31 @@ def gone_object(operator: Operator, missed: Missed, record: Record) -> dict[str,
 @dataclass(frozen=True)
 class MissedDeps:
     """What `observe_missed` needs: the operator, the primary watcher's kind and cache
-    (its first list complete), the sink (the observer's `primary`), the namespaces in
-    scope, and, for a stream without a known last observation, its folded state and its
-    records."""
+    (its first list complete), the sink (the observer's `primary`), the view the
+    reconciles read (`view`), the namespaces in scope, and, for a stream without a known
+    last observation, its folded state and its records; `forget_last` makes the
+    observation log forget a stream's last observation (so the next is journaled)."""
 
     operator: Operator
     kind: Kind
     cache: ObjectCache
     sink: Sink
+    view: PrimaryView
     namespaces: Sequence[str]
     state_of: Callable[[str], Awaitable[ResourceState]]
     records_of: Callable[[str], Awaitable[list[Record]]]
+    forget_last: Callable[[str], None]
 
 
-async def observe_missed(deps: MissedDeps, streams: Iterable[tuple[str, Record | None]]) -> int:
-    """Hand a relist deletion of each live stream the first list lacks to the sink (for a
-    replaced one, the listed object again after it, so the view holds the new uid);
-    return how many. A stream the sink fails on is logged and left (as a live delivery
-    would be tried again by its next list)."""
-    delivered = 0
+async def observe_missed(
+    deps: MissedDeps, streams: Iterable[tuple[str, Record | None]]
+) -> list[Missed]:
+    """Hand a relist deletion of each live stream the first list lacks to the sink;
+    return the replaced ones (their name now has another uid), whose listed object
+    `deliver_replacements` hands on once the old uid is finalized. A stream the sink
+    fails on is logged and left (as a live delivery would be tried again by its next
+    list)."""
+    delivered: list[Missed] = []
     for missed in absent(streams, deps.cache, namespaces=deps.namespaces):
         record = missed.record
         if record is None:
@@ -136,23 +144,54 @@ async def observe_missed(deps: MissedDeps, streams: Iterable[tuple[str, Record |
             if not observed:
                 continue
             record = observed[-1]
-        name = (missed.stream.namespace, missed.stream.name)
-        listed = deps.cache.get(*name)
+        listed = deps.cache.get(missed.stream.namespace, missed.stream.name)
         gone = gone_object(deps.operator, missed, record)
-        changes = [
-            Change(ChangeType.DELETED, ChangeOrigin.RELIST, deps.kind, gone, listed, deps.cache)
-        ]
-        if listed is not None:
-            changes.append(
-                Change(ChangeType.ADDED, ChangeOrigin.RELIST, deps.kind, listed, None, deps.cache)
-            )
         try:
-            for change in changes:
-                await deps.sink(change)
+            await deps.sink(
+                Change(ChangeType.DELETED, ChangeOrigin.RELIST, deps.kind, gone, listed, deps.cache)
+            )
         except Exception:
             log.exception("could not observe the deletion of %s missed while stopped", missed.text)
             continue
-        delivered += 1
+        delivered.append(missed)
     if delivered:
-        log.info("observed %d deletions missed while the engine was stopped", delivered)
-    return delivered
+        log.info("observed %d deletions missed while the engine was stopped", len(delivered))
+    return [missed for missed in delivered if missed.replaced]
+
+
+async def deliver_replacements(
+    deps: MissedDeps, replaced: Sequence[Missed], *, poll_seconds: float = 0.1
+) -> None:
+    """For each replaced stream, once the view no longer holds its old uid (its deletion
+    was reconciled: finalized, the stream Deleted, the key forgotten; or a newer watch
+    event of the name came first), hand the listed object to the sink as a relist's
+    addition, so the new uid is reconciled after the old one's cleanup (as on a cluster,
+    where the name is free only once the old object's finalizers are done). Polls the
+    view every `poll_seconds`; runs until every one is delivered (or cancelled)."""
+    waiting = list(replaced)
+    while waiting:
+        still: list[Missed] = []
+        for missed in waiting:
+            ref = missed.stream.ref
+            entry = deps.view.get(ref.key)
+            if entry is not None and entry.uid == missed.stream.uid:
+                still.append(missed)
+                continue
+            listed = deps.cache.get(ref.namespace, ref.name)
+            listed_uid = str((listed or {}).get("metadata", {}).get("uid") or "")
+            if listed is None or (entry is not None and entry.uid == listed_uid):
+                continue  # gone meanwhile, or held already: the watch delivered it since
+            # journaled again (the list journaled it before the old uid's deletion): replay
+            # then also holds the new uid again after the old one's stream closed
+            deps.forget_last(str(StreamId.of(deps.operator.resource.kind_ref, listed)))
+            try:
+                await deps.sink(
+                    Change(
+                        ChangeType.ADDED, ChangeOrigin.RELIST, deps.kind, listed, None, deps.cache
+                    )
+                )
+            except Exception:
+                log.exception("could not hand on %s after the old uid's cleanup", ref.label)
+        waiting = still
+        if waiting:
+            await asyncio.sleep(poll_seconds)
