@@ -9,7 +9,9 @@ at start, every stream of the kind the journal holds as live (its last `Observed
 the object existing and it is not Deleted) whose object the first list did not name, or
 named with another uid, is handed to the primary sink as a deletion found by a relist,
 carrying the object's last journaled state: the same `Observed` record, fold and
-finalize (once, under its key) as a live watch's deletion.
+finalize (once, under its key) as a live watch's deletion. The view holds one uid per
+name, so a name listed with another uid gets its listed object handed on again only
+once the old uid's deletion was reconciled (`deliver_replacements`).
 
 Cost: one look-up in the watcher's cache per live stream; nothing per listed object.
 The streams come from the start scan's last observations (a SQLite journal the engine
