@@ -64,13 +64,19 @@ def absent(
     for text, record in streams:
         if record is not None and record.data.get("exists") is not True:
             continue
+        # `group/kind/namespace/name#uid`, split by hand: `StreamId.parse` cost most of
+        # the look-up, and only a missed stream needs one
+        path, _, uid = text.rpartition("#")
+        head, _, name = path.rpartition("/")
+        namespace = head.rpartition("/")[2]
+        if not uid or (namespaces and namespace not in namespaces):
+            continue
+        entry = cache.entry((namespace, name))
+        if entry is not None and entry.uid == uid:
+            continue
         stream = StreamId.parse(text)
-        if not stream.uid or (namespaces and stream.namespace not in namespaces):
-            continue
-        entry = cache.entry((stream.namespace, stream.name))
-        if entry is not None and entry.uid == stream.uid:
-            continue
-        found.append(Missed(stream, text, record, replaced=entry is not None))
+        if stream.uid:
+            found.append(Missed(stream, text, record, replaced=entry is not None))
     return found
 
 
