@@ -669,6 +669,7 @@ class Controller:
             view=self._require_objects(),
             namespaces=self._deps.settings.namespaces,
             state_of=reconciler.streams.current,
+            forget_state=reconciler.streams.forget,
             records_of=journal.read_stream,
             forget_last=self._require_observations().forget,
         )

@@ -120,7 +120,8 @@ class MissedDeps:
     """What `observe_missed` needs: the operator, the primary watcher's kind and cache
     (its first list complete), the sink (the observer's `primary`), the view the
     reconciles read (`view`), the namespaces in scope, and, for a stream without a known
-    last observation, its folded state and its records; `forget_last` makes the
+    last observation, its folded state (`forget_state` drops a Deleted one again: a
+    closed stream is not kept in memory) and its records; `forget_last` makes the
     observation log forget a stream's last observation (so the next is journaled)."""
 
     operator: Operator
@@ -130,6 +131,7 @@ class MissedDeps:
     view: PrimaryView
     namespaces: Sequence[str]
     state_of: Callable[[str], Awaitable[ResourceState]]
+    forget_state: Callable[[str], None]
     records_of: Callable[[str], Awaitable[list[Record]]]
     forget_last: Callable[[str], None]
 
@@ -147,6 +149,7 @@ async def observe_missed(
         record = missed.record
         if record is None:
             if (await deps.state_of(missed.text)).state == DELETED:
+                deps.forget_state(missed.text)
                 continue
             observed = [r for r in await deps.records_of(missed.text) if r.type == ev.OBSERVED]
             if not observed:
