@@ -19,9 +19,11 @@ from engine.apiserver.http.embedded import serve_apiserver
 from engine.fsm import events as ev
 from engine.fsm.fold import fold
 from engine.fsm.table import DELETED, READY
+from engine.journal.location import open_journal
 from engine.journal.sqlite import SqliteJournal
 from engine.replay.verify import verify_journal
 from engine.runtime.manager.controller import Controller, ControllerDeps
+from engine.runtime.manager.settings import Settings
 from engine.watchers import connect_kubeconfig
 from tests.integration.reconcile_support import (
     WIDGETS,
@@ -33,17 +35,22 @@ from tests.integration.reconcile_support import (
     widget_operator,
 )
 from tests.support.history import journal_check
+from tests.support.postgres import Schemas, postgres_schemas, postgres_server
+
+__all__ = ["postgres_schemas", "postgres_server"]
 
 
 @contextlib.asynccontextmanager
-async def _engine(tmp_path: Path, service: ExternalService) -> AsyncIterator[Controller]:
+async def _engine(
+    tmp_path: Path, service: ExternalService, settings: Settings | None = None
+) -> AsyncIterator[Controller]:
     client = await connect_kubeconfig(tmp_path / "kubeconfig")
     controller = Controller(
         ControllerDeps(
             operator=widget_operator(service),
-            settings=fast_settings(tmp_path),
+            settings=settings or fast_settings(tmp_path),
             api_client=client,
-            journal_path=tmp_path / "journal.db",
+            journal_path=None if settings is not None else tmp_path / "journal.db",
             serve_health=False,
             handle_signals=False,
             shutdown_timeout=0.5,
@@ -170,3 +177,51 @@ async def test_a_name_deleted_and_created_again_while_stopped_has_the_old_uid_cl
     assert code == 0, out
     report = await verify_journal(tmp_path / "journal.db", widget_operator(ExternalService()))
     assert report.divergence is None, report.divergence
+
+
+async def test_a_sharded_replica_cleans_up_a_widget_of_its_shards_deleted_while_stopped(
+    tmp_path: Path, postgres_schemas: Schemas
+) -> None:
+    """The same with `shards` (a PostgreSQL journal, one replica holding both shards): the
+    missed deletion is kept in the view until its shard is acquired, then reconciled."""
+    service, url = ExternalService(), postgres_schemas.new()
+    settings = fast_settings(
+        tmp_path, journal_url=url, shards=2, lease_duration_seconds=1.0,
+        lease_renew_deadline_seconds=0.8, lease_retry_period_seconds=0.1,
+    )  # fmt: skip
+    async with (
+        serve_apiserver(kubeconfig_path=tmp_path / "kubeconfig") as server,
+        aiohttp.ClientSession() as session,
+    ):
+        api = Api(session, server.url)
+        await install_crd(api, widget_operator(service))
+
+        async def ready(name: str) -> bool:
+            status = ((await api.get(f"{WIDGETS}/{name}")) or {}).get("status") or {}
+            return status.get("phase") == READY
+
+        async with _engine(tmp_path, service, settings):
+            gone = (await api.create_widget("stripped", size=1))["metadata"]["uid"]
+            await api.create_widget("kept", size=2)
+            await eventually(lambda: ready("stripped"), "stripped Ready")
+            await eventually(lambda: ready("kept"), "kept Ready")
+        await api.merge(f"{WIDGETS}/stripped", {"metadata": {"finalizers": None}})
+        assert await api.delete(f"{WIDGETS}/stripped") == 200
+
+        async with _engine(tmp_path, service, settings):
+
+            async def cleaned_up() -> bool:
+                return f"{gone}:1:unregister" in service.calls
+
+            await eventually(cleaned_up, "the stripped Widget's cleanup", within=10)
+            await asyncio.sleep(0.5)  # room for a second cleanup call
+        assert service.registered == {"kept": {"size": 2}}
+        assert all(count == 1 for count in service.calls.values()), service.calls
+        assert len(service.calls) == 3, service.calls
+
+    journal = await open_journal(url)
+    try:
+        (stripped,) = [s for s in await journal.streams() if s.endswith(f"#{gone}")]
+        assert fold(await journal.read_stream(stripped)).state == DELETED
+    finally:
+        await journal.close()
