@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.fsm import events as ev
@@ -164,7 +164,8 @@ async def observe_missed(
         except Exception:
             log.exception("could not observe the deletion of %s missed while stopped", missed.text)
             continue
-        delivered.append(missed)
+        # replaced as the cache is now: a watch event may have named a new uid since
+        delivered.append(replace(missed, replaced=listed is not None))
     if delivered:
         log.info("observed %d deletions missed while the engine was stopped", len(delivered))
     return [missed for missed in delivered if missed.replaced]
