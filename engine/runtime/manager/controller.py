@@ -29,10 +29,16 @@ from engine.identity import StreamId
 from engine.journal.errors import CorruptJournal, NotAJournal
 from engine.journal.location import is_postgres, open_journal, sqlite_path
 from engine.journal.quarantine import quarantinable, quarantine
+from engine.journal.record import Record
 from engine.journal.sqlite import SqliteJournal
 from engine.journal.store import Journal
 from engine.runtime.manager.health import Check, HealthDependencies, HealthServer
 from engine.runtime.manager.leadership import Leadership, LeadershipDeps
+from engine.runtime.manager.missed_deletes import (
+    MissedDeps,
+    deliver_replacements,
+    observe_missed,
+)
 from engine.runtime.manager.readiness import (
     ApiReachability,
     JournalCommits,
@@ -166,6 +172,8 @@ class Controller:
         self._observations: ObservationLog | None = None
         self._in_flight_at_start: tuple[str, ...] | None = None
         """The in-flight streams the start-up scan found, until they are enqueued."""
+        self._observed_at_start: tuple[Record, ...] | None = None
+        """The start-up scan's last observations, until the first list is complete."""
         self._watchdog: Watchdog | None = None
         self._loop_lag = LoopLagMonitor(
             LoopLagConfig(
@@ -294,6 +302,7 @@ class Controller:
             await scanning
             if not await self._watches.wait_synced(self._stopping):
                 return
+            await self._observe_missed(journal, reconciler, observer, stack)
             if self._sharding is not None:
                 await self._sharding.start(
                     ShardRunDeps(
@@ -559,6 +568,16 @@ class Controller:
     def _noted(self, key: str, obj: Mapping[str, Any], event: str) -> None:
         self._views.note(key, obj, event=event, at=self._deps.clock.now())
 
+    def _require_objects(self) -> PrimaryView:
+        if self._objects is None:  # pragma: no cover - assembled before use
+            raise RuntimeError("the controller is not assembled")
+        return self._objects
+
+    def _require_observations(self) -> ObservationLog:
+        if self._observations is None:  # pragma: no cover - assembled before use
+            raise RuntimeError("the controller is not assembled")
+        return self._observations
+
     def _require_queue(self) -> WorkQueue:
         if self._queue is None:  # pragma: no cover - assembled before use
             raise RuntimeError("the controller is not assembled")
@@ -629,6 +648,7 @@ class Controller:
         for record in seeded:
             self._observations.seed(record.stream, [record])
         self._in_flight_at_start = found.in_flight
+        self._observed_at_start = found.observed
         log.info(
             "journal scanned at start (%s): %d streams with a last observation, %d in flight",
             begun,
@@ -652,6 +672,43 @@ class Controller:
             log.info("the journal changed after the early start-up scan; scanning again")
             return None
         return found
+
+    async def _observe_missed(
+        self,
+        journal: Journal,
+        reconciler: Reconciler,
+        observer: Observer | ShardedObserver,
+        stack: contextlib.AsyncExitStack,
+    ) -> None:
+        """Once the primary's first list is complete: the live streams it lacks are
+        observed as deleted (`missed_deletes`), from the start scan's last observations
+        and in-flight streams, else from the journal's streams."""
+        resource = self._deps.operator.resource
+        prefix = f"{resource.group}/{resource.kind}/"
+        scanned, self._observed_at_start = self._observed_at_start, None
+        streams: list[tuple[str, Record | None]]
+        if scanned is not None:
+            streams = [(record.stream, record) for record in scanned]
+            streams += [(s, None) for s in self._in_flight_at_start or () if s.startswith(prefix)]
+        else:
+            streams = [(s, None) for s in await journal.streams() if s.startswith(prefix)]
+        primary = self._watches.watchers[0]  # the primary kind's watcher comes first
+        deps = MissedDeps(
+            operator=self._deps.operator,
+            kind=primary.kind,
+            cache=primary.cache,
+            sink=observer.primary,
+            view=self._require_objects(),
+            namespaces=self._deps.settings.namespaces,
+            state_of=reconciler.streams.current,
+            forget_state=reconciler.streams.forget,
+            records_of=journal.read_stream,
+            forget_last=self._require_observations().forget,
+        )
+        replaced = await observe_missed(deps, streams)
+        if replaced:  # each new uid is handed on once its name's old uid is finalized
+            task = asyncio.create_task(deliver_replacements(deps, replaced), name="replaced")
+            stack.push_async_callback(_cancel, task)
 
     async def _enqueue_in_flight(
         self,
