@@ -20,6 +20,7 @@ from typing import Any
 from engine.clock import FakeClock
 from engine.fsm import events as ev
 from engine.fsm.key import FINALIZE, PROVISION
+from engine.fsm.table import DELETED
 from engine.identity import Kind, StreamId
 from engine.journal.record import NewEvent, Record
 from engine.journal.store import Journal
@@ -125,6 +126,9 @@ class Recording:
             self.versions[version] = self.versions.get(version, 0) + 1
         self._stream_of_uid = {StreamId.parse(s).uid: s for s in self._streams}
         self._last_observed: dict[str, Record] = {}
+        self._closed: set[str] = set()
+        """Streams whose last consumed record after their last observation took them
+        to Deleted (the live process forgot the object once it settled)."""
 
     @property
     def streams(self) -> tuple[str, ...]:
@@ -157,6 +161,9 @@ class Recording:
         self._consumed.add(record.position)
         if record.type == ev.OBSERVED:
             self._last_observed[stream] = record
+            self._closed.discard(stream)
+        elif record.type == ev.TRANSITION_TAKEN and record.data.get("to") == DELETED:
+            self._closed.add(stream)
         while self._head < len(self.order) and self.order[self._head].position in self._consumed:
             self._head += 1
         self.notify()
@@ -213,7 +220,11 @@ class Recording:
         `resource_version` (the pass that journaled it saw the drift change), else what
         the last observation journaled says (drift that did not change was not journaled
         again; and a pass that looks at the object before a write of its own, whose
-        answer the next observation shows, saw the drift as it was)."""
+        answer the next observation shows, saw the drift as it was).
+
+        Once the stream went Deleted, a watch's observation next is not answered to the
+        pass before it: live, that pass settled and the engine forgot the object and its
+        children's drift, and the watch's event came after and found no drift."""
         stream = self._stream_of_uid.get(owner_uid)
         if stream is None:
             return False
@@ -221,6 +232,7 @@ class Recording:
         if (
             following is not None
             and following.type == ev.OBSERVED
+            and not (stream in self._closed and is_external(following))
             and (
                 resource_version is None
                 or str(following.data.get("resource_version") or "") == resource_version
