@@ -234,3 +234,51 @@ async def test_a_relist_showing_a_status_the_code_must_write_still_diverges() ->
     assert report.divergence is not None
     assert report.divergence.position == 34028
     assert "the code appends StatusWritten" in report.divergence.message
+
+
+def _drift_after_deleted() -> list[Record]:
+    return _export(JOURNALS / "soak_drift_after_the_stream_went_deleted.jsonl")
+
+
+async def test_a_watch_observation_after_the_stream_went_deleted_answers_no_pass_before_it() -> (
+    None
+):
+    """(D9) One Site's stream of a soak's journal. The watch journaled the finalizer's
+    removal with the children drifted (88220), the next pass took Finalizing → Deleted
+    (88224) and the pass after it settled and forgot the object and its drift; the
+    watch's deletion came after (88241, no drift: the engine had forgotten it), and a
+    later pass journaled the drift the garbage collector's deletions brought (89599).
+    Replay answered the settling pass with the deletion's drift (same resourceVersion),
+    so that pass journaled nothing only once the deletion was fed, and forgot the object
+    the deletion had just put back: "the journal has Observed here, the code writes
+    nothing" at 89599."""
+    records = _drift_after_deleted()
+    by_position = {r.position: r for r in records}
+    assert (by_position[88220].data["watch_event"], by_position[88220].data["child_drift"]) == (
+        "modified",
+        True,
+    )
+    assert by_position[88224].data["to"] == "Deleted"
+    assert (by_position[88241].data["watch_event"], by_position[88241].data["child_drift"]) == (
+        "deleted",
+        False,
+    )
+    assert (
+        by_position[88241].data["resource_version"] == by_position[88220].data["resource_version"]
+    )
+    report = await replay_through_loop(records, load_operator(None))
+    assert report.divergence is None, report.divergence
+    assert report.compared == len([r for r in records if not is_external(r)])
+
+
+async def test_a_pass_after_the_stream_went_deleted_that_journals_no_drift_still_diverges() -> None:
+    """The same journal with the last pass's record showing no drift (equal to the
+    deletion before it, so the code journals nothing there): still reported at 89599."""
+    records = _drift_after_deleted()
+    index = next(i for i, r in enumerate(records) if r.position == 89599)
+    last = records[index]
+    records[index] = replace(last, data={**last.data, "child_drift": False})
+    report = await replay_through_loop(records, load_operator(None))
+    assert report.divergence is not None
+    assert report.divergence.position == 89599
+    assert "the code writes nothing" in report.divergence.message
