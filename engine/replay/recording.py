@@ -242,6 +242,30 @@ class Recording:
         last = self._last_observed.get(stream)
         return bool(last is not None and last.data.get("child_drift"))
 
+    def answer_unjournaled(self, stream: str, status: Mapping[str, Any]) -> bool:
+        """Whether the live engine's write of `status` to the object of `stream` was
+        applied (the watch journaled its echo: an observation showing that status, the
+        stream's last or one of those next before the engine's own next record) and its
+        answer never journaled (that next record is not a `StatusWritten`): the write's
+        answer failed, or the process was killed and the next one's list of the object
+        journaled nothing (it was unchanged)."""
+        written = tuple(status.get(field) for field in _STATUS_BODY_FIELDS)
+        index = self._cursor.get(stream, 0)
+        last = self._last_observed.get(stream)
+        watched = [last] if last is not None else []
+        following: Record | None = None
+        for record in self._streams.get(stream, [])[index:]:
+            if not is_external(record):
+                following = record
+                break
+            watched.append(record)
+        echoed = any(
+            is_external(r)
+            and tuple(r.data.get(f"status_{field}") for field in _STATUS_FIELDS) == written
+            for r in watched
+        )
+        return echoed and following is not None and following.type != ev.STATUS_WRITTEN
+
     def spec_digest(self, obj: Mapping[str, Any]) -> str | None:
         """The journaled digest of `obj`'s spec at its generation (computed live, before
         the journal redacted its secret fields)."""
@@ -317,6 +341,7 @@ def _echoes_after_their_writes(records: list[Record]) -> dict[int, int]:
 
 
 _STATUS_FIELDS = ("phase", "observed_generation", "reason")
+_STATUS_BODY_FIELDS = ("phase", "observedGeneration", "reason")
 
 
 class RecordingGate:

@@ -206,6 +206,10 @@ class _RecordedWrites:
     ) -> Mapping[str, Any] | None:
         answer = await self._inner.patch_status(kind, obj, status)
         await self._arrive(obj)
+        stream = str(StreamId.of(self._kind, obj))
+        if answer is not None and self._recording.answer_unjournaled(stream, status):
+            # live, the answer failed or the process was killed before its record
+            raise RetryableError("the journal holds no record of this status write's answer")
         return answer
 
     async def apply(self, kind: Kind, manifest: Mapping[str, Any]) -> Mapping[str, Any]:
