@@ -282,3 +282,41 @@ async def test_a_pass_after_the_stream_went_deleted_that_journals_no_drift_still
     assert report.divergence is not None
     assert report.divergence.position == 89599
     assert "the code writes nothing" in report.divergence.message
+
+
+def _echo_without_its_record() -> list[Record]:
+    return _export(JOURNALS / "soak_status_write_echoed_without_its_record.jsonl")
+
+
+async def test_a_status_write_echoed_but_never_journaled_is_not_journaled_by_replay() -> None:
+    """(D10) One Site's stream of a soak's journal. A process took it Ready → Finalizing
+    (91673) and wrote the status; the watch journaled the echo (91675) and the process
+    was killed before the write's `StatusWritten`. The next process's list found the
+    Site unchanged since that echo and journaled nothing, and ran the cleanup (91676)
+    with no write. Replay, seeing no relist, answered the write and journaled the
+    `StatusWritten` ("the code appends StatusWritten" at 91676); a write whose echo the
+    journal holds and whose record it does not now fails as the live answer did."""
+    records = _echo_without_its_record()
+    by_position = {r.position: r for r in records}
+    assert by_position[91673].data["to"] == "Finalizing"
+    echo = by_position[91675]
+    assert (echo.data["watch_event"], echo.data["status_phase"]) == ("modified", "Finalizing")
+    assert by_position[91676].type == ev.EFFECT_STARTED
+    assert not any(r.type == ev.STATUS_WRITTEN and r.position > 91673 for r in records)
+    report = await replay_through_loop(records, load_operator(None))
+    assert report.divergence is None, report.divergence
+    assert report.compared == len([r for r in records if not is_external(r)])
+
+
+async def test_a_status_write_without_its_echo_or_record_still_diverges() -> None:
+    """The same journal with the observation at 91675 showing the status before the
+    write (Ready): nothing says the write was applied, and the code's `StatusWritten` is
+    reported where the journal has the cleanup's start."""
+    records = _echo_without_its_record()
+    index = next(i for i, r in enumerate(records) if r.position == 91675)
+    echo = records[index]
+    records[index] = replace(echo, data={**echo.data, "status_phase": "Ready"})
+    report = await replay_through_loop(records, load_operator(None))
+    assert report.divergence is not None
+    assert report.divergence.position == 91676
+    assert "the code appends StatusWritten" in report.divergence.message
