@@ -249,6 +249,10 @@ class Recording:
         answer never journaled (that next record is not a `StatusWritten`): the write's
         answer failed, or the process was killed and the next one's list of the object
         journaled nothing (it was unchanged)."""
+        if status.get("phase") is None:
+            # a write of conditions alone (the watchdog's Stuck condition) has no
+            # `StatusWritten` of its own to miss, and its echo matches any phaseless status
+            return False
         written = tuple(status.get(field) for field in _STATUS_BODY_FIELDS)
         index = self._cursor.get(stream, 0)
         last = self._last_observed.get(stream)
