@@ -9,6 +9,7 @@ from typing import Any
 from engine import Context, CustomResource, Operator
 from engine.journal.record import Record
 from engine.runtime.manager.missed_deletes import absent, gone_object
+from engine.runtime.reconcile.observations import spec_digest, spec_digest_of
 from engine.watchers import ChangeType, ObjectCache
 
 PREFIX = "test.engine.dev/Widget"
@@ -85,3 +86,15 @@ def test_a_missed_deletion_carries_the_last_journaled_state() -> None:
     assert obj["spec"] == {"size": 3}
     assert obj["status"] == {"phase": "Ready", "observedGeneration": 2}
     assert (obj["apiVersion"], obj["kind"]) == ("test.engine.dev/v1", "Widget")
+
+
+def test_a_missed_deletion_keeps_the_digest_taken_of_the_real_spec() -> None:
+    # the journal holds the spec redacted; the digest was taken live, of the real one
+    # (D11: with the redacted spec's digest, replay took the generation's spec for changed)
+    operator = Operator(resource=WIDGET, provision=_step, finalize=_step)
+    stream = _stream("default", "gone", "u3")
+    live = spec_digest({"password": "hunter2"})
+    record = _observed(stream, spec={"password": "<redacted>"}, spec_digest=live)
+    (missed,) = absent([(stream, record)], _cache())
+    obj = gone_object(operator, missed, record)
+    assert spec_digest_of(obj) == live != spec_digest(obj["spec"])

@@ -33,6 +33,7 @@ from engine.fsm.table import DELETED
 from engine.identity import StreamId
 from engine.journal.record import Record
 from engine.runtime.reconcile.objects import PrimaryView
+from engine.runtime.reconcile.observations import remember_spec_digest
 from engine.runtime.reconcile.operator import Operator
 from engine.watchers import Change, ChangeOrigin, ChangeType, Kind, ObjectCache, Sink
 
@@ -82,7 +83,7 @@ def absent(
 
 def gone_object(operator: Operator, missed: Missed, record: Record) -> dict[str, Any]:
     """The object as `record` (its last `Observed`) last showed it, as a relist's deletion
-    carries its cached state."""
+    carries its cached state; its spec digest is the journaled one (`spec_digest_of`)."""
     resource, data = operator.resource, record.data
     metadata: dict[str, Any] = {
         "name": missed.stream.name,
@@ -112,6 +113,11 @@ def gone_object(operator: Operator, missed: Missed, record: Record) -> dict[str,
     }
     if status:
         obj["status"] = status
+    digest = data.get("spec_digest")
+    if isinstance(digest, str):
+        # its spec is the journal's, redacted: its observation keeps the digest taken of
+        # the real one (replay finds a generation's spec by that digest: D11)
+        remember_spec_digest(obj, digest)
     return obj
 
 

@@ -67,6 +67,17 @@ def spec_digest_of(obj: Mapping[str, Any]) -> str:
     return digest
 
 
+def remember_spec_digest(obj: Mapping[str, Any], digest: str) -> None:
+    """Make `spec_digest_of(obj)` answer `digest`: for an object rebuilt from its journaled
+    observation, whose spec the journal holds redacted while its digest was taken live."""
+    metadata = obj.get("metadata", {})
+    uid, version = metadata.get("uid"), metadata.get("resourceVersion")
+    if uid and version:
+        if len(_digests) >= _DIGESTS_KEPT:
+            _digests.popitem(last=False)
+        _digests[(str(uid), str(version))] = (obj.get("spec") or {}, digest)
+
+
 def stream_of(operator: Operator, obj: Mapping[str, Any]) -> str:
     """The journal stream of a primary object."""
     resource = operator.resource
