@@ -21,7 +21,6 @@ from engine.fsm.fold import fold
 from engine.fsm.table import DELETED, READY
 from engine.journal.location import open_journal
 from engine.journal.sqlite import SqliteJournal
-from engine.replay.verify import verify_journal
 from engine.runtime.manager.controller import Controller, ControllerDeps
 from engine.runtime.manager.settings import Settings
 from engine.watchers import connect_kubeconfig
@@ -34,7 +33,7 @@ from tests.integration.reconcile_support import (
     install_crd,
     widget_operator,
 )
-from tests.support.history import journal_check
+from tests.support.history import assert_checked_and_verified
 from tests.support.postgres import Schemas, postgres_schemas, postgres_server
 
 __all__ = ["postgres_schemas", "postgres_server"]
@@ -121,10 +120,7 @@ async def test_a_widget_deleted_with_its_finalizers_stripped_while_stopped_is_cl
         assert fold(await journal.read_stream(left)).state == READY
     finally:
         await journal.close()
-    code, out = await journal_check(journal_path)
-    assert code == 0, out
-    report = await verify_journal(journal_path, widget_operator(ExternalService()))
-    assert report.divergence is None, report.divergence
+    await assert_checked_and_verified(journal_path, widget_operator(ExternalService()))
 
 
 async def test_a_name_deleted_and_created_again_while_stopped_has_the_old_uid_cleaned_up_first(
@@ -173,10 +169,7 @@ async def test_a_name_deleted_and_created_again_while_stopped_has_the_old_uid_cl
         assert fold(await journal.read_stream(new)).state == READY
     finally:
         await journal.close()
-    code, out = await journal_check(tmp_path / "journal.db")
-    assert code == 0, out
-    report = await verify_journal(tmp_path / "journal.db", widget_operator(ExternalService()))
-    assert report.divergence is None, report.divergence
+    await assert_checked_and_verified(tmp_path / "journal.db", widget_operator(ExternalService()))
 
 
 async def test_a_sharded_replica_cleans_up_a_widget_of_its_shards_deleted_while_stopped(

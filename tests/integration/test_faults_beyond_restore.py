@@ -39,7 +39,6 @@ from engine.fsm import events as ev
 from engine.fsm.fold import fold
 from engine.fsm.table import DELETED, READY
 from engine.journal.sqlite import SqliteJournal
-from engine.replay.verify import verify_journal
 from engine.runtime.manager.controller import Controller, ControllerDeps
 from engine.runtime.manager.settings import Settings
 from engine.watchers import connect_kubeconfig
@@ -53,7 +52,7 @@ from tests.integration.reconcile_support import (
     install_crd,
     widget_operator,
 )
-from tests.support.history import journal_check
+from tests.support.history import assert_checked_and_verified
 
 LEASE = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/engine-leader"
 
@@ -309,10 +308,7 @@ async def test_widgets_restored_from_a_backup_are_relisted_and_reconciled_again(
             # no other call: 2 before the backup, 3 after it, 3 after the restore
             assert len(service.calls) == 8, service.calls
             assert all(count == 1 for count in service.calls.values()), service.calls
-    code, out = await journal_check(journal_path)
-    assert code == 0, out
-    report = await verify_journal(journal_path, widget_operator(ExternalService()))
-    assert report.divergence is None, report.divergence
+    await assert_checked_and_verified(journal_path, widget_operator(ExternalService()))
 
 
 async def test_a_widget_the_backup_lacks_is_finalized_by_an_engine_started_after_the_restore(
@@ -374,7 +370,4 @@ async def test_a_widget_the_backup_lacks_is_finalized_by_an_engine_started_after
                 ]
             ), service.calls
             assert all(count == 1 for count in service.calls.values()), service.calls
-    code, out = await journal_check(journal_path)
-    assert code == 0, out
-    report = await verify_journal(journal_path, widget_operator(ExternalService()))
-    assert report.divergence is None, report.divergence
+    await assert_checked_and_verified(journal_path, widget_operator(ExternalService()))

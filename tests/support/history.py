@@ -19,6 +19,8 @@ from click.testing import CliRunner
 from engine.cli.main import cli
 from engine.fsm import events as ev
 from engine.journal.sqlite import SqliteJournal
+from engine.replay.verify import verify_journal
+from engine.runtime.reconcile.operator import Operator
 from tests.support.fault_proxy import THROTTLE, RequestSeen
 
 ACCEPTED = ("applied", "replayed")
@@ -149,6 +151,15 @@ async def journal_check(path: Path) -> tuple[int, str]:
     result = await asyncio.to_thread(CliRunner().invoke, cli, ["journal", "check", str(path)])
     error = "" if result.exception is None else f" ({result.exception!r})"
     return result.exit_code, result.output.strip() + error
+
+
+async def assert_checked_and_verified(path: Path, operator: Operator) -> None:
+    """(c) `engine journal check` passes on the journal at `path`, and its replay through
+    `operator`'s handlers (`replay --verify`) finds no divergence."""
+    code, out = await journal_check(path)
+    assert code == 0, out
+    report = await verify_journal(path, operator)
+    assert report.divergence is None, report.divergence
 
 
 def retry_after_ignored(requests: Sequence[RequestSeen], *, slack: float = 0.01) -> list[str]:
