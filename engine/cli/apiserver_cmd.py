@@ -19,6 +19,7 @@ from engine.apiserver.http.security import SecurityConfigError
 from engine.apiserver.http.server import run_apiserver
 from engine.apiserver.kubelet.pod_stages import KubeletSettings
 from engine.apiserver.store.storage import ForeignDatabase
+from engine.cli import apiserver_restore_cmd
 from engine.cli.apiserver_flags import BadFlag, security_flags, security_from_flags
 
 _SECURITY_ERRORS = (
@@ -27,7 +28,7 @@ _SECURITY_ERRORS = (
 )  # fmt: skip
 
 
-@click.command(name="apiserver")
+@click.group(name="apiserver", invoke_without_command=True, subcommand_metavar="[restore ...]")
 @click.option("--db", default=":memory:", show_default=True, help="SQLite file, or :memory:.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -40,9 +41,8 @@ _SECURITY_ERRORS = (
 @click.option(
     "--kubeconfig",
     "kubeconfig",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write a kubeconfig for kubectl and clients.",
+    help="Where to write a kubeconfig for kubectl and clients (required to serve).",
 )
 @click.option(
     "--audit-log",
@@ -79,11 +79,14 @@ _SECURITY_ERRORS = (
     help="Longest a deleted Pod's grace period is honoured, in seconds.",
 )
 @security_flags
+@click.pass_context
 def command(
+    ctx: click.Context,
+    /,
     db: str,
     host: str,
     port: int,
-    kubeconfig: Path,
+    kubeconfig: Path | None,
     audit_log: Path | None,
     nodes: int,
     pod_start_delay: float,
@@ -96,7 +99,13 @@ def command(
     Workload controllers (ReplicaSet, Deployment, StatefulSet, Job, Namespace) and a
     simulated kubelet run inside it, so Pods go Running without containers.
     Authentication, RBAC and HTTPS take kube-apiserver's flag names (docs/apiserver-auth.md).
+    `engine apiserver restore BACKUP --db PATH` writes a database from a backup copy, its
+    revision bumped so that every client relists (docs/apiserver.md).
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    if kubeconfig is None:
+        raise click.UsageError("Missing option '--kubeconfig': where to write the kubeconfig.")
     security = security_from_flags(flags)
     kubelet = KubeletSettings(
         nodes=nodes,
@@ -133,3 +142,6 @@ def command(
         ) from None
     except sqlite3.DatabaseError as bad:
         raise click.ClickException(f"--db {db} is not a usable SQLite database: {bad}") from None
+
+
+command.add_command(apiserver_restore_cmd.command)

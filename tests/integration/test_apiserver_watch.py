@@ -4,7 +4,10 @@ or duplicates, bookmarks, timeoutSeconds, 410 after compaction, selector semanti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,7 +15,9 @@ import pytest
 from kubernetes_asyncio import watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from engine.apiserver.http.embedded import serve_apiserver
 from engine.apiserver.store.api_context import Settings
+from engine.apiserver.store.restore import restore_database
 from tests.integration.apiserver_support import connected
 
 
@@ -211,3 +216,53 @@ async def test_a_watch_or_list_beyond_the_store_revision_is_504_resource_version
                 line = json.loads(await asyncio.wait_for(response.content.readline(), 10))
             assert response.status == 200
             assert (line["type"], line["object"]["metadata"]["name"]) == ("ADDED", "after")
+
+
+async def test_after_a_restore_with_the_revision_bumped_old_versions_are_410_expired(
+    tmp_path: Path,
+) -> None:
+    """`engine apiserver restore`: a watch from a version handed out before the restore,
+    newer than the backup, is Expired (not a silent resume once the restored server's
+    revision passes it); a continue token from before is Expired; a fresh list and a
+    watch from its version work as always."""
+    db, backup, restored = tmp_path / "api.db", tmp_path / "backup.db", tmp_path / "restored.db"
+    path = "/api/v1/namespaces/default/configmaps"
+    async with serve_apiserver(db=str(db)) as server, aiohttp.ClientSession() as session:
+        url = server.plain_url + path
+        for name in ("kept", "other"):
+            async with session.post(url, json=configmap(name)) as response:
+                assert response.status == 201
+        with (
+            contextlib.closing(sqlite3.connect(db)) as live,
+            contextlib.closing(sqlite3.connect(backup)) as copy,
+        ):
+            live.backup(copy)
+        async with session.post(url, json=configmap("after")) as response:
+            resume = (await response.json())["metadata"]["resourceVersion"]
+        async with session.get(f"{url}?limit=1") as response:
+            token = (await response.json())["metadata"]["continue"]
+    done = restore_database(backup, restored)
+    assert done.backup_revision < int(resume) < done.revision
+    async with serve_apiserver(db=str(restored)) as server, aiohttp.ClientSession() as session:
+        url = server.plain_url + path
+        async with session.get(f"{url}?watch=true&resourceVersion={resume}") as response:
+            assert response.status == 200
+            line = json.loads(await asyncio.wait_for(response.content.readline(), 10))
+        assert line["type"] == "ERROR"
+        assert (line["object"]["code"], line["object"]["reason"]) == (410, "Expired")
+        assert "too old resource version" in line["object"]["message"]
+        async with session.get(f"{url}?limit=1&continue={token}") as response:
+            assert response.status == 410
+        async with session.get(url) as response:
+            listed = await response.json()
+        assert sorted(item["metadata"]["name"] for item in listed["items"]) == ["kept", "other"]
+        assert int(listed["metadata"]["resourceVersion"]) >= done.revision
+        version = listed["metadata"]["resourceVersion"]
+        watching = asyncio.ensure_future(session.get(f"{url}?watch=true&resourceVersion={version}"))
+        await asyncio.sleep(0.1)
+        async with session.post(url, json=configmap("new")) as response:
+            made = await response.json()
+        assert int(made["metadata"]["resourceVersion"]) > done.revision
+        async with await watching as response:
+            line = json.loads(await asyncio.wait_for(response.content.readline(), 10))
+        assert (line["type"], line["object"]["metadata"]["name"]) == ("ADDED", "new")
