@@ -21,7 +21,8 @@ class RestartReason(StrEnum):
     TOO_LARGE = "too_large_resource_version"
     """The server has not reached the resume point (restored from a backup): relist."""
     RELIST = "relist_requested"
-    """`Watcher.relist` was asked (another kind's watch found the server restored)."""
+    """`Watcher.relist` was asked (another kind's watch was refused as too large or
+    expired: the server may have been restored)."""
     THROTTLED = "throttled"
     SERVER_ERROR = "server_error"
     CLIENT_ERROR = "client_error"

@@ -113,7 +113,8 @@ class Watcher:
     def relist(self) -> None:
         """Relist every scope soon: a watch going on ends (`RestartReason.RELIST`) and one
         about to start lists first. For when the API server was restored from a backup
-        (another kind's watch was refused as too large): this kind's watch may resume
+        (another kind's watch was refused as too large, or found its resume point
+        compacted by a restore that bumped the revision): this kind's watch may resume
         without an error once the restored server's versions pass its resume point, and
         then would never see the restored state."""
         for scope in self.scopes:

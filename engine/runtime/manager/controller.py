@@ -95,6 +95,14 @@ from engine.watchers import (
 
 log = logging.getLogger(__name__)
 
+_SERVER_RESTORED = (RestartReason.TOO_LARGE, RestartReason.EXPIRED)
+"""Restart reasons a restore from a backup gives a watch: a resume point the restored
+server has not reached (504 `ResourceVersionTooLarge`), or, restored with the revision
+bumped (`engine apiserver restore`, etcd's `--bump-revision --mark-compacted`), one it
+has marked compacted (410 Expired). A 410 also comes from a watch that fell behind the
+server's compaction; relisting every kind then costs a list of each, and the hold lasts
+as long as those lists take."""
+
 RELIST_HOLD_SECONDS = 0.2
 """How soon a key held while the watches relist after an API server restore is looked
 at again."""
@@ -615,10 +623,11 @@ class Controller:
 
     def _count_restart(self, kind: Kind, reason: Any) -> None:
         self.metrics.count_watch_restart(kind.kind, str(reason))
-        if reason == RestartReason.TOO_LARGE:
-            # the API server went back (restored from a backup): the versions its watches
-            # delivered before are handed out again, so neither view orders by them now;
-            # every kind relists, and no reconcile starts until all have (`_handler`)
+        if reason in _SERVER_RESTORED:
+            # the API server may have gone back (restored from a backup): the versions its
+            # watches delivered before may be handed out again, so neither view orders by
+            # them now; every kind relists, and no reconcile starts until all have
+            # (`_handler`)
             for view in (self._objects, self._ledger):
                 if view is not None:
                     view.server_went_back()
