@@ -20,7 +20,15 @@ resumed from versions the restored server has not reached, are refused (504
 `ResourceVersionTooLarge`) and relist; the relist journals what is gone as deleted and
 what is behind as `restored`, which starts a new round of keys: the deleted one is
 treated as a new life (provisioned again, Ready, registered again: the backup says it
-exists), the changed one is provisioned again with its restored spec."""
+exists), the changed one is provisioned again with its restored spec.
+
+Third: an operator that watches one kind only (Widgets, no child, no Lease), the backup
+restored with `engine apiserver restore` (the revision bumped, everything below marked
+compacted). Its watch resumes from a version below the restored revision, so no 504 can
+tell it; the bump makes that resume point compacted, the watch is 410 Expired and the one
+kind relists. Without the bump (the plain copy, its revision pushed past the resume point
+by other writes before the engine reconnects) the same watch resumes without an error and
+the restored state is never seen."""
 
 from __future__ import annotations
 
@@ -31,6 +39,8 @@ import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from uuid import uuid4
 
 import aiohttp
 import pytest
@@ -43,9 +53,17 @@ from engine.fsm.table import DELETED, READY
 from engine.journal.sqlite import SqliteJournal
 from engine.runtime.manager.controller import Controller, ControllerDeps
 from engine.runtime.manager.settings import Settings
-from engine.watchers import connect_kubeconfig
+from engine.runtime.reconcile.handler_context import Context
+from engine.runtime.reconcile.operator import CustomResource, Operator
+from engine.watchers import RestartReason, connect_kubeconfig
 from tests.integration.reconcile_support import (
+    CONFIGMAPS,
+    GROUP,
+    KIND,
     NAMESPACE,
+    PLURAL,
+    SCHEMA,
+    VERSION,
     WIDGETS,
     Api,
     ExternalService,
@@ -103,6 +121,34 @@ def _restore(copy: Path, db: Path) -> None:
     db.write_bytes(copy.read_bytes())
 
 
+def _lone_widget_operator(service: ExternalService) -> Operator:
+    """The Widget operator without its ConfigMap: one external step, one cleanup, and the
+    Widgets the only kind it watches."""
+
+    async def provision(ctx: Context) -> None:
+        size = int(ctx.spec["size"])
+
+        async def register(key: str) -> dict[str, str]:
+            service.call(key)
+            service.registered[ctx.name] = {"size": size}
+            return {"registered": ctx.name}
+
+        await ctx.effect("register", register)
+
+    async def finalize(ctx: Context) -> None:
+        async def unregister(key: str) -> None:
+            service.call(key)
+            service.registered.pop(ctx.name, None)
+
+        await ctx.effect("unregister", unregister)
+
+    return Operator(
+        resource=CustomResource(GROUP, VERSION, KIND, PLURAL, SCHEMA),
+        provision=provision,
+        finalize=finalize,
+    )
+
+
 def _restore_bumped(copy: Path, db: Path) -> None:
     """`engine apiserver restore copy --db db`: the database removed first, the backup
     written in its place with the revision bumped by the default 1,000,000."""
@@ -118,13 +164,14 @@ async def _leading(
     journal: SqliteJournal,
     settings: Settings,
     service: ExternalService | None = None,
+    operator: Operator | None = None,
 ) -> AsyncIterator[Controller]:
     """A Controller (with leader election on when `settings` say so), until the end of
-    the block."""
+    the block; `operator` (default: the Widget operator on `service`)."""
     client = await connect_kubeconfig(kubeconfig)
     controller = Controller(
         ControllerDeps(
-            operator=widget_operator(service or ExternalService()),
+            operator=operator or widget_operator(service or ExternalService()),
             settings=settings,
             api_client=client,
             journal=journal,
@@ -391,3 +438,202 @@ async def test_a_widget_the_backup_lacks_is_finalized_by_an_engine_started_after
             ), service.calls
             assert all(count == 1 for count in service.calls.values()), service.calls
     await assert_checked_and_verified(journal_path, widget_operator(ExternalService()))
+
+
+def _store_revision(db: Path) -> int:
+    """The revision the stopped server's database holds."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        (revision,) = conn.execute("SELECT revision FROM meta").fetchone()
+    return int(revision)
+
+
+async def _revision(api: Api) -> int:
+    """The server's revision: the resourceVersion of a list of the Widgets."""
+    listed = await api.get(WIDGETS)
+    assert listed is not None
+    return int(listed["metadata"]["resourceVersion"])
+
+
+async def _ready(api: Api, name: str, generation: int) -> bool:
+    widget = await api.get(f"{WIDGETS}/{name}")
+    status = (widget or {}).get("status") or {}
+    return (status.get("phase"), status.get("observedGeneration")) == (READY, generation)
+
+
+async def _state_of(journal: SqliteJournal, uid: str) -> str:
+    streams = [s for s in await journal.streams() if s.endswith(f"#{uid}")]
+    return fold(await journal.read_stream(streams[0])).state if streams else ""
+
+
+async def _restored_uids(journal: SqliteJournal) -> set[str]:
+    """The uids the journal holds a `restored` observation of."""
+    return {
+        record.stream.rsplit("#", 1)[-1]
+        async for record in journal.read_all()
+        if record.type == ev.OBSERVED and ev.parse_observation(record).restored
+    }
+
+
+def _restarts(controller: Controller, reason: RestartReason) -> float:
+    """How many times the engine's Widget watch restarted for `reason`."""
+    labels = {"kind": KIND, "reason": str(reason)}
+    found = controller.metrics.registry.get_sample_value("engine_watch_restarts_total", labels)
+    return found or 0.0
+
+
+async def _changed_after_a_backup(
+    api: Api, db: Path, copy: Path, journal: SqliteJournal, service: ExternalService
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Two Widgets Ready, the backup taken, then one created, one deleted, one's spec
+    changed, all reconciled: (deleted, changed, created) as first created."""
+    deleted = await api.create_widget("deleted-after", size=1)
+    changed = await api.create_widget("changed-after", size=1)
+    await eventually(lambda: _ready(api, "deleted-after", 1), "deleted-after Ready")
+    await eventually(lambda: _ready(api, "changed-after", 1), "changed-after Ready")
+    _backup(db, copy)
+    late = await api.create_widget("created-after", size=5)
+    await eventually(lambda: _ready(api, "created-after", 1), "created-after Ready")
+    assert await api.delete(f"{WIDGETS}/deleted-after") == 200
+    await api.merge(f"{WIDGETS}/changed-after", {"spec": {"size": 2}})
+    await eventually(lambda: _ready(api, "changed-after", 2), "changed-after Ready at 2")
+
+    async def after_backup_done() -> bool:
+        gone = await api.get(f"{WIDGETS}/deleted-after") is None
+        return gone and await _state_of(journal, deleted["metadata"]["uid"]) == DELETED
+
+    await eventually(after_backup_done, "deleted-after finalized and gone")
+    assert service.registered == {"changed-after": {"size": 2}, "created-after": {"size": 5}}
+    return deleted, changed, late
+
+
+async def test_a_lone_watched_kind_relists_after_a_restore_with_the_revision_bumped(
+    tmp_path: Path,
+) -> None:
+    """`engine apiserver restore`'s bump under an operator watching Widgets only: the
+    restored revision is past the engine's resume point before the server is even
+    started, so no 504 can come; the resume point is compacted, the watch is 410
+    Expired, the kind relists and the restored state is reconciled as after a 504."""
+    db, copy, kubeconfig = tmp_path / "api.db", tmp_path / "backup.db", tmp_path / "kubeconfig"
+    server = _Server(db, _free_port(), kubeconfig)
+    service = ExternalService()
+    operator = _lone_widget_operator(service)
+    assert operator.children == ()
+    await server.start()
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(server.stop)
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        api = Api(session, server.url)
+        await install_crd(api, operator)
+        journal_path = tmp_path / "journal.db"
+        journal = await SqliteJournal.open(journal_path, synchronous="NORMAL")
+
+        def keys_of(uid: str, step: str) -> list[str]:
+            """The keys `step` was called under for `uid`, round 0 first, by generation."""
+            found = [k for k in service.calls if k.startswith(f"{uid}:") and step in k]
+            return sorted(found, key=lambda k: (k.count(":"), k))
+
+        settings = fast_settings(tmp_path)
+        assert not settings.leader_election
+        async with (
+            _closing(journal),
+            _leading(kubeconfig, journal, settings, operator=operator) as controller,
+        ):
+            deleted, changed, late = await _changed_after_a_backup(api, db, copy, journal, service)
+            # no version the engine's watch can resume from is above this one
+            resume_at_most = await _revision(api)
+            await server.stop()
+            _restore_bumped(copy, db)
+            # past every version the old server handed out, so past the resume point,
+            # before the restored server is even started
+            assert _store_revision(db) > resume_at_most
+            await server.start()
+            assert await api.get(f"{WIDGETS}/created-after") is None  # the backup's state
+            changed_now = await api.get(f"{WIDGETS}/changed-after")
+            assert changed_now is not None
+            assert changed_now["metadata"]["generation"] == 1
+
+            async def converged() -> bool:
+                return (
+                    await _state_of(journal, late["metadata"]["uid"]) == DELETED
+                    and await _ready(api, "deleted-after", 1)
+                    and await _ready(api, "changed-after", 1)
+                    and service.registered.get("changed-after") == {"size": 1}
+                )
+
+            await eventually(converged, "the restored state reconciled", within=20)
+            await asyncio.sleep(0.5)  # room for a needless extra round, which would show below
+            # the watch was refused as compacted, never as too large
+            assert _restarts(controller, RestartReason.EXPIRED) >= 1
+            assert _restarts(controller, RestartReason.TOO_LARGE) == 0
+            # the deleted one is live again, the changed one at an older generation
+            uid = changed["metadata"]["uid"]
+            assert await _restored_uids(journal) == {deleted["metadata"]["uid"], uid}
+            assert "created-after" not in service.registered
+            assert len(keys_of(late["metadata"]["uid"], "unregister")) == 1
+            assert service.registered["deleted-after"] == {"size": 1}
+            first, again = keys_of(deleted["metadata"]["uid"], ":register")
+            assert first == f"{deleted['metadata']['uid']}:1:register"
+            assert again.startswith(f"{deleted['metadata']['uid']}:1:register:")
+            assert await _state_of(journal, deleted["metadata"]["uid"]) == READY
+            once, twice, rerun = keys_of(uid, ":register")
+            assert (once, twice) == (f"{uid}:1:register", f"{uid}:2:register")
+            assert rerun.startswith(f"{uid}:1:register:")
+            # 2 calls before the backup, 3 after it, 3 after the restore, each once
+            assert len(service.calls) == 8, service.calls
+            assert all(count == 1 for count in service.calls.values()), service.calls
+    await assert_checked_and_verified(journal_path, _lone_widget_operator(ExternalService()))
+
+
+async def test_without_the_bump_a_lone_watched_kind_misses_the_restore(tmp_path: Path) -> None:
+    """The same, the plain copy put back instead: other writes take the restored server's
+    revision past the engine's resume point before the engine reconnects (the restored
+    server is started on another port for them first). The watch then resumes without an
+    error, and the engine never learns of the restored state: the case the bump is for."""
+    db, copy, kubeconfig = tmp_path / "api.db", tmp_path / "backup.db", tmp_path / "kubeconfig"
+    server = _Server(db, _free_port(), kubeconfig)
+    service = ExternalService()
+    operator = _lone_widget_operator(service)
+    await server.start()
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(server.stop)
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        api = Api(session, server.url)
+        await install_crd(api, operator)
+        journal = await SqliteJournal.open(tmp_path / "journal.db", synchronous="NORMAL")
+        async with (
+            _closing(journal),
+            _leading(kubeconfig, journal, fast_settings(tmp_path), operator=operator) as controller,
+        ):
+            _, _, late = await _changed_after_a_backup(api, db, copy, journal, service)
+            resume_at_most = await _revision(api)
+            await server.stop()
+            _restore(copy, db)
+            aside = _Server(db, _free_port(), tmp_path / "aside.kubeconfig")
+            await aside.start()
+            try:
+                other = Api(session, aside.url)
+                assert await _revision(other) < resume_at_most  # a watch would be 504 now
+                filler = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "filler"}}
+                status, _ = await other.request("POST", CONFIGMAPS, filler)
+                assert status == 201
+                while await _revision(other) <= resume_at_most:
+                    await other.merge(f"{CONFIGMAPS}/filler", {"data": {"n": str(uuid4())}})
+            finally:
+                await aside.stop()
+            await server.start()
+            assert await _revision(api) > resume_at_most  # before the engine reconnects
+            await api.create_widget("canary", size=7)
+            await eventually(lambda: _ready(api, "canary", 1), "the watch resumed")
+            await asyncio.sleep(0.5)
+            # resumed without an error: nothing relisted, nothing of the restore journaled
+            assert _restarts(controller, RestartReason.EXPIRED) == 0
+            assert _restarts(controller, RestartReason.TOO_LARGE) == 0
+            assert await _restored_uids(journal) == set()
+            assert await api.get(f"{WIDGETS}/created-after") is None
+            assert await _state_of(journal, late["metadata"]["uid"]) == READY
+            assert await api.get(f"{WIDGETS}/deleted-after") is not None
+            assert service.registered == {
+                "changed-after": {"size": 2},
+                "created-after": {"size": 5},
+                "canary": {"size": 7},
+            }
