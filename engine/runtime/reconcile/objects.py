@@ -148,6 +148,17 @@ class PrimaryView:
             self._order.restart(key)
         return self._hold(key, current, Entry(obj=obj, exists=exists))
 
+    def listing(self, obj: Mapping[str, Any], *, exists: bool = True) -> Entry:
+        """The entry `observed(obj, exists=exists, listed=True)` would hold, without holding
+        it (a relist is the server's current state: it replaces whatever is held, except
+        that a deletion of the same uid still wins)."""
+        if not isinstance(obj.get("status") or {}, Mapping):
+            obj = {name: value for name, value in obj.items() if name != "status"}
+        current = self._entries.get(ObjectRef.of(obj).key)
+        if current is not None and current.uid == _uid(obj) and exists and not current.exists:
+            return current
+        return Entry(obj=obj, exists=exists)
+
     def _hold(self, key: str, current: Entry | None, entry: Entry) -> Entry:
         if current is not None and current.uid != entry.uid:
             self._by_uid.pop(current.uid, None)

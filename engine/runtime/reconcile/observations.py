@@ -248,6 +248,12 @@ class Observer:
         deps = self._deps
         deleted = change.type is ChangeType.DELETED
         listed = change.origin is ChangeOrigin.RELIST
+        # a listing is checked against the journal (a fold, which may wait on the
+        # journal) before the view holds it: from the moment the view holds a change
+        # until its observation is queued for the journal nothing may run, or a reconcile
+        # reading the view could journal the change first (replay feeds the view only
+        # from what the watch journaled)
+        behind = listed and await self._behind(change.obj, exists=not deleted)
         entry = deps.view.observed(change.obj, exists=not deleted, listed=listed)
         key = ObjectRef.of(entry.obj).key
         if not entry.uid:
@@ -259,7 +265,7 @@ class Observer:
             child_drift=deps.ledger.drift(entry.uid),
         )
         unchanged = deps.log.is_last(stream, observation)
-        if listed and not unchanged and await deps.log.behind(stream, observation):
+        if behind and not unchanged:
             observation = replace(observation, restored=True)
         if unchanged:
             # unchanged since it was last journaled (a relist, a resync, the echo of the
@@ -273,6 +279,23 @@ class Observer:
             deps.on_observed(key, entry.obj, f"Observed {change.type.value}")
         if appended or change.type is not ChangeType.MODIFIED:
             deps.enqueue(key)
+
+    async def _behind(self, obj: Mapping[str, Any], *, exists: bool) -> bool:
+        """Whether the listing of `obj` is behind the journal (`ObservationLog.behind`),
+        asked of the entry the view would hold for it, before it holds it."""
+        deps = self._deps
+        entry = deps.view.listing(obj, exists=exists)
+        if not entry.uid:
+            return False
+        stream = str(StreamId.of(self._kind, entry.obj))
+        observation = observation_of(
+            entry,
+            finalizer=deps.operator.finalizer_name,
+            child_drift=deps.ledger.drift(entry.uid),
+        )
+        if deps.log.is_last(stream, observation):
+            return False
+        return await deps.log.behind(stream, observation)
 
     async def _journal(
         self, change: Change, entry: Entry, stream: str, observation: Observation
