@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from engine.apiserver.store.storage import (
     Compacted,
     StaleWrite,
     Store,
+    StoreClosed,
     Write,
 )
 
@@ -169,3 +172,61 @@ async def test_updates_deletes_and_a_recreate_leave_one_row_per_key_as_last_writ
     assert reopened.get("/cm/ns/a")["data"] == {"k": "3"}  # type: ignore[index]
     assert reopened.get("/cm/ns/b")["metadata"]["uid"] == "uid-b2"  # type: ignore[index]
     await reopened.close()
+
+
+async def test_a_commit_after_close_fails_with_store_closed_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "closed.db")
+    store = await Store.open(path)
+    await store.commit([Write("/cm/ns/a", obj("a"), 0)])
+    await store.close()
+    with pytest.raises(StoreClosed):
+        await store.commit([Write("/cm/ns/b", obj("b"), 0)])
+    await store.close()  # a second close is harmless
+    reopened = await Store.open(path)
+    assert reopened.get("/cm/ns/b") is None
+    assert reopened.revision == 1
+    await reopened.close()
+
+
+RACE = """
+import asyncio, os, sys
+from engine.apiserver.store.storage import Store, StoreClosed, Write
+
+async def main(folder):
+    for round in range(60):
+        store = await Store.open(os.path.join(folder, f"{round}.db"))
+
+        async def writer(key):
+            while True:
+                current = store.get(key)
+                rv = int(current["metadata"]["resourceVersion"]) if current else 0
+                try:
+                    await store.commit([Write(key, {"metadata": {"name": "x"}}, rv)])
+                except StoreClosed:
+                    return "closed"
+                await asyncio.sleep(0)
+
+        writers = [asyncio.create_task(writer(f"/cm/ns/{k}")) for k in range(4)]
+        await asyncio.sleep(0.005)
+        await store.close()
+        ended = await asyncio.wait_for(asyncio.gather(*writers), 5)
+        assert ended == ["closed"] * 4, ended
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_writers_racing_the_close_end_with_store_closed_and_never_crash_the_process(
+    tmp_path: Path,
+) -> None:
+    # before the fix, a commit made while aiosqlite's thread closed the connection wrote
+    # on it from the loop's thread and the process died of a segmentation fault
+    done = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", RACE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]

@@ -25,6 +25,7 @@ from engine.apiserver.http.security import Security, SecurityOptions, build_secu
 from engine.apiserver.schema import openapi
 from engine.apiserver.store.api_context import ApiContext
 from engine.apiserver.store.errors import ApiError, dumps, status_body
+from engine.apiserver.store.storage import StoreClosed
 
 LOG = logging.getLogger(__name__)
 AUDIT_LOG_KEY = web.AppKey("audit_log", AuditLog)
@@ -65,6 +66,8 @@ async def status_errors(request: web.Request, handler: Handler) -> web.StreamRes
         return _error_response(http.status, status_body(http.status, message, reason=reason))
     except (ConnectionResetError, asyncio.CancelledError):
         raise
+    except StoreClosed as closed:  # the server is stopping: a client retries elsewhere
+        return _error_response(503, status_body(503, str(closed), reason="ServiceUnavailable"))
     except Exception as unexpected:  # a bug: still answer with a Status, and log it
         LOG.exception("internal error serving %s %s", request.method, request.path)
         message = f"internal error: {type(unexpected).__name__}: {unexpected}"

@@ -108,6 +108,10 @@ class ForeignDatabase(Exception):
     """The SQLite file belongs to something else (it has tables, but not the server's)."""
 
 
+class StoreClosed(Exception):
+    """The store was closed (the server is stopping): the write was not made."""
+
+
 class Compacted(Exception):
     """The requested revision is older than the retained change log."""
 
@@ -141,6 +145,7 @@ class Store:
         self.compacted = 0
         self._since_compaction = 0
         self._since_checkpoint = 0
+        self._closed = False
 
     @classmethod
     async def open(cls, path: str, *, retention: int = 10_000) -> Store:
@@ -177,12 +182,20 @@ class Store:
 
     async def close(self) -> None:
         """Finish the pending commits, close the database and tell every subscriber (a
-        change of type CLOSED)."""
+        change of type CLOSED).
+
+        A commit that arrives once closing began fails with StoreClosed: a commit writes on
+        the event loop's thread, and one made while aiosqlite's thread closes the
+        connection would use it as it is freed (a crash of the whole process)."""
+        if self._closed:
+            return
+        self._closed = True
         if self._committer is not None:
             await asyncio.gather(self._committer, return_exceptions=True)
         for queue in tuple(self._subscribers):
             queue.put_nowait(Change(-1, CLOSED, "", {}))
-        await self._conn.close()
+        async with self._lock:  # no read or checkpoint of this connection still runs
+            await self._conn.close()
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The stored object at `key` (shared: callers must not mutate it)."""
@@ -227,6 +240,8 @@ class Store:
         against the state the ones before it leave, and a stale one fails alone; none
         returns before the transaction holding it has committed.
         """
+        if self._closed:
+            raise StoreClosed("the store is closed: the API server is stopping")
         if not writes:
             return []
         done: asyncio.Future[list[Change]] = asyncio.get_running_loop().create_future()
