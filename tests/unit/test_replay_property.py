@@ -141,6 +141,10 @@ async def _scenario(ops: list[Op]) -> None:
     assert report.compared == len([r for r in records if not is_external(r)]), ops
 
 
+# a resource waiting for a dependency that never comes fails the same way 50 times, then
+# its spec changes: the change ends the collapsed run, which journals its newest repeat
+# first; replay counted the repeat before it as held too and ran on to attempt 65
+@example(ops=[("create", 0, 5), ("settle", 0, 0), ("update", 0, 0)])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(operations)
 def test_any_sequence_of_operations_replays_without_divergence(ops: list[Op]) -> None:

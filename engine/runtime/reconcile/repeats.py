@@ -217,6 +217,15 @@ class RepeatCollapser:
         run = self._runs.get(stream)
         if run is None:
             return 0
+        current = run.current
+        if (
+            current is not None
+            and current.candidate
+            and len(current.events) == len(run.reference or [])
+        ):
+            # the attempt going on repeated in full: the append that ends the run drops
+            # the newest repeat before it and journals this one (see `_plan`)
+            return len(current.events) - current.written
         return sum(
             len(attempt.events) - attempt.written
             for attempt in (run.newest, run.current)
