@@ -194,6 +194,29 @@ async def test_drift_journaled_after_a_write_is_not_answered_to_the_pass_before_
     assert report.compared == len([r for r in records if not is_external(r)])
 
 
+async def test_a_pass_that_reads_the_watchs_deletion_as_it_is_fed_takes_the_drift_after_it() -> (
+    None
+):
+    """(D12) One Site's stream of a soak's journal. The cleanup succeeded (30703), the
+    watch journaled the deletion with no drift (30709), and the pass after the cleanup
+    journaled the object gone with its children drifted (30714: the garbage collector took
+    them), then took Finalizing → Deleted. Replay feeds the deletion to its view before its
+    append has its turn; the pass read the view in that moment and was answered the drift
+    of the deletion being fed, so its observation equalled it and journaled nothing ("the
+    journal has Observed here, the code takes Finalizing → Deleted"). A pass's drift now
+    passes over the watch's observations next on the stream (its own append comes after
+    them)."""
+    records = _export(JOURNALS / "soak_drift_after_the_watch_saw_the_deletion.jsonl")
+    by_position = {r.position: r for r in records}
+    deleted, gone = by_position[30709], by_position[30714]
+    assert (deleted.data["watch_event"], deleted.data["child_drift"]) == ("deleted", False)
+    assert (gone.data["watch_event"], gone.data["child_drift"]) == ("reconcile", True)
+    assert deleted.data["resource_version"] == gone.data["resource_version"]
+    report = await replay_through_loop(records, load_operator(None))
+    assert report.divergence is None, report.divergence
+    assert report.compared == len([r for r in records if not is_external(r)])
+
+
 def _carried_over_relist() -> list[Record]:
     return _export(JOURNALS / "soak_relist_of_an_object_carried_over.jsonl")
 
