@@ -165,6 +165,11 @@ class ChunkPool:
         self._workers = workers
         self._chunk = chunk
 
+    @property
+    def spool(self) -> Path:
+        """The directory the workers hand their chunks' texts over in (removed on exit)."""
+        return self._spool
+
     def __enter__(self) -> ChunkPool:
         return self
 
