@@ -31,16 +31,25 @@ _set = object.__setattr__
 def decode_data(text: str) -> Any:
     """`json.loads(text)`, faster where that gives the same value.
 
-    orjson's value is kept when it encodes back to `text` itself (sorted keys, compact:
-    the canonical form of every stored payload); a huge integer read as a float, or a
-    float orjson writes differently, does not, and the stdlib decodes it instead.
+    orjson's value is kept when orjson writes it back as `text` itself: then every
+    integer in it fits 64 bits (a longer one orjson reads as a float, which it writes
+    with a fraction or an exponent) and every float is in its shortest round-trip form,
+    which any correctly rounded reader, the stdlib's included, reads as the same float.
+    Keys keep the text's order in both readers, so the keys need not be sorted for the
+    comparison (sorting them cost a third of the decode); a duplicate key makes the text
+    longer than orjson's and so goes to the stdlib. Anything else (what orjson refuses,
+    such as a lone surrogate; a float written otherwise; arrays or objects nested deeper
+    than orjson writes) is decoded by the stdlib.
     """
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
         return json.loads(text)  # it may accept it (a lone surrogate) or say why not
-    if orjson.dumps(value, option=orjson.OPT_SORT_KEYS) == text.encode():
-        return value
+    try:
+        if orjson.dumps(value) == text.encode():
+            return value
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes (it reads deeper)
+        pass
     return json.loads(text)
 
 
@@ -124,7 +133,14 @@ class RowDecoder:
         position, stream, version, type_, schema, at, data, key, trace, span, term, digest = row[
             :12
         ]
-        if checksum(previous, row) != digest:
+        # `checksum`, inline: the columns are unpacked once, for both (a replay's hot path)
+        hashed = _SHA256.copy()
+        hashed.update(
+            f"{previous}\x00{position}\x00{stream}\x00{version}\x00{type_}\x00{schema}\x00{at}\x00"
+            f"{_NONE if key is None else key}\x00{_NONE if trace is None else trace}\x00"
+            f"{_NONE if span is None else span}\x00{term}\x00{data}".encode()
+        )
+        if hashed.hexdigest() != digest:
             raise CorruptJournal(self._where, "the record's checksum does not match", position)
         try:
             moment = self._moments.get(at)

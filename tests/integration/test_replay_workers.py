@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,6 +58,20 @@ def test_two_workers_write_the_bytes_one_process_writes(journal: Path) -> None:
     assert split_table == alone_table
     assert alone_json.count('"stream": ') == RESOURCES
     assert alone_json.count('"to": "Deleted"') == RESOURCES  # every lifecycle, whole
+
+
+def test_chunks_pass_through_the_spool_or_without_it_through_the_pipe(journal: Path) -> None:
+    with StreamHistory(journal) as history:
+        alone = "".join(table_chunks(stream_timelines(history, history.streams()), width=90))
+        with ChunkPool(journal, 2, chunk=CHUNK) as pool:
+            spool = pool.spool
+            assert spool.is_dir()
+            assert "".join(pool.texts(history.streams(), Rendering("table", 90))) == alone
+            assert not any(spool.iterdir())  # each chunk's file is removed once read
+        assert not spool.exists()
+        with ChunkPool(journal, 2, chunk=CHUNK) as pool:
+            shutil.rmtree(pool.spool)  # a spool gone (or full): the workers send the text
+            assert "".join(pool.texts(history.streams(), Rendering("table", 90))) == alone
 
 
 def test_a_record_a_worker_cannot_fold_is_one_clear_line(tmp_path: Path) -> None:
