@@ -215,15 +215,14 @@ class Recording:
         return str(following.data.get("resource_version") or "") or current
 
     def drift(self, owner_uid: str, resource_version: str | None = None) -> bool:
-        """Whether the owner's children had drifted at this point of the run, as a
-        reconcile pass sees it (only a reconcile asks: the watch's observations are fed
-        with their journaled drift). The watch's observations next on the stream come
-        first (the pass's own append waits until they are reproduced), so they are passed
-        over; then it is what the next record says when it is an observation of the object
-        at `resource_version` (the pass that journaled it saw the drift change), else what
-        the last observation journaled before it says (drift that did not change was not
-        journaled again; and a pass that looks at the object before a write of its own,
-        whose answer the next observation shows, saw the drift as it was).
+        """Whether the owner's children had drifted at this point of the run: what the
+        stream's next record says when it is an observation of the object at
+        `resource_version` (the pass that journaled it saw the drift change), else what
+        the last observation journaled says (drift that did not change was not journaled
+        again; and a pass that looks at the object before a write of its own, whose
+        answer the next observation shows, saw the drift as it was). When the next record
+        is the watch's and the one after it a reconcile's observation of that version,
+        the pass is the one that journaled it, after the watch's: its drift is that one's.
 
         Once the stream went Deleted, a watch's observation next is not answered to the
         pass before it: live, that pass settled and the engine forgot the object and its
@@ -233,14 +232,22 @@ class Recording:
             return False
         records = self._streams.get(stream, [])
         index = self._cursor.get(stream, 0)
-        last = self._last_observed.get(stream)
-        if stream not in self._closed:
-            # the watch's observation being fed now (or next), which the live pass read
-            # the object after: live, the pass's observation came after it
-            while index < len(records) and is_external(records[index]):
-                last = records[index]
-                index += 1
-        following = records[index] if index < len(records) else None
+        if stream not in self._closed and index + 1 < len(records):
+            fed, own = records[index], records[index + 1]
+            if (
+                is_external(fed)
+                and own.type == ev.OBSERVED
+                and not is_external(own)
+                and (
+                    resource_version is None
+                    or str(own.data.get("resource_version") or "") == resource_version
+                )
+            ):
+                # the watch's observation next (being fed, or the echo of the pass's own
+                # write), then a reconcile's of the same version: live, the pass looked
+                # after the sink journaled the watch's, and journaled what it saw
+                return bool(own.data.get("child_drift"))
+        following = self.next_of(stream)
         if (
             following is not None
             and following.type == ev.OBSERVED
@@ -251,6 +258,7 @@ class Recording:
             )
         ):
             return bool(following.data.get("child_drift"))
+        last = self._last_observed.get(stream)
         return bool(last is not None and last.data.get("child_drift"))
 
     def answer_unjournaled(self, stream: str, status: Mapping[str, Any]) -> bool:
