@@ -65,19 +65,23 @@ class ExternalService:
         self.calls[key] = self.calls.get(key, 0) + 1
 
 
-def widget_operator(service: ExternalService) -> Operator:
+def widget_operator(service: ExternalService, *, config_map: bool = True) -> Operator:
+    """The Widget operator: a ConfigMap child and one external step, one cleanup. With
+    `config_map` False it has no child and the Widgets are the only kind it watches."""
+
     async def provision(ctx: Context) -> None:
         size = int(ctx.spec["size"])
         if size == service.refuse_size:
             raise PermanentError(f"size {size} is reserved; pick another size")
-        await ctx.apply_child(
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {"name": f"{ctx.name}-config", "labels": {"app": ctx.name}},
-                "data": {"size": str(size), "message": str(ctx.spec.get("message", ""))},
-            }
-        )
+        if config_map:
+            await ctx.apply_child(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": f"{ctx.name}-config", "labels": {"app": ctx.name}},
+                    "data": {"size": str(size), "message": str(ctx.spec.get("message", ""))},
+                }
+            )
         if ctx.spec.get("external", True):
 
             async def register(key: str) -> dict[str, Any]:
@@ -101,7 +105,7 @@ def widget_operator(service: ExternalService) -> Operator:
         resource=CustomResource(GROUP, VERSION, KIND, PLURAL, SCHEMA),
         provision=provision,
         finalize=finalize,
-        children=(ChildKind("", "v1", "ConfigMap", "configmaps"),),
+        children=(ChildKind("", "v1", "ConfigMap", "configmaps"),) if config_map else (),
     )
 
 

@@ -53,17 +53,12 @@ from engine.fsm.table import DELETED, READY
 from engine.journal.sqlite import SqliteJournal
 from engine.runtime.manager.controller import Controller, ControllerDeps
 from engine.runtime.manager.settings import Settings
-from engine.runtime.reconcile.handler_context import Context
-from engine.runtime.reconcile.operator import CustomResource, Operator
+from engine.runtime.reconcile.operator import Operator
 from engine.watchers import RestartReason, connect_kubeconfig
 from tests.integration.reconcile_support import (
     CONFIGMAPS,
-    GROUP,
     KIND,
     NAMESPACE,
-    PLURAL,
-    SCHEMA,
-    VERSION,
     WIDGETS,
     Api,
     ExternalService,
@@ -119,34 +114,6 @@ def _restore(copy: Path, db: Path) -> None:
     for suffix in ("-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     db.write_bytes(copy.read_bytes())
-
-
-def _lone_widget_operator(service: ExternalService) -> Operator:
-    """The Widget operator without its ConfigMap: one external step, one cleanup, and the
-    Widgets the only kind it watches."""
-
-    async def provision(ctx: Context) -> None:
-        size = int(ctx.spec["size"])
-
-        async def register(key: str) -> dict[str, str]:
-            service.call(key)
-            service.registered[ctx.name] = {"size": size}
-            return {"registered": ctx.name}
-
-        await ctx.effect("register", register)
-
-    async def finalize(ctx: Context) -> None:
-        async def unregister(key: str) -> None:
-            service.call(key)
-            service.registered.pop(ctx.name, None)
-
-        await ctx.effect("unregister", unregister)
-
-    return Operator(
-        resource=CustomResource(GROUP, VERSION, KIND, PLURAL, SCHEMA),
-        provision=provision,
-        finalize=finalize,
-    )
 
 
 def _restore_bumped(copy: Path, db: Path) -> None:
@@ -516,7 +483,7 @@ async def test_a_lone_watched_kind_relists_after_a_restore_with_the_revision_bum
     db, copy, kubeconfig = tmp_path / "api.db", tmp_path / "backup.db", tmp_path / "kubeconfig"
     server = _Server(db, _free_port(), kubeconfig)
     service = ExternalService()
-    operator = _lone_widget_operator(service)
+    operator = widget_operator(service, config_map=False)
     assert operator.children == ()
     await server.start()
     async with contextlib.AsyncExitStack() as stack:
@@ -581,7 +548,9 @@ async def test_a_lone_watched_kind_relists_after_a_restore_with_the_revision_bum
             # 2 calls before the backup, 3 after it, 3 after the restore, each once
             assert len(service.calls) == 8, service.calls
             assert all(count == 1 for count in service.calls.values()), service.calls
-    await assert_checked_and_verified(journal_path, _lone_widget_operator(ExternalService()))
+    await assert_checked_and_verified(
+        journal_path, widget_operator(ExternalService(), config_map=False)
+    )
 
 
 async def test_without_the_bump_a_lone_watched_kind_misses_the_restore(tmp_path: Path) -> None:
@@ -592,7 +561,7 @@ async def test_without_the_bump_a_lone_watched_kind_misses_the_restore(tmp_path:
     db, copy, kubeconfig = tmp_path / "api.db", tmp_path / "backup.db", tmp_path / "kubeconfig"
     server = _Server(db, _free_port(), kubeconfig)
     service = ExternalService()
-    operator = _lone_widget_operator(service)
+    operator = widget_operator(service, config_map=False)
     await server.start()
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(server.stop)

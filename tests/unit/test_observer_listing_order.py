@@ -1,14 +1,13 @@
 """A listing is journaled before the view holds it: the check of a listed object against
 the journal (`ObservationLog.behind`, a fold that waits on the journal) runs first, so a
 reconcile reading the view never journals a listed change ahead of the watch's own
-observation of it (replay feeds its view only from the watch's journaled observations;
-a reconcile's observation of a change the watch journaled after it diverged: D12, D13)."""
+observation of it (replay feeds its view only from the watch's journaled observations,
+so a reconcile's observation of a change the watch journaled after it would diverge)."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from engine.bench.shard_operator import CHORE, OPERATOR
 from engine.clock import FakeClock
@@ -26,18 +25,9 @@ from engine.runtime.reconcile.observations import (
 )
 from engine.runtime.reconcile.streams import StreamWriter
 from engine.watchers import Change, ChangeOrigin, ChangeType
+from tests.support.chores import chore
 
 KEY = "default/c-1"
-
-
-def chore(version: int, generation: int) -> dict[str, Any]:
-    return {
-        "apiVersion": CHORE.api_version,
-        "kind": CHORE.kind,
-        "metadata": {"name": "c-1", "namespace": "default", "uid": "u-1",
-                     "resourceVersion": str(version), "generation": generation},
-        "spec": {"round": generation},
-    }  # fmt: skip
 
 
 async def test_a_reconcile_reading_the_view_journals_after_the_listing(tmp_path: Path) -> None:

@@ -17,18 +17,9 @@ from engine.runtime.reconcile.observations import ObservationLog, Observer, Obse
 from engine.runtime.reconcile.streams import StreamWriter
 from engine.runtime.sharding.observer import ShardedObserver
 from engine.watchers import Change, ChangeOrigin, ChangeType
+from tests.support.chores import chore
 
 KEY = "default/c-1"
-
-
-def chore(version: int, generation: int) -> dict[str, Any]:
-    return {
-        "apiVersion": CHORE.api_version,
-        "kind": CHORE.kind,
-        "metadata": {"name": "c-1", "namespace": "default", "uid": "u-1",
-                     "resourceVersion": str(version), "generation": generation},
-        "spec": {"round": generation},
-    }  # fmt: skip
 
 
 def change(obj: dict[str, Any], kind: ChangeType = ChangeType.MODIFIED) -> Change:
